@@ -1,0 +1,64 @@
+/** Who is calling the webhook: the cluster id and token carried in the URL path. Pure. */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { BlockList, isIP } from "node:net";
+import { isDns1123Label } from "./cluster-record.ts";
+
+export interface WebhookCaller {
+  readonly clusterId: string;
+  readonly token: string;
+}
+
+// 256 random bits are 43 base64url characters; longer tokens are accepted, padding is not.
+const WEBHOOK_PATH = /^\/v1\/clusters\/([^/]{1,63})\/([A-Za-z0-9_-]{43,512})$/;
+
+/** Reads `/v1/clusters/<cluster-id>/<token>`; anything else is not a caller. */
+export function parseWebhookPath(rawPath: string): WebhookCaller | undefined {
+  const match = WEBHOOK_PATH.exec(rawPath);
+  if (!match) return undefined;
+  const [, clusterId, token] = match;
+  if (clusterId === undefined || token === undefined || !isDns1123Label(clusterId))
+    return undefined;
+  return { clusterId, token };
+}
+
+export function sha256Hex(value: string): string {
+  return createHash("sha256").update(value, "utf8").digest("hex");
+}
+
+/**
+ * True when the token's SHA-256 equals one of the stored hashes. Every hash is compared, in
+ * constant time, so timing tells nothing about which one (if any) matched.
+ */
+export function tokenMatches(token: string, storedSha256Hex: readonly string[]): boolean {
+  const presented = createHash("sha256").update(token, "utf8").digest();
+  let matched = false;
+  for (const stored of storedSha256Hex) {
+    const expected = Buffer.from(stored, "hex");
+    if (expected.length === presented.length && timingSafeEqual(expected, presented))
+      matched = true;
+  }
+  return matched;
+}
+
+/** True when no CIDRs are configured, or the source address lies in one of them. */
+export function sourceAllowed(
+  sourceIp: string | undefined,
+  cidrs: readonly string[] | undefined,
+): boolean {
+  if (cidrs === undefined || cidrs.length === 0) return true;
+  if (sourceIp === undefined) return false;
+  const family = isIP(sourceIp);
+  if (family === 0) return false;
+  const allowed = new BlockList();
+  for (const cidr of cidrs) {
+    const [network = "", prefix = ""] = cidr.split("/");
+    allowed.addSubnet(network, Number(prefix), isIP(network) === 6 ? "ipv6" : "ipv4");
+  }
+  return allowed.check(sourceIp, family === 6 ? "ipv6" : "ipv4");
+}
+
+export type AuthFailure =
+  | "malformed-path"
+  | "unknown-cluster"
+  | "wrong-token"
+  | "source-not-allowed";

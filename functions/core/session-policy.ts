@@ -1,0 +1,29 @@
+/** The STS session policy that narrows an assumed role to a cluster's repositories. Pure. */
+
+// What kubelet needs to pull, and what GetAuthorizationToken needs to mint the token at all.
+const PULL_ACTIONS = [
+  "ecr:BatchGetImage",
+  "ecr:GetDownloadUrlForLayer",
+  "ecr:BatchCheckLayerAvailability",
+];
+
+// STS rejects packed session policies above 2,048 characters.
+export const MAX_SESSION_POLICY_CHARS = 2048;
+
+/** The policy JSON for `repositories`, or undefined when the cluster is not narrowed. */
+export function sessionPolicyFor(repositories: readonly string[] | undefined): string | undefined {
+  if (repositories === undefined || repositories.length === 0) return undefined;
+  const policy = JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+      { Effect: "Allow", Action: PULL_ACTIONS, Resource: [...repositories].sort() },
+    ],
+  });
+  if (policy.length > MAX_SESSION_POLICY_CHARS) {
+    throw new RangeError(
+      `the session policy for ${repositories.length} repositories is ${policy.length} characters; STS allows ${MAX_SESSION_POLICY_CHARS}: use wildcards such as arn:aws:ecr:<region>:<account>:repository/team-a/*`,
+    );
+  }
+  return policy;
+}

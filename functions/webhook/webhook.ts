@@ -1,0 +1,252 @@
+/**
+ * The webhook's request pipeline: authenticate the cluster, decode the AdmissionReview, decide,
+ * fetch tokens, answer with a patch. Everything it calls out to is passed in, so tests and the
+ * local function-URL server run exactly this code.
+ */
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { STSClient } from "@aws-sdk/client-sts";
+import { ClusterRecordStore } from "../adapters/cluster-records.ts";
+import { CredentialError, type EcrToken, EcrTokenProvider } from "../adapters/ecr-tokens.ts";
+import { decideAdmission, secretChanges } from "../core/admission.ts";
+import {
+  type AdmissionRequest,
+  type AdmissionResponse,
+  allow,
+  allowWithPatch,
+  decodeAdmissionReview,
+  deny,
+  reviewResponse,
+} from "../core/admission-review.ts";
+import { type AuthFailure, parseWebhookPath, sourceAllowed, tokenMatches } from "../core/auth.ts";
+import type { ClusterRecord } from "../core/cluster-record.ts";
+import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
+import { buildSecretPatch } from "../core/patch.ts";
+import { type EcrRegistry, regionsOf } from "../core/registries.ts";
+import { earliest } from "../core/time.ts";
+import { count, createTelemetry, type Telemetry } from "../telemetry.ts";
+import {
+  FORBIDDEN,
+  type FunctionUrlEvent,
+  type FunctionUrlResult,
+  json,
+  readBody,
+} from "./http.ts";
+
+export interface WebhookDependencies {
+  readonly config: WebhookConfig;
+  readonly records: ClusterRecordStore;
+  readonly tokens: EcrTokenProvider;
+  readonly telemetry: Telemetry;
+  readonly now: () => number;
+}
+
+export interface InvocationContext {
+  readonly awsRequestId?: string;
+}
+
+export type Webhook = (
+  event: FunctionUrlEvent,
+  context?: InvocationContext,
+) => Promise<FunctionUrlResult>;
+
+export function createWebhook(deps: WebhookDependencies): Webhook {
+  return async (event, context) => {
+    try {
+      return await serve(event, deps, context?.awsRequestId ?? "local");
+    } finally {
+      deps.telemetry.metrics.publishStoredMetrics();
+    }
+  };
+}
+
+/** The production wiring: AWS SDK clients with the function's own credentials and region. */
+export function createWebhookFromEnv(env: Readonly<Record<string, string | undefined>>): Webhook {
+  const config = webhookConfigFromEnv(env);
+  const now = Date.now;
+  return createWebhook({
+    config,
+    now,
+    telemetry: createTelemetry("ecr-anywhere-webhook"),
+    records: new ClusterRecordStore({
+      client: new SecretsManagerClient({}),
+      namePrefix: config.clusterRecordPrefix,
+      ttlMs: config.recordTtlMs,
+      now,
+    }),
+    tokens: new EcrTokenProvider({
+      sts: new STSClient({}),
+      now,
+      assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
+    }),
+  });
+}
+
+async function serve(
+  event: FunctionUrlEvent,
+  deps: WebhookDependencies,
+  requestId: string,
+): Promise<FunctionUrlResult> {
+  const { config, telemetry } = deps;
+  const { logger, metrics } = telemetry;
+  // One deadline for every AWS call of this request keeps the answer inside the API server's timeout.
+  const signal = AbortSignal.timeout(config.admissionBudgetMs);
+
+  const rejectCaller = (
+    reason: AuthFailure | "invalid-record",
+    detail?: string,
+  ): FunctionUrlResult => {
+    count(metrics, "AuthFailures");
+    const log = reason === "invalid-record" ? logger.error.bind(logger) : logger.warn.bind(logger);
+    log("webhook caller rejected", {
+      reason,
+      detail,
+      sourceIp: event.requestContext.http.sourceIp,
+    });
+    return FORBIDDEN;
+  };
+
+  if (event.requestContext.http.method !== "POST")
+    return json(405, { message: "Method Not Allowed" });
+  const caller = parseWebhookPath(event.rawPath);
+  if (caller === undefined) return rejectCaller("malformed-path");
+  const body = readBody(event, config.maxBodyBytes);
+  if (!body.ok) return body.result;
+
+  let lookup: Awaited<ReturnType<ClusterRecordStore["lookup"]>>["value"];
+  try {
+    lookup = (await deps.records.lookup(caller.clusterId, signal)).value;
+  } catch (error) {
+    count(metrics, "RecordLookupErrors");
+    logger.error("cannot read the cluster record", {
+      clusterId: caller.clusterId,
+      error: errorSummary(error),
+    });
+    return json(503, { message: "Service Unavailable" });
+  }
+  if (!lookup.found) {
+    return rejectCaller(
+      lookup.reason === "missing" ? "unknown-cluster" : "invalid-record",
+      lookup.detail,
+    );
+  }
+  const record = lookup.record;
+  if (!tokenMatches(caller.token, record.webhookTokenSha256))
+    return rejectCaller("wrong-token", record.clusterId);
+  if (!sourceAllowed(event.requestContext.http.sourceIp, record.allowedSourceCidrs)) {
+    return rejectCaller("source-not-allowed", record.clusterId);
+  }
+
+  metrics.addDimension("ClusterId", record.clusterId);
+  const decoded = decodeAdmissionReview(body.text);
+  if (!decoded.ok) {
+    logger.warn("malformed AdmissionReview", { clusterId: record.clusterId, error: decoded.error });
+    return json(400, { message: `Malformed AdmissionReview: ${decoded.error}` });
+  }
+  count(metrics, "Admissions");
+  const request = decoded.value;
+  const startedAt = deps.now();
+  let response: AdmissionResponse;
+  try {
+    response = await admit(request, record, deps, signal);
+  } catch (error) {
+    logger.error("admission failed unexpectedly", {
+      clusterId: record.clusterId,
+      error: errorSummary(error),
+    });
+    response = deny(
+      request.uid,
+      500,
+      `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
+    );
+  }
+  if (!response.allowed) count(metrics, "Denials");
+  if (response.patch !== undefined) count(metrics, "Mutations");
+  logger.info("admission", {
+    clusterId: record.clusterId,
+    uid: request.uid,
+    operation: request.operation,
+    namespace: request.namespace,
+    name: request.name,
+    dryRun: request.dryRun === true,
+    outcome: response.patch !== undefined ? "mutated" : response.allowed ? "allowed" : "denied",
+    status: response.status,
+    durationMs: deps.now() - startedAt,
+  });
+  return json(200, reviewResponse(response));
+}
+
+async function admit(
+  request: AdmissionRequest,
+  record: ClusterRecord,
+  deps: WebhookDependencies,
+  signal: AbortSignal,
+): Promise<AdmissionResponse> {
+  const decision = decideAdmission(request, record.registries, deps.config.names);
+  switch (decision.kind) {
+    case "ignore":
+      return allow(request.uid);
+    case "deny":
+      return deny(request.uid, decision.code, decision.message);
+    case "mutate": {
+      const tokens = await tokensFor(decision.registries, record, deps, signal);
+      if (tokens instanceof CredentialError) {
+        return deny(request.uid, tokens.status, `ecr-anywhere: ${tokens.message}`);
+      }
+      const byRegion = new Map(tokens.map((token) => [token.region, token]));
+      const credentials = decision.registries.flatMap((registry) => {
+        const token = byRegion.get(registry.region);
+        return token
+          ? [{ host: registry.host, username: token.username, password: token.password }]
+          : [];
+      });
+      const expiresAtMs = earliest(tokens.map((token) => token.expiresAtMs));
+      const changes = secretChanges(
+        decision.secret,
+        credentials,
+        expiresAtMs,
+        deps.now(),
+        deps.config.names,
+      );
+      return allowWithPatch(request.uid, buildSecretPatch(decision.secret, changes));
+    }
+  }
+}
+
+async function tokensFor(
+  registries: readonly EcrRegistry[],
+  record: ClusterRecord,
+  deps: WebhookDependencies,
+  signal: AbortSignal,
+): Promise<EcrToken[] | CredentialError> {
+  const { metrics, logger } = deps.telemetry;
+  const outcomes = await Promise.allSettled(
+    regionsOf(registries).map((region) => deps.tokens.tokenFor(record, region, signal)),
+  );
+  const tokens: EcrToken[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.status === "rejected") {
+      count(metrics, "TokenFetchErrors");
+      const error =
+        outcome.reason instanceof CredentialError
+          ? outcome.reason
+          : new CredentialError(
+              502,
+              `unexpected error fetching ECR credentials: ${errorSummary(outcome.reason)}`,
+            );
+      logger.warn("cannot fetch ECR credentials", {
+        clusterId: record.clusterId,
+        status: error.status,
+        error: error.message,
+      });
+      return error;
+    }
+    count(metrics, outcome.value.source === "loaded" ? "TokenFetches" : "TokenCacheHits");
+    tokens.push(outcome.value.token);
+  }
+  return tokens;
+}
+
+/** Name and message only: stacks and SDK metadata stay out of logs. */
+function errorSummary(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 500) : "unknown error";
+}

@@ -1,0 +1,48 @@
+/** Bundles each Lambda into dist/<function>/index.mjs with esbuild: one self-contained ESM file. */
+import { mkdir, rm, stat } from "node:fs/promises";
+import { build } from "esbuild";
+
+export const LAMBDA_ENTRY_POINTS = {
+  webhook: "functions/webhook/handler.ts",
+} as const;
+
+// Some bundled CommonJS code calls require() for Node built-ins; ESM output needs one to exist.
+const REQUIRE_SHIM =
+  "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
+
+export async function buildLambdas(outRoot = "dist"): Promise<Record<string, number>> {
+  await rm(outRoot, { recursive: true, force: true });
+  const sizes: Record<string, number> = {};
+  for (const [name, entry] of Object.entries(LAMBDA_ENTRY_POINTS)) {
+    const outdir = `${outRoot}/${name}`;
+    await mkdir(outdir, { recursive: true });
+    const result = await build({
+      entryPoints: [entry],
+      outfile: `${outdir}/index.mjs`,
+      bundle: true,
+      platform: "node",
+      mainFields: ["module", "main"],
+      target: "node24",
+      format: "esm",
+      minify: true,
+      sourcemap: "linked",
+      legalComments: "none",
+      metafile: true,
+      banner: { js: REQUIRE_SHIM },
+      alias: { "@aws-sdk/credential-provider-node": "./functions/lib/lambda-credentials.ts" },
+      logLevel: "warning",
+    });
+    sizes[name] = (await stat(`${outdir}/index.mjs`)).size;
+    if (process.env.BUNDLE_ANALYSIS) {
+      const { analyzeMetafile } = await import("esbuild");
+      console.log(await analyzeMetafile(result.metafile));
+    }
+  }
+  return sizes;
+}
+
+if (import.meta.main) {
+  const sizes = await buildLambdas();
+  for (const [name, bytes] of Object.entries(sizes))
+    console.log(`dist/${name}/index.mjs ${bytes} bytes`);
+}
