@@ -1,0 +1,124 @@
+/**
+ * A controllable stand-in for Amazon ECR's GetAuthorizationToken, speaking the real awsJson1_1
+ * protocol so the real AWS SDK talks to it. moto cannot be used here: its tokens always expire in
+ * 2015. It can answer with any expiry, throttle, deny or stall, and it records each call's region
+ * (from the SigV4 credential scope) and access key.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type EcrBehaviour = "ok" | "throttle" | "deny" | "server-error";
+
+export interface EcrCall {
+  readonly region: string;
+  readonly accessKeyId: string;
+  readonly target: string;
+}
+
+export interface EcrStandIn {
+  readonly url: string;
+  readonly calls: EcrCall[];
+  behaviour: EcrBehaviour;
+  /** Token lifetime, 12 h like ECR unless a test changes it. */
+  expiresInSeconds: number;
+  latencyMs: number;
+  /** The password ECR handed out last in each region. */
+  readonly lastPassword: Map<string, string>;
+  /** Clock for expiresAt; tests move it with their own. */
+  now: () => number;
+  callsIn(region: string): number;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+const TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+
+export async function startEcrStandIn(): Promise<EcrStandIn> {
+  const state: Omit<EcrStandIn, "url" | "stop"> = {
+    calls: [],
+    behaviour: "ok",
+    expiresInSeconds: 12 * 3600,
+    latencyMs: 0,
+    lastPassword: new Map(),
+    now: Date.now,
+    callsIn: (region) => state.calls.filter((call) => call.region === region).length,
+    reset: () => {
+      state.calls.length = 0;
+      state.behaviour = "ok";
+      state.expiresInSeconds = 12 * 3600;
+      state.latencyMs = 0;
+      state.now = Date.now;
+      state.lastPassword.clear();
+    },
+  };
+
+  const server: Server = createServer(async (request, response) => {
+    await readAll(request);
+    const target = String(request.headers["x-amz-target"] ?? "");
+    const scope = /Credential=([^/]+)\/\d{8}\/([^/]+)\/ecr\//.exec(
+      String(request.headers.authorization ?? ""),
+    );
+    const [, accessKeyId = "", region = ""] = scope ?? [];
+    state.calls.push({ region, accessKeyId, target });
+    if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
+    const reply = (status: number, body: unknown) => {
+      if (response.destroyed) return;
+      response.writeHead(status, {
+        "content-type": "application/x-amz-json-1.1",
+        "x-amzn-requestid": randomId(),
+      });
+      response.end(JSON.stringify(body));
+    };
+    if (target !== TARGET || !scope) {
+      return reply(400, {
+        __type: "UnknownOperationException",
+        message: `stand-in serves only ${TARGET}`,
+      });
+    }
+    switch (state.behaviour) {
+      case "throttle":
+        return reply(400, { __type: "ThrottlingException", message: "Rate exceeded" });
+      case "deny":
+        return reply(400, {
+          __type: "AccessDeniedException",
+          message: `User: arn:aws:sts::123456789012:assumed-role/webhook/x is not authorized to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy allows the ecr:GetAuthorizationToken action`,
+        });
+      case "server-error":
+        return reply(500, { __type: "ServerException", message: "internal error" });
+      case "ok": {
+        const password = `stand-in-${region}-${randomId()}`;
+        state.lastPassword.set(region, password);
+        return reply(200, {
+          authorizationData: [
+            {
+              authorizationToken: Buffer.from(`AWS:${password}`).toString("base64"),
+              expiresAt: Math.floor(state.now() / 1000) + state.expiresInSeconds,
+              proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
+            },
+          ],
+        });
+      }
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+function randomId(): string {
+  return randomBytes(12).toString("hex");
+}
+
+async function readAll(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { parseClusterRecord } from "../../functions/core/cluster-record.ts";
+
+const HASH = "a".repeat(64);
+const minimal = {
+  version: 1,
+  clusterId: "gke-prod",
+  kubeconfig: "apiVersion: v1\nkind: Config\n",
+  webhookTokenSha256: [HASH],
+  registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
+};
+
+describe("parseClusterRecord", () => {
+  it("accepts the minimal and the full record of the contract", () => {
+    expect(parseClusterRecord(JSON.stringify(minimal), "gke-prod")).toMatchObject({ ok: true });
+    const full = {
+      ...minimal,
+      webhookTokenSha256: [HASH, "B".repeat(64)],
+      roleArn: "arn:aws:iam::123456789012:role/ecr-pull-gke-prod",
+      repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"],
+      allowedSourceCidrs: ["203.0.113.0/24", "2001:db8::/32"],
+      ensure: { secretName: "ecr-pull", namespaces: ["apps"], serviceAccounts: ["default"] },
+    };
+    const parsed = parseClusterRecord(JSON.stringify(full));
+    expect(parsed.ok && parsed.value.webhookTokenSha256).toEqual([HASH, "b".repeat(64)]);
+  });
+
+  it("names an unknown version as such", () => {
+    expect(parseClusterRecord(JSON.stringify({ ...minimal, version: 2 }))).toEqual({
+      ok: false,
+      error: "unsupported cluster record version 2; this release reads version 1",
+    });
+  });
+
+  it.each([
+    ["not JSON", "{", "not valid JSON"],
+    ["a misspelt field", { ...minimal, allowedSourceCidr: ["10.0.0.0/8"] }, "allowedSourceCidr"],
+    ["three hashes", { ...minimal, webhookTokenSha256: [HASH, HASH, HASH] }, "webhookTokenSha256"],
+    ["a short hash", { ...minimal, webhookTokenSha256: ["abc"] }, "webhookTokenSha256.0"],
+    ["a non-ECR registry", { ...minimal, registries: ["docker.io"] }, "registries.0"],
+    ["no registries", { ...minimal, registries: [] }, "registries"],
+    ["a bad CIDR", { ...minimal, allowedSourceCidrs: ["10.0.0.0/33"] }, "allowedSourceCidrs.0"],
+    ["a bad role", { ...minimal, roleArn: "role/x" }, "roleArn"],
+    ["a missing kubeconfig", { ...minimal, kubeconfig: undefined }, "kubeconfig"],
+  ])("rejects %s with the field's path", (_what, record, expected) => {
+    const parsed = parseClusterRecord(typeof record === "string" ? record : JSON.stringify(record));
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.error).toContain(expected);
+  });
+
+  it("rejects a record filed under another cluster's name", () => {
+    expect(parseClusterRecord(JSON.stringify(minimal), "aks-dev")).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("does not match"),
+    });
+  });
+
+  it("never echoes field values in its errors", () => {
+    const secretish = "super-secret-kubeconfig-token";
+    const parsed = parseClusterRecord(
+      JSON.stringify({ ...minimal, kubeconfig: 42, clusterId: secretish }),
+    );
+    expect(!parsed.ok && parsed.error).not.toContain(secretish);
+  });
+});

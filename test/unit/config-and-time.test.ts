@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { webhookConfigFromEnv } from "../../functions/core/config.ts";
+import { contractNames } from "../../functions/core/contract.ts";
+import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
+import { earliest, parseRfc3339, toRfc3339 } from "../../functions/core/time.ts";
+
+describe("webhookConfigFromEnv", () => {
+  it("has defaults that fit the API server's 10 s webhook timeout", () => {
+    const config = webhookConfigFromEnv({});
+    expect(config).toMatchObject({
+      clusterRecordPrefix: "ecr-anywhere/clusters/",
+      recordTtlMs: 60_000,
+      admissionBudgetMs: 8000,
+      maxBodyBytes: 4 * 1024 * 1024,
+      assumeRoleDurationSeconds: 3600,
+    });
+    expect(config.names.managedLabel).toBe("ecr-anywhere.centml.ai/managed");
+  });
+
+  it("takes a custom prefix and rejects bad values by name", () => {
+    expect(
+      webhookConfigFromEnv({ ECR_ANYWHERE_LABEL_PREFIX: "ecr.example.com" }).names
+        .expiresAtAnnotation,
+    ).toBe("ecr.example.com/expires_at");
+    expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_ADMISSION_BUDGET_MS: "soon" })).toThrow(
+      /ECR_ANYWHERE_ADMISSION_BUDGET_MS/,
+    );
+    expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_ADMISSION_BUDGET_MS: "0" })).toThrow(
+      /ECR_ANYWHERE_ADMISSION_BUDGET_MS/,
+    );
+    expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_LABEL_PREFIX: "Not A Domain" })).toThrow(
+      /DNS subdomain/,
+    );
+  });
+});
+
+describe("contract names", () => {
+  it("matches the original ECR Anywhere release", () => {
+    expect(contractNames()).toEqual({
+      namespaceLabel: "ecr-anywhere.centml.ai/namespace",
+      managedLabel: "ecr-anywhere.centml.ai/managed",
+      expiresAtAnnotation: "ecr-anywhere.centml.ai/expires_at",
+      updatedAtAnnotation: "ecr-anywhere.centml.ai/updated_at",
+      markedForUpdateAtAnnotation: "ecr-anywhere.centml.ai/marked_for_update_at",
+      registriesAnnotation: "ecr-anywhere.centml.ai/registries",
+    });
+  });
+});
+
+describe("time", () => {
+  it("writes RFC 3339 UTC to the second, rounding down", () => {
+    expect(toRfc3339(Date.UTC(2026, 10, 22, 11, 9, 13, 999))).toBe("2026-11-22T11:09:13Z");
+  });
+
+  it("reads RFC 3339 with offsets and fractions, and nothing else", () => {
+    expect(parseRfc3339("2026-11-22T11:09:13Z")).toBe(Date.UTC(2026, 10, 22, 11, 9, 13));
+    expect(parseRfc3339("2026-11-22T12:09:13.5+01:00")).toBe(
+      Date.UTC(2026, 10, 22, 11, 9, 13, 500),
+    );
+    for (const bad of [
+      undefined,
+      "",
+      "yesterday",
+      "2026-11-22",
+      "1732273753",
+      "2026-13-40T99:99:99Z",
+    ]) {
+      expect(parseRfc3339(bad)).toBeUndefined();
+    }
+  });
+
+  it("picks the earliest expiry", () => {
+    expect(earliest([3, 1, 2])).toBe(1);
+    expect(() => earliest([])).toThrow(RangeError);
+  });
+});
+
+describe("sessionPolicyFor", () => {
+  it("allows minting tokens and pulling only from the listed repositories", () => {
+    const repositories = [
+      "arn:aws:ecr:us-east-1:123456789012:repository/team-b/*",
+      "arn:aws:ecr:us-east-1:123456789012:repository/team-a/*",
+    ];
+    expect(JSON.parse(sessionPolicyFor(repositories) ?? "")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+        {
+          Effect: "Allow",
+          Action: [
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+          ],
+          Resource: [...repositories].sort(),
+        },
+      ],
+    });
+    expect(sessionPolicyFor(undefined)).toBeUndefined();
+  });
+
+  it("refuses a policy longer than STS accepts, suggesting wildcards", () => {
+    const many = Array.from(
+      { length: 40 },
+      (_, i) => `arn:aws:ecr:us-east-1:123456789012:repository/team-${i}/service`,
+    );
+    expect(() => sessionPolicyFor(many)).toThrow(/STS allows 2048: use wildcards/);
+  });
+});
