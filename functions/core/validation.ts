@@ -8,6 +8,7 @@ import * as v from "valibot";
 export function describeIssues(issues: readonly v.BaseIssue<unknown>[], limit = 5): string {
   const described = issues.slice(0, limit).map((issue) => {
     const path = v.getDotPath(issue) ?? "(root)";
+    if (issue.received === "undefined") return `${path}: missing`;
     return issue.expected === null ? `${path}: invalid` : `${path}: expected ${issue.expected}`;
   });
   const more = issues.length > limit ? `; and ${issues.length - limit} more` : "";

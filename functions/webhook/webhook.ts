@@ -5,7 +5,7 @@
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
-import { ClusterRecordStore } from "../adapters/cluster-records.ts";
+import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, type EcrToken, EcrTokenProvider } from "../adapters/ecr-tokens.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
@@ -59,14 +59,25 @@ export function createWebhook(deps: WebhookDependencies): Webhook {
   };
 }
 
-/** The production wiring: AWS SDK clients with the function's own credentials and region. */
-export function createWebhookFromEnv(env: Readonly<Record<string, string | undefined>>): Webhook {
+export interface WebhookOverrides {
+  readonly now?: () => number;
+  readonly telemetry?: Telemetry;
+}
+
+/**
+ * The production wiring: AWS SDK clients with the function's own credentials and region (and
+ * endpoints from `AWS_ENDPOINT_URL_*`, which is how tests and local runs point it elsewhere).
+ */
+export function createWebhookFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  overrides: WebhookOverrides = {},
+): Webhook {
   const config = webhookConfigFromEnv(env);
-  const now = Date.now;
+  const now = overrides.now ?? Date.now;
   return createWebhook({
     config,
     now,
-    telemetry: createTelemetry("ecr-anywhere-webhook"),
+    telemetry: overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook"),
     records: new ClusterRecordStore({
       client: new SecretsManagerClient({}),
       namePrefix: config.clusterRecordPrefix,
@@ -91,28 +102,32 @@ async function serve(
   // One deadline for every AWS call of this request keeps the answer inside the API server's timeout.
   const signal = AbortSignal.timeout(config.admissionBudgetMs);
 
+  const sourceIp = event.requestContext.http.sourceIp;
   const rejectCaller = (
     reason: AuthFailure | "invalid-record",
+    clusterId?: string,
     detail?: string,
-  ): FunctionUrlResult => {
+  ) => {
     count(metrics, "AuthFailures");
+    // An invalid record is the operator's mistake, not an attack: say so loudly.
     const log = reason === "invalid-record" ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log("webhook caller rejected", {
-      reason,
-      detail,
-      sourceIp: event.requestContext.http.sourceIp,
-    });
+    log("webhook caller rejected", { reason, clusterId, detail, sourceIp });
     return FORBIDDEN;
   };
+  const rejectRequest = (result: FunctionUrlResult, detail: string) => {
+    count(metrics, "MalformedRequests");
+    logger.warn("malformed request", { status: result.statusCode, detail, sourceIp });
+    return result;
+  };
 
-  if (event.requestContext.http.method !== "POST")
-    return json(405, { message: "Method Not Allowed" });
+  const method = event.requestContext.http.method;
+  if (method !== "POST") return rejectRequest(json(405, { message: "Method Not Allowed" }), method);
   const caller = parseWebhookPath(event.rawPath);
   if (caller === undefined) return rejectCaller("malformed-path");
   const body = readBody(event, config.maxBodyBytes);
-  if (!body.ok) return body.result;
+  if (!body.ok) return rejectRequest(body.result, "body");
 
-  let lookup: Awaited<ReturnType<ClusterRecordStore["lookup"]>>["value"];
+  let lookup: RecordLookup;
   try {
     lookup = (await deps.records.lookup(caller.clusterId, signal)).value;
   } catch (error) {
@@ -124,23 +139,24 @@ async function serve(
     return json(503, { message: "Service Unavailable" });
   }
   if (!lookup.found) {
-    return rejectCaller(
-      lookup.reason === "missing" ? "unknown-cluster" : "invalid-record",
-      lookup.detail,
-    );
+    const reason = lookup.reason === "missing" ? "unknown-cluster" : "invalid-record";
+    return rejectCaller(reason, caller.clusterId, lookup.detail);
   }
   const record = lookup.record;
-  if (!tokenMatches(caller.token, record.webhookTokenSha256))
+  if (!tokenMatches(caller.token, record.webhookTokenSha256)) {
     return rejectCaller("wrong-token", record.clusterId);
-  if (!sourceAllowed(event.requestContext.http.sourceIp, record.allowedSourceCidrs)) {
+  }
+  if (!sourceAllowed(sourceIp, record.allowedSourceCidrs)) {
     return rejectCaller("source-not-allowed", record.clusterId);
   }
 
   metrics.addDimension("ClusterId", record.clusterId);
   const decoded = decodeAdmissionReview(body.text);
   if (!decoded.ok) {
-    logger.warn("malformed AdmissionReview", { clusterId: record.clusterId, error: decoded.error });
-    return json(400, { message: `Malformed AdmissionReview: ${decoded.error}` });
+    return rejectRequest(
+      json(400, { message: `Malformed AdmissionReview: ${decoded.error}` }),
+      decoded.error,
+    );
   }
   count(metrics, "Admissions");
   const request = decoded.value;

@@ -169,8 +169,13 @@ describe("decodeAdmissionReview literals", () => {
             field === "operation"
               ? { ...review, request: { ...review.request, operation: value } }
               : { ...review, [field]: value };
-          const valid: Record<string, string> = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" };
-          fc.pre(value !== valid[field] && !["CREATE", "UPDATE", "DELETE", "CONNECT"].includes(value));
+          const valid: Record<string, string> = {
+            apiVersion: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+          };
+          fc.pre(
+            value !== valid[field] && !["CREATE", "UPDATE", "DELETE", "CONNECT"].includes(value),
+          );
           expect(decodeAdmissionReview(JSON.stringify(broken)).ok).toBe(false);
         },
       ),
