@@ -46,7 +46,10 @@ it("runs from an empty directory with no node_modules", async () => {
       ["scripts/invoke-bundle.ts", join(lonely, "index.mjs")],
       {
         // Only what Lambda would set: no NODE_PATH, no inherited module paths.
-        env: { PATH: process.env.PATH ?? "", ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }) },
+        env: {
+          PATH: process.env.PATH ?? "",
+          ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+        },
         timeout: 20_000,
       },
       (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
@@ -58,7 +61,11 @@ it("runs from an empty directory with no node_modules", async () => {
   const result = report.invocations[0].result;
   expect(result.statusCode).toBe(200);
   const response = JSON.parse(result.body).response;
-  expect(response).toMatchObject({ uid: review.request.uid, allowed: true, patchType: "JSONPatch" });
+  expect(response).toMatchObject({
+    uid: review.request.uid,
+    allowed: true,
+    patchType: "JSONPatch",
+  });
   expect(patchOf(response)).toHaveLength(2);
   expect(ecr.callsIn("us-east-1")).toBe(1);
 });

@@ -1,9 +1,12 @@
 /** Points the AWS SDK at local stand-ins through its standard endpoint variables. */
+
+import { Agent } from "node:https";
 import {
   CreateSecretCommand,
   PutSecretValueCommand,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
 
 export interface LocalEndpoints {
@@ -29,14 +32,17 @@ export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
 export async function putClusterRecord(
   endpoint: string,
   record: ClusterRecord | Record<string, unknown>,
-  name?: string,
+  options: { readonly name?: string; readonly caPem?: string } = {},
 ) {
   const client = new SecretsManagerClient({
     endpoint,
     region: "us-east-1",
     credentials: { accessKeyId: "AKIAWEBHOOKTESTKEY01", secretAccessKey: "x" },
+    ...(options.caPem
+      ? { requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: options.caPem }) }) }
+      : {}),
   });
-  const secretId = name ?? `ecr-anywhere/clusters/${String(record.clusterId)}`;
+  const secretId = options.name ?? `ecr-anywhere/clusters/${String(record.clusterId)}`;
   const secretString = JSON.stringify(record);
   try {
     await client.send(new CreateSecretCommand({ Name: secretId, SecretString: secretString }));

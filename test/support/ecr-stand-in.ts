@@ -5,7 +5,8 @@
  * (from the SigV4 credential scope) and access key.
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 
 export type EcrBehaviour = "ok" | "throttle" | "deny" | "server-error";
@@ -34,7 +35,12 @@ export interface EcrStandIn {
 
 const TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 
-export async function startEcrStandIn(): Promise<EcrStandIn> {
+export interface EcrStandInOptions {
+  /** Serve HTTPS with this certificate, as the real endpoint does. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<EcrStandIn> {
   const state: Omit<EcrStandIn, "url" | "stop"> = {
     calls: [],
     behaviour: "ok",
@@ -53,7 +59,7 @@ export async function startEcrStandIn(): Promise<EcrStandIn> {
     },
   };
 
-  const server: Server = createServer(async (request, response) => {
+  const serve = async (request: IncomingMessage, response: ServerResponse) => {
     await readAll(request);
     const target = String(request.headers["x-amz-target"] ?? "");
     const scope = /Credential=([^/]+)\/\d{8}\/([^/]+)\/ecr\//.exec(
@@ -100,11 +106,12 @@ export async function startEcrStandIn(): Promise<EcrStandIn> {
         });
       }
     }
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer(options.tls, serve) : createServer(serve);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return Object.assign(state, {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,5 +1,7 @@
 /** moto_server on a free loopback port: real AWS wire protocols for STS and Secrets Manager. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { freePort, waitFor } from "./ports.ts";
 
 export interface MotoServer {
@@ -7,18 +9,28 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-export async function startMoto(): Promise<MotoServer> {
+export interface MotoOptions {
+  /** Serve HTTPS with this certificate, as AWS endpoints do. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const tlsArgs = options.tls ? ["-s", "-c", options.tls.certFile, "-k", options.tls.keyFile] : [];
+  const child: ChildProcess = spawn(
+    "moto_server",
+    ["-H", "127.0.0.1", "-p", String(port), ...tlsArgs],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   try {
-    await waitFor(async () => (await fetch(`${url}/moto-api/`)).ok, 30_000, "moto_server");
+    await waitFor(() => isUp(port, options.tls !== undefined), 30_000, "moto_server");
   } catch (error) {
     child.kill("SIGKILL");
     throw new Error(`moto_server did not start: ${(error as Error).message}\n${stderr}`);
@@ -32,4 +44,18 @@ export async function startMoto(): Promise<MotoServer> {
         child.kill("SIGTERM");
       }),
   };
+}
+
+function isUp(port: number, tls: boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = (tls ? httpsRequest : httpRequest)(
+      { host: "127.0.0.1", port, path: "/moto-api/", rejectUnauthorized: false, timeout: 2000 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      },
+    );
+    request.on("error", () => resolve(false));
+    request.end();
+  });
 }

@@ -1,0 +1,139 @@
+/**
+ * Measures the webhook artifact: bundle size, cold start (a new Node process importing the bundle
+ * and answering its first admission) and warm latency, against local stand-ins served over HTTPS
+ * as AWS endpoints are (moto_server for Secrets Manager, the ECR stand-in for ECR).
+ *
+ *   npm run bench            (BENCH_COLD_RUNS, BENCH_WARM_ADMISSIONS change the counts)
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { admissionReview, newWebhookToken, webhookEvent } from "../test/support/admission.ts";
+import { localAwsEnv, putClusterRecord } from "../test/support/aws-env.ts";
+import { startEcrStandIn } from "../test/support/ecr-stand-in.ts";
+import { startMoto } from "../test/support/moto.ts";
+import { makeLoopbackTls } from "../test/support/tls.ts";
+import { buildLambdas } from "./build.ts";
+
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 9);
+const WARM_ADMISSIONS = Number(process.env.BENCH_WARM_ADMISSIONS ?? 5000);
+const WARM_UP = 200;
+
+const workDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-bench-"));
+const tls = await makeLoopbackTls();
+const moto = await startMoto({ tls });
+const ecr = await startEcrStandIn({ tls });
+try {
+  await buildLambdas(join(workDir, "dist"));
+  const bundle = join(workDir, "dist/webhook/index.mjs");
+  const bytes = await readFile(bundle);
+  const env = {
+    ...localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
+    NODE_EXTRA_CA_CERTS: tls.caFile,
+  };
+  const cluster = newWebhookToken();
+  await putClusterRecord(
+    moto.url,
+    {
+      version: 1,
+      clusterId: "bench",
+      kubeconfig: "apiVersion: v1\nkind: Config\n",
+      webhookTokenSha256: [cluster.sha256],
+      registries: [
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+      ],
+    },
+    { caPem: tls.ca },
+  );
+  const event = () =>
+    webhookEvent({ clusterId: "bench", token: cluster.token, body: admissionReview() });
+
+  // Cold: each run is a new process, so nothing is cached: records, tokens, SDK clients, sockets.
+  const cold: { importMs: number; firstMs: number; processMs: number }[] = [];
+  for (let run = 0; run < COLD_RUNS; run++) {
+    const report = await invoke(bundle, env, [event()]);
+    cold.push({
+      importMs: report.importMs,
+      firstMs: report.invocations[0]?.ms ?? Number.NaN,
+      processMs: report.sinceProcessStartMs,
+    });
+  }
+  // Warm: one process answering admission after admission, as a busy Lambda instance does.
+  const warmReport = await invoke(
+    bundle,
+    env,
+    Array.from({ length: WARM_ADMISSIONS + WARM_UP }, event),
+  );
+  const warm = warmReport.invocations.slice(WARM_UP).map((invocation) => invocation.ms);
+
+  const median = (values: number[]) => percentile(values, 50);
+  const ms = (value: number, digits = 1) => `${value.toFixed(digits)} ms`;
+  console.log(
+    `node ${process.version}; ${COLD_RUNS} cold runs; ${WARM_ADMISSIONS} warm admissions; 2 registries in 2 regions; HTTPS stand-ins on loopback`,
+  );
+  console.log(
+    `webhook bundle:                         ${bytes.length} bytes (${gzipSync(bytes).length} gzipped)`,
+  );
+  console.log(
+    `cold import (median):                   ${ms(median(cold.map((run) => run.importMs)))}`,
+  );
+  console.log(
+    `cold first admission (median):          ${ms(median(cold.map((run) => run.firstMs)))}`,
+  );
+  console.log(
+    `cold import + first admission (median): ${ms(median(cold.map((run) => run.importMs + run.firstMs)))}`,
+  );
+  console.log(
+    `process start to answer (median):       ${ms(median(cold.map((run) => run.processMs)))}`,
+  );
+  console.log(
+    `warm admission p50 / p99:               ${ms(percentile(warm, 50), 3)} / ${ms(percentile(warm, 99), 3)}`,
+  );
+  console.log(
+    `ECR calls: ${ecr.calls.length} (each new process fetches once per region, then serves from cache)`,
+  );
+} finally {
+  await ecr.stop();
+  await moto.stop();
+  await rm(workDir, { recursive: true, force: true });
+  await rm(tls.dir, { recursive: true, force: true });
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return (
+    sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
+  );
+}
+
+interface InvokeReport {
+  importMs: number;
+  sinceProcessStartMs: number;
+  invocations: { ms: number }[];
+}
+
+function invoke(
+  bundle: string,
+  env: Record<string, string>,
+  events: unknown[],
+): Promise<InvokeReport> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [join(import.meta.dirname, "invoke-bundle.ts"), bundle],
+      {
+        env: { PATH: process.env.PATH ?? "", ...env, INVOKE_QUIET: "1" },
+        timeout: 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`${error.message}\n${stderr}`));
+        resolve(JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}"));
+      },
+    );
+    child.stdin?.end(JSON.stringify(events));
+  });
+}
