@@ -10,11 +10,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { loopbackServerTls } from "../functions/local/tls.ts";
 import { admissionReview, newWebhookToken, webhookEvent } from "../test/support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../test/support/aws-env.ts";
 import { startEcrStandIn } from "../test/support/ecr-stand-in.ts";
 import { startMoto } from "../test/support/moto.ts";
-import { makeLoopbackTls } from "../test/support/tls.ts";
 import { buildLambdas } from "./build.ts";
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 9);
@@ -22,7 +22,7 @@ const WARM_ADMISSIONS = Number(process.env.BENCH_WARM_ADMISSIONS ?? 5000);
 const WARM_UP = 200;
 
 const workDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-bench-"));
-const tls = await makeLoopbackTls();
+const { ca, server: tls } = await loopbackServerTls("ecr-anywhere-bench");
 const moto = await startMoto({ tls });
 const ecr = await startEcrStandIn({ tls });
 try {
@@ -31,7 +31,7 @@ try {
   const bytes = await readFile(bundle);
   const env = {
     ...localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
-    NODE_EXTRA_CA_CERTS: tls.caFile,
+    NODE_EXTRA_CA_CERTS: ca.certFile,
   };
   const cluster = newWebhookToken();
   await putClusterRecord(
@@ -46,7 +46,7 @@ try {
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
       ],
     },
-    { caPem: tls.ca },
+    { caPem: ca.cert },
   );
   const event = () =>
     webhookEvent({ clusterId: "bench", token: cluster.token, body: admissionReview() });
@@ -99,7 +99,7 @@ try {
   await ecr.stop();
   await moto.stop();
   await rm(workDir, { recursive: true, force: true });
-  await rm(tls.dir, { recursive: true, force: true });
+  await rm(ca.dir, { recursive: true, force: true });
 }
 
 function percentile(values: number[], p: number): number {

@@ -14,12 +14,11 @@ export function readBody(event: FunctionUrlEvent, maxBytes: number): BodyRead {
   // Base64 is 4/3 of its content: refuse oversized input before decoding it.
   const encodedLimit = event.isBase64Encoded ? Math.ceil((maxBytes * 4) / 3) + 4 : maxBytes;
   if (raw.length > encodedLimit)
-    return { ok: false, result: json(413, { message: "Request body too large" }) };
+    return { ok: false, result: failure(413, "Request body too large") };
   const text = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
   if (Buffer.byteLength(text) > maxBytes)
-    return { ok: false, result: json(413, { message: "Request body too large" }) };
-  if (text.length === 0)
-    return { ok: false, result: json(400, { message: "Request body is empty" }) };
+    return { ok: false, result: failure(413, "Request body too large") };
+  if (text.length === 0) return { ok: false, result: failure(400, "Request body is empty") };
   return { ok: true, text };
 }
 
@@ -31,5 +30,20 @@ export function json(statusCode: number, body: unknown): FunctionUrlResult {
   };
 }
 
+/**
+ * A failed request, answered as a Kubernetes `Status` so the API server can decode it and show the
+ * message to the user instead of "unknown".
+ */
+export function failure(code: number, message: string): FunctionUrlResult {
+  return json(code, {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    code,
+  });
+}
+
 /** The one answer every authentication failure gets: it tells a caller nothing. */
-export const FORBIDDEN: FunctionUrlResult = json(403, { message: "Forbidden" });
+export const FORBIDDEN: FunctionUrlResult = failure(403, "Forbidden");

@@ -28,6 +28,7 @@ import {
   FORBIDDEN,
   type FunctionUrlEvent,
   type FunctionUrlResult,
+  failure,
   json,
   readBody,
 } from "./http.ts";
@@ -121,7 +122,7 @@ async function serve(
   };
 
   const method = event.requestContext.http.method;
-  if (method !== "POST") return rejectRequest(json(405, { message: "Method Not Allowed" }), method);
+  if (method !== "POST") return rejectRequest(failure(405, "Method Not Allowed"), method);
   const caller = parseWebhookPath(event.rawPath);
   if (caller === undefined) return rejectCaller("malformed-path");
   const body = readBody(event, config.maxBodyBytes);
@@ -136,7 +137,7 @@ async function serve(
       clusterId: caller.clusterId,
       error: errorSummary(error),
     });
-    return json(503, { message: "Service Unavailable" });
+    return failure(503, "Service Unavailable");
   }
   if (!lookup.found) {
     const reason = lookup.reason === "missing" ? "unknown-cluster" : "invalid-record";
@@ -154,7 +155,7 @@ async function serve(
   const decoded = decodeAdmissionReview(body.text);
   if (!decoded.ok) {
     return rejectRequest(
-      json(400, { message: `Malformed AdmissionReview: ${decoded.error}` }),
+      failure(400, `Malformed AdmissionReview: ${decoded.error}`),
       decoded.error,
     );
   }

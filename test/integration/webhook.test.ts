@@ -6,6 +6,7 @@ import jsonPatch from "fast-json-patch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import type { SecretObject } from "../../functions/core/admission-review.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
+import { FORBIDDEN } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
 import {
   admissionReview,
@@ -306,7 +307,11 @@ describe("webhook over the real AWS SDK", () => {
         webhookEvent({ clusterId: "east", token: east.token, body: admissionReview() }),
       );
       expect(result.statusCode).toBe(503);
-      expect(JSON.parse(result.body ?? "")).toEqual({ message: "Service Unavailable" });
+      expect(JSON.parse(result.body ?? "")).toMatchObject({
+        kind: "Status",
+        code: 503,
+        message: "Service Unavailable",
+      });
       expect(secretsManager.requests).toBe(2);
       expect(output.metric("RecordLookupErrors")).toBe(1);
     } finally {
@@ -335,7 +340,12 @@ describe("webhook over the real AWS SDK", () => {
     for (const event of attempts) {
       const result = await handler(event);
       expect(result.statusCode).toBe(403);
-      expect(result.body).toBe(JSON.stringify({ message: "Forbidden" }));
+      expect(result.body).toBe(FORBIDDEN.body);
+      expect(JSON.parse(result.body ?? "")).toMatchObject({
+        kind: "Status",
+        code: 403,
+        message: "Forbidden",
+      });
     }
     expect(output.metric("AuthFailures")).toBe(attempts.length);
     expect(output.text()).toContain("unsupported cluster record version 7");

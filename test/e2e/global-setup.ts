@@ -1,0 +1,24 @@
+/** One real control plane and one moto_server for the whole end-to-end run. */
+import type { TestProject } from "vitest/node";
+import { startMoto } from "../support/moto.ts";
+import { startControlPlane } from "./control-plane.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    motoUrl: string;
+    kubeServer: string;
+    kubeCaPem: string;
+    adminKubeconfig: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const [moto, controlPlane] = await Promise.all([startMoto(), startControlPlane()]);
+  project.provide("motoUrl", moto.url);
+  project.provide("kubeServer", controlPlane.server);
+  project.provide("kubeCaPem", controlPlane.ca.cert);
+  project.provide("adminKubeconfig", controlPlane.adminKubeconfig);
+  return async () => {
+    await Promise.all([moto.stop(), controlPlane.stop()]);
+  };
+}
