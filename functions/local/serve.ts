@@ -1,0 +1,45 @@
+/**
+ * Runs the webhook on this machine behind an HTTPS function-URL server, for a demo with a local
+ * cluster (kind, k3s, minikube) or for trying a cluster record before deploying.
+ *
+ *   npm start                       # https://127.0.0.1:8443, a fresh CA each run
+ *
+ * AWS access comes from the usual SDK environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_*),
+ * and the webhook's own settings from ECR_ANYWHERE_* exactly as in Lambda.
+ * ECR_ANYWHERE_LOCAL_HOST and ECR_ANYWHERE_LOCAL_PORT choose where it listens.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createWebhookFromEnv } from "../webhook/webhook.ts";
+import { startFunctionUrlServer } from "./function-url-server.ts";
+import { createCertificateAuthority, issueCertificate } from "./tls.ts";
+
+const host = process.env.ECR_ANYWHERE_LOCAL_HOST ?? "127.0.0.1";
+const port = Number(process.env.ECR_ANYWHERE_LOCAL_PORT ?? 8443);
+const ca = await createCertificateAuthority("ecr-anywhere local webhook CA");
+const tls = await issueCertificate(ca, {
+  name: "webhook",
+  commonName: host,
+  subjectAltNames: [`IP:${host}`, "DNS:localhost", "IP:127.0.0.1"],
+  usage: "server",
+});
+const webhook = createWebhookFromEnv(process.env);
+const server = await startFunctionUrlServer({ handler: webhook, tls, host, port });
+const caBundleFile = join(ca.dir, "ca-bundle.b64");
+await writeFile(caBundleFile, Buffer.from(ca.cert).toString("base64"));
+
+process.stderr.write(
+  [
+    `ecr-anywhere webhook listening on ${server.url}`,
+    `  webhook URL for a cluster:  ${server.url}/v1/clusters/<cluster-id>/<token>`,
+    `  caBundle (base64):          ${caBundleFile}`,
+    "  cluster records are read from Secrets Manager with your AWS credentials; Ctrl-C stops.",
+    "",
+  ].join("\n"),
+);
+const stop = async () => {
+  await server.close();
+  process.exit(0);
+};
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);
