@@ -1,0 +1,93 @@
+/**
+ * Reads every cluster record: names from ListSecrets (filtered by prefix, paginated), values with
+ * BatchGetSecretValue (20 per call). Each record is validated with the webhook's schema; a bad one
+ * is reported by name and skipped, never stopping the others.
+ */
+import {
+  BatchGetSecretValueCommand,
+  ListSecretsCommand,
+  type SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
+
+export interface StoredClusterRecord {
+  readonly secretName: string;
+  /** The secret's ARN: what a write-back (credential renewal) must name. */
+  readonly secretArn: string;
+  readonly record: ClusterRecord;
+}
+
+export interface InvalidClusterRecord {
+  readonly secretName: string;
+  readonly error: string;
+}
+
+export interface ClusterRecordListing {
+  readonly valid: StoredClusterRecord[];
+  readonly invalid: InvalidClusterRecord[];
+}
+
+const BATCH_SIZE = 20; // the most BatchGetSecretValue takes by SecretIdList
+
+export async function listClusterRecords(
+  client: SecretsManagerClient,
+  namePrefix: string,
+  signal?: AbortSignal,
+): Promise<ClusterRecordListing> {
+  const names: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await client.send(
+      new ListSecretsCommand({
+        Filters: [{ Key: "name", Values: [namePrefix] }],
+        MaxResults: 100,
+        NextToken: nextToken,
+      }),
+      { abortSignal: signal },
+    );
+    // The name filter matches prefixes of words too; keep exact prefix matches only.
+    for (const secret of page.SecretList ?? []) {
+      if (secret.Name?.startsWith(namePrefix) && secret.DeletedDate === undefined)
+        names.push(secret.Name);
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+
+  const listing: ClusterRecordListing = { valid: [], invalid: [] };
+  for (let start = 0; start < names.length; start += BATCH_SIZE) {
+    const batch = names.slice(start, start + BATCH_SIZE);
+    const result = await client.send(new BatchGetSecretValueCommand({ SecretIdList: batch }), {
+      abortSignal: signal,
+    });
+    const received = new Set<string>();
+    for (const secret of result.SecretValues ?? []) {
+      const secretName = secret.Name ?? "";
+      received.add(secretName);
+      const clusterId = secretName.slice(namePrefix.length);
+      const parsed = secret.SecretString
+        ? parseClusterRecord(secret.SecretString, clusterId)
+        : ({ ok: false, error: "no SecretString" } as const);
+      if (parsed.ok)
+        listing.valid.push({
+          secretName,
+          secretArn: secret.ARN ?? secretName,
+          record: parsed.value,
+        });
+      else listing.invalid.push({ secretName, error: parsed.error });
+    }
+    for (const error of result.Errors ?? []) {
+      listing.invalid.push({
+        secretName: error.SecretId ?? "?",
+        error: `${error.ErrorCode}: ${error.Message}`,
+      });
+    }
+    for (const secretName of batch) {
+      const reported =
+        received.has(secretName) ||
+        (result.Errors ?? []).some((error) => error.SecretId === secretName);
+      if (!reported)
+        listing.invalid.push({ secretName, error: "missing from BatchGetSecretValue's answer" });
+    }
+  }
+  return listing;
+}

@@ -1,0 +1,90 @@
+/** Stack settings from CDK context (cdk.json or `-c key=value`), validated with clear errors. Pure. */
+import { Duration } from "aws-cdk-lib";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as v from "valibot";
+import { isEcrHost } from "../functions/core/registries.ts";
+import { parseWith } from "../functions/core/validation.ts";
+import type { EcrAnywhereProps } from "./ecr-anywhere.ts";
+
+export const CONTEXT_PREFIX = "ecr-anywhere:";
+
+// `-c key=a,b` arrives as a string, cdk.json as a list: accept both.
+const list = <T extends v.GenericSchema<string, string>>(item: T) =>
+  v.pipe(
+    v.union([v.array(v.string()), v.string()]),
+    v.transform((value) =>
+      typeof value === "string"
+        ? value
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : value,
+    ),
+    v.array(item),
+  );
+const wholeNumber = (min: number, max: number) =>
+  v.pipe(
+    v.union([v.number(), v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))]),
+    v.integer(),
+    v.minValue(min),
+    v.maxValue(max),
+  );
+
+const ContextSchema = v.strictObject({
+  allowedRegistries: v.optional(
+    list(v.pipe(v.string(), v.check(isEcrHost, "an ECR registry host"))),
+  ),
+  clusterRoleArns: v.optional(
+    list(v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "an IAM role ARN"))),
+  ),
+  refreshIntervalMinutes: v.optional(wholeNumber(1, 360)),
+  refreshBeforeHours: v.optional(wholeNumber(1, 11)),
+  labelPrefix: v.optional(v.string()),
+  alarmEmail: v.optional(v.pipe(v.string(), v.email())),
+  webhookReservedConcurrency: v.optional(wholeNumber(1, 1000)),
+  logRetentionDays: v.optional(wholeNumber(1, 3653)),
+  stackName: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
+  ),
+});
+
+/** Reads every `ecr-anywhere:*` context value; unknown keys are errors, so typos do not pass silently. */
+export function propsFromContext(context: Readonly<Record<string, unknown>>): {
+  stackName: string;
+  props: EcrAnywhereProps;
+} {
+  const ours = Object.fromEntries(
+    Object.entries(context)
+      .filter(([key]) => key.startsWith(CONTEXT_PREFIX))
+      .map(([key, value]) => [key.slice(CONTEXT_PREFIX.length), value === "" ? undefined : value]),
+  );
+  const parsed = parseWith(ContextSchema, ours);
+  if (!parsed.ok) throw new Error(`invalid CDK context (${CONTEXT_PREFIX}*): ${parsed.error}`);
+  const c = parsed.value;
+  const props: EcrAnywhereProps = {
+    allowedRegistries: c.allowedRegistries,
+    clusterRoleArns: c.clusterRoleArns,
+    refreshInterval:
+      c.refreshIntervalMinutes === undefined
+        ? undefined
+        : Duration.minutes(c.refreshIntervalMinutes),
+    refreshBefore:
+      c.refreshBeforeHours === undefined ? undefined : Duration.hours(c.refreshBeforeHours),
+    labelPrefix: c.labelPrefix,
+    alarmEmail: c.alarmEmail,
+    webhookReservedConcurrency: c.webhookReservedConcurrency,
+    logRetention: c.logRetentionDays === undefined ? undefined : retention(c.logRetentionDays),
+  };
+  return { stackName: c.stackName ?? "EcrAnywhere", props };
+}
+
+function retention(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays).filter(
+    (value): value is number => typeof value === "number",
+  );
+  if (!allowed.includes(days))
+    throw new Error(
+      `${CONTEXT_PREFIX}logRetentionDays must be one of ${allowed.sort((a, b) => a - b).join(", ")}`,
+    );
+  return days as logs.RetentionDays;
+}

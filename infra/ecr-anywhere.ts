@@ -1,0 +1,579 @@
+/**
+ * The whole AWS side of ecr-anywhere as one construct: the webhook Lambda behind a function URL,
+ * the scheduled refresher, least-privilege IAM, the KMS key for cluster records, alarms and a
+ * dashboard. Composed from small builders below; the props are the only knobs.
+ */
+import { join } from "node:path";
+import { ArnFormat, type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct, type IConstruct } from "constructs";
+import {
+  DEFAULT_CLUSTER_RECORD_PREFIX,
+  DEFAULT_LABEL_PREFIX,
+  METRICS_NAMESPACE,
+} from "../functions/core/contract.ts";
+import { parseEcrHost } from "../functions/core/registries.ts";
+
+export interface EcrAnywhereProps {
+  /**
+   * ECR registry hosts (`<account>.dkr.ecr.<region>.amazonaws.com`) whose repositories the minted
+   * tokens may pull from. Cluster records can only narrow this.
+   * @default the registry of this stack's own account and region
+   */
+  readonly allowedRegistries?: readonly string[];
+  /** IAM roles the webhook may assume for clusters whose record names a `roleArn`. @default none */
+  readonly clusterRoleArns?: readonly string[];
+  /** How often the refresher runs. @default 15 minutes */
+  readonly refreshInterval?: Duration;
+  /** Refresh a Secret this long before its credentials expire (capped at half their lifetime). @default 6 hours */
+  readonly refreshBefore?: Duration;
+  /** Prefix of every label and annotation in the clusters. @default ecr-anywhere.centml.ai */
+  readonly labelPrefix?: string;
+  /** Email address subscribed to the alarm topic. @default no subscription */
+  readonly alarmEmail?: string;
+  /** An existing SNS topic for alarms instead of a new one. @default a new, KMS-encrypted topic */
+  readonly alarmTopic?: sns.ITopic;
+  /** Reserved concurrency of the webhook: caps the cost of abuse of its public URL. @default 50 */
+  readonly webhookReservedConcurrency?: number;
+  /** Retention of both functions' logs. @default one month */
+  readonly logRetention?: logs.RetentionDays;
+  /** How long the webhook caches a cluster record: the longest a revoked token keeps working. @default 60 seconds */
+  readonly recordCacheTtl?: Duration;
+  /** `AuthFailures` in 5 minutes that raise the alarm. @default 20 */
+  readonly authFailureAlarmThreshold?: number;
+  /** `Denials` in 5 minutes that raise the alarm. @default 1 */
+  readonly denialAlarmThreshold?: number;
+  /** Alarm when any cluster's managed Secret has less than this left. @default 2 hours */
+  readonly minRemainingAlarm?: Duration;
+}
+
+/** The webhook's answer must reach the API server inside its 10 s webhook timeout. */
+const WEBHOOK_TIMEOUT = Duration.seconds(10);
+const ADMISSION_BUDGET_MS = 8000;
+const REFRESHER_TIMEOUT = Duration.minutes(5);
+const repoRoot = join(import.meta.dirname, "..");
+
+export class EcrAnywhere extends Construct {
+  readonly webhook: lambda.Function;
+  readonly refresher: lambda.Function;
+  readonly functionUrl: lambda.FunctionUrl;
+  readonly alarmTopic: sns.ITopic;
+  readonly recordKey: kms.Key;
+  readonly recordPrefix: string;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: EcrAnywhereProps = {}) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.recordPrefix = DEFAULT_CLUSTER_RECORD_PREFIX;
+    const labelPrefix = props.labelPrefix ?? DEFAULT_LABEL_PREFIX;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const recordSecretsArn = stack.formatArn({
+      service: "secretsmanager",
+      resource: "secret",
+      resourceName: `${this.recordPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+
+    this.recordKey = new kms.Key(this, "ClusterRecordKey", {
+      description:
+        "Encrypts ecr-anywhere cluster records (kubeconfigs, token hashes) in Secrets Manager",
+      enableKeyRotation: true,
+      alias: "alias/ecr-anywhere-cluster-records",
+    });
+
+    this.webhook = this.lambdaFunction("Webhook", {
+      entry: "functions/webhook/handler.ts",
+      description: "ecr-anywhere webhook: writes fresh ECR credentials into managed Secrets",
+      timeout: WEBHOOK_TIMEOUT,
+      reservedConcurrentExecutions: props.webhookReservedConcurrency ?? 50,
+      logRetention,
+      environment: {
+        ECR_ANYWHERE_LABEL_PREFIX: labelPrefix,
+        ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: this.recordPrefix,
+        ECR_ANYWHERE_RECORD_TTL_SECONDS: String(
+          (props.recordCacheTtl ?? Duration.seconds(60)).toSeconds(),
+        ),
+        ECR_ANYWHERE_ADMISSION_BUDGET_MS: String(ADMISSION_BUDGET_MS),
+      },
+    });
+    const refresherDeadLetters = new sqs.Queue(this, "RefresherDeadLetters", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(refresherDeadLetters, {
+      "AwsSolutions-SQS3":
+        "This queue is itself the dead-letter queue of the refresher and its schedule.",
+      "Serverless-SQSRedrivePolicy":
+        "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
+    });
+    this.refresher = this.lambdaFunction("Refresher", {
+      entry: "functions/refresher/handler.ts",
+      deadLetterQueue: refresherDeadLetters,
+      description: "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster",
+      timeout: REFRESHER_TIMEOUT,
+      logRetention,
+      environment: {
+        ECR_ANYWHERE_LABEL_PREFIX: labelPrefix,
+        ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: this.recordPrefix,
+        ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: String(
+          (props.refreshBefore ?? Duration.hours(6)).toSeconds(),
+        ),
+      },
+    });
+
+    acknowledge(this.refresher.node.findChild("EventInvokeConfig"), {
+      "Serverless-LambdaAsyncFailureDestination":
+        "Failed runs go to the function's dead-letter queue (DeadLetterConfig), which keeps the event; its depth raises an alarm.",
+    });
+    acknowledge(this.webhook, {
+      "Serverless-LambdaDLQ":
+        "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
+    });
+    this.grantWebhook(props, recordSecretsArn);
+    this.grantRefresher(recordSecretsArn);
+
+    this.functionUrl = this.webhook.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+
+    const refreshInterval = props.refreshInterval ?? Duration.minutes(15);
+    this.scheduleRefresher(refreshInterval, refresherDeadLetters);
+    this.alarmTopic = props.alarmTopic ?? this.newAlarmTopic(props.alarmEmail);
+    this.createAlarms(props, refreshInterval, refresherDeadLetters);
+    this.createDashboard();
+  }
+
+  private lambdaFunction(
+    id: string,
+    options: {
+      entry: string;
+      description: string;
+      timeout: Duration;
+      logRetention: logs.RetentionDays;
+      environment: Record<string, string>;
+      reservedConcurrentExecutions?: number;
+      deadLetterQueue?: sqs.IQueue;
+    },
+  ): lambda.Function {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: options.logRetention });
+    // Our own role, so logging is granted on this log group only instead of a managed policy's "*".
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: `ecr-anywhere ${id.toLowerCase()} execution role`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:log-stream:*`],
+      }),
+    );
+    const logStreams = `Resource::<${Stack.of(this).resolve(Stack.of(this).getLogicalId(logGroup.node.defaultChild as CfnResource))}.Arn>:log-stream:*`;
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[${logStreams}]`]:
+        "Lambda names its log streams at run time; the grant is limited to this function's own log group.",
+    });
+    const fn = new lambdaNodejs.NodejsFunction(this, id, {
+      entry: join(repoRoot, options.entry),
+      projectRoot: repoRoot,
+      depsLockFilePath: join(repoRoot, "package-lock.json"),
+      handler: "handler",
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: options.timeout,
+      description: options.description,
+      role,
+      logGroup,
+      reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+      deadLetterQueue: options.deadLetterQueue,
+      // A failed asynchronous run is not retried: the next scheduled run is the retry.
+      retryAttempts: options.deadLetterQueue ? 0 : undefined,
+      environment: { ...options.environment, NODE_OPTIONS: "--enable-source-maps" },
+      bundling: {
+        // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
+        forceDockerBundling: false,
+        format: lambdaNodejs.OutputFormat.ESM,
+        target: "node24",
+        mainFields: ["module", "main"],
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        externalModules: [],
+        banner:
+          "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+        esbuildArgs: {
+          "--alias:@aws-sdk/credential-provider-node": "./functions/lib/lambda-credentials.ts",
+        },
+      },
+    });
+    // CDK makes the function depend on its whole role; the reference to the role already orders
+    // that (cfn-lint W3005), so only the dependency on the role's policy is kept.
+    const policy = role.node.tryFindChild("DefaultPolicy")?.node.defaultChild as CfnResource;
+    (fn.node.defaultChild as CfnResource).addOverride("DependsOn", [policy.logicalId]);
+    acknowledge(fn, {
+      "Serverless-LambdaTracing":
+        "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",
+    });
+    return fn;
+  }
+
+  private grantWebhook(props: EcrAnywhereProps, recordSecretsArn: string): void {
+    const stack = Stack.of(this);
+    this.webhook.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "MintEcrTokens",
+        // GetAuthorizationToken has no resource-level permissions: AWS requires "*".
+        actions: ["ecr:GetAuthorizationToken"],
+        resources: ["*"],
+      }),
+    );
+    const repositoryArns = (props.allowedRegistries ?? []).map((host) => {
+      const registry = parseEcrHost(host);
+      if (!registry) throw new Error(`allowedRegistries: "${host}" is not an ECR registry host`);
+      return `arn:${partitionOf(registry.region)}:ecr:${registry.region}:${registry.accountId}:repository/*`;
+    });
+    this.webhook.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "PullFromAllowedRegistries",
+        // Tokens carry the minting principal's permissions: these are what kubelet can pull.
+        actions: [
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:BatchCheckLayerAvailability",
+        ],
+        resources:
+          repositoryArns.length > 0
+            ? repositoryArns
+            : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
+      }),
+    );
+    if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
+      this.webhook.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "AssumeClusterRoles",
+          actions: ["sts:AssumeRole"],
+          resources: [...props.clusterRoleArns],
+        }),
+      );
+    }
+    this.webhook.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ReadClusterRecords",
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [recordSecretsArn],
+      }),
+    );
+    this.recordKey.grantDecrypt(this.webhook);
+    acknowledge(this.webhook.role ?? this.webhook, {
+      "AwsSolutions-IAM5[Resource::*]":
+        'ecr:GetAuthorizationToken supports no resource-level permissions: AWS requires "*".',
+      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
+        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
+      ...Object.fromEntries(
+        (repositoryArns.length > 0 ? repositoryArns : [DEFAULT_REPOSITORIES_FINDING]).map((arn) => [
+          `AwsSolutions-IAM5[Resource::${arn}]`,
+          "Tokens may pull any repository of an allowed registry; a cluster record's `repositories` narrows its own tokens with an STS session policy.",
+        ]),
+      ),
+    });
+  }
+
+  private grantRefresher(recordSecretsArn: string): void {
+    this.refresher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ListClusterRecords",
+        // ListSecrets has no resource-level permissions; it returns names and metadata, not values.
+        actions: ["secretsmanager:ListSecrets"],
+        resources: ["*"],
+      }),
+    );
+    this.refresher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ReadAndRenewClusterRecords",
+        actions: [
+          "secretsmanager:GetSecretValue",
+          "secretsmanager:BatchGetSecretValue",
+          "secretsmanager:PutSecretValue",
+        ],
+        resources: [recordSecretsArn],
+      }),
+    );
+    this.refresher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "BatchReadClusterRecords",
+        // BatchGetSecretValue is authorized on "*" and then per secret with GetSecretValue above.
+        actions: ["secretsmanager:BatchGetSecretValue"],
+        resources: ["*"],
+      }),
+    );
+    // Read records, and write back renewed kubeconfigs (PutSecretValue asks KMS for a data key).
+    this.recordKey.grant(this.refresher, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey");
+    acknowledge(this.refresher.role ?? this.refresher, {
+      "AwsSolutions-IAM5[Resource::*]":
+        'secretsmanager:ListSecrets and the outer check of BatchGetSecretValue support no resource-level permissions: AWS requires "*". They reveal names, not values.',
+      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
+        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
+    });
+  }
+
+  private scheduleRefresher(interval: Duration, deadLetters: sqs.IQueue): events.Rule {
+    const rule = new events.Rule(this, "RefresherSchedule", {
+      description: "Runs the ecr-anywhere refresher",
+      schedule: events.Schedule.rate(interval),
+    });
+    // Events EventBridge cannot deliver land in the refresher's dead-letter queue as well.
+    rule.addTarget(
+      new targets.LambdaFunction(this.refresher, {
+        retryAttempts: 2,
+        maxEventAge: interval,
+        deadLetterQueue: deadLetters,
+      }),
+    );
+    return rule;
+  }
+
+  private newAlarmTopic(email: string | undefined): sns.Topic {
+    const key = new kms.Key(this, "AlarmTopicKey", {
+      description: "Encrypts the ecr-anywhere alarm topic",
+      enableKeyRotation: true,
+    });
+    // CloudWatch must be able to publish to an encrypted topic.
+    key.grantEncryptDecrypt(new iam.ServicePrincipal("cloudwatch.amazonaws.com"));
+    const topic = new sns.Topic(this, "AlarmTopic", {
+      displayName: "ecr-anywhere alarms",
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (email) {
+      const subscription = topic.addSubscription(new subscriptions.EmailSubscription(email));
+      acknowledge(subscription, {
+        "Serverless-SNSRedrivePolicy":
+          "An undeliverable alarm email cannot be redriven usefully; the alarm's state stays visible in CloudWatch and on the dashboard.",
+      });
+    }
+    return topic;
+  }
+
+  private alarm(id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, id, props);
+    alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    alarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  private createAlarms(
+    props: EcrAnywhereProps,
+    refreshInterval: Duration,
+    deadLetters: sqs.IQueue,
+  ): void {
+    const fiveMinutes = Duration.minutes(5);
+    const sum = { statistic: cloudwatch.Stats.SUM, period: fiveMinutes };
+    this.alarm("RefresherErrorsAlarm", {
+      alarmDescription:
+        "The refresher failed for at least one cluster. Its logs and the per-cluster metrics say which.",
+      metric: this.refresher.metricErrors({
+        statistic: cloudwatch.Stats.SUM,
+        period: refreshInterval,
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("RefresherNotRunningAlarm", {
+      alarmDescription:
+        "The refresher has not run for two schedule intervals: Secrets will not be refreshed.",
+      metric: this.refresher.metricInvocations({
+        statistic: cloudwatch.Stats.SUM,
+        period: refreshInterval,
+      }),
+      threshold: 1,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.alarm("RefresherDeadLettersAlarm", {
+      alarmDescription:
+        "Refresher runs failed or could not be delivered; the dead-letter queue holds each event and its error.",
+      metric: deadLetters.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: fiveMinutes,
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("WebhookErrorsAlarm", {
+      alarmDescription:
+        "The webhook function failed (crash, timeout or 5xx such as Secrets Manager unavailable): managed Secrets cannot be written.",
+      metric: this.webhook.metricErrors(sum),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("WebhookThrottlesAlarm", {
+      alarmDescription:
+        "The webhook hit its reserved concurrency: admissions are refused. Raise webhookReservedConcurrency or look for abuse (AuthFailures).",
+      metric: this.webhook.metricThrottles(sum),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("WebhookSlowAlarm", {
+      alarmDescription:
+        "Webhook p99 duration is above half the API server's 10 s timeout: AWS calls are slow.",
+      metric: this.webhook.metricDuration({
+        statistic: cloudwatch.Stats.percentile(99),
+        period: fiveMinutes,
+      }),
+      threshold: WEBHOOK_TIMEOUT.toMilliseconds() / 2,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("AuthFailuresAlarm", {
+      alarmDescription:
+        "Many rejected webhook callers: a misconfigured cluster (wrong token, invalid record) or someone probing the URL.",
+      metric: this.metric("AuthFailures", "ecr-anywhere-webhook", sum),
+      threshold: props.authFailureAlarmThreshold ?? 20,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("DenialsAlarm", {
+      alarmDescription:
+        "The webhook refused to write managed Secrets (ECR throttled or denied, disallowed registry, wrong type). The admission log lines carry the message.",
+      metric: new cloudwatch.MathExpression({
+        expression: `SUM(SEARCH('{${METRICS_NAMESPACE},ClusterId,service} MetricName="Denials"', 'Sum', 300))`,
+        label: "Denials, all clusters",
+        period: fiveMinutes,
+      }),
+      threshold: props.denialAlarmThreshold ?? 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("MinRemainingAlarm", {
+      alarmDescription:
+        "A managed Secret in some cluster has less than the threshold left before its credentials expire: the refresher is not keeping up. See RefreshFailures and ClusterErrors per cluster.",
+      // The refresher also writes the minimum over all clusters without a ClusterId dimension.
+      metric: this.metric("MinRemainingSeconds", "ecr-anywhere-refresher", {
+        statistic: cloudwatch.Stats.MINIMUM,
+        period: refreshInterval,
+      }),
+      threshold: (props.minRemainingAlarm ?? Duration.hours(2)).toSeconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private metric(
+    name: string,
+    service: string,
+    options: cloudwatch.MetricOptions,
+  ): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { service },
+      ...options,
+    });
+  }
+
+  private createDashboard(): void {
+    const perCluster = (name: string, statistic = "Sum") =>
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('{${METRICS_NAMESPACE},ClusterId,service} MetricName="${name}"', '${statistic}', 300)`,
+        label: name,
+        period: Duration.minutes(5),
+      });
+    const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
+      new cloudwatch.GraphWidget({ title, left: metrics, width: 12 });
+    new cloudwatch.Dashboard(this, "Dashboard", {
+      dashboardName: `ecr-anywhere-${Stack.of(this).stackName}`,
+      widgets: [
+        [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 })],
+        [
+          graph("Admissions, mutations, denials (per cluster)", [
+            perCluster("Admissions"),
+            perCluster("Mutations"),
+            perCluster("Denials"),
+          ]),
+          graph("Rejected callers and malformed requests", [
+            this.metric("AuthFailures", "ecr-anywhere-webhook", { statistic: "Sum" }),
+            this.metric("MalformedRequests", "ecr-anywhere-webhook", { statistic: "Sum" }),
+            this.metric("RecordLookupErrors", "ecr-anywhere-webhook", { statistic: "Sum" }),
+          ]),
+        ],
+        [
+          graph("ECR tokens (per cluster)", [
+            perCluster("TokenFetches"),
+            perCluster("TokenCacheHits"),
+            perCluster("TokenFetchErrors"),
+          ]),
+          graph("Webhook duration", [
+            this.webhook.metricDuration({ statistic: "p50" }),
+            this.webhook.metricDuration({ statistic: "p99" }),
+          ]),
+        ],
+        [
+          graph("Managed Secrets (per cluster)", [
+            perCluster("SecretsManaged"),
+            perCluster("SecretsStale"),
+            perCluster("SecretsRefreshed"),
+          ]),
+          graph("Refresh failures (per cluster)", [
+            perCluster("RefreshFailures"),
+            perCluster("ClusterErrors"),
+          ]),
+        ],
+        [
+          graph("Least time left on any managed Secret (s)", [
+            perCluster("MinRemainingSeconds", "Minimum"),
+            this.metric("MinRemainingSeconds", "ecr-anywhere-refresher", { statistic: "Minimum" }),
+          ]),
+          graph("Function errors and throttles", [
+            this.webhook.metricErrors(),
+            this.webhook.metricThrottles(),
+            this.refresher.metricErrors(),
+            this.refresher.metricInvocations(),
+          ]),
+        ],
+      ],
+    });
+  }
+}
+
+// How cdk-nag spells the wildcard resources it reports, tokens included.
+const RECORD_SECRETS_FINDING = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`;
+const DEFAULT_REPOSITORIES_FINDING =
+  "arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*";
+
+/** Accepts cdk-nag findings on a construct, each with the reason it is right for this design. */
+function acknowledge(scope: IConstruct, reasons: Readonly<Record<string, string>>): void {
+  for (const [id, reason] of Object.entries(reasons))
+    Validations.of(scope).acknowledge({ id, reason });
+}
+
+function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}

@@ -1,0 +1,34 @@
+/** The deployable stack: the EcrAnywhere construct, its outputs, and the security checks. */
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import type { Construct } from "constructs";
+import { EcrAnywhere, type EcrAnywhereProps } from "./ecr-anywhere.ts";
+
+export class EcrAnywhereStack extends Stack {
+  readonly ecrAnywhere: EcrAnywhere;
+
+  constructor(
+    scope: Construct,
+    id: string,
+    props: StackProps & { readonly ecrAnywhere?: EcrAnywhereProps } = {},
+  ) {
+    super(scope, id, props);
+    this.ecrAnywhere = new EcrAnywhere(this, "EcrAnywhere", props.ecrAnywhere);
+    new CfnOutput(this, "WebhookUrl", {
+      description:
+        "Function URL of the webhook; clusters use <url>v1/clusters/<cluster-id>/<token>",
+      value: this.ecrAnywhere.functionUrl.url,
+    });
+    new CfnOutput(this, "AlarmTopicArn", {
+      description: "SNS topic the alarms notify",
+      value: this.ecrAnywhere.alarmTopic.topicArn,
+    });
+    new CfnOutput(this, "ClusterRecordPrefix", {
+      description: "Secrets Manager name prefix of cluster records",
+      value: this.ecrAnywhere.recordPrefix,
+    });
+    new CfnOutput(this, "ClusterRecordKeyArn", {
+      description: "KMS key to encrypt cluster records with",
+      value: this.ecrAnywhere.recordKey.keyArn,
+    });
+  }
+}

@@ -1,0 +1,350 @@
+/** The CDK construct and stack: resources, least-privilege policies, security checks, lint. */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { App } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { beforeAll, describe, expect, it } from "vitest";
+import { propsFromContext } from "../../infra/config.ts";
+import type { EcrAnywhereProps } from "../../infra/ecr-anywhere.ts";
+import { addSecurityChecks } from "../../infra/nag.ts";
+import { EcrAnywhereStack } from "../../infra/stack.ts";
+
+const run = promisify(execFile);
+const repo = join(import.meta.dirname, "../..");
+const ROLE = "arn:aws:iam::123456789012:role/ecr-pull-gke-prod";
+const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const WEST = "210987654321.dkr.ecr.eu-west-1.amazonaws.com";
+
+function synthesize(props: EcrAnywhereProps = {}) {
+  const app = new App();
+  const stack = new EcrAnywhereStack(app, "Test", { ecrAnywhere: props });
+  addSecurityChecks(app);
+  app.synth(); // throws when cdk-nag has an unacknowledged finding
+  return Template.fromStack(stack);
+}
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+}
+
+function statementsOf(template: Template, rolePrefix: string): Statement[] {
+  const policies = template.findResources("AWS::IAM::Policy");
+  return Object.entries(policies)
+    .filter(([id]) => id.startsWith(`EcrAnywhere${rolePrefix}Role`))
+    .flatMap(
+      ([, policy]) =>
+        (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties
+          .PolicyDocument.Statement,
+    );
+}
+
+const actions = (statement: Statement) => [statement.Action].flat();
+const resources = (statement: Statement) => [statement.Resource].flat();
+
+let template: Template;
+beforeAll(() => {
+  template = synthesize({
+    allowedRegistries: [EAST, WEST],
+    clusterRoleArns: [ROLE],
+    alarmEmail: "oncall@example.com",
+  });
+});
+
+describe("functions", () => {
+  it("deploys both functions on nodejs24.x, arm64, with timeouts that fit the webhook's 10 s admission", () => {
+    template.resourceCountIs("AWS::Lambda::Function", 2);
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Runtime: "nodejs24.x",
+      Architectures: ["arm64"],
+      Handler: "index.handler",
+      Timeout: 10,
+      ReservedConcurrentExecutions: 50,
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_ADMISSION_BUDGET_MS: "8000",
+          ECR_ANYWHERE_RECORD_TTL_SECONDS: "60",
+        }),
+      },
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Runtime: "nodejs24.x",
+      Architectures: ["arm64"],
+      Timeout: 300,
+      DeadLetterConfig: { TargetArn: Match.anyValue() },
+      Environment: {
+        Variables: Match.objectLike({ ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600" }),
+      },
+    });
+    template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+  });
+
+  it("exposes the webhook through a function URL with auth NONE and both permissions Lambda requires", () => {
+    template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE" });
+    template.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunctionUrl",
+      Principal: "*",
+      FunctionUrlAuthType: "NONE",
+    });
+    template.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunction",
+      Principal: "*",
+      InvokedViaFunctionUrl: true,
+    });
+    template.hasOutput("WebhookUrl", {
+      Value: { "Fn::GetAtt": [Match.stringLikeRegexp("WebhookFunctionUrl"), "FunctionUrl"] },
+    });
+    template.hasOutput("AlarmTopicArn", {});
+    template.hasOutput("ClusterRecordPrefix", { Value: "ecr-anywhere/clusters/" });
+  });
+});
+
+describe("least-privilege IAM", () => {
+  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles and read records, and nothing else", () => {
+    const statements = statementsOf(template, "Webhook");
+    const granted = statements.flatMap(actions).sort();
+    expect(granted).toEqual(
+      [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetAuthorizationToken",
+        "ecr:GetDownloadUrlForLayer",
+        "kms:Decrypt",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+        "sts:AssumeRole",
+      ].sort(),
+    );
+    const pull = statements.find((statement) => actions(statement).includes("ecr:BatchGetImage"));
+    expect(resources(pull as Statement).sort()).toEqual([
+      "arn:aws:ecr:eu-west-1:210987654321:repository/*",
+      "arn:aws:ecr:us-east-1:123456789012:repository/*",
+    ]);
+    expect(
+      resources(
+        statements.find((statement) => actions(statement).includes("sts:AssumeRole")) as Statement,
+      ),
+    ).toEqual([ROLE]);
+    const read = statements.find((statement) =>
+      actions(statement).includes("secretsmanager:GetSecretValue"),
+    ) as Statement;
+    expect(JSON.stringify(read.Resource)).toContain(":secret:ecr-anywhere/clusters/*");
+  });
+
+  it("lets the refresher list, read and renew records only", () => {
+    const granted = statementsOf(template, "Refresher").flatMap(actions);
+    expect([...new Set(granted)].sort()).toEqual(
+      [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:BatchGetSecretValue",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:ListSecrets",
+        "secretsmanager:PutSecretValue",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+  });
+
+  it('grants "*" only for actions that have no narrower resource', () => {
+    const onlyStar = new Set([
+      "ecr:GetAuthorizationToken",
+      "secretsmanager:ListSecrets",
+      "secretsmanager:BatchGetSecretValue",
+    ]);
+    const policies = template.findResources("AWS::IAM::Policy");
+    for (const policy of Object.values(policies)) {
+      for (const statement of (
+        policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }
+      ).Properties.PolicyDocument.Statement) {
+        if (resources(statement).includes("*")) {
+          for (const action of actions(statement))
+            expect(onlyStar, `${action} on "*"`).toContain(action);
+        }
+        for (const action of actions(statement)) expect(action).not.toMatch(/\*$/);
+      }
+    }
+  });
+
+  it("does not allow sts:AssumeRole at all when no cluster roles are configured", () => {
+    const plain = synthesize({});
+    expect(statementsOf(plain, "Webhook").flatMap(actions)).not.toContain("sts:AssumeRole");
+    const pull = statementsOf(plain, "Webhook").find((statement) =>
+      actions(statement).includes("ecr:BatchGetImage"),
+    ) as Statement;
+    expect(JSON.stringify(pull.Resource)).toContain(":repository/*"); // the stack's own account and region
+  });
+
+  it("encrypts cluster records with a customer-managed key that rotates", () => {
+    template.hasResourceProperties("AWS::KMS::Key", {
+      EnableKeyRotation: true,
+      Description: Match.stringLikeRegexp("cluster records"),
+    });
+    template.hasOutput("ClusterRecordKeyArn", {});
+  });
+});
+
+describe("schedule and observability", () => {
+  it("runs the refresher on a schedule with retries and a dead-letter queue", () => {
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(15 minutes)",
+      Targets: [
+        Match.objectLike({
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 900 },
+          DeadLetterConfig: Match.anyValue(),
+        }),
+      ],
+    });
+    template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", { MaximumRetryAttempts: 0 });
+  });
+
+  it("alarms on every failure mode, notifying an encrypted topic", () => {
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")) as {
+      Properties: Record<string, unknown>;
+    }[];
+    expect(alarms).toHaveLength(9);
+    const byMetric = (name: string) =>
+      alarms.filter((alarm) => alarm.Properties.MetricName === name);
+    expect(byMetric("Errors")).toHaveLength(2);
+    expect(byMetric("Throttles")).toHaveLength(1);
+    expect(byMetric("Invocations")[0]?.Properties).toMatchObject({
+      TreatMissingData: "breaching",
+      ComparisonOperator: "LessThanThreshold",
+    });
+    expect(byMetric("Duration")[0]?.Properties).toMatchObject({
+      ExtendedStatistic: "p99",
+      Threshold: 5000,
+    });
+    expect(byMetric("AuthFailures")[0]?.Properties).toMatchObject({
+      Namespace: "EcrAnywhere",
+      Threshold: 20,
+    });
+    expect(byMetric("MinRemainingSeconds")[0]?.Properties).toMatchObject({
+      Namespace: "EcrAnywhere",
+      Statistic: "Minimum",
+      Threshold: 7200,
+      ComparisonOperator: "LessThanThreshold",
+    });
+    const denials = alarms.find((alarm) =>
+      JSON.stringify(alarm.Properties.Metrics ?? "").includes('MetricName=\\"Denials\\"'),
+    );
+    expect(denials).toBeDefined();
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toHaveLength(1);
+      expect(String(alarm.Properties.AlarmDescription).length).toBeGreaterThan(20);
+    }
+    template.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "oncall@example.com",
+    });
+  });
+
+  it("draws a dashboard of the contract's metrics", () => {
+    const dashboard = Object.values(template.findResources("AWS::CloudWatch::Dashboard"))[0] as {
+      Properties: { DashboardBody: unknown };
+    };
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    for (const metric of [
+      "Admissions",
+      "Mutations",
+      "Denials",
+      "AuthFailures",
+      "TokenFetches",
+      "TokenCacheHits",
+      "TokenFetchErrors",
+      "SecretsManaged",
+      "SecretsStale",
+      "SecretsRefreshed",
+      "RefreshFailures",
+      "ClusterErrors",
+      "MinRemainingSeconds",
+    ]) {
+      expect(body).toContain(metric);
+    }
+  });
+});
+
+describe("context", () => {
+  it("reads every setting, from lists or comma-separated strings", () => {
+    const { stackName, props } = propsFromContext({
+      "ecr-anywhere:allowedRegistries": `${EAST}, ${WEST}`,
+      "ecr-anywhere:clusterRoleArns": [ROLE],
+      "ecr-anywhere:refreshIntervalMinutes": "10",
+      "ecr-anywhere:refreshBeforeHours": 4,
+      "ecr-anywhere:alarmEmail": "",
+      "ecr-anywhere:logRetentionDays": 90,
+      "ecr-anywhere:stackName": "EcrAnywhereProd",
+      "@aws-cdk/core:other": true,
+    });
+    expect(stackName).toBe("EcrAnywhereProd");
+    expect(props.allowedRegistries).toEqual([EAST, WEST]);
+    expect(props.refreshInterval?.toMinutes()).toBe(10);
+    expect(props.refreshBefore?.toHours()).toBe(4);
+    expect(props.alarmEmail).toBeUndefined();
+    expect(props.logRetention).toBe(90);
+  });
+
+  it.each([
+    [{ "ecr-anywhere:allowedRegistries": ["docker.io"] }, "allowedRegistries.0"],
+    [{ "ecr-anywhere:refreshIntervalMinutes": "often" }, "refreshIntervalMinutes"],
+    [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],
+    [{ "ecr-anywhere:allowedRegistry": [EAST] }, "allowedRegistry"],
+    [{ "ecr-anywhere:logRetentionDays": 31 }, "logRetentionDays must be one of"],
+  ])("rejects %j naming the setting", (context, expected) => {
+    expect(() => propsFromContext(context)).toThrow(expected);
+  });
+});
+
+describe("synthesized template", () => {
+  it("passes cfn-lint with no errors and no warnings", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-cfn-"));
+    try {
+      const file = join(dir, "template.json");
+      await writeFile(file, JSON.stringify(template.toJSON()));
+      const result = await run("cfn-lint", [file]).then(
+        (output) => ({ code: 0, output: output.stdout + output.stderr }),
+        (error: { code: number; stdout: string; stderr: string }) => ({
+          code: error.code,
+          output: error.stdout + error.stderr,
+        }),
+      );
+      expect(result.output).toBe("");
+      expect(result.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("synthesizes with `npm run synth` offline, with no AWS credentials or config", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-synth-"));
+    try {
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? "",
+        HOME: dir, // no ~/.aws
+        CDK_DISABLE_VERSION_CHECK: "1",
+        AWS_EC2_METADATA_DISABLED: "true",
+      };
+      await run("npm", ["run", "-s", "synth", "--", "--output", join(dir, "cdk.out")], {
+        cwd: repo,
+        env,
+        timeout: 120_000,
+      });
+      const synthesized = JSON.parse(
+        await readFile(join(dir, "cdk.out/EcrAnywhere.template.json"), "utf8"),
+      );
+      expect(Object.keys(synthesized.Resources).length).toBeGreaterThan(20);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
