@@ -18,3 +18,12 @@ export function createTelemetry(serviceName: string): Telemetry {
 export function count(metrics: Metrics, name: string, value = 1): void {
   metrics.addMetric(name, MetricUnit.Count, value);
 }
+
+/**
+ * Counts under the current dimensions (with ClusterId) and once more under `service` alone: an
+ * alarm needs one metric for "any cluster", and CloudWatch alarms cannot SEARCH over ClusterId.
+ */
+export function countPerClusterAndTotal(metrics: Metrics, name: string, value = 1): void {
+  count(metrics, name, value);
+  metrics.singleMetric().addMetric(name, MetricUnit.Count, value);
+}

@@ -459,11 +459,8 @@ export class EcrAnywhere extends Construct {
     this.alarm("DenialsAlarm", {
       alarmDescription:
         "The webhook refused to write managed Secrets (ECR throttled or denied, disallowed registry, wrong type). The admission log lines carry the message.",
-      metric: new cloudwatch.MathExpression({
-        expression: `SUM(SEARCH('{${METRICS_NAMESPACE},ClusterId,service} MetricName="Denials"', 'Sum', 300))`,
-        label: "Denials, all clusters",
-        period: fiveMinutes,
-      }),
+      // The webhook also counts Denials without ClusterId, for exactly this alarm.
+      metric: this.metric("Denials", "ecr-anywhere-webhook", sum),
       threshold: props.denialAlarmThreshold ?? 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

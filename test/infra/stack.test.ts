@@ -234,10 +234,11 @@ describe("schedule and observability", () => {
       Threshold: 7200,
       ComparisonOperator: "LessThanThreshold",
     });
-    const denials = alarms.find((alarm) =>
-      JSON.stringify(alarm.Properties.Metrics ?? "").includes('MetricName=\\"Denials\\"'),
-    );
-    expect(denials).toBeDefined();
+    expect(byMetric("Denials")[0]?.Properties).toMatchObject({
+      Namespace: "EcrAnywhere",
+      Dimensions: [{ Name: "service", Value: "ecr-anywhere-webhook" }],
+      Threshold: 1,
+    });
     for (const alarm of alarms) {
       expect(alarm.Properties.AlarmActions).toHaveLength(1);
       expect(String(alarm.Properties.AlarmDescription).length).toBeGreaterThan(20);

@@ -231,7 +231,11 @@ describe("webhook over the real AWS SDK", () => {
       },
     });
     expect(ecr.calls.length).toBeGreaterThanOrEqual(1);
-    expect(output.metric("Denials")).toBe(1);
+    expect(output.metric("Denials")).toBe(2); // per cluster, and the total the alarm watches
+    const total = output
+      .json()
+      .find((line) => line.Denials !== undefined && line.ClusterId === undefined);
+    expect(total).toMatchObject({ service: "ecr-anywhere-webhook", Denials: 1 });
     expect(output.metric("TokenFetchErrors")).toBe(1);
   });
 
