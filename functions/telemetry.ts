@@ -1,5 +1,8 @@
 /** Structured logs and CloudWatch EMF metrics (Powertools), one pair per function. */
 import { Logger } from "@aws-lambda-powertools/logger";
+
+export { MetricUnit } from "@aws-lambda-powertools/metrics";
+
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { METRICS_NAMESPACE } from "./core/contract.ts";
 
@@ -24,6 +27,15 @@ export function count(metrics: Metrics, name: string, value = 1): void {
  * alarm needs one metric for "any cluster", and CloudWatch alarms cannot SEARCH over ClusterId.
  */
 export function countPerClusterAndTotal(metrics: Metrics, name: string, value = 1): void {
-  count(metrics, name, value);
-  metrics.singleMetric().addMetric(name, MetricUnit.Count, value);
+  recordPerClusterAndTotal(metrics, name, MetricUnit.Count, value);
+}
+
+export function recordPerClusterAndTotal(
+  metrics: Metrics,
+  name: string,
+  unit: (typeof MetricUnit)[keyof typeof MetricUnit],
+  value: number,
+): void {
+  metrics.addMetric(name, unit, value);
+  metrics.singleMetric().addMetric(name, unit, value);
 }

@@ -1,6 +1,6 @@
 /** Renders the YAML templates in this folder into Kubernetes objects. */
 import { readFile } from "node:fs/promises";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
 
 export type TemplateValues = Readonly<Record<string, string>>;
@@ -10,14 +10,72 @@ export type TemplateValues = Readonly<Record<string, string>>;
  * an empty string, so a half-rendered manifest never reaches a cluster.
  */
 export function renderTemplate(template: string, values: TemplateValues): unknown {
+  return parse(fill(template, values));
+}
+
+/** The same for a multi-document template: one object per document. */
+export function renderTemplates(
+  template: string,
+  values: TemplateValues,
+): Record<string, unknown>[] {
+  return parseAllDocuments(fill(template, values)).map(
+    (document) => document.toJS() as Record<string, unknown>,
+  );
+}
+
+function fill(template: string, values: TemplateValues): string {
   const missing = new Set<string>();
-  const text = template.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
-    const value = values[name];
-    if (value === undefined) missing.add(name);
-    return value ?? "";
-  });
+  // Only outside comments: a placeholder in a comment needs no value.
+  const text = template
+    .split("\n")
+    .map((line) =>
+      line.trimStart().startsWith("#")
+        ? line
+        : line.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
+            const value = values[name];
+            if (value === undefined) missing.add(name);
+            return value ?? "";
+          }),
+    )
+    .join("\n");
   if (missing.size > 0) throw new Error(`template values missing: ${[...missing].join(", ")}`);
-  return parse(text);
+  return text;
+}
+
+export interface RefresherRbacOptions {
+  /** Namespace of the refresher's ServiceAccount. @default ecr-anywhere */
+  readonly refresherNamespace?: string;
+  readonly serviceAccount?: string;
+  readonly labelPrefix?: string;
+  /** Namespaces the refresher manages Secrets in (the enabled ones). */
+  readonly namespaces: readonly string[];
+  /** Namespaces where it may add the Secret to ServiceAccounts (ensure.serviceAccounts). */
+  readonly serviceAccountNamespaces?: readonly string[];
+}
+
+/** Every object the refresher needs in a cluster, in apply order. */
+export async function refresherRbac(
+  options: RefresherRbacOptions,
+): Promise<Record<string, unknown>[]> {
+  const values = {
+    REFRESHER_NAMESPACE: options.refresherNamespace ?? "ecr-anywhere",
+    SERVICE_ACCOUNT: options.serviceAccount ?? "ecr-anywhere-refresher",
+    LABEL_PREFIX: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
+  };
+  const [base, secrets, serviceAccounts] = await Promise.all([
+    readTemplate("refresher-rbac.yaml"),
+    readTemplate("refresher-namespace-binding.yaml"),
+    readTemplate("refresher-serviceaccounts-binding.yaml"),
+  ]);
+  return [
+    ...renderTemplates(base, values),
+    ...options.namespaces.flatMap((namespace) =>
+      renderTemplates(secrets, { ...values, NAMESPACE: namespace }),
+    ),
+    ...(options.serviceAccountNamespaces ?? []).flatMap((namespace) =>
+      renderTemplates(serviceAccounts, { ...values, NAMESPACE: namespace }),
+    ),
+  ];
 }
 
 export function readTemplate(name: string): Promise<string> {

@@ -35,6 +35,56 @@ const WebhookEnvSchema = v.object({
   ),
 });
 
+const RefresherEnvSchema = v.object({
+  ECR_ANYWHERE_LABEL_PREFIX: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+  ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: WebhookEnvSchema.entries.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
+  ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: positiveInteger(6 * 3600, 11 * 3600),
+  ECR_ANYWHERE_CLUSTER_CONCURRENCY: positiveInteger(5, 50),
+  ECR_ANYWHERE_SECRET_CONCURRENCY: positiveInteger(10, 100),
+  ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: positiveInteger(120, 900),
+  ECR_ANYWHERE_REFRESH_MODE: v.optional(v.picklist(["inline", "fanout"]), "inline"),
+  ECR_ANYWHERE_FANOUT_QUEUE_URL: v.optional(v.pipe(v.string(), v.url())),
+});
+
+export interface RefresherConfig {
+  readonly names: ContractNames;
+  readonly clusterRecordPrefix: string;
+  /** The configured `refreshBefore` of the staleness rule. */
+  readonly refreshBeforeMs: number;
+  /** Clusters visited at once (inline mode). */
+  readonly clusterConcurrency: number;
+  /** Secrets marked at once within one cluster. */
+  readonly secretConcurrency: number;
+  /** The most one cluster may take; well inside the Lambda timeout. */
+  readonly clusterDeadlineMs: number;
+  /** `inline` visits every cluster in this invocation; `fanout` sends one SQS message per cluster. */
+  readonly mode: "inline" | "fanout";
+  readonly fanoutQueueUrl: string | undefined;
+}
+
+export function refresherConfigFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): RefresherConfig {
+  const parsed = parseWith(RefresherEnvSchema, env);
+  if (!parsed.ok) throw new Error(`invalid refresher configuration: ${parsed.error}`);
+  const settings = parsed.value;
+  if (settings.ECR_ANYWHERE_REFRESH_MODE === "fanout" && !settings.ECR_ANYWHERE_FANOUT_QUEUE_URL) {
+    throw new Error(
+      "invalid refresher configuration: ECR_ANYWHERE_REFRESH_MODE=fanout needs ECR_ANYWHERE_FANOUT_QUEUE_URL",
+    );
+  }
+  return {
+    names: contractNames(settings.ECR_ANYWHERE_LABEL_PREFIX),
+    clusterRecordPrefix: settings.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
+    refreshBeforeMs: settings.ECR_ANYWHERE_REFRESH_BEFORE_SECONDS * 1000,
+    clusterConcurrency: settings.ECR_ANYWHERE_CLUSTER_CONCURRENCY,
+    secretConcurrency: settings.ECR_ANYWHERE_SECRET_CONCURRENCY,
+    clusterDeadlineMs: settings.ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS * 1000,
+    mode: settings.ECR_ANYWHERE_REFRESH_MODE,
+    fanoutQueueUrl: settings.ECR_ANYWHERE_FANOUT_QUEUE_URL,
+  };
+}
+
 export interface WebhookConfig {
   readonly names: ContractNames;
   readonly clusterRecordPrefix: string;

@@ -1,28 +1,214 @@
 /**
- * The refresher's invocation: visit every registered cluster. This first version reads and
- * validates every cluster record and reports which ones are unusable; visiting clusters comes with
- * the refresher issue.
+ * The scheduled refresher. Inline mode visits every registered cluster in this invocation with
+ * bounded concurrency; fan-out mode sends one SQS message per cluster to the worker
+ * (worker.ts). Either way one cluster's failure never stops the others, and the invocation fails
+ * at the end if any cluster failed, so the Errors alarm fires and the metrics say which.
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { listClusterRecords } from "../adapters/cluster-record-list.ts";
-import { count, createTelemetry } from "../telemetry.ts";
+import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import pLimit from "p-limit";
+import {
+  type ClusterRecordListing,
+  listClusterRecords,
+  readClusterRecord,
+  type StoredClusterRecord,
+  saveClusterRecord,
+} from "../adapters/cluster-record-catalog.ts";
+import { ClusterApi } from "../adapters/kubernetes.ts";
+import { isDns1123Label } from "../core/cluster-record.ts";
+import { type RefresherConfig, refresherConfigFromEnv } from "../core/config.ts";
+import {
+  count,
+  createTelemetry,
+  MetricUnit,
+  recordPerClusterAndTotal,
+  type Telemetry,
+} from "../telemetry.ts";
+import {
+  type ClusterReport,
+  type RefreshClusterDependencies,
+  refreshCluster,
+} from "./refresh-cluster.ts";
 
-export type Refresher = () => Promise<{ clusters: number; invalid: number }>;
+export interface RefresherDependencies extends RefreshClusterDependencies {
+  readonly telemetry: Telemetry;
+  readonly listRecords: (signal: AbortSignal) => Promise<ClusterRecordListing>;
+  readonly readRecord: (clusterId: string, signal: AbortSignal) => Promise<StoredClusterRecord>;
+  /** Fan-out mode: one message per cluster. */
+  readonly enqueue: (clusterIds: readonly string[]) => Promise<void>;
+}
 
-export function createRefresherFromEnv(
+export interface RunSummary {
+  readonly mode: "inline" | "fanout";
+  readonly clusters: number;
+  readonly failed: readonly string[];
+  readonly reports: readonly ClusterReport[];
+}
+
+export function createRefresherFromEnv(env: Readonly<Record<string, string | undefined>>) {
+  return createRefresher(refresherDependenciesFromEnv(env));
+}
+
+export function refresherDependenciesFromEnv(
   env: Readonly<Record<string, string | undefined>>,
-): Refresher {
-  const prefix = env.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX ?? "ecr-anywhere/clusters/";
-  const client = new SecretsManagerClient({});
-  const { logger, metrics } = createTelemetry("ecr-anywhere-refresher");
-  return async () => {
-    try {
-      const records = await listClusterRecords(client, prefix);
-      for (const invalid of records.invalid) logger.error("invalid cluster record", { ...invalid });
-      count(metrics, "ClusterErrors", records.invalid.length);
-      return { clusters: records.valid.length, invalid: records.invalid.length };
-    } finally {
-      metrics.publishStoredMetrics();
-    }
+  overrides: Partial<RefresherDependencies> = {},
+): RefresherDependencies {
+  const config = refresherConfigFromEnv(env);
+  const secrets = new SecretsManagerClient({});
+  const sqs = config.mode === "fanout" ? new SQSClient({}) : undefined;
+  return {
+    config,
+    now: Date.now,
+    telemetry: createTelemetry("ecr-anywhere-refresher"),
+    clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
+    listRecords: (signal) => listClusterRecords(secrets, config.clusterRecordPrefix, signal),
+    readRecord: (clusterId, signal) =>
+      readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal),
+    saveRecord: (stored, record, signal) => saveClusterRecord(secrets, stored, record, signal),
+    enqueue: async (clusterIds) => {
+      if (!sqs || !config.fanoutQueueUrl)
+        throw new Error("fan-out mode needs ECR_ANYWHERE_FANOUT_QUEUE_URL");
+      for (let start = 0; start < clusterIds.length; start += 10) {
+        const batch = clusterIds.slice(start, start + 10);
+        const result = await sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: config.fanoutQueueUrl,
+            Entries: batch.map((clusterId, index) => ({
+              Id: String(index),
+              MessageBody: JSON.stringify({ clusterId }),
+            })),
+          }),
+        );
+        if (result.Failed?.length) {
+          throw new Error(
+            `could not queue ${result.Failed.length} cluster(s): ${result.Failed.map((f) => f.Message).join("; ")}`,
+          );
+        }
+      }
+    },
+    ...overrides,
   };
 }
+
+export function createRefresher(deps: RefresherDependencies): () => Promise<RunSummary> {
+  return async () => {
+    const { logger } = deps.telemetry;
+    const listing = await deps.listRecords(AbortSignal.timeout(deps.config.clusterDeadlineMs));
+    for (const invalid of listing.invalid) {
+      logger.error("invalid cluster record skipped", {
+        secretName: invalid.secretName,
+        error: invalid.error,
+      });
+      publishInvalidRecord(deps, invalid.secretName);
+    }
+    const invalidNames = listing.invalid.map((invalid) => invalid.secretName);
+
+    if (deps.config.mode === "fanout") {
+      await deps.enqueue(listing.valid.map((stored) => stored.record.clusterId));
+      logger.info("clusters queued", {
+        clusters: listing.valid.length,
+        invalid: invalidNames.length,
+      });
+      return finish(deps, {
+        mode: "fanout",
+        clusters: listing.valid.length,
+        failed: invalidNames,
+        reports: [],
+      });
+    }
+
+    const limit = pLimit(deps.config.clusterConcurrency);
+    const reports = await Promise.all(
+      listing.valid.map((stored) => limit(() => refreshAndReport(stored, deps))),
+    );
+    const failed = [
+      ...invalidNames,
+      ...reports.filter((report) => !report.ok).map((report) => report.clusterId),
+    ];
+    return finish(deps, { mode: "inline", clusters: listing.valid.length, failed, reports });
+  };
+}
+
+/** Refreshes one cluster inside its deadline, logs and publishes its metrics; never throws. */
+export async function refreshAndReport(
+  stored: StoredClusterRecord,
+  deps: RefresherDependencies,
+): Promise<ClusterReport> {
+  const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
+  let report: ClusterReport;
+  try {
+    report = await refreshCluster(stored, deps, signal);
+  } catch (error) {
+    report = failedReport(
+      stored.record.clusterId,
+      error instanceof Error ? error.message : String(error),
+    );
+  }
+  const { logger } = deps.telemetry;
+  const { problems, ...numbers } = report;
+  if (report.ok) logger.info("cluster refreshed", numbers);
+  else logger.error("cluster refresh failed", { ...numbers, problems: problems.slice(0, 20) });
+  publishClusterMetrics(deps.telemetry, report);
+  return report;
+}
+
+function finish(deps: RefresherDependencies, summary: RunSummary): RunSummary {
+  if (summary.failed.length > 0) {
+    // Failing the invocation is what makes the Lambda Errors alarm fire.
+    throw new Error(
+      `refresh failed for ${summary.failed.length} cluster(s): ${summary.failed.join(", ")}; see the log lines per cluster`,
+    );
+  }
+  deps.telemetry.logger.info("refresh complete", {
+    mode: summary.mode,
+    clusters: summary.clusters,
+  });
+  return summary;
+}
+
+function failedReport(clusterId: string, problem: string): ClusterReport {
+  return {
+    clusterId,
+    ok: false,
+    problems: [problem],
+    secretsManaged: 0,
+    secretsStale: 0,
+    secretsRefreshed: 0,
+    refreshFailures: 0,
+    minRemainingSeconds: undefined,
+    secretsCreated: 0,
+    serviceAccountsLinked: 0,
+    credentialsRenewed: false,
+    apiCalls: 0,
+  };
+}
+
+/** All of one cluster's metrics in one synchronous block, so concurrent clusters never mix dimensions. */
+function publishClusterMetrics({ metrics }: Telemetry, report: ClusterReport): void {
+  metrics.addDimension("ClusterId", report.clusterId);
+  count(metrics, "SecretsManaged", report.secretsManaged);
+  count(metrics, "SecretsStale", report.secretsStale);
+  count(metrics, "SecretsRefreshed", report.secretsRefreshed);
+  count(metrics, "RefreshFailures", report.refreshFailures);
+  count(metrics, "ClusterErrors", report.ok ? 0 : 1);
+  if (report.minRemainingSeconds !== undefined) {
+    // Also without ClusterId: the MinRemaining alarm watches the minimum over every cluster.
+    recordPerClusterAndTotal(
+      metrics,
+      "MinRemainingSeconds",
+      MetricUnit.Seconds,
+      report.minRemainingSeconds,
+    );
+  }
+  metrics.publishStoredMetrics();
+}
+
+function publishInvalidRecord(deps: RefresherDependencies, secretName: string): void {
+  const { metrics } = deps.telemetry;
+  const suffix = secretName.slice(deps.config.clusterRecordPrefix.length);
+  metrics.addDimension("ClusterId", isDns1123Label(suffix) ? suffix : "invalid-record-name");
+  count(metrics, "ClusterErrors", 1);
+  metrics.publishStoredMetrics();
+}
+
+export type { RefresherConfig };

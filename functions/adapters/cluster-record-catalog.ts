@@ -1,11 +1,13 @@
 /**
- * Reads every cluster record: names from ListSecrets (filtered by prefix, paginated), values with
+ * The refresher's view of cluster records in Secrets Manager. Listing reads every record: names from ListSecrets (filtered by prefix, paginated), values with
  * BatchGetSecretValue (20 per call). Each record is validated with the webhook's schema; a bad one
  * is reported by name and skipped, never stopping the others.
  */
 import {
   BatchGetSecretValueCommand,
+  GetSecretValueCommand,
   ListSecretsCommand,
+  PutSecretValueCommand,
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
@@ -90,4 +92,37 @@ export async function listClusterRecords(
     }
   }
   return listing;
+}
+
+/** One record by cluster id (the fan-out worker's read). Throws with the reason when unusable. */
+export async function readClusterRecord(
+  client: SecretsManagerClient,
+  namePrefix: string,
+  clusterId: string,
+  signal?: AbortSignal,
+): Promise<StoredClusterRecord> {
+  const secretName = `${namePrefix}${clusterId}`;
+  const secret = await client.send(new GetSecretValueCommand({ SecretId: secretName }), {
+    abortSignal: signal,
+  });
+  const parsed = secret.SecretString
+    ? parseClusterRecord(secret.SecretString, clusterId)
+    : ({ ok: false, error: "no SecretString" } as const);
+  if (!parsed.ok) throw new Error(`${secretName}: ${parsed.error}`);
+  return { secretName, secretArn: secret.ARN ?? secretName, record: parsed.value };
+}
+
+/** Writes a record back (the refresher's renewed kubeconfig) as a new secret version. */
+export async function saveClusterRecord(
+  client: SecretsManagerClient,
+  stored: StoredClusterRecord,
+  record: ClusterRecord,
+  signal?: AbortSignal,
+): Promise<void> {
+  await client.send(
+    new PutSecretValueCommand({ SecretId: stored.secretArn, SecretString: JSON.stringify(record) }),
+    {
+      abortSignal: signal,
+    },
+  );
 }

@@ -1,0 +1,257 @@
+/**
+ * One registered cluster's API server, as the refresher uses it: a small, named surface over
+ * `@kubernetes/client-node`. Every request carries the cluster's deadline and is counted.
+ */
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  PatchStrategy,
+  type RequestContext,
+  type ResponseContext,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import {
+  DOCKER_CONFIG_JSON_KEY,
+  DOCKER_CONFIG_JSON_TYPE,
+  MANAGED_VALUE,
+  NAMESPACE_ENABLED_VALUE,
+} from "../core/contract.ts";
+
+export interface ManagedSecret {
+  readonly namespace: string;
+  readonly name: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly resourceVersion: string;
+}
+
+/** A failed API call, with the API server's own message (e.g. a webhook's denial). */
+export class KubernetesError extends Error {
+  readonly status: number | undefined;
+  constructor(action: string, error: unknown) {
+    super(`${action}: ${describe(error)}`);
+    this.name = "KubernetesError";
+    this.status = error instanceof ApiException ? error.code : undefined;
+  }
+}
+
+const PAGE_SIZE = 500;
+
+export class ClusterApi {
+  readonly #core: CoreV1Api;
+  readonly #options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: "append" };
+  #calls = 0;
+
+  constructor(kubeconfig: string, signal: AbortSignal) {
+    const config = new KubeConfig();
+    config.loadFromString(kubeconfig);
+    this.#core = config.makeApiClient(CoreV1Api);
+    const middleware: ObservableMiddleware = {
+      pre: (context: RequestContext) => {
+        this.#calls++;
+        context.setSignal(signal);
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+    };
+    this.#options = { middleware: [middleware], middlewareMergeStrategy: "append" };
+  }
+
+  /** API requests made so far (for the benchmark and the logs). */
+  get calls(): number {
+    return this.#calls;
+  }
+
+  async enabledNamespaces(namespaceLabel: string): Promise<string[]> {
+    const names: string[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.#call("list namespaces", () =>
+        this.#core.listNamespace(
+          {
+            labelSelector: `${namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`,
+            limit: PAGE_SIZE,
+            _continue: next,
+          },
+          this.#options,
+        ),
+      );
+      for (const namespace of page.items)
+        if (namespace.metadata?.name) names.push(namespace.metadata.name);
+      next = page.metadata?._continue || undefined;
+    } while (next);
+    return names;
+  }
+
+  async managedSecrets(
+    namespace: string,
+    managedLabel: string,
+    pageSize = PAGE_SIZE,
+  ): Promise<ManagedSecret[]> {
+    const secrets: ManagedSecret[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.#call(`list Secrets in ${namespace}`, () =>
+        this.#core.listNamespacedSecret(
+          {
+            namespace,
+            labelSelector: `${managedLabel}=${MANAGED_VALUE}`,
+            limit: pageSize,
+            _continue: next,
+          },
+          this.#options,
+        ),
+      );
+      for (const secret of page.items) secrets.push(toManagedSecret(secret, namespace));
+      next = page.metadata?._continue || undefined;
+    } while (next);
+    return secrets;
+  }
+
+  /**
+   * Merge-patches one annotation. The API server sends the UPDATE through the webhook, so the
+   * Secret that comes back already holds whatever the webhook wrote (or the call fails with its
+   * denial).
+   */
+  async annotate(
+    namespace: string,
+    name: string,
+    annotation: string,
+    value: string,
+  ): Promise<ManagedSecret> {
+    const secret = await this.#call(`mark Secret ${namespace}/${name}`, () =>
+      this.#core.patchNamespacedSecret(
+        { namespace, name, body: { metadata: { annotations: { [annotation]: value } } } },
+        withContentType(this.#options, PatchStrategy.MergePatch),
+      ),
+    );
+    return toManagedSecret(secret, namespace);
+  }
+
+  /** Creates an empty managed Secret for the webhook to fill; an existing one is left alone. */
+  async createManagedSecret(
+    namespace: string,
+    name: string,
+    managedLabel: string,
+  ): Promise<"created" | "exists"> {
+    try {
+      await this.#core.createNamespacedSecret(
+        {
+          namespace,
+          body: {
+            metadata: { name, labels: { [managedLabel]: MANAGED_VALUE } },
+            type: DOCKER_CONFIG_JSON_TYPE,
+            data: { [DOCKER_CONFIG_JSON_KEY]: Buffer.from('{"auths":{}}').toString("base64") },
+          },
+        },
+        this.#options,
+      );
+      return "created";
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 409) return "exists";
+      throw new KubernetesError(`create Secret ${namespace}/${name}`, error);
+    }
+  }
+
+  /** Adds the Secret to a ServiceAccount's imagePullSecrets, keeping the entries it has. */
+  async addImagePullSecret(
+    namespace: string,
+    serviceAccount: string,
+    secretName: string,
+  ): Promise<"added" | "present"> {
+    const account = await this.#call(`read ServiceAccount ${namespace}/${serviceAccount}`, () =>
+      this.#core.readNamespacedServiceAccount({ namespace, name: serviceAccount }, this.#options),
+    );
+    const existing = account.imagePullSecrets ?? [];
+    if (existing.some((reference) => reference.name === secretName)) return "present";
+    await this.#call(`patch ServiceAccount ${namespace}/${serviceAccount}`, () =>
+      this.#core.patchNamespacedServiceAccount(
+        {
+          namespace,
+          name: serviceAccount,
+          // resourceVersion makes the merge patch conditional: a concurrent change fails instead of being lost.
+          body: {
+            metadata: { resourceVersion: account.metadata?.resourceVersion },
+            imagePullSecrets: [...existing, { name: secretName }],
+          },
+        },
+        withContentType(this.#options, PatchStrategy.MergePatch),
+      ),
+    );
+    return "added";
+  }
+
+  /** A new token for a ServiceAccount (TokenRequest), as the refresher renews its own. */
+  async requestToken(
+    namespace: string,
+    name: string,
+    expirationSeconds: number,
+  ): Promise<{ token: string; expiresAtMs: number }> {
+    const request = await this.#call(`request a token for ${namespace}/${name}`, () =>
+      this.#core.createNamespacedServiceAccountToken(
+        { namespace, name, body: { spec: { audiences: [], expirationSeconds } } },
+        this.#options,
+      ),
+    );
+    const token = request.status?.token;
+    const expires = request.status?.expirationTimestamp;
+    if (!token || !expires)
+      throw new KubernetesError(
+        `request a token for ${namespace}/${name}`,
+        "no token in the answer",
+      );
+    return { token, expiresAtMs: new Date(expires).getTime() };
+  }
+
+  async #call<T>(action: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw new KubernetesError(action, error);
+    }
+  }
+}
+
+function toManagedSecret(secret: V1Secret, namespace: string): ManagedSecret {
+  return {
+    namespace: secret.metadata?.namespace ?? namespace,
+    name: secret.metadata?.name ?? "",
+    annotations: secret.metadata?.annotations ?? {},
+    resourceVersion: secret.metadata?.resourceVersion ?? "",
+  };
+}
+
+function withContentType<T extends { middleware: ObservableMiddleware[] }>(
+  options: T,
+  contentType: string,
+): T {
+  const header: ObservableMiddleware = {
+    pre: (context: RequestContext) => {
+      context.setHeaderParam("Content-Type", contentType);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { ...options, middleware: [...options.middleware, header] };
+}
+
+/** The API server's message (a Status), never the request or response body as a whole. */
+function describe(error: unknown): string {
+  if (error instanceof ApiException) {
+    const body: unknown = typeof error.body === "string" ? safeJson(error.body) : error.body;
+    const message = (body as { message?: unknown } | undefined)?.message;
+    return `HTTP ${error.code}: ${typeof message === "string" ? message : "no message"}`;
+  }
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The refresher's kubeconfig, read from a cluster record: checked so it can only carry inline
+ * credentials, and its ServiceAccount token inspected and replaced for self-renewal. Pure.
+ */
+import { parse, stringify } from "yaml";
+
+interface NamedUser {
+  name: string;
+  user: Record<string, unknown>;
+}
+
+interface KubeconfigDocument {
+  clusters?: { name: string; cluster: Record<string, unknown> }[];
+  users?: NamedUser[];
+  contexts?: { name: string; context: { cluster: string; user: string } }[];
+  "current-context"?: string;
+}
+
+// Anything that reads a file or runs a program inside the refresher Lambda is refused: a record is
+// data, never a way to execute code or read the function's files.
+const FORBIDDEN_USER_FIELDS = [
+  "exec",
+  "auth-provider",
+  "tokenFile",
+  "client-certificate",
+  "client-key",
+  "username",
+  "password",
+];
+const FORBIDDEN_CLUSTER_FIELDS = ["certificate-authority", "proxy-url"];
+
+export type KubeconfigCheck = { ok: true } | { ok: false; error: string };
+
+export function checkKubeconfig(text: string): KubeconfigCheck {
+  let document: KubeconfigDocument;
+  try {
+    document = parse(text) as KubeconfigDocument;
+  } catch {
+    return { ok: false, error: "kubeconfig is not valid YAML" };
+  }
+  const current = currentUser(document);
+  if (!current)
+    return { ok: false, error: "kubeconfig has no current-context with a user and cluster" };
+  for (const { name, user } of document.users ?? []) {
+    const forbidden = FORBIDDEN_USER_FIELDS.filter((field) => user?.[field] !== undefined);
+    if (forbidden.length > 0)
+      return {
+        ok: false,
+        error: `kubeconfig user "${name}" uses ${forbidden.join(", ")}: only token or client-certificate-data/client-key-data are allowed`,
+      };
+  }
+  for (const { name, cluster } of document.clusters ?? []) {
+    const forbidden = FORBIDDEN_CLUSTER_FIELDS.filter((field) => cluster?.[field] !== undefined);
+    if (forbidden.length > 0)
+      return {
+        ok: false,
+        error: `kubeconfig cluster "${name}" uses ${forbidden.join(", ")}: use certificate-authority-data`,
+      };
+    if (cluster?.["insecure-skip-tls-verify"] === true)
+      return { ok: false, error: `kubeconfig cluster "${name}" disables TLS verification` };
+  }
+  return { ok: true };
+}
+
+export interface ServiceAccountToken {
+  readonly namespace: string;
+  readonly name: string;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+/** The current user's bound ServiceAccount token, when it is one (a JWT with an expiry). */
+export function serviceAccountToken(text: string): ServiceAccountToken | undefined {
+  const user = currentUser(parse(text) as KubeconfigDocument);
+  const token = user?.user.token;
+  if (typeof token !== "string") return undefined;
+  const [, payload] = token.split(".");
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as {
+      exp?: number;
+      iat?: number;
+      "kubernetes.io"?: { namespace?: string; serviceaccount?: { name?: string } };
+    };
+    const namespace = claims["kubernetes.io"]?.namespace;
+    const name = claims["kubernetes.io"]?.serviceaccount?.name;
+    if (!namespace || !name || typeof claims.exp !== "number" || typeof claims.iat !== "number")
+      return undefined;
+    return { namespace, name, issuedAtMs: claims.iat * 1000, expiresAtMs: claims.exp * 1000 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Renew once less than half the token's life remains: many scheduled runs fit in that half. */
+export function needsRenewal(token: ServiceAccountToken, nowMs: number): boolean {
+  return nowMs >= token.expiresAtMs - (token.expiresAtMs - token.issuedAtMs) / 2;
+}
+
+/** The same kubeconfig with the current user's token replaced. */
+export function withToken(text: string, token: string): string {
+  const document = parse(text) as KubeconfigDocument;
+  const user = currentUser(document);
+  if (!user) throw new Error("kubeconfig has no current user");
+  user.user.token = token;
+  return stringify(document);
+}
+
+function currentUser(document: KubeconfigDocument | null | undefined): NamedUser | undefined {
+  if (!document || typeof document !== "object") return undefined;
+  const context = document.contexts?.find((entry) => entry.name === document["current-context"]);
+  if (!context?.context?.user || !context.context.cluster) return undefined;
+  return document.users?.find((entry) => entry.name === context.context.user);
+}

@@ -1,0 +1,235 @@
+/**
+ * One cluster's refresh: renew the refresher's own credentials when due, ensure the Secrets the
+ * record asks for, find stale managed Secrets and mark them, so the API server sends each one
+ * through the webhook. Used by the inline refresher and by the fan-out worker alike.
+ */
+import pLimit from "p-limit";
+import type { StoredClusterRecord } from "../adapters/cluster-record-catalog.ts";
+import type { ClusterApi, ManagedSecret } from "../adapters/kubernetes.ts";
+import type { ClusterRecord } from "../core/cluster-record.ts";
+import type { RefresherConfig } from "../core/config.ts";
+import {
+  checkKubeconfig,
+  needsRenewal,
+  serviceAccountToken,
+  withToken,
+} from "../core/kubeconfig.ts";
+import { isStale, secretTimes } from "../core/staleness.ts";
+import { toRfc3339 } from "../core/time.ts";
+
+export interface ClusterReport {
+  readonly clusterId: string;
+  /** False when anything failed; `problems` says what. */
+  readonly ok: boolean;
+  readonly problems: readonly string[];
+  readonly secretsManaged: number;
+  readonly secretsStale: number;
+  readonly secretsRefreshed: number;
+  readonly refreshFailures: number;
+  /** Least time left on any managed Secret after this run; undefined when there are none. */
+  readonly minRemainingSeconds: number | undefined;
+  readonly secretsCreated: number;
+  readonly serviceAccountsLinked: number;
+  readonly credentialsRenewed: boolean;
+  readonly apiCalls: number;
+}
+
+export interface RefreshClusterDependencies {
+  readonly config: RefresherConfig;
+  readonly now: () => number;
+  readonly clusterApi: (kubeconfig: string, signal: AbortSignal) => ClusterApi;
+  readonly saveRecord: (
+    stored: StoredClusterRecord,
+    record: ClusterRecord,
+    signal: AbortSignal,
+  ) => Promise<void>;
+}
+
+export async function refreshCluster(
+  stored: StoredClusterRecord,
+  deps: RefreshClusterDependencies,
+  signal: AbortSignal,
+): Promise<ClusterReport> {
+  const { record } = stored;
+  const { names } = deps.config;
+  const problems: string[] = [];
+  const empty = {
+    clusterId: record.clusterId,
+    secretsManaged: 0,
+    secretsStale: 0,
+    secretsRefreshed: 0,
+    refreshFailures: 0,
+    minRemainingSeconds: undefined,
+    secretsCreated: 0,
+    serviceAccountsLinked: 0,
+    credentialsRenewed: false,
+    apiCalls: 0,
+  };
+  const kubeconfigCheck = checkKubeconfig(record.kubeconfig);
+  if (!kubeconfigCheck.ok) return { ...empty, ok: false, problems: [kubeconfigCheck.error] };
+
+  const api = deps.clusterApi(record.kubeconfig, signal);
+  const credentialsRenewed = await renewCredentials(stored, api, deps, signal).catch(
+    (error: unknown) => {
+      problems.push(`renewing the refresher's token failed: ${message(error)}`);
+      return false;
+    },
+  );
+
+  let enabled: string[];
+  try {
+    enabled = await api.enabledNamespaces(names.namespaceLabel);
+  } catch (error) {
+    return {
+      ...empty,
+      ok: false,
+      problems: [...problems, message(error)],
+      credentialsRenewed,
+      apiCalls: api.calls,
+    };
+  }
+
+  const ensured = await ensureSecrets(record, enabled, api, deps.config, problems);
+
+  const secrets: ManagedSecret[] = [];
+  for (const namespace of enabled) {
+    try {
+      secrets.push(...(await api.managedSecrets(namespace, names.managedLabel)));
+    } catch (error) {
+      problems.push(message(error));
+    }
+  }
+
+  const nowMs = deps.now();
+  const stale = secrets.filter((secret) =>
+    isStale(secretTimes(secret.annotations, names), nowMs, deps.config.refreshBeforeMs),
+  );
+  const limit = pLimit(deps.config.secretConcurrency);
+  const marked = toRfc3339(nowMs);
+  const outcomes = await Promise.all(
+    stale.map((secret) =>
+      limit(async () => {
+        const before = secretTimes(secret.annotations, names).expiresAtMs;
+        try {
+          const after = await api.annotate(
+            secret.namespace,
+            secret.name,
+            names.markedForUpdateAtAnnotation,
+            marked,
+          );
+          const afterMs = secretTimes(after.annotations, names).expiresAtMs;
+          // Only a later expiry proves the webhook wrote fresh credentials.
+          if (afterMs !== undefined && (before === undefined || afterMs > before))
+            return { secret: after, refreshed: true };
+          problems.push(
+            `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`,
+          );
+          return { secret: after, refreshed: false };
+        } catch (error) {
+          problems.push(message(error));
+          return { secret, refreshed: false };
+        }
+      }),
+    ),
+  );
+
+  const latest = new Map(secrets.map((secret) => [`${secret.namespace}/${secret.name}`, secret]));
+  for (const outcome of outcomes)
+    latest.set(`${outcome.secret.namespace}/${outcome.secret.name}`, outcome.secret);
+  const refreshed = outcomes.filter((outcome) => outcome.refreshed).length;
+  return {
+    clusterId: record.clusterId,
+    ok: problems.length === 0,
+    problems,
+    secretsManaged: secrets.length,
+    secretsStale: stale.length,
+    secretsRefreshed: refreshed,
+    refreshFailures: stale.length - refreshed,
+    minRemainingSeconds: leastRemainingSeconds([...latest.values()], deps.config, nowMs),
+    secretsCreated: ensured.created,
+    serviceAccountsLinked: ensured.linked,
+    credentialsRenewed,
+    apiCalls: api.calls,
+  };
+}
+
+/**
+ * When the kubeconfig holds a bound ServiceAccount token past half its life, asks the API server
+ * for a new one for the same ServiceAccount (TokenRequest on itself) and writes the kubeconfig back
+ * to the record, so no long-lived token is ever needed.
+ */
+async function renewCredentials(
+  stored: StoredClusterRecord,
+  api: ClusterApi,
+  deps: RefreshClusterDependencies,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const token = serviceAccountToken(stored.record.kubeconfig);
+  if (!token || !needsRenewal(token, deps.now())) return false;
+  const lifetimeSeconds = Math.round((token.expiresAtMs - token.issuedAtMs) / 1000);
+  const renewed = await api.requestToken(
+    token.namespace,
+    token.name,
+    Math.max(3600, lifetimeSeconds),
+  );
+  await deps.saveRecord(
+    stored,
+    { ...stored.record, kubeconfig: withToken(stored.record.kubeconfig, renewed.token) },
+    signal,
+  );
+  return true;
+}
+
+async function ensureSecrets(
+  record: ClusterRecord,
+  enabledNamespaces: readonly string[],
+  api: ClusterApi,
+  config: RefresherConfig,
+  problems: string[],
+): Promise<{ created: number; linked: number }> {
+  const ensure = record.ensure;
+  let created = 0;
+  let linked = 0;
+  if (!ensure) return { created, linked };
+  for (const namespace of ensure.namespaces) {
+    if (!enabledNamespaces.includes(namespace)) {
+      problems.push(
+        `ensure: namespace ${namespace} lacks the label ${config.names.namespaceLabel}=enabled (or does not exist); label it so the webhook fills Secrets there`,
+      );
+      continue;
+    }
+    try {
+      if (
+        (await api.createManagedSecret(namespace, ensure.secretName, config.names.managedLabel)) ===
+        "created"
+      )
+        created++;
+      for (const serviceAccount of ensure.serviceAccounts ?? []) {
+        if (
+          (await api.addImagePullSecret(namespace, serviceAccount, ensure.secretName)) === "added"
+        )
+          linked++;
+      }
+    } catch (error) {
+      problems.push(`ensure: ${message(error)}`);
+    }
+  }
+  return { created, linked };
+}
+
+function leastRemainingSeconds(
+  secrets: readonly ManagedSecret[],
+  config: RefresherConfig,
+  nowMs: number,
+): number | undefined {
+  if (secrets.length === 0) return undefined;
+  const remaining = secrets.map((secret) => {
+    const expiresAtMs = secretTimes(secret.annotations, config.names).expiresAtMs;
+    return expiresAtMs === undefined ? 0 : Math.max(0, (expiresAtMs - nowMs) / 1000);
+  });
+  return Math.floor(Math.min(...remaining));
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
