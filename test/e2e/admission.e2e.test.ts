@@ -4,86 +4,27 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  KubeConfig,
-  type V1Secret,
-} from "@kubernetes/client-node";
+import { ApiException, type CoreV1Api, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { contractNames } from "../../functions/core/contract.ts";
-import {
-  type FunctionUrlServer,
-  startFunctionUrlServer,
-} from "../../functions/local/function-url-server.ts";
-import { loopbackServerTls } from "../../functions/local/tls.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
-import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
-import { webhookConfiguration } from "../../k8s/templates.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
-import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
-import { waitFor } from "../support/ports.ts";
+import type { EcrStandIn } from "../support/ecr-stand-in.ts";
+import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
-const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
-const names = contractNames();
 const WRONG_PREFIX = "wrong-token.e2e.ecr-anywhere.local";
 const wrongNames = contractNames(WRONG_PREFIX);
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 
 const motoUrl = inject("motoUrl");
+let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let ecr: EcrStandIn;
-let server: FunctionUrlServer;
-let webhook: Webhook;
 let core: CoreV1Api;
-let admission: AdmissionregistrationV1Api;
-const events: FunctionUrlEvent[] = [];
-const token = newWebhookToken();
-
-function freshWebhook(): Webhook {
-  return createWebhookFromEnv(process.env);
-}
+let events: FunctionUrlEvent[];
 
 beforeAll(async () => {
-  ecr = await startEcrStandIn();
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }));
-  process.env.POWERTOOLS_LOG_LEVEL = "ERROR";
-  await putClusterRecord(motoUrl, {
-    version: 1,
-    clusterId: "e2e",
-    kubeconfig: "apiVersion: v1\nkind: Config\n",
-    webhookTokenSha256: [token.sha256],
-    registries: [EAST, WEST],
-  });
-  webhook = freshWebhook();
-  const { ca, server: tls } = await loopbackServerTls("ecr-anywhere-e2e-webhook");
-  server = await startFunctionUrlServer({
-    tls,
-    handler: (event, context) => webhook(event, context),
-    onEvent: (event) => events.push(event),
-  });
-
-  const config = new KubeConfig();
-  config.loadFromString(inject("adminKubeconfig"));
-  core = config.makeApiClient(CoreV1Api);
-  admission = config.makeApiClient(AdmissionregistrationV1Api);
-
-  await admission.createMutatingWebhookConfiguration({
-    body: await webhookConfiguration({
-      webhookUrl: `${server.url}/v1/clusters/e2e/${token.token}`,
-      caPem: ca.cert,
-    }),
-  });
-  await admission.createMutatingWebhookConfiguration({
-    body: await webhookConfiguration({
-      name: "ecr-anywhere-wrong-token",
-      labelPrefix: WRONG_PREFIX,
-      webhookUrl: `${server.url}/v1/clusters/e2e/${newWebhookToken().token}`,
-      caPem: ca.cert,
-    }),
-  });
+  harness = await startWebhookHarness(motoUrl, inject("adminKubeconfig"), "e2e");
+  ({ ecr, core, events } = harness);
   await core.createNamespace({
     body: { metadata: { name: "apps", labels: { [names.namespaceLabel]: "enabled" } } },
   });
@@ -91,39 +32,30 @@ beforeAll(async () => {
   await core.createNamespace({
     body: { metadata: { name: "wrong-token", labels: { [wrongNames.namespaceLabel]: "enabled" } } },
   });
-
-  // Webhook configurations reach the API server's admission chain asynchronously.
-  await waitFor(
-    async () => {
-      const probe = await core.createNamespacedSecret({
-        namespace: "apps",
-        body: managed("probe"),
-        dryRun: "All",
-      });
-      return probe.metadata?.annotations?.[names.expiresAtAnnotation] !== undefined;
-    },
-    30_000,
-    "the webhook configuration to take effect",
-  );
+  await harness.register({
+    name: "ecr-anywhere",
+    clusterId: "e2e",
+    token: harness.token,
+    probeNamespace: "apps",
+  });
+  await harness.register({
+    name: "ecr-anywhere-wrong-token",
+    clusterId: "e2e",
+    token: newWebhookToken().token,
+    labelPrefix: WRONG_PREFIX,
+  });
 });
 
 afterAll(async () => {
-  await admission
-    ?.deleteMutatingWebhookConfiguration({ name: "ecr-anywhere" })
-    .catch(() => undefined);
-  await admission
-    ?.deleteMutatingWebhookConfiguration({ name: "ecr-anywhere-wrong-token" })
-    .catch(() => undefined);
   for (const namespace of ["apps", "plain", "wrong-token"])
     await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
-  await server?.close();
-  await ecr?.stop();
+  await harness?.stop();
 });
 
 beforeEach(() => {
   events.length = 0;
   ecr.reset();
-  webhook = freshWebhook();
+  harness.reset();
 });
 
 function managed(name: string, extra: Partial<V1Secret> = {}, prefixNames = names): V1Secret {
@@ -238,7 +170,7 @@ describe("admission through a real kube-apiserver", () => {
     ).rejects.toMatchObject({ code: 404 });
 
     ecr.behaviour = "throttle";
-    webhook = freshWebhook();
+    harness.reset();
     const throttled = await refusal(
       core.createNamespacedSecret({ namespace: "apps", body: managed("ecr-throttled") }),
     );

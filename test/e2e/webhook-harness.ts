@@ -1,0 +1,129 @@
+/**
+ * The webhook as the end-to-end tests run it: the ECR stand-in, a cluster record in moto, the
+ * function-URL server, and a MutatingWebhookConfiguration in the real API server pointing at it.
+ */
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+} from "@kubernetes/client-node";
+import { contractNames } from "../../functions/core/contract.ts";
+import {
+  type FunctionUrlServer,
+  startFunctionUrlServer,
+} from "../../functions/local/function-url-server.ts";
+import { loopbackServerTls } from "../../functions/local/tls.ts";
+import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
+import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
+import { webhookConfiguration } from "../../k8s/templates.ts";
+import { newWebhookToken } from "../support/admission.ts";
+import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
+import { waitFor } from "../support/ports.ts";
+
+export const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+export const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+export const names = contractNames();
+
+export interface WebhookHarness {
+  readonly ecr: EcrStandIn;
+  readonly server: FunctionUrlServer;
+  readonly events: FunctionUrlEvent[];
+  readonly caPem: string;
+  readonly core: CoreV1Api;
+  readonly admission: AdmissionregistrationV1Api;
+  readonly objects: KubernetesObjectApi;
+  /** Replaces the webhook with a new instance (empty caches), optionally on another clock. */
+  reset(now?: () => number): void;
+  /** Registers a webhook configuration and waits until the API server uses it. */
+  register(options: {
+    name: string;
+    clusterId: string;
+    token: string;
+    labelPrefix?: string;
+    probeNamespace?: string;
+  }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWebhookHarness(
+  motoUrl: string,
+  adminKubeconfig: string,
+  clusterId: string,
+): Promise<WebhookHarness & { token: string }> {
+  const ecr = await startEcrStandIn();
+  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }));
+  process.env.POWERTOOLS_LOG_LEVEL = "ERROR";
+  const token = newWebhookToken();
+  await putClusterRecord(motoUrl, {
+    version: 1,
+    clusterId,
+    kubeconfig: "apiVersion: v1\nkind: Config\n",
+    webhookTokenSha256: [token.sha256],
+    registries: [EAST, WEST],
+  });
+  let webhook: Webhook = createWebhookFromEnv(process.env);
+  const events: FunctionUrlEvent[] = [];
+  const { ca, server: tls } = await loopbackServerTls("ecr-anywhere-e2e-webhook");
+  const server = await startFunctionUrlServer({
+    tls,
+    handler: (event, context) => webhook(event, context),
+    onEvent: (event) => events.push(event),
+  });
+  const config = new KubeConfig();
+  config.loadFromString(adminKubeconfig);
+  const core = config.makeApiClient(CoreV1Api);
+  const admission = config.makeApiClient(AdmissionregistrationV1Api);
+  const registered: string[] = [];
+
+  return {
+    token: token.token,
+    ecr,
+    server,
+    events,
+    caPem: ca.cert,
+    core,
+    admission,
+    objects: KubernetesObjectApi.makeApiClient(config),
+    reset(now) {
+      webhook = createWebhookFromEnv(process.env, now ? { now } : {});
+    },
+    async register({ name, clusterId: id, token: urlToken, labelPrefix, probeNamespace }) {
+      await admission.createMutatingWebhookConfiguration({
+        body: await webhookConfiguration({
+          name,
+          labelPrefix,
+          webhookUrl: `${server.url}/v1/clusters/${id}/${urlToken}`,
+          caPem: ca.cert,
+        }),
+      });
+      registered.push(name);
+      if (!probeNamespace) return;
+      const probeNames = contractNames(labelPrefix);
+      // Webhook configurations reach the API server's admission chain asynchronously.
+      await waitFor(
+        async () => {
+          const probe = await core.createNamespacedSecret({
+            namespace: probeNamespace,
+            dryRun: "All",
+            body: {
+              metadata: { name: "probe", labels: { [probeNames.managedLabel]: "true" } },
+              type: "kubernetes.io/dockerconfigjson",
+              data: { ".dockerconfigjson": "e30=" },
+            },
+          });
+          return probe.metadata?.annotations?.[probeNames.expiresAtAnnotation] !== undefined;
+        },
+        30_000,
+        `webhook configuration ${name} to take effect`,
+      );
+    },
+    async stop() {
+      for (const name of registered)
+        await admission.deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
+      await server.close();
+      await ecr.stop();
+    },
+  };
+}
