@@ -32,17 +32,18 @@ beforeAll(async () => {
   await core.createNamespace({
     body: { metadata: { name: "wrong-token", labels: { [wrongNames.namespaceLabel]: "enabled" } } },
   });
-  await harness.register({
-    name: "ecr-anywhere",
-    clusterId: "e2e",
-    token: harness.token,
-    probeNamespace: "apps",
-  });
+  // Registered first: once the second is seen to work, the API server has both.
   await harness.register({
     name: "ecr-anywhere-wrong-token",
     clusterId: "e2e",
     token: newWebhookToken().token,
     labelPrefix: WRONG_PREFIX,
+  });
+  await harness.register({
+    name: "ecr-anywhere",
+    clusterId: "e2e",
+    token: harness.token,
+    probeNamespace: "apps",
   });
 });
 
