@@ -244,7 +244,12 @@ function describe(error: unknown): string {
     const message = (body as { message?: unknown } | undefined)?.message;
     return `HTTP ${error.code}: ${typeof message === "string" ? message : "no message"}`;
   }
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  if (error instanceof Error) {
+    // fetch reports network failures as "fetch failed" with the reason (ECONNREFUSED, …) in cause.
+    const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+    const reason = cause ? ` (${String(cause.code ?? cause.message ?? cause)})` : "";
+    return `${error.name}: ${error.message}${reason}`;
+  }
   return String(error);
 }
 

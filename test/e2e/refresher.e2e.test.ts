@@ -1,0 +1,399 @@
+/**
+ * The refresher against a real kube-apiserver, running as its own ServiceAccount with only the
+ * RBAC in k8s/, and the webhook behind the function-URL server: the whole refresh loop.
+ */
+import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import pLimit from "p-limit";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { readClusterRecord } from "../../functions/adapters/cluster-record-catalog.ts";
+import { ClusterApi, KubernetesError } from "../../functions/adapters/kubernetes.ts";
+import { serviceAccountToken } from "../../functions/core/kubeconfig.ts";
+import { parseRfc3339 } from "../../functions/core/time.ts";
+import {
+  createRefresher,
+  refresherDependenciesFromEnv,
+} from "../../functions/refresher/refresher.ts";
+import { createWorker } from "../../functions/refresher/worker.ts";
+import { createTelemetry } from "../../functions/telemetry.ts";
+import { refresherRbac } from "../../k8s/templates.ts";
+import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
+import { putClusterRecord } from "../support/aws-env.ts";
+import { captureOutput } from "../support/output.ts";
+import { freePort } from "../support/ports.ts";
+import { kubeconfig } from "./control-plane.ts";
+import { EAST, names, startWebhookHarness, WEST, type WebhookHarness } from "./webhook-harness.ts";
+
+const HOUR = 3600_000;
+const motoUrl = inject("motoUrl");
+const server = inject("kubeServer");
+const caPem = inject("kubeCaPem");
+const SA_NAMESPACE = "ecr-anywhere";
+const SA_NAME = "ecr-anywhere-refresher";
+
+let harness: WebhookHarness & { token: string };
+let admin: CoreV1Api;
+let refresherKubeconfig: string;
+let now = Date.now();
+const clock = () => now;
+
+const junk = Buffer.from('{"auths":{}}').toString("base64");
+const managed = (name: string) => ({
+  metadata: { name, labels: { [names.managedLabel]: "true" } },
+  type: "kubernetes.io/dockerconfigjson",
+  data: { ".dockerconfigjson": junk },
+});
+
+function record(clusterId: string, extra: Record<string, unknown> = {}) {
+  return {
+    version: 1,
+    clusterId,
+    kubeconfig: refresherKubeconfig,
+    webhookTokenSha256: [newWebhookToken().sha256],
+    registries: [EAST],
+    ...extra,
+  };
+}
+
+function refresher(prefix: string, mode: Record<string, string> = {}) {
+  // The harness quiets the webhook's logs; the refresher's are asserted here.
+  const quiet = process.env.POWERTOOLS_LOG_LEVEL;
+  process.env.POWERTOOLS_LOG_LEVEL = "INFO";
+  const telemetry = createTelemetry("ecr-anywhere-refresher");
+  process.env.POWERTOOLS_LOG_LEVEL = quiet;
+  const deps = refresherDependenciesFromEnv(
+    {
+      ...process.env,
+      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: prefix,
+      ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: "60",
+      ...mode,
+    },
+    { now: clock, telemetry },
+  );
+  return { deps, run: createRefresher(deps) };
+}
+
+async function expiresAt(namespace: string, name: string): Promise<number | undefined> {
+  const secret = await admin.readNamespacedSecret({ namespace, name });
+  return parseRfc3339(secret.metadata?.annotations?.[names.expiresAtAnnotation]);
+}
+
+beforeAll(async () => {
+  harness = await startWebhookHarness(motoUrl, inject("adminKubeconfig"), "refresher-webhook");
+  process.env.AWS_ENDPOINT_URL_SQS = motoUrl;
+  harness.ecr.now = clock;
+  harness.reset(clock);
+  admin = harness.core;
+  for (const [name, enabled] of [
+    ["team-a", true],
+    ["team-b", true],
+    ["late", false],
+    ["secret-elsewhere", false],
+    ["bulk", true],
+    [SA_NAMESPACE, false],
+  ] as const) {
+    await admin.createNamespace({
+      body: { metadata: { name, labels: enabled ? { [names.namespaceLabel]: "enabled" } : {} } },
+    });
+  }
+  await harness.register({
+    name: "ecr-anywhere-refresher-e2e",
+    clusterId: "refresher-webhook",
+    token: harness.token,
+    probeNamespace: "team-a",
+  });
+  for (const object of await refresherRbac({
+    namespaces: ["team-a", "team-b", "late", "bulk"],
+    serviceAccountNamespaces: ["team-a"],
+  })) {
+    await harness.objects.create(object as never);
+  }
+  await admin.createNamespacedServiceAccount({
+    namespace: "team-a",
+    body: { metadata: { name: "builder" }, imagePullSecrets: [{ name: "other" }] },
+  });
+  const request = await admin.createNamespacedServiceAccountToken({
+    namespace: SA_NAMESPACE,
+    name: SA_NAME,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  refresherKubeconfig = kubeconfig(server, caPem, {
+    name: SA_NAME,
+    token: request.status?.token ?? "",
+  });
+  await putClusterRecord(
+    motoUrl,
+    record("main", {
+      ensure: { secretName: "ecr-pull", namespaces: ["team-a"], serviceAccounts: ["builder"] },
+    }),
+    { name: "refresher-e2e/main/main" },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  for (const name of ["team-a", "team-b", "late", "secret-elsewhere", "bulk", SA_NAMESPACE]) {
+    await admin?.deleteNamespace({ name }).catch(() => undefined);
+  }
+  await harness?.stop();
+});
+
+describe("the refresher's RBAC", () => {
+  it("is enough for its work", async () => {
+    const api = new ClusterApi(refresherKubeconfig, AbortSignal.timeout(10_000));
+    expect(await api.enabledNamespaces(names.namespaceLabel)).toEqual(
+      expect.arrayContaining(["team-a", "team-b", "bulk"]),
+    );
+    expect(await api.managedSecrets("team-a", names.managedLabel)).toEqual(expect.any(Array));
+  });
+
+  it("forbids what it does not need: Secrets elsewhere, deleting, others' tokens", async () => {
+    const api = new ClusterApi(refresherKubeconfig, AbortSignal.timeout(10_000));
+    await expect(api.managedSecrets("secret-elsewhere", names.managedLabel)).rejects.toMatchObject({
+      status: 403,
+    });
+    await expect(api.managedSecrets("kube-system", names.managedLabel)).rejects.toBeInstanceOf(
+      KubernetesError,
+    );
+    await expect(api.requestToken("team-a", "builder", 3600)).rejects.toMatchObject({
+      status: 403,
+    });
+    const asRefresher = new KubeConfig();
+    asRefresher.loadFromString(refresherKubeconfig);
+    const core = asRefresher.makeApiClient(CoreV1Api);
+    await admin.createNamespacedSecret({
+      namespace: "team-b",
+      body: { metadata: { name: "keep-me" }, stringData: { a: "b" } },
+    });
+    await expect(
+      core.deleteNamespacedSecret({ namespace: "team-b", name: "keep-me" }),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(
+      core.readNamespacedSecret({ namespace: "team-b", name: "keep-me" }),
+    ).rejects.toMatchObject({ code: 403 });
+  });
+});
+
+describe("a refresh run", () => {
+  it("refreshes stale Secrets and ones without expires_at, leaves fresh ones untouched, ensures Secrets and ServiceAccounts", async () => {
+    await admin.createNamespacedSecret({ namespace: "team-a", body: managed("stale-one") });
+    const staleBefore = await expiresAt("team-a", "stale-one");
+    const stalePassword = harness.ecr.lastPassword.get("us-east-1");
+    // Not yet enabled: stored without the webhook, so it has no expires_at.
+    await admin.createNamespacedSecret({ namespace: "late", body: managed("no-expiry") });
+    expect(await expiresAt("late", "no-expiry")).toBeUndefined();
+    await admin.patchNamespace(
+      { name: "late", body: { metadata: { labels: { [names.namespaceLabel]: "enabled" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+
+    now += 7 * HOUR;
+    await admin.createNamespacedSecret({ namespace: "team-b", body: managed("fresh-one") });
+    const fresh = await admin.readNamespacedSecret({ namespace: "team-b", name: "fresh-one" });
+
+    const summary = await refresher("refresher-e2e/main/").run();
+    const [report] = summary.reports;
+    expect(report).toMatchObject({
+      clusterId: "main",
+      ok: true,
+      secretsStale: 2,
+      secretsRefreshed: 2,
+      refreshFailures: 0,
+      secretsCreated: 1,
+      serviceAccountsLinked: 1,
+      credentialsRenewed: true,
+    });
+    expect(report?.secretsManaged).toBe(4); // stale-one, ecr-pull (created), fresh-one, no-expiry
+
+    expect(await expiresAt("team-a", "stale-one")).toBeGreaterThan(
+      staleBefore ?? Number.POSITIVE_INFINITY,
+    );
+    const refreshed = await admin.readNamespacedSecret({ namespace: "team-a", name: "stale-one" });
+    expect(
+      decodeDockerConfig(refreshed.data?.[".dockerconfigjson"]).auths[EAST]?.password,
+    ).not.toBe(stalePassword);
+    expect(refreshed.metadata?.annotations?.[names.markedForUpdateAtAnnotation]).toBeDefined();
+    expect(await expiresAt("late", "no-expiry")).toBe(now + 12 * HOUR - (now % 1000));
+    const untouched = await admin.readNamespacedSecret({ namespace: "team-b", name: "fresh-one" });
+    expect(untouched.metadata?.resourceVersion).toBe(fresh.metadata?.resourceVersion);
+
+    const ensured = await admin.readNamespacedSecret({ namespace: "team-a", name: "ecr-pull" });
+    // The webhook's record allows both registries, so the ensured Secret gets both.
+    const ensuredHosts = Object.keys(decodeDockerConfig(ensured.data?.[".dockerconfigjson"]).auths);
+    expect(ensuredHosts.sort()).toEqual([EAST, WEST].sort());
+    const builder = await admin.readNamespacedServiceAccount({
+      namespace: "team-a",
+      name: "builder",
+    });
+    expect(builder.imagePullSecrets).toEqual([{ name: "other" }, { name: "ecr-pull" }]);
+    expect(report?.minRemainingSeconds).toBeGreaterThan(11 * 3600);
+  });
+
+  it("renewed its own token through TokenRequest and wrote a working kubeconfig back", async () => {
+    const { SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
+    const stored = await readClusterRecord(
+      new SecretsManagerClient({}),
+      "refresher-e2e/main/",
+      "main",
+    );
+    expect(stored.record.kubeconfig).not.toBe(refresherKubeconfig);
+    const before = serviceAccountToken(refresherKubeconfig);
+    const after = serviceAccountToken(stored.record.kubeconfig);
+    expect(after).toMatchObject({ namespace: SA_NAMESPACE, name: SA_NAME });
+    expect(after?.issuedAtMs).toBeGreaterThanOrEqual(
+      before?.issuedAtMs ?? Number.POSITIVE_INFINITY,
+    );
+    const api = new ClusterApi(stored.record.kubeconfig, AbortSignal.timeout(10_000));
+    expect(await api.enabledNamespaces(names.namespaceLabel)).toContain("team-a");
+  });
+
+  it("fails the run with the webhook's message and counts RefreshFailures when the webhook denies", async () => {
+    harness.ecr.behaviour = "deny";
+    harness.reset(clock);
+    now += 7 * HOUR;
+    process.env.POWERTOOLS_METRICS_DISABLED = "false";
+    const output = captureOutput();
+    try {
+      await expect(refresher("refresher-e2e/main/").run()).rejects.toThrow(
+        /refresh failed for 1 cluster\(s\): main/,
+      );
+    } finally {
+      output.restore();
+      process.env.POWERTOOLS_METRICS_DISABLED = "true";
+      harness.ecr.behaviour = "ok";
+      harness.reset(clock);
+    }
+    const failure = output.json().find((line) => line.message === "cluster refresh failed");
+    expect(JSON.stringify(failure?.problems)).toContain(
+      'admission webhook \\"secrets.ecr-anywhere.centml.ai\\" denied the request: ecr-anywhere: AWS denied ecr:GetAuthorizationToken',
+    );
+    const metrics = output
+      .json()
+      .find((line) => line.ClusterId === "main" && line.RefreshFailures !== undefined);
+    expect(metrics?.RefreshFailures).toBeGreaterThan(0);
+    expect(metrics?.ClusterErrors).toBe(1);
+  });
+
+  it("keeps going when another cluster is unreachable, then fails naming it", async () => {
+    const closed = await freePort();
+    await putClusterRecord(motoUrl, record("healthy"), { name: "refresher-e2e/two/healthy" });
+    await putClusterRecord(
+      motoUrl,
+      record("down", {
+        kubeconfig: kubeconfig(`https://127.0.0.1:${closed}`, caPem, { name: "x", token: "t" }),
+      }),
+      { name: "refresher-e2e/two/down" },
+    );
+    now += 7 * HOUR;
+    const before = await expiresAt("team-a", "stale-one");
+    await expect(refresher("refresher-e2e/two/").run()).rejects.toThrow(
+      /refresh failed for 1 cluster\(s\): down;/,
+    );
+    expect(await expiresAt("team-a", "stale-one")).toBeGreaterThan(
+      before ?? Number.POSITIVE_INFINITY,
+    );
+  });
+
+  it("reports an ensure namespace that lacks the label instead of skipping it", async () => {
+    await putClusterRecord(
+      motoUrl,
+      record("ensure-missing", {
+        ensure: { secretName: "ecr-pull", namespaces: ["secret-elsewhere"] },
+      }),
+      { name: "refresher-e2e/ensure/ensure-missing" },
+    );
+    const output = captureOutput();
+    try {
+      await expect(refresher("refresher-e2e/ensure/").run()).rejects.toThrow(/ensure-missing/);
+    } finally {
+      output.restore();
+    }
+    expect(output.text()).toContain(
+      "ensure: namespace secret-elsewhere lacks the label ecr-anywhere.centml.ai/namespace=enabled",
+    );
+  });
+
+  it("pages through 1,000 managed Secrets in one namespace and refreshes every stale one", async () => {
+    const limit = pLimit(16);
+    await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        limit(() =>
+          admin.createNamespacedSecret({ namespace: "bulk", body: managed(`bulk-${i}`) }),
+        ),
+      ),
+    );
+    const api = new ClusterApi(refresherKubeconfig, AbortSignal.timeout(30_000));
+    const listed = await api.managedSecrets("bulk", names.managedLabel, 100);
+    expect(listed).toHaveLength(1000);
+    // Ten pages of 100, joined by continue tokens (an eleventh, empty, if the server cannot tell the end).
+    expect(api.calls).toBeGreaterThanOrEqual(10);
+    expect(api.calls).toBeLessThanOrEqual(11);
+
+    await putClusterRecord(motoUrl, record("bulk-cluster"), {
+      name: "refresher-e2e/bulk/bulk-cluster",
+    });
+    now += 7 * HOUR;
+    const summary = await refresher("refresher-e2e/bulk/").run();
+    const [report] = summary.reports;
+    expect(report?.secretsManaged).toBeGreaterThanOrEqual(1000);
+    expect(report?.secretsStale).toBe(report?.secretsManaged);
+    expect(report?.secretsRefreshed).toBe(report?.secretsStale);
+  }, 180_000);
+});
+
+describe("fan-out", () => {
+  it("queues one SQS message per cluster", async () => {
+    const sqs = new SQSClient({ endpoint: motoUrl });
+    const { QueueUrl } = await sqs.send(
+      new CreateQueueCommand({ QueueName: "refresher-e2e-fanout" }),
+    );
+    const { run } = refresher("refresher-e2e/two/", {
+      ECR_ANYWHERE_REFRESH_MODE: "fanout",
+      ECR_ANYWHERE_FANOUT_QUEUE_URL: QueueUrl ?? "",
+    });
+    expect(await run()).toMatchObject({ mode: "fanout", clusters: 2 });
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(
+      (received.Messages ?? []).map((message) => JSON.parse(message.Body ?? "").clusterId).sort(),
+    ).toEqual(["down", "healthy"]);
+  });
+
+  it("the worker refreshes the cluster named by each SQS message and reports failures per message", async () => {
+    const { deps } = refresher("refresher-e2e/two/");
+    const worker = createWorker(deps);
+    now += 7 * HOUR;
+    const record = (messageId: string, body: string) => ({
+      messageId,
+      receiptHandle: `r-${messageId}`,
+      body,
+      attributes: {
+        ApproximateReceiveCount: "1",
+        SentTimestamp: String(Date.now()),
+        SenderId: "test",
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: "",
+      eventSource: "aws:sqs",
+      eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:refresher-e2e-fanout",
+      awsRegion: "us-east-1",
+    });
+    const before = await expiresAt("team-a", "stale-one");
+    const result = await worker({
+      Records: [
+        record("healthy-1", '{"clusterId":"healthy"}'),
+        record("down-1", '{"clusterId":"down"}'),
+        record("nobody-1", '{"clusterId":"nobody"}'),
+        record("junk-1", "not json"),
+      ],
+    });
+    expect(result.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual([
+      "down-1",
+      "nobody-1",
+    ]);
+    expect(await expiresAt("team-a", "stale-one")).toBeGreaterThan(
+      before ?? Number.POSITIVE_INFINITY,
+    );
+  });
+});
