@@ -43,6 +43,8 @@ const ContextSchema = v.strictObject({
   alarmEmail: v.optional(v.pipe(v.string(), v.email())),
   webhookReservedConcurrency: v.optional(wholeNumber(1, 1000)),
   logRetentionDays: v.optional(wholeNumber(1, 3653)),
+  refreshMode: v.optional(v.picklist(["inline", "fanout"])),
+  fanoutConcurrency: v.optional(wholeNumber(2, 1000)),
   stackName: v.optional(
     v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
   ),
@@ -74,6 +76,8 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     alarmEmail: c.alarmEmail,
     webhookReservedConcurrency: c.webhookReservedConcurrency,
     logRetention: c.logRetentionDays === undefined ? undefined : retention(c.logRetentionDays),
+    refreshMode: c.refreshMode,
+    fanoutConcurrency: c.fanoutConcurrency,
   };
   return { stackName: c.stackName ?? "EcrAnywhere", props };
 }

@@ -12,6 +12,7 @@ import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
@@ -56,17 +57,32 @@ export interface EcrAnywhereProps {
   readonly denialAlarmThreshold?: number;
   /** Alarm when any cluster's managed Secret has less than this left. @default 2 hours */
   readonly minRemainingAlarm?: Duration;
+  /**
+   * `inline`: one refresher invocation visits every cluster (up to about 50). `fanout`: the
+   * refresher queues one SQS message per cluster and a worker function refreshes each.
+   * @default inline
+   */
+  readonly refreshMode?: "inline" | "fanout";
+  /** Fan-out mode: clusters refreshed at once by the worker. @default 10 */
+  readonly fanoutConcurrency?: number;
 }
 
 /** The webhook's answer must reach the API server inside its 10 s webhook timeout. */
 const WEBHOOK_TIMEOUT = Duration.seconds(10);
 const ADMISSION_BUDGET_MS = 8000;
-const REFRESHER_TIMEOUT = Duration.minutes(5);
+// Inline mode visits up to about 50 clusters, 10 at a time, each within 90 s: 5 rounds fit in 10 min.
+const REFRESHER_TIMEOUT = Duration.minutes(10);
+const CLUSTER_CONCURRENCY = 10;
+const CLUSTER_DEADLINE = Duration.seconds(90);
 const repoRoot = join(import.meta.dirname, "..");
 
 export class EcrAnywhere extends Construct {
   readonly webhook: lambda.Function;
   readonly refresher: lambda.Function;
+  /** Fan-out mode only: the per-cluster worker and its queue. */
+  readonly refresherWorker?: lambda.Function;
+  readonly fanoutQueue?: sqs.Queue;
+  private fanoutDeadLetters?: sqs.Queue;
   readonly functionUrl: lambda.FunctionUrl;
   readonly alarmTopic: sns.ITopic;
   readonly recordKey: kms.Key;
@@ -119,20 +135,34 @@ export class EcrAnywhere extends Construct {
       "Serverless-SQSRedrivePolicy":
         "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
     });
+    const refresherEnvironment = {
+      ECR_ANYWHERE_LABEL_PREFIX: labelPrefix,
+      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: this.recordPrefix,
+      ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: String(
+        (props.refreshBefore ?? Duration.hours(6)).toSeconds(),
+      ),
+      ECR_ANYWHERE_CLUSTER_CONCURRENCY: String(CLUSTER_CONCURRENCY),
+      ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: String(CLUSTER_DEADLINE.toSeconds()),
+    };
     this.refresher = this.lambdaFunction("Refresher", {
       entry: "functions/refresher/handler.ts",
       deadLetterQueue: refresherDeadLetters,
       description: "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster",
       timeout: REFRESHER_TIMEOUT,
       logRetention,
-      environment: {
-        ECR_ANYWHERE_LABEL_PREFIX: labelPrefix,
-        ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: this.recordPrefix,
-        ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: String(
-          (props.refreshBefore ?? Duration.hours(6)).toSeconds(),
-        ),
-      },
+      environment: refresherEnvironment,
     });
+    this.grantClusterRecords(this.refresher, recordSecretsArn, { list: true });
+    if (props.refreshMode === "fanout") {
+      const fanout = this.fanOut(
+        refresherEnvironment,
+        recordSecretsArn,
+        logRetention,
+        props.fanoutConcurrency ?? 10,
+      );
+      this.refresherWorker = fanout.worker;
+      this.fanoutQueue = fanout.queue;
+    }
 
     acknowledge(this.refresher.node.findChild("EventInvokeConfig"), {
       "Serverless-LambdaAsyncFailureDestination":
@@ -143,7 +173,6 @@ export class EcrAnywhere extends Construct {
         "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
     });
     this.grantWebhook(props, recordSecretsArn);
-    this.grantRefresher(recordSecretsArn);
 
     this.functionUrl = this.webhook.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
 
@@ -289,42 +318,96 @@ export class EcrAnywhere extends Construct {
     });
   }
 
-  private grantRefresher(recordSecretsArn: string): void {
-    this.refresher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "ListClusterRecords",
-        // ListSecrets has no resource-level permissions; it returns names and metadata, not values.
-        actions: ["secretsmanager:ListSecrets"],
-        resources: ["*"],
-      }),
-    );
-    this.refresher.addToRolePolicy(
+  /** Read (and, for credential renewal, write back) cluster records; the scheduled run also lists them. */
+  private grantClusterRecords(
+    fn: lambda.Function,
+    recordSecretsArn: string,
+    options: { list: boolean },
+  ): void {
+    if (options.list) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ListClusterRecords",
+          // Neither supports resource-level permissions; BatchGetSecretValue is then authorized per
+          // secret with GetSecretValue below. They reveal names, not values.
+          actions: ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"],
+          resources: ["*"],
+        }),
+      );
+    }
+    fn.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "ReadAndRenewClusterRecords",
-        actions: [
-          "secretsmanager:GetSecretValue",
-          "secretsmanager:BatchGetSecretValue",
-          "secretsmanager:PutSecretValue",
-        ],
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
         resources: [recordSecretsArn],
       }),
     );
-    this.refresher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "BatchReadClusterRecords",
-        // BatchGetSecretValue is authorized on "*" and then per secret with GetSecretValue above.
-        actions: ["secretsmanager:BatchGetSecretValue"],
-        resources: ["*"],
-      }),
-    );
-    // Read records, and write back renewed kubeconfigs (PutSecretValue asks KMS for a data key).
-    this.recordKey.grant(this.refresher, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey");
-    acknowledge(this.refresher.role ?? this.refresher, {
-      "AwsSolutions-IAM5[Resource::*]":
-        'secretsmanager:ListSecrets and the outer check of BatchGetSecretValue support no resource-level permissions: AWS requires "*". They reveal names, not values.',
+    // PutSecretValue asks KMS for a data key to encrypt the renewed record.
+    this.recordKey.grant(fn, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey");
+    acknowledge(fn.role ?? fn, {
+      ...(options.list
+        ? {
+            "AwsSolutions-IAM5[Resource::*]":
+              'secretsmanager:ListSecrets and the outer check of BatchGetSecretValue support no resource-level permissions: AWS requires "*". They reveal names, not values.',
+          }
+        : {}),
       [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
         "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
     });
+  }
+
+  /** Fan-out: a queue of cluster ids, and a worker that refreshes one cluster per message. */
+  private fanOut(
+    environment: Record<string, string>,
+    recordSecretsArn: string,
+    logRetention: logs.RetentionDays,
+    concurrency: number,
+  ): { queue: sqs.Queue; worker: lambda.Function; deadLetters: sqs.Queue } {
+    const deadLetters = new sqs.Queue(this, "FanoutDeadLetters", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(deadLetters, {
+      "AwsSolutions-SQS3": "This queue is itself the dead-letter queue of the fan-out queue.",
+      "Serverless-SQSRedrivePolicy":
+        "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
+    });
+    const queue = new sqs.Queue(this, "FanoutQueue", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      // Longer than a worker run, so a message is not handed out twice while being worked on.
+      visibilityTimeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() * 3),
+      retentionPeriod: Duration.hours(1),
+      deadLetterQueue: { queue: deadLetters, maxReceiveCount: 3 },
+    });
+    const worker = this.lambdaFunction("RefresherWorker", {
+      entry: "functions/refresher/worker-handler.ts",
+      description:
+        "ecr-anywhere refresher worker: refreshes the one cluster named by each fan-out message",
+      timeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() + 30),
+      logRetention,
+      environment,
+    });
+    acknowledge(worker, {
+      "Serverless-LambdaDLQ":
+        "The worker is fed by SQS; failed messages go to the fan-out queue's dead-letter queue.",
+      "Serverless-LambdaEventSourceMappingDestination":
+        "On-failure destinations exist only for stream sources; for SQS the queue's redrive policy moves a failing message to its dead-letter queue.",
+    });
+    worker.addEventSource(
+      new eventSources.SqsEventSource(queue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: Math.max(2, concurrency),
+      }),
+    );
+    this.grantClusterRecords(worker, recordSecretsArn, { list: false });
+    queue.grantSendMessages(this.refresher);
+    this.refresher.addEnvironment("ECR_ANYWHERE_REFRESH_MODE", "fanout");
+    this.refresher.addEnvironment("ECR_ANYWHERE_FANOUT_QUEUE_URL", queue.queueUrl);
+    this.fanoutDeadLetters = deadLetters;
+    return { queue, worker, deadLetters };
   }
 
   private scheduleRefresher(interval: Duration, deadLetters: sqs.IQueue): events.Rule {
@@ -416,6 +499,41 @@ export class EcrAnywhere extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    if (this.refresherWorker && this.fanoutQueue && this.fanoutDeadLetters) {
+      this.alarm("FanoutDeadLettersAlarm", {
+        alarmDescription:
+          "A cluster failed three fan-out attempts in a row; its message is in the fan-out dead-letter queue and the worker's logs say why.",
+        metric: this.fanoutDeadLetters.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: fiveMinutes,
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.alarm("FanoutBacklogAlarm", {
+        alarmDescription:
+          "Fan-out messages wait longer than a refresh interval: the worker is failing or too slow (raise fanoutConcurrency).",
+        metric: this.fanoutQueue.metricApproximateAgeOfOldestMessage({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: fiveMinutes,
+        }),
+        threshold: refreshInterval.toSeconds(),
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.alarm("RefresherWorkerErrorsAlarm", {
+        alarmDescription:
+          "The fan-out worker crashed or timed out (cluster failures are reported per message instead).",
+        metric: this.refresherWorker.metricErrors(sum),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
     this.alarm("WebhookErrorsAlarm", {
       alarmDescription:
         "The webhook function failed (crash, timeout or 5xx such as Secrets Manager unavailable): managed Secrets cannot be written.",

@@ -4,6 +4,8 @@ import { build } from "esbuild";
 
 export const LAMBDA_ENTRY_POINTS = {
   webhook: "functions/webhook/handler.ts",
+  refresher: "functions/refresher/handler.ts",
+  "refresher-worker": "functions/refresher/worker-handler.ts",
 } as const;
 
 // Some bundled CommonJS code calls require() for Node built-ins; ESM output needs one to exist.

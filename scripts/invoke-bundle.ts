@@ -33,11 +33,19 @@ const { handler } = (await import(pathToFileURL(bundlePath).href)) as {
   handler: (event: unknown, context: unknown) => Promise<unknown>;
 };
 const importMs = performance.now() - started;
-const invocations: { result?: unknown; ms: number }[] = [];
+const invocations: { result?: unknown; error?: string; ms: number }[] = [];
 for (const event of events) {
   const invokeStarted = performance.now();
-  const result = await handler(event, { awsRequestId: `bundle-${invocations.length}` });
-  const ms = performance.now() - invokeStarted;
-  invocations.push(quiet ? { ms } : { result, ms });
+  try {
+    const result = await handler(event, { awsRequestId: `bundle-${invocations.length}` });
+    const ms = performance.now() - invokeStarted;
+    invocations.push(quiet ? { ms } : { result, ms });
+  } catch (error) {
+    // What Lambda reports for a failed invocation: the error's message.
+    invocations.push({
+      error: error instanceof Error ? error.message : String(error),
+      ms: performance.now() - invokeStarted,
+    });
+  }
 }
 report(JSON.stringify({ importMs, invocations, sinceProcessStartMs: performance.now() }));

@@ -75,7 +75,7 @@ describe("functions", () => {
     template.hasResourceProperties("AWS::Lambda::Function", {
       Runtime: "nodejs24.x",
       Architectures: ["arm64"],
-      Timeout: 300,
+      Timeout: 600,
       DeadLetterConfig: { TargetArn: Match.anyValue() },
       Environment: {
         Variables: Match.objectLike({ ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600" }),
@@ -272,6 +272,35 @@ describe("schedule and observability", () => {
     ]) {
       expect(body).toContain(metric);
     }
+  });
+});
+
+describe("fan-out mode", () => {
+  it("adds a queue with a dead-letter queue, a worker fed by it, and their alarms, and still passes cdk-nag", () => {
+    const fanout = synthesize({ refreshMode: "fanout", fanoutConcurrency: 20 });
+    template.resourceCountIs("AWS::SQS::Queue", 1);
+    fanout.resourceCountIs("AWS::Lambda::Function", 3);
+    fanout.hasResourceProperties("AWS::SQS::Queue", {
+      RedrivePolicy: { maxReceiveCount: 3, deadLetterTargetArn: Match.anyValue() },
+    });
+    fanout.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      BatchSize: 1,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: 20 },
+    });
+    fanout.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_REFRESH_MODE: "fanout",
+          ECR_ANYWHERE_FANOUT_QUEUE_URL: Match.anyValue(),
+        }),
+      },
+    });
+    const workerActions = statementsOf(fanout, "RefresherWorker").flatMap(actions);
+    expect(workerActions).not.toContain("secretsmanager:ListSecrets");
+    expect(workerActions).toContain("secretsmanager:GetSecretValue");
+    expect(statementsOf(fanout, "Refresher").flatMap(actions)).toContain("sqs:SendMessage");
+    expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(12);
   });
 });
 

@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkKubeconfig, needsRenewal, serviceAccountToken, withToken } from "../../functions/core/kubeconfig.ts";
+import {
+  checkKubeconfig,
+  needsRenewal,
+  serviceAccountToken,
+  withToken,
+} from "../../functions/core/kubeconfig.ts";
 import { isStale, refreshBeforeMs, secretTimes } from "../../functions/core/staleness.ts";
 import { names } from "../support/admission.ts";
 
@@ -24,7 +29,9 @@ describe("staleness (contract: now >= expires_at - min(refreshBefore, lifetime /
 
   it("treats a missing or unparseable expires_at as stale, and a missing updated_at as the configured value", () => {
     expect(isStale(secretTimes({}, names), T0, 6 * HOUR)).toBe(true);
-    expect(isStale(secretTimes({ [names.expiresAtAnnotation]: "tomorrow" }, names), T0, 6 * HOUR)).toBe(true);
+    expect(
+      isStale(secretTimes({ [names.expiresAtAnnotation]: "tomorrow" }, names), T0, 6 * HOUR),
+    ).toBe(true);
     const noUpdated = secretTimes({ [names.expiresAtAnnotation]: "2026-11-22T12:00:00Z" }, names);
     expect(refreshBeforeMs(noUpdated, 6 * HOUR)).toBe(6 * HOUR);
     expect(isStale(noUpdated, T0 + 5 * HOUR, 6 * HOUR)).toBe(false);
@@ -33,11 +40,15 @@ describe("staleness (contract: now >= expires_at - min(refreshBefore, lifetime /
 
   it("never calls a just-written Secret stale (property)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 48 * 3600 }), fc.integer({ min: 1, max: 11 * 3600 }), (lifetimeS, configuredS) => {
-        const times = { updatedAtMs: T0, expiresAtMs: T0 + lifetimeS * 1000 };
-        expect(isStale(times, T0, configuredS * 1000)).toBe(false);
-        expect(isStale(times, times.expiresAtMs, configuredS * 1000)).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 48 * 3600 }),
+        fc.integer({ min: 1, max: 11 * 3600 }),
+        (lifetimeS, configuredS) => {
+          const times = { updatedAtMs: T0, expiresAtMs: T0 + lifetimeS * 1000 };
+          expect(isStale(times, T0, configuredS * 1000)).toBe(false);
+          expect(isStale(times, times.expiresAtMs, configuredS * 1000)).toBe(true);
+        },
+      ),
     );
   });
 });
@@ -47,7 +58,10 @@ function jwt(claims: Record<string, unknown>): string {
   return `${part({ alg: "RS256" })}.${part(claims)}.signature`;
 }
 
-function kubeconfigWith(user: Record<string, unknown>, cluster: Record<string, unknown> = { server: "https://k", "certificate-authority-data": "Y2E=" }) {
+function kubeconfigWith(
+  user: Record<string, unknown>,
+  cluster: Record<string, unknown> = { server: "https://k", "certificate-authority-data": "Y2E=" },
+) {
   return JSON.stringify({
     apiVersion: "v1",
     kind: "Config",
@@ -61,7 +75,11 @@ function kubeconfigWith(user: Record<string, unknown>, cluster: Record<string, u
 describe("kubeconfig checks", () => {
   it("accepts inline tokens and client certificates", () => {
     expect(checkKubeconfig(kubeconfigWith({ token: "t" }))).toEqual({ ok: true });
-    expect(checkKubeconfig(kubeconfigWith({ "client-certificate-data": "Y2VydA==", "client-key-data": "a2V5" }))).toEqual({ ok: true });
+    expect(
+      checkKubeconfig(
+        kubeconfigWith({ "client-certificate-data": "Y2VydA==", "client-key-data": "a2V5" }),
+      ),
+    ).toEqual({ ok: true });
   });
 
   it.each([
@@ -76,8 +94,16 @@ describe("kubeconfig checks", () => {
   });
 
   it("refuses CA files and disabled TLS verification", () => {
-    expect(checkKubeconfig(kubeconfigWith({ token: "t" }, { server: "https://k", "certificate-authority": "/ca" })).ok).toBe(false);
-    expect(checkKubeconfig(kubeconfigWith({ token: "t" }, { server: "https://k", "insecure-skip-tls-verify": true })).ok).toBe(false);
+    expect(
+      checkKubeconfig(
+        kubeconfigWith({ token: "t" }, { server: "https://k", "certificate-authority": "/ca" }),
+      ).ok,
+    ).toBe(false);
+    expect(
+      checkKubeconfig(
+        kubeconfigWith({ token: "t" }, { server: "https://k", "insecure-skip-tls-verify": true }),
+      ).ok,
+    ).toBe(false);
     expect(checkKubeconfig("{not yaml: [").ok).toBe(false);
     expect(checkKubeconfig("apiVersion: v1\nkind: Config\n").ok).toBe(false);
   });
@@ -87,7 +113,10 @@ describe("ServiceAccount token renewal", () => {
   const claims = {
     iat: T0 / 1000,
     exp: T0 / 1000 + 24 * 3600,
-    "kubernetes.io": { namespace: "ecr-anywhere", serviceaccount: { name: "ecr-anywhere-refresher", uid: "u" } },
+    "kubernetes.io": {
+      namespace: "ecr-anywhere",
+      serviceaccount: { name: "ecr-anywhere-refresher", uid: "u" },
+    },
   };
 
   it("reads the ServiceAccount and lifetime from a bound token", () => {

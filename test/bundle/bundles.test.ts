@@ -1,0 +1,116 @@
+/** The built webhook artifact, alone in an empty directory, answers an admission on Node 24. */
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { stringify } from "yaml";
+import { buildLambdas } from "../../scripts/build.ts";
+import { admissionReview, newWebhookToken, patchOf, webhookEvent } from "../support/admission.ts";
+import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
+import { freePort } from "../support/ports.ts";
+
+const motoUrl = inject("motoUrl");
+let ecr: EcrStandIn;
+let workDir: string;
+const cluster = newWebhookToken();
+
+beforeAll(async () => {
+  ecr = await startEcrStandIn();
+  workDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-bundle-"));
+  await buildLambdas(join(workDir, "dist"));
+  await putClusterRecord(motoUrl, {
+    version: 1,
+    clusterId: "bundle",
+    kubeconfig: "apiVersion: v1\nkind: Config\n",
+    webhookTokenSha256: [cluster.sha256],
+    registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
+  });
+});
+
+afterAll(async () => {
+  await ecr.stop();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+async function invokeAlone(bundle: string, events: unknown[], env: Record<string, string> = {}) {
+  const lonely = await mkdtemp(join(workDir, "lambda-"));
+  await copyFile(join(workDir, "dist", bundle, "index.mjs"), join(lonely, "index.mjs"));
+  expect(await readdir(lonely)).toEqual(["index.mjs"]);
+  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = execFile(
+        process.execPath,
+        ["scripts/invoke-bundle.ts", join(lonely, "index.mjs")],
+        {
+          // Only what Lambda would set: no NODE_PATH, no inherited module paths.
+          env: {
+            PATH: process.env.PATH ?? "",
+            ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+            ...env,
+          },
+          timeout: 30_000,
+        },
+        (error, out, err) =>
+          error
+            ? reject(new Error(`${error.message}\n${err}`))
+            : resolve({ stdout: out, stderr: err }),
+      );
+      child.stdin?.end(JSON.stringify(events));
+    },
+  );
+  const lines = stdout.trim().split("\n");
+  return {
+    report: JSON.parse(lines.at(-1) ?? "{}"),
+    output: `${lines.slice(0, -1).join("\n")}\n${stderr}`,
+  };
+}
+
+it("the refresher bundle loads the Kubernetes client and reports an unreachable cluster by name", async () => {
+  const closed = await freePort();
+  await putClusterRecord(
+    motoUrl,
+    {
+      version: 1,
+      clusterId: "bundle-down",
+      kubeconfig: kubeconfigFor(`https://127.0.0.1:${closed}`),
+      webhookTokenSha256: [cluster.sha256],
+      registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
+    },
+    { name: "bundle-refresher/bundle-down" },
+  );
+  const { report, output } = await invokeAlone("refresher", [{}], {
+    ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: "bundle-refresher/",
+  });
+  expect(report.invocations[0].error).toMatch(/^refresh failed for 1 cluster\(s\): bundle-down;/);
+  expect(output).toContain("ECONNREFUSED");
+});
+
+it("the webhook bundle runs from an empty directory with no node_modules and answers an admission", async () => {
+  const review = admissionReview();
+  const event = webhookEvent({ clusterId: "bundle", token: cluster.token, body: review });
+  const { report } = await invokeAlone("webhook", [event]);
+  expect(process.versions.node.split(".")[0]).toBe("24");
+  const result = report.invocations[0].result;
+  expect(result.statusCode).toBe(200);
+  const response = JSON.parse(result.body).response;
+  expect(response).toMatchObject({
+    uid: review.request.uid,
+    allowed: true,
+    patchType: "JSONPatch",
+  });
+  expect(patchOf(response)).toHaveLength(2);
+  expect(ecr.callsIn("us-east-1")).toBe(1);
+});
+
+function kubeconfigFor(server: string): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": "Y2E=" } }],
+    users: [{ name: "u", user: { token: "not-a-real-token" } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+    "current-context": "c",
+  });
+}
