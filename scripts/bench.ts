@@ -1,9 +1,10 @@
 /**
  * Measures the webhook artifact: bundle size, cold start (a new Node process importing the bundle
  * and answering its first admission) and warm latency, against local stand-ins served over HTTPS
- * as AWS endpoints are (moto_server for Secrets Manager, the ECR stand-in for ECR).
+ * as AWS endpoints are (moto_server for Secrets Manager, the ECR stand-in for ECR). Then the
+ * refresher on the real kube-apiserver of the test bed (scripts/bench-refresher.ts).
  *
- *   npm run bench            (BENCH_COLD_RUNS, BENCH_WARM_ADMISSIONS change the counts)
+ *   npm run bench   (BENCH_COLD_RUNS, BENCH_WARM_ADMISSIONS, BENCH_REFRESHER_SIZES change the counts)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -15,6 +16,7 @@ import { admissionReview, newWebhookToken, webhookEvent } from "../test/support/
 import { localAwsEnv, putClusterRecord } from "../test/support/aws-env.ts";
 import { startEcrStandIn } from "../test/support/ecr-stand-in.ts";
 import { startMoto } from "../test/support/moto.ts";
+import { benchRefresher } from "./bench-refresher.ts";
 import { buildLambdas } from "./build.ts";
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 9);
@@ -101,6 +103,9 @@ try {
   await rm(workDir, { recursive: true, force: true });
   await rm(ca.dir, { recursive: true, force: true });
 }
+
+console.log("refresher on the real kube-apiserver (10% stale, inline, one cluster):");
+for (const line of await benchRefresher()) console.log(`  ${line}`);
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

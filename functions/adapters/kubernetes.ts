@@ -43,6 +43,7 @@ export class ClusterApi {
   readonly #core: CoreV1Api;
   readonly #options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: "append" };
   #calls = 0;
+  readonly #callsByMethod = new Map<string, number>();
 
   constructor(kubeconfig: string, signal: AbortSignal) {
     const config = new KubeConfig();
@@ -51,6 +52,8 @@ export class ClusterApi {
     const middleware: ObservableMiddleware = {
       pre: (context: RequestContext) => {
         this.#calls++;
+        const method = String(context.getHttpMethod());
+        this.#callsByMethod.set(method, (this.#callsByMethod.get(method) ?? 0) + 1);
         context.setSignal(signal);
         return new Observable(Promise.resolve(context));
       },
@@ -62,6 +65,11 @@ export class ClusterApi {
   /** API requests made so far (for the benchmark and the logs). */
   get calls(): number {
     return this.#calls;
+  }
+
+  /** The same, by HTTP method: GET for lists, PATCH and POST for writes. */
+  get callsByMethod(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.#callsByMethod);
   }
 
   async enabledNamespaces(namespaceLabel: string): Promise<string[]> {

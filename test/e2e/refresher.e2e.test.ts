@@ -250,7 +250,6 @@ describe("a refresh run", () => {
     harness.ecr.behaviour = "deny";
     harness.reset(clock);
     now += 7 * HOUR;
-    process.env.POWERTOOLS_METRICS_DISABLED = "false";
     const output = captureOutput();
     try {
       await expect(refresher("refresher-e2e/main/").run()).rejects.toThrow(
@@ -258,7 +257,6 @@ describe("a refresh run", () => {
       );
     } finally {
       output.restore();
-      process.env.POWERTOOLS_METRICS_DISABLED = "true";
       harness.ecr.behaviour = "ok";
       harness.reset(clock);
     }

@@ -54,9 +54,8 @@ export async function startWebhookHarness(
 ): Promise<WebhookHarness & { token: string }> {
   const ecr = await startEcrStandIn();
   Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }));
-  // Logs and metrics are asserted by the integration tests; here they would only bury the output.
+  // Logs are asserted by the integration tests; here they would only bury the output.
   process.env.POWERTOOLS_LOG_LEVEL = "CRITICAL";
-  process.env.POWERTOOLS_METRICS_DISABLED = "true";
   const token = newWebhookToken();
   await putClusterRecord(motoUrl, {
     version: 1,

@@ -1,0 +1,148 @@
+/**
+ * The refresher against the real kube-apiserver of the test bed: time and API calls to check
+ * 1,000 and 5,000 managed Secrets of which 10% are stale, and proof that only stale ones are
+ * written. Part of `npm run bench` (BENCH_REFRESHER_SIZES=1000,5000 changes the sizes).
+ */
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import pLimit from "p-limit";
+import { ClusterApi } from "../functions/adapters/kubernetes.ts";
+import { refresherConfigFromEnv } from "../functions/core/config.ts";
+import { refreshCluster } from "../functions/refresher/refresh-cluster.ts";
+import { refresherRbac } from "../k8s/templates.ts";
+import { kubeconfig, startControlPlane } from "../test/e2e/control-plane.ts";
+import { EAST, names, startWebhookHarness } from "../test/e2e/webhook-harness.ts";
+import { newWebhookToken } from "../test/support/admission.ts";
+import { startMoto } from "../test/support/moto.ts";
+
+const SIZES = (process.env.BENCH_REFRESHER_SIZES ?? "1000,5000").split(",").map(Number);
+const HOUR = 3600_000;
+
+export async function benchRefresher(): Promise<string[]> {
+  const lines: string[] = [];
+  // The in-process webhook writes a log line and EMF metrics per admission: keep them off the report.
+  const stdoutWrite = process.stdout.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  const [moto, controlPlane] = await Promise.all([startMoto(), startControlPlane()]);
+  const harness = await startWebhookHarness(moto.url, controlPlane.adminKubeconfig, "bench");
+  let now = Date.now();
+  const clock = () => now;
+  harness.ecr.now = clock;
+  harness.reset(clock);
+  try {
+    const { core, objects } = harness;
+    for (const size of SIZES)
+      await core.createNamespace({ body: { metadata: { name: `bench-${size}` } } });
+    await core.createNamespace({ body: { metadata: { name: "ecr-anywhere" } } });
+    await core.createNamespace({
+      body: { metadata: { name: "probe", labels: { [names.namespaceLabel]: "enabled" } } },
+    });
+    await harness.register({
+      name: "ecr-anywhere-bench",
+      clusterId: "bench",
+      token: harness.token,
+      probeNamespace: "probe",
+    });
+    for (const object of await refresherRbac({ namespaces: SIZES.map((size) => `bench-${size}`) }))
+      await objects.create(object as never);
+    const token = await core.createNamespacedServiceAccountToken({
+      namespace: "ecr-anywhere",
+      name: "ecr-anywhere-refresher",
+      body: { spec: { audiences: [], expirationSeconds: 24 * 3600 } },
+    });
+    const refresherKubeconfig = kubeconfig(controlPlane.server, controlPlane.ca.cert, {
+      name: "refresher",
+      token: token.status?.token ?? "",
+    });
+    const config = refresherConfigFromEnv({});
+    const stored = {
+      secretName: "ecr-anywhere/clusters/bench",
+      secretArn: "ecr-anywhere/clusters/bench",
+      record: {
+        version: 1 as const,
+        clusterId: "bench",
+        kubeconfig: refresherKubeconfig,
+        webhookTokenSha256: [newWebhookToken().sha256],
+        registries: [EAST],
+      },
+    };
+
+    let previous: string | undefined;
+    for (const size of SIZES) {
+      const namespace = `bench-${size}`;
+      if (previous) await setEnabled(core, previous, false);
+      await setEnabled(core, namespace, true);
+      previous = namespace;
+      const stale = Math.round(size / 10);
+      const limit = pLimit(32);
+      const create = (from: number, to: number) =>
+        Promise.all(
+          Array.from({ length: to - from }, (_, i) =>
+            limit(() =>
+              core.createNamespacedSecret({
+                namespace,
+                body: {
+                  metadata: { name: `s-${from + i}`, labels: { [names.managedLabel]: "true" } },
+                  type: "kubernetes.io/dockerconfigjson",
+                  data: { ".dockerconfigjson": "e30=" },
+                },
+              }),
+            ),
+          ),
+        );
+      // 10% written 7 hours "ago": past refreshBefore (6 h) of their 12 h credentials.
+      await create(0, stale);
+      now += 7 * HOUR;
+      harness.reset(clock);
+      await create(stale, size);
+
+      const started = performance.now();
+      let api: ClusterApi | undefined;
+      const report = await refreshCluster(
+        stored,
+        {
+          config,
+          now: clock,
+          clusterApi: (text, signal) => {
+            api = new ClusterApi(text, signal);
+            return api;
+          },
+          saveRecord: async () => {},
+        },
+        AbortSignal.timeout(600_000),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const byMethod = api?.callsByMethod ?? {};
+      lines.push(
+        `${size} managed Secrets, ${report.secretsStale} stale: ${seconds.toFixed(2)} s, ${report.apiCalls} API calls (GET ${byMethod.GET ?? 0}, PATCH ${byMethod.PATCH ?? 0}, POST ${byMethod.POST ?? 0}); refreshed ${report.secretsRefreshed}, failures ${report.refreshFailures}`,
+      );
+      if (report.secretsStale !== stale || (byMethod.PATCH ?? 0) !== stale) {
+        throw new Error(
+          `expected exactly ${stale} writes, got PATCH ${byMethod.PATCH ?? 0} for ${report.secretsStale} stale`,
+        );
+      }
+    }
+  } finally {
+    process.stdout.write = stdoutWrite;
+    await harness.stop();
+    await Promise.all([moto.stop(), controlPlane.stop()]);
+  }
+  return lines;
+}
+
+async function setEnabled(
+  core: Awaited<ReturnType<typeof startWebhookHarness>>["core"],
+  namespace: string,
+  enabled: boolean,
+) {
+  await core.patchNamespace(
+    {
+      name: namespace,
+      body: { metadata: { labels: { [names.namespaceLabel]: enabled ? "enabled" : null } } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
+if (import.meta.main) {
+  for (const line of await benchRefresher()) console.log(line);
+}
