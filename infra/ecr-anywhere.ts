@@ -456,6 +456,23 @@ export class EcrAnywhere extends Construct {
     return alarm;
   }
 
+  /** The common alarm: at least `threshold` in one period, and no data means all is well. */
+  private alarmWhenAtLeast(
+    id: string,
+    description: string,
+    metric: cloudwatch.IMetric,
+    threshold = 1,
+  ): cloudwatch.Alarm {
+    return this.alarm(id, {
+      alarmDescription: description,
+      metric,
+      threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
   private createAlarms(
     props: EcrAnywhereProps,
     refreshInterval: Duration,
@@ -463,18 +480,12 @@ export class EcrAnywhere extends Construct {
   ): void {
     const fiveMinutes = Duration.minutes(5);
     const sum = { statistic: cloudwatch.Stats.SUM, period: fiveMinutes };
-    this.alarm("RefresherErrorsAlarm", {
-      alarmDescription:
-        "The refresher failed for at least one cluster. Its logs and the per-cluster metrics say which.",
-      metric: this.refresher.metricErrors({
-        statistic: cloudwatch.Stats.SUM,
-        period: refreshInterval,
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const deepest = { statistic: cloudwatch.Stats.MAXIMUM, period: fiveMinutes };
+    this.alarmWhenAtLeast(
+      "RefresherErrorsAlarm",
+      "The refresher failed for at least one cluster. Its logs and the per-cluster metrics say which.",
+      this.refresher.metricErrors({ statistic: cloudwatch.Stats.SUM, period: refreshInterval }),
+    );
     this.alarm("RefresherNotRunningAlarm", {
       alarmDescription:
         "The refresher has not run for two schedule intervals: Secrets will not be refreshed.",
@@ -487,71 +498,42 @@ export class EcrAnywhere extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    this.alarm("RefresherDeadLettersAlarm", {
-      alarmDescription:
-        "Refresher runs failed or could not be delivered; the dead-letter queue holds each event and its error.",
-      metric: deadLetters.metricApproximateNumberOfMessagesVisible({
-        statistic: cloudwatch.Stats.MAXIMUM,
-        period: fiveMinutes,
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.alarmWhenAtLeast(
+      "RefresherDeadLettersAlarm",
+      "Refresher runs failed or could not be delivered; the dead-letter queue holds each event and its error.",
+      deadLetters.metricApproximateNumberOfMessagesVisible(deepest),
+    );
     if (this.refresherWorker && this.fanoutQueue && this.fanoutDeadLetters) {
-      this.alarm("FanoutDeadLettersAlarm", {
-        alarmDescription:
-          "A cluster failed three fan-out attempts in a row; its message is in the fan-out dead-letter queue and the worker's logs say why.",
-        metric: this.fanoutDeadLetters.metricApproximateNumberOfMessagesVisible({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: fiveMinutes,
-        }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
+      this.alarmWhenAtLeast(
+        "FanoutDeadLettersAlarm",
+        "A cluster failed three fan-out attempts in a row; its message is in the fan-out dead-letter queue and the worker's logs say why.",
+        this.fanoutDeadLetters.metricApproximateNumberOfMessagesVisible(deepest),
+      );
       this.alarm("FanoutBacklogAlarm", {
         alarmDescription:
           "Fan-out messages wait longer than a refresh interval: the worker is failing or too slow (raise fanoutConcurrency).",
-        metric: this.fanoutQueue.metricApproximateAgeOfOldestMessage({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: fiveMinutes,
-        }),
+        metric: this.fanoutQueue.metricApproximateAgeOfOldestMessage(deepest),
         threshold: refreshInterval.toSeconds(),
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
-      this.alarm("RefresherWorkerErrorsAlarm", {
-        alarmDescription:
-          "The fan-out worker crashed or timed out (cluster failures are reported per message instead).",
-        metric: this.refresherWorker.metricErrors(sum),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
+      this.alarmWhenAtLeast(
+        "RefresherWorkerErrorsAlarm",
+        "The fan-out worker crashed or timed out (cluster failures are reported per message instead).",
+        this.refresherWorker.metricErrors(sum),
+      );
     }
-    this.alarm("WebhookErrorsAlarm", {
-      alarmDescription:
-        "The webhook function failed (crash, timeout or 5xx such as Secrets Manager unavailable): managed Secrets cannot be written.",
-      metric: this.webhook.metricErrors(sum),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.alarm("WebhookThrottlesAlarm", {
-      alarmDescription:
-        "The webhook hit its reserved concurrency: admissions are refused. Raise webhookReservedConcurrency or look for abuse (AuthFailures).",
-      metric: this.webhook.metricThrottles(sum),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.alarmWhenAtLeast(
+      "WebhookErrorsAlarm",
+      "The webhook function failed (crash, timeout or 5xx such as Secrets Manager unavailable): managed Secrets cannot be written.",
+      this.webhook.metricErrors(sum),
+    );
+    this.alarmWhenAtLeast(
+      "WebhookThrottlesAlarm",
+      "The webhook hit its reserved concurrency: admissions are refused. Raise webhookReservedConcurrency or look for abuse (AuthFailures).",
+      this.webhook.metricThrottles(sum),
+    );
     this.alarm("WebhookSlowAlarm", {
       alarmDescription:
         "Webhook p99 duration is above half the API server's 10 s timeout: AWS calls are slow.",
@@ -565,25 +547,19 @@ export class EcrAnywhere extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.alarm("AuthFailuresAlarm", {
-      alarmDescription:
-        "Many rejected webhook callers: a misconfigured cluster (wrong token, invalid record) or someone probing the URL.",
-      metric: this.metric("AuthFailures", "ecr-anywhere-webhook", sum),
-      threshold: props.authFailureAlarmThreshold ?? 20,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.alarm("DenialsAlarm", {
-      alarmDescription:
-        "The webhook refused to write managed Secrets (ECR throttled or denied, disallowed registry, wrong type). The admission log lines carry the message.",
+    this.alarmWhenAtLeast(
+      "AuthFailuresAlarm",
+      "Many rejected webhook callers: a misconfigured cluster (wrong token, invalid record) or someone probing the URL.",
+      this.metric("AuthFailures", "ecr-anywhere-webhook", sum),
+      props.authFailureAlarmThreshold ?? 20,
+    );
+    this.alarmWhenAtLeast(
+      "DenialsAlarm",
+      "The webhook refused to write managed Secrets (ECR throttled or denied, disallowed registry, wrong type). The admission log lines carry the message.",
       // The webhook also counts Denials without ClusterId, for exactly this alarm.
-      metric: this.metric("Denials", "ecr-anywhere-webhook", sum),
-      threshold: props.denialAlarmThreshold ?? 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+      this.metric("Denials", "ecr-anywhere-webhook", sum),
+      props.denialAlarmThreshold ?? 1,
+    );
     this.alarm("MinRemainingAlarm", {
       alarmDescription:
         "A managed Secret in some cluster has less than the threshold left before its credentials expire: the refresher is not keeping up. See RefreshFailures and ClusterErrors per cluster.",

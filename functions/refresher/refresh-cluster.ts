@@ -53,20 +53,8 @@ export async function refreshCluster(
   const { record } = stored;
   const { names } = deps.config;
   const problems: string[] = [];
-  const empty = {
-    clusterId: record.clusterId,
-    secretsManaged: 0,
-    secretsStale: 0,
-    secretsRefreshed: 0,
-    refreshFailures: 0,
-    minRemainingSeconds: undefined,
-    secretsCreated: 0,
-    serviceAccountsLinked: 0,
-    credentialsRenewed: false,
-    apiCalls: 0,
-  };
   const kubeconfigCheck = checkKubeconfig(record.kubeconfig);
-  if (!kubeconfigCheck.ok) return { ...empty, ok: false, problems: [kubeconfigCheck.error] };
+  if (!kubeconfigCheck.ok) return failedReport(record.clusterId, [kubeconfigCheck.error]);
 
   const api = deps.clusterApi(record.kubeconfig, signal);
   const credentialsRenewed = await renewCredentials(stored, api, deps, signal).catch(
@@ -81,9 +69,7 @@ export async function refreshCluster(
     enabled = await api.enabledNamespaces(names.namespaceLabel);
   } catch (error) {
     return {
-      ...empty,
-      ok: false,
-      problems: [...problems, message(error)],
+      ...failedReport(record.clusterId, [...problems, message(error)]),
       credentialsRenewed,
       apiCalls: api.calls,
     };
@@ -150,6 +136,24 @@ export async function refreshCluster(
     serviceAccountsLinked: ensured.linked,
     credentialsRenewed,
     apiCalls: api.calls,
+  };
+}
+
+/** The report of a cluster that could not be visited at all. */
+export function failedReport(clusterId: string, problems: string[]): ClusterReport {
+  return {
+    clusterId,
+    ok: false,
+    problems,
+    secretsManaged: 0,
+    secretsStale: 0,
+    secretsRefreshed: 0,
+    refreshFailures: 0,
+    minRemainingSeconds: undefined,
+    secretsCreated: 0,
+    serviceAccountsLinked: 0,
+    credentialsRenewed: false,
+    apiCalls: 0,
   };
 }
 

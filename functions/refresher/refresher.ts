@@ -26,6 +26,7 @@ import {
 } from "../telemetry.ts";
 import {
   type ClusterReport,
+  failedReport,
   type RefreshClusterDependencies,
   refreshCluster,
 } from "./refresh-cluster.ts";
@@ -139,10 +140,9 @@ export async function refreshAndReport(
   try {
     report = await refreshCluster(stored, deps, signal);
   } catch (error) {
-    report = failedReport(
-      stored.record.clusterId,
+    report = failedReport(stored.record.clusterId, [
       error instanceof Error ? error.message : String(error),
-    );
+    ]);
   }
   const { logger } = deps.telemetry;
   const { problems, ...numbers } = report;
@@ -164,23 +164,6 @@ function finish(deps: RefresherDependencies, summary: RunSummary): RunSummary {
     clusters: summary.clusters,
   });
   return summary;
-}
-
-function failedReport(clusterId: string, problem: string): ClusterReport {
-  return {
-    clusterId,
-    ok: false,
-    problems: [problem],
-    secretsManaged: 0,
-    secretsStale: 0,
-    secretsRefreshed: 0,
-    refreshFailures: 0,
-    minRemainingSeconds: undefined,
-    secretsCreated: 0,
-    serviceAccountsLinked: 0,
-    credentialsRenewed: false,
-    apiCalls: 0,
-  };
 }
 
 /** All of one cluster's metrics in one synchronous block, so concurrent clusters never mix dimensions. */
