@@ -6,12 +6,14 @@
  *
  * AWS access comes from the usual SDK environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_*),
  * and the webhook's own settings from ECR_ANYWHERE_* exactly as in Lambda.
- * ECR_ANYWHERE_LOCAL_HOST and ECR_ANYWHERE_LOCAL_PORT choose where it listens.
+ * ECR_ANYWHERE_LOCAL_HOST and ECR_ANYWHERE_LOCAL_PORT choose where it listens;
+ * ECR_ANYWHERE_LOCAL_BUNDLE=dist/webhook/index.mjs serves the built artifact instead of the source.
  */
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createWebhookFromEnv } from "../webhook/webhook.ts";
-import { startFunctionUrlServer } from "./function-url-server.ts";
+import { type FunctionUrlHandler, startFunctionUrlServer } from "./function-url-server.ts";
 import { createCertificateAuthority, issueCertificate } from "./tls.ts";
 
 const host = process.env.ECR_ANYWHERE_LOCAL_HOST ?? "127.0.0.1";
@@ -23,14 +25,17 @@ const tls = await issueCertificate(ca, {
   subjectAltNames: [`IP:${host}`, "DNS:localhost", "IP:127.0.0.1"],
   usage: "server",
 });
-const webhook = createWebhookFromEnv(process.env);
+const bundle = process.env.ECR_ANYWHERE_LOCAL_BUNDLE;
+const webhook: FunctionUrlHandler = bundle
+  ? ((await import(pathToFileURL(resolve(bundle)).href)) as { handler: FunctionUrlHandler }).handler
+  : createWebhookFromEnv(process.env);
 const server = await startFunctionUrlServer({ handler: webhook, tls, host, port });
 const caBundleFile = join(ca.dir, "ca-bundle.b64");
 await writeFile(caBundleFile, Buffer.from(ca.cert).toString("base64"));
 
 process.stderr.write(
   [
-    `ecr-anywhere webhook listening on ${server.url}`,
+    `ecr-anywhere webhook (${bundle ? `bundle ${bundle}` : "source"}) listening on ${server.url}`,
     `  webhook URL for a cluster:  ${server.url}/v1/clusters/<cluster-id>/<token>`,
     `  caBundle (base64):          ${caBundleFile}`,
     "  cluster records are read from Secrets Manager with your AWS credentials; Ctrl-C stops.",

@@ -1,9 +1,11 @@
-/** `npm start`: the webhook served locally over HTTPS answers a real admission request. */
+/** `npm start`: the webhook served locally over HTTPS, from source or from the built bundle. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { request } from "node:https";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { buildLambdas } from "../../scripts/build.ts";
 import { admissionReview, newWebhookToken } from "../support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
@@ -11,12 +13,13 @@ import { freePort, waitFor } from "../support/ports.ts";
 
 const motoUrl = inject("motoUrl");
 let ecr: EcrStandIn;
-let child: ChildProcess;
-let stderr = "";
+let distDir: string;
 const cluster = newWebhookToken();
 
 beforeAll(async () => {
   ecr = await startEcrStandIn();
+  distDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-local-"));
+  await buildLambdas(distDir);
   await putClusterRecord(motoUrl, {
     version: 1,
     clusterId: "local-demo",
@@ -24,27 +27,38 @@ beforeAll(async () => {
     webhookTokenSha256: [cluster.sha256],
     registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
   });
-  const port = await freePort();
-  child = spawn(process.execPath, [join(import.meta.dirname, "../../functions/local/serve.ts")], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
-      ECR_ANYWHERE_LOCAL_PORT: String(port),
+});
+
+afterAll(async () => {
+  await ecr?.stop();
+  await rm(distDir, { recursive: true, force: true });
+});
+
+async function startLocal(
+  extraEnv: Record<string, string>,
+): Promise<{ child: ChildProcess; stderr: () => string }> {
+  let stderr = "";
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, "../../functions/local/serve.ts")],
+    {
+      env: {
+        PATH: process.env.PATH ?? "",
+        ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+        ECR_ANYWHERE_LOCAL_PORT: String(await freePort()),
+        ...extraEnv,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
     },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  );
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   await waitFor(async () => stderr.includes("caBundle"), 20_000, "the local webhook to start");
-});
+  return { child, stderr: () => stderr };
+}
 
-afterAll(async () => {
-  child?.kill("SIGTERM");
-  await ecr?.stop();
-});
-
-it("serves the webhook over HTTPS with the CA it prints", async () => {
+async function admitThrough(stderr: string) {
   const url = /listening on (https:\/\/\S+)/.exec(stderr)?.[1] ?? "";
   const caFile = /caBundle \(base64\):\s+(\S+)/.exec(stderr)?.[1] ?? "";
   const ca = Buffer.from(await readFile(caFile, "utf8"), "base64").toString("utf8");
@@ -64,11 +78,28 @@ it("serves the webhook over HTTPS with the CA it prints", async () => {
     call.on("error", reject);
     call.end(JSON.stringify(review));
   });
-  expect(answer.status).toBe(200);
-  expect(JSON.parse(answer.body).response).toMatchObject({
-    uid: review.request.uid,
-    allowed: true,
-    patchType: "JSONPatch",
+  return { review, answer };
+}
+
+describe.each([
+  ["source", () => ({})],
+  ["the built bundle", () => ({ ECR_ANYWHERE_LOCAL_BUNDLE: join(distDir, "webhook/index.mjs") })],
+])("npm start, serving %s", (what, env) => {
+  it("answers a real admission over HTTPS with the CA it prints", async () => {
+    const local = await startLocal(env());
+    try {
+      expect(local.stderr()).toContain(what === "source" ? "(source)" : "(bundle ");
+      const before = ecr.callsIn("us-east-1");
+      const { review, answer } = await admitThrough(local.stderr());
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body).response).toMatchObject({
+        uid: review.request.uid,
+        allowed: true,
+        patchType: "JSONPatch",
+      });
+      expect(ecr.callsIn("us-east-1")).toBe(before + 1);
+    } finally {
+      local.child.kill("SIGTERM");
+    }
   });
-  expect(ecr.callsIn("us-east-1")).toBe(1);
 });
