@@ -228,7 +228,8 @@ export class EcrAnywhere extends Construct {
       deadLetterQueue: options.deadLetterQueue,
       // A failed asynchronous run is not retried: the next scheduled run is the retry.
       retryAttempts: options.deadLetterQueue ? 0 : undefined,
-      environment: { ...options.environment, NODE_OPTIONS: "--enable-source-maps" },
+      // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
+      environment: options.environment,
       bundling: {
         // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
         forceDockerBundling: false,
