@@ -12,7 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { loopbackServerTls } from "../functions/local/tls.ts";
-import { admissionReview, newWebhookToken, webhookEvent } from "../test/support/admission.ts";
+import {
+  admissionReview,
+  clusterRecord,
+  newWebhookToken,
+  webhookEvent,
+} from "../test/support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../test/support/aws-env.ts";
 import { startEcrStandIn } from "../test/support/ecr-stand-in.ts";
 import { startMoto } from "../test/support/moto.ts";
@@ -37,16 +42,10 @@ try {
     NODE_EXTRA_CA_CERTS: ca.certFile,
   };
   const cluster = newWebhookToken();
-  const record = {
-    version: 1,
-    clusterId: "bench",
-    kubeconfig: "apiVersion: v1\nkind: Config\n",
-    webhookTokenSha256: [cluster.sha256],
-    registries: [
-      "123456789012.dkr.ecr.us-east-1.amazonaws.com",
-      "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    ],
-  };
+  const record = clusterRecord("bench", cluster.sha256, [
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+  ]);
   const recordJson = JSON.stringify(record);
   await putClusterRecord(moto.url, record, { caPem: ca.cert });
   const event = () =>

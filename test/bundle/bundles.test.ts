@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { buildLambdas } from "../../scripts/build.ts";
-import { admissionReview, newWebhookToken, patchOf, webhookEvent } from "../support/admission.ts";
+import {
+  admissionReview,
+  clusterRecord,
+  newWebhookToken,
+  patchOf,
+  webhookEvent,
+} from "../support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
 import { freePort } from "../support/ports.ts";
@@ -20,13 +26,7 @@ beforeAll(async () => {
   ecr = await startEcrStandIn();
   workDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-bundle-"));
   await buildLambdas(join(workDir, "dist"));
-  await putClusterRecord(motoUrl, {
-    version: 1,
-    clusterId: "bundle",
-    kubeconfig: "apiVersion: v1\nkind: Config\n",
-    webhookTokenSha256: [cluster.sha256],
-    registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
-  });
+  await putClusterRecord(motoUrl, clusterRecord("bundle", cluster.sha256));
 });
 
 afterAll(async () => {

@@ -17,7 +17,7 @@ import { loopbackServerTls } from "../../functions/local/tls.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
 import { webhookConfiguration } from "../../k8s/templates.ts";
-import { newWebhookToken } from "../support/admission.ts";
+import { clusterRecord, newWebhookToken } from "../support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
 import { waitFor } from "../support/ports.ts";
@@ -57,13 +57,7 @@ export async function startWebhookHarness(
   // Logs are asserted by the integration tests; here they would only bury the output.
   process.env.POWERTOOLS_LOG_LEVEL = "CRITICAL";
   const token = newWebhookToken();
-  await putClusterRecord(motoUrl, {
-    version: 1,
-    clusterId,
-    kubeconfig: "apiVersion: v1\nkind: Config\n",
-    webhookTokenSha256: [token.sha256],
-    registries: [EAST, WEST],
-  });
+  await putClusterRecord(motoUrl, clusterRecord(clusterId, token.sha256, [EAST, WEST]));
   let webhook: Webhook = createWebhookFromEnv(process.env);
   const events: FunctionUrlEvent[] = [];
   const { ca, server: tls } = await loopbackServerTls("ecr-anywhere-e2e-webhook");

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildLambdas } from "../../scripts/build.ts";
-import { admissionReview, newWebhookToken } from "../support/admission.ts";
+import { admissionReview, clusterRecord, newWebhookToken } from "../support/admission.ts";
 import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
 import { freePort, waitFor } from "../support/ports.ts";
@@ -20,13 +20,7 @@ beforeAll(async () => {
   ecr = await startEcrStandIn();
   distDir = await mkdtemp(join(tmpdir(), "ecr-anywhere-local-"));
   await buildLambdas(distDir);
-  await putClusterRecord(motoUrl, {
-    version: 1,
-    clusterId: "local-demo",
-    kubeconfig: "apiVersion: v1\nkind: Config\n",
-    webhookTokenSha256: [cluster.sha256],
-    registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
-  });
+  await putClusterRecord(motoUrl, clusterRecord("local-demo", cluster.sha256));
 });
 
 afterAll(async () => {

@@ -6,6 +6,7 @@ import { toFunctionUrlEvent } from "../../functions/local/function-url-event.ts"
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 
 export const names = contractNames();
+export const EAST_REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
 export function managedSecret(overrides: Partial<SecretObject> = {}): SecretObject {
   return {
@@ -95,4 +96,19 @@ export function decodeDockerConfig(
   unknown
 > {
   return JSON.parse(Buffer.from(base64 ?? "", "base64").toString("utf8"));
+}
+
+/** A minimal valid cluster record: what the webhook needs to authenticate a cluster and mint tokens. */
+export function clusterRecord(
+  clusterId: string,
+  tokenSha256: string,
+  registries: string[] = [EAST_REGISTRY],
+) {
+  return {
+    version: 1,
+    clusterId,
+    kubeconfig: "apiVersion: v1\nkind: Config\n",
+    webhookTokenSha256: [tokenSha256],
+    registries,
+  };
 }
