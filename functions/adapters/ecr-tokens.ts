@@ -7,6 +7,7 @@ import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
 import { sha256Hex } from "../core/auth.ts";
 import { sessionPolicyFor } from "../core/session-policy.ts";
+import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
 import { type CacheSource, ExpiringCache } from "../lib/expiring-cache.ts";
 
 export interface EcrToken {
@@ -52,8 +53,6 @@ export interface EcrTokenProviderOptions {
   readonly minimumRemainingMs?: number;
 }
 
-const DEFAULT_MINIMUM_REMAINING_MS = 5 * 60_000;
-
 export class EcrTokenProvider {
   readonly #options: EcrTokenProviderOptions;
   readonly #ownCredentialClients = new Map<string, ECRClient>();
@@ -94,15 +93,8 @@ export class EcrTokenProvider {
     return { token: value, source };
   }
 
-  /**
-   * A token is reused only while at least half its life remains, so every Secret written holds
-   * credentials good for at least half a token lifetime and the refresher never chases a nearly
-   * expired cached token.
-   */
   #reuseUntil(fetchedAtMs: number, expiresAtMs: number): number {
-    const minimum = this.#options.minimumRemainingMs ?? DEFAULT_MINIMUM_REMAINING_MS;
-    const margin = Math.max(minimum, (expiresAtMs - fetchedAtMs) / 2);
-    return expiresAtMs - margin;
+    return reuseUntil(fetchedAtMs, expiresAtMs, this.#options.minimumRemainingMs);
   }
 
   async #assumedCredentials(
@@ -177,15 +169,11 @@ export class EcrTokenProvider {
       const separator = decoded.indexOf(":");
       if (separator <= 0)
         throw new CredentialError(502, `ECR in ${region} returned a token in an unknown format`);
-      const ecrExpiry = data.expiresAt.getTime();
       return {
         region,
         username: decoded.slice(0, separator),
         password: decoded.slice(separator + 1),
-        // Whether a token outlives the session that minted it is not documented: claim neither.
-        expiresAtMs: credentials
-          ? Math.min(ecrExpiry, credentials.expiration.getTime())
-          : ecrExpiry,
+        expiresAtMs: tokenExpiry(data.expiresAt.getTime(), credentials?.expiration.getTime()),
       };
     } catch (error) {
       throw explainEcrError(error, region);

@@ -3,6 +3,7 @@ import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
 import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
 import { earliest, parseRfc3339, toRfc3339 } from "../../functions/core/time.ts";
+import { reuseUntil, tokenExpiry } from "../../functions/core/token-lifetime.ts";
 
 describe("webhookConfigFromEnv", () => {
   it("has defaults that fit the API server's 10 s webhook timeout", () => {
@@ -105,5 +106,24 @@ describe("sessionPolicyFor", () => {
       (_, i) => `arn:aws:ecr:us-east-1:123456789012:repository/team-${i}/service`,
     );
     expect(() => sessionPolicyFor(many)).toThrow(/STS allows 2048: use wildcards/);
+  });
+});
+
+describe("token lifetime", () => {
+  const HOUR = 3600_000;
+  const T0 = Date.UTC(2026, 10, 22, 11);
+
+  it("records the earliest of ECR's expiry and the minting session's", () => {
+    expect(tokenExpiry(T0 + 12 * HOUR)).toBe(T0 + 12 * HOUR);
+    expect(tokenExpiry(T0 + 12 * HOUR, T0 + HOUR)).toBe(T0 + HOUR);
+    expect(tokenExpiry(T0 + HOUR, T0 + 12 * HOUR)).toBe(T0 + HOUR);
+  });
+
+  it("reuses a cached token only while half its life remains, and never below the minimum", () => {
+    expect(reuseUntil(T0, T0 + 12 * HOUR)).toBe(T0 + 6 * HOUR);
+    expect(reuseUntil(T0, T0 + HOUR)).toBe(T0 + HOUR / 2);
+    // A token fetched with 8 minutes left: half is 4 minutes, the 5-minute floor wins.
+    expect(reuseUntil(T0, T0 + 8 * 60_000)).toBe(T0 + 3 * 60_000);
+    expect(reuseUntil(T0, T0 + 4 * 60_000)).toBeLessThan(T0); // never served from cache
   });
 });
