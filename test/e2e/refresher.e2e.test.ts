@@ -378,6 +378,7 @@ describe("fan-out", () => {
       awsRegion: "us-east-1",
     });
     const before = await expiresAt("team-a", "stale-one");
+    const output = captureOutput();
     const result = await worker({
       Records: [
         record("healthy-1", '{"clusterId":"healthy"}'),
@@ -385,7 +386,8 @@ describe("fan-out", () => {
         record("nobody-1", '{"clusterId":"nobody"}'),
         record("junk-1", "not json"),
       ],
-    });
+    }).finally(() => output.restore());
+    expect(output.text()).toContain("malformed fan-out message dropped");
     expect(result.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual([
       "down-1",
       "nobody-1",
