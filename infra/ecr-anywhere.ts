@@ -25,6 +25,12 @@ import {
   METRICS_NAMESPACE,
 } from "../functions/core/contract.ts";
 import { parseEcrHost } from "../functions/core/registries.ts";
+import {
+  BUNDLE_ALIASES,
+  BUNDLE_MAIN_FIELDS,
+  BUNDLE_REQUIRE_SHIM,
+  BUNDLE_TARGET,
+} from "./bundling.ts";
 
 export interface EcrAnywhereProps {
   /**
@@ -234,17 +240,16 @@ export class EcrAnywhere extends Construct {
         // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
         forceDockerBundling: false,
         format: lambdaNodejs.OutputFormat.ESM,
-        target: "node24",
-        mainFields: ["module", "main"],
+        target: BUNDLE_TARGET,
+        mainFields: BUNDLE_MAIN_FIELDS,
         minify: true,
         sourceMap: true,
         sourcesContent: false,
         externalModules: [],
-        banner:
-          "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-        esbuildArgs: {
-          "--alias:@aws-sdk/credential-provider-node": "./functions/lib/lambda-credentials.ts",
-        },
+        banner: BUNDLE_REQUIRE_SHIM,
+        esbuildArgs: Object.fromEntries(
+          Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
+        ),
       },
     });
     // CDK makes the function depend on its whole role; the reference to the role already orders

@@ -1,16 +1,18 @@
 /** Bundles each Lambda into dist/<function>/index.mjs with esbuild: one self-contained ESM file. */
 import { mkdir, rm, stat } from "node:fs/promises";
 import { build } from "esbuild";
+import {
+  BUNDLE_ALIASES,
+  BUNDLE_MAIN_FIELDS,
+  BUNDLE_REQUIRE_SHIM,
+  BUNDLE_TARGET,
+} from "../infra/bundling.ts";
 
 export const LAMBDA_ENTRY_POINTS = {
   webhook: "functions/webhook/handler.ts",
   refresher: "functions/refresher/handler.ts",
   "refresher-worker": "functions/refresher/worker-handler.ts",
 } as const;
-
-// Some bundled CommonJS code calls require() for Node built-ins; ESM output needs one to exist.
-const REQUIRE_SHIM =
-  "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
 
 export async function buildLambdas(outRoot = "dist"): Promise<Record<string, number>> {
   await rm(outRoot, { recursive: true, force: true });
@@ -23,15 +25,15 @@ export async function buildLambdas(outRoot = "dist"): Promise<Record<string, num
       outfile: `${outdir}/index.mjs`,
       bundle: true,
       platform: "node",
-      mainFields: ["module", "main"],
-      target: "node24",
+      mainFields: BUNDLE_MAIN_FIELDS,
+      target: BUNDLE_TARGET,
       format: "esm",
       minify: true,
       sourcemap: "linked",
       legalComments: "none",
       metafile: true,
-      banner: { js: REQUIRE_SHIM },
-      alias: { "@aws-sdk/credential-provider-node": "./functions/lib/lambda-credentials.ts" },
+      banner: { js: BUNDLE_REQUIRE_SHIM },
+      alias: BUNDLE_ALIASES,
       logLevel: "warning",
     });
     sizes[name] = (await stat(`${outdir}/index.mjs`)).size;

@@ -1,5 +1,5 @@
 /**
- * Stands in for `@aws-sdk/credential-provider-node` inside Lambda bundles (see scripts/build.ts).
+ * Stands in for `@aws-sdk/credential-provider-node` inside Lambda bundles (see infra/bundling.ts).
  * Lambda hands every function its execution role's credentials in the environment, so the full
  * provider chain (SSO, INI files, IMDS, process, login) is dead weight in bundle size and cold start.
  */

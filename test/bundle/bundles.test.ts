@@ -3,8 +3,11 @@ import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
+import { EcrAnywhereStack } from "../../infra/stack.ts";
 import { buildLambdas } from "../../scripts/build.ts";
 import {
   admissionReview,
@@ -36,7 +39,10 @@ afterAll(async () => {
 
 async function invokeAlone(bundle: string, events: unknown[], env: Record<string, string> = {}) {
   const lonely = await mkdtemp(join(workDir, "lambda-"));
-  await copyFile(join(workDir, "dist", bundle, "index.mjs"), join(lonely, "index.mjs"));
+  await copyFile(
+    bundle.startsWith("/") ? bundle : join(workDir, "dist", bundle, "index.mjs"),
+    join(lonely, "index.mjs"),
+  );
   expect(await readdir(lonely)).toEqual(["index.mjs"]);
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>(
     (resolve, reject) => {
@@ -114,3 +120,26 @@ function kubeconfigFor(server: string): string {
     "current-context": "c",
   });
 }
+
+it("the webhook asset `cdk deploy` would upload is the same artifact and answers an admission", async () => {
+  const app = new App({ outdir: join(workDir, "cdk.out") });
+  const stack = new EcrAnywhereStack(app, "BundleTest");
+  const assembly = app.synth();
+  const functions = Template.fromStack(stack).findResources("AWS::Lambda::Function", {
+    Properties: { Timeout: 10 },
+  });
+  const [webhook] = Object.values(functions) as { Properties: { Code: { S3Key: string } } }[];
+  const assetHash = webhook?.Properties.Code.S3Key.replace(/\.zip$/, "");
+  const review = admissionReview();
+  const { report } = await invokeAlone(
+    join(assembly.directory, `asset.${assetHash}`, "index.mjs"),
+    [webhookEvent({ clusterId: "bundle", token: cluster.token, body: review })],
+  );
+  const result = report.invocations[0].result;
+  expect(result.statusCode).toBe(200);
+  expect(JSON.parse(result.body).response).toMatchObject({
+    uid: review.request.uid,
+    allowed: true,
+    patchType: "JSONPatch",
+  });
+}, 60_000);
