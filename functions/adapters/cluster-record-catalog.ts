@@ -36,25 +36,7 @@ export async function listClusterRecords(
   namePrefix: string,
   signal?: AbortSignal,
 ): Promise<ClusterRecordListing> {
-  const names: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await client.send(
-      new ListSecretsCommand({
-        Filters: [{ Key: "name", Values: [namePrefix] }],
-        MaxResults: 100,
-        NextToken: nextToken,
-      }),
-      { abortSignal: signal },
-    );
-    // The name filter matches prefixes of words too; keep exact prefix matches only.
-    for (const secret of page.SecretList ?? []) {
-      if (secret.Name?.startsWith(namePrefix) && secret.DeletedDate === undefined)
-        names.push(secret.Name);
-    }
-    nextToken = page.NextToken;
-  } while (nextToken);
-
+  const names = await listClusterRecordNames(client, namePrefix, signal);
   const listing: ClusterRecordListing = { valid: [], invalid: [] };
   for (let start = 0; start < names.length; start += BATCH_SIZE) {
     const batch = names.slice(start, start + BATCH_SIZE);
@@ -92,6 +74,33 @@ export async function listClusterRecords(
     }
   }
   return listing;
+}
+
+/** The names of every record under the prefix (ListSecrets, paginated); no values are read. */
+export async function listClusterRecordNames(
+  client: SecretsManagerClient,
+  namePrefix: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const names: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await client.send(
+      new ListSecretsCommand({
+        Filters: [{ Key: "name", Values: [namePrefix] }],
+        MaxResults: 100,
+        NextToken: nextToken,
+      }),
+      { abortSignal: signal },
+    );
+    // The name filter matches prefixes of words too; keep exact prefix matches only.
+    for (const secret of page.SecretList ?? []) {
+      if (secret.Name?.startsWith(namePrefix) && secret.DeletedDate === undefined)
+        names.push(secret.Name);
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return names;
 }
 
 /** One record by cluster id (the fan-out worker's read). Throws with the reason when unusable. */

@@ -65,9 +65,7 @@ export interface RefresherConfig {
 export function refresherConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): RefresherConfig {
-  const parsed = parseWith(RefresherEnvSchema, env);
-  if (!parsed.ok) throw new Error(`invalid refresher configuration: ${parsed.error}`);
-  const settings = parsed.value;
+  const settings = settingsFrom(RefresherEnvSchema, env, "refresher");
   if (settings.ECR_ANYWHERE_REFRESH_MODE === "fanout" && !settings.ECR_ANYWHERE_FANOUT_QUEUE_URL) {
     throw new Error(
       "invalid refresher configuration: ECR_ANYWHERE_REFRESH_MODE=fanout needs ECR_ANYWHERE_FANOUT_QUEUE_URL",
@@ -99,9 +97,7 @@ export interface WebhookConfig {
 export function webhookConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): WebhookConfig {
-  const parsed = parseWith(WebhookEnvSchema, env);
-  if (!parsed.ok) throw new Error(`invalid webhook configuration: ${parsed.error}`);
-  const settings = parsed.value;
+  const settings = settingsFrom(WebhookEnvSchema, env, "webhook");
   return {
     names: contractNames(settings.ECR_ANYWHERE_LABEL_PREFIX),
     clusterRecordPrefix: settings.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
@@ -110,4 +106,14 @@ export function webhookConfigFromEnv(
     maxBodyBytes: settings.ECR_ANYWHERE_MAX_BODY_BYTES,
     assumeRoleDurationSeconds: settings.ECR_ANYWHERE_ASSUME_ROLE_SECONDS,
   };
+}
+
+function settingsFrom<const TSchema extends v.GenericSchema>(
+  schema: TSchema,
+  env: Readonly<Record<string, string | undefined>>,
+  fn: string,
+): v.InferOutput<TSchema> {
+  const parsed = parseWith(schema, env);
+  if (!parsed.ok) throw new Error(`invalid ${fn} configuration: ${parsed.error}`);
+  return parsed.value;
 }

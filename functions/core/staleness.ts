@@ -2,8 +2,6 @@
 import type { ContractNames } from "./contract.ts";
 import { parseRfc3339 } from "./time.ts";
 
-export const DEFAULT_REFRESH_BEFORE_MS = 6 * 3600_000;
-
 export interface SecretTimes {
   /** Epoch ms of `expires_at`, undefined when missing or unparseable. */
   readonly expiresAtMs: number | undefined;

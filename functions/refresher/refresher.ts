@@ -9,6 +9,8 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import pLimit from "p-limit";
 import {
   type ClusterRecordListing,
+  type InvalidClusterRecord,
+  listClusterRecordNames,
   listClusterRecords,
   readClusterRecord,
   type StoredClusterRecord,
@@ -16,7 +18,7 @@ import {
 } from "../adapters/cluster-record-catalog.ts";
 import { ClusterApi } from "../adapters/kubernetes.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
-import { type RefresherConfig, refresherConfigFromEnv } from "../core/config.ts";
+import { refresherConfigFromEnv } from "../core/config.ts";
 import {
   count,
   createTelemetry,
@@ -34,6 +36,8 @@ import {
 export interface RefresherDependencies extends RefreshClusterDependencies {
   readonly telemetry: Telemetry;
   readonly listRecords: (signal: AbortSignal) => Promise<ClusterRecordListing>;
+  /** Fan-out mode: record names only; each worker reads and validates its own record. */
+  readonly listRecordNames: (signal: AbortSignal) => Promise<string[]>;
   readonly readRecord: (clusterId: string, signal: AbortSignal) => Promise<StoredClusterRecord>;
   /** Fan-out mode: one message per cluster. */
   readonly enqueue: (clusterIds: readonly string[]) => Promise<void>;
@@ -63,6 +67,8 @@ export function refresherDependenciesFromEnv(
     telemetry: createTelemetry("ecr-anywhere-refresher"),
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     listRecords: (signal) => listClusterRecords(secrets, config.clusterRecordPrefix, signal),
+    listRecordNames: (signal) =>
+      listClusterRecordNames(secrets, config.clusterRecordPrefix, signal),
     readRecord: (clusterId, signal) =>
       readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal),
     saveRecord: (stored, record, signal) => saveClusterRecord(secrets, stored, record, signal),
@@ -93,31 +99,11 @@ export function refresherDependenciesFromEnv(
 
 export function createRefresher(deps: RefresherDependencies): () => Promise<RunSummary> {
   return async () => {
-    const { logger } = deps.telemetry;
-    const listing = await deps.listRecords(AbortSignal.timeout(deps.config.clusterDeadlineMs));
-    for (const invalid of listing.invalid) {
-      logger.error("invalid cluster record skipped", {
-        secretName: invalid.secretName,
-        error: invalid.error,
-      });
-      publishInvalidRecord(deps, invalid.secretName);
-    }
-    const invalidNames = listing.invalid.map((invalid) => invalid.secretName);
+    const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
+    if (deps.config.mode === "fanout") return fanOut(deps, signal);
 
-    if (deps.config.mode === "fanout") {
-      await deps.enqueue(listing.valid.map((stored) => stored.record.clusterId));
-      logger.info("clusters queued", {
-        clusters: listing.valid.length,
-        invalid: invalidNames.length,
-      });
-      return finish(deps, {
-        mode: "fanout",
-        clusters: listing.valid.length,
-        failed: invalidNames,
-        reports: [],
-      });
-    }
-
+    const listing = await deps.listRecords(signal);
+    const invalidNames = reportInvalidRecords(deps, listing.invalid);
     const limit = pLimit(deps.config.clusterConcurrency);
     const reports = await Promise.all(
       listing.valid.map((stored) => limit(() => refreshAndReport(stored, deps))),
@@ -128,6 +114,50 @@ export function createRefresher(deps: RefresherDependencies): () => Promise<RunS
     ];
     return finish(deps, { mode: "inline", clusters: listing.valid.length, failed, reports });
   };
+}
+
+/**
+ * Queues one message per record name. Values are not read here: the worker reads and validates
+ * its own record, so a bad one fails there (and, after retries, lands in the dead-letter queue).
+ */
+async function fanOut(deps: RefresherDependencies, signal: AbortSignal): Promise<RunSummary> {
+  const prefix = deps.config.clusterRecordPrefix;
+  const names = await deps.listRecordNames(signal);
+  const clusterIds = names.map((name) => name.slice(prefix.length)).filter(isDns1123Label);
+  const invalidNames = reportInvalidRecords(
+    deps,
+    names
+      .filter((name) => !isDns1123Label(name.slice(prefix.length)))
+      .map((secretName) => ({
+        secretName,
+        error: "the name does not end in a cluster id (a DNS-1123 label)",
+      })),
+  );
+  await deps.enqueue(clusterIds);
+  deps.telemetry.logger.info("clusters queued", {
+    clusters: clusterIds.length,
+    invalid: invalidNames.length,
+  });
+  return finish(deps, {
+    mode: "fanout",
+    clusters: clusterIds.length,
+    failed: invalidNames,
+    reports: [],
+  });
+}
+
+function reportInvalidRecords(
+  deps: RefresherDependencies,
+  invalid: readonly InvalidClusterRecord[],
+): string[] {
+  for (const record of invalid) {
+    deps.telemetry.logger.error("invalid cluster record skipped", {
+      secretName: record.secretName,
+      error: record.error,
+    });
+    publishInvalidRecord(deps, record.secretName);
+  }
+  return invalid.map((record) => record.secretName);
 }
 
 /** Refreshes one cluster inside its deadline, logs and publishes its metrics; never throws. */
@@ -193,5 +223,3 @@ function publishInvalidRecord(deps: RefresherDependencies, secretName: string): 
   count(metrics, "ClusterErrors", 1);
   metrics.publishStoredMetrics();
 }
-
-export type { RefresherConfig };
