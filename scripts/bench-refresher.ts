@@ -9,10 +9,10 @@ import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { refresherConfigFromEnv } from "../functions/core/config.ts";
 import { refreshCluster } from "../functions/refresher/refresh-cluster.ts";
 import { refresherRbac } from "../k8s/templates.ts";
-import { kubeconfig, startControlPlane } from "../test/e2e/control-plane.ts";
 import { EAST, names, startWebhookHarness } from "../test/e2e/webhook-harness.ts";
 import { newWebhookToken } from "../test/support/admission.ts";
-import { startMoto } from "../test/support/moto.ts";
+import { kubeconfig, startControlPlane } from "../testbed/control-plane.ts";
+import { startMoto } from "../testbed/moto.ts";
 
 const SIZES = (process.env.BENCH_REFRESHER_SIZES ?? "1000,5000").split(",").map(Number);
 const HOUR = 3600_000;

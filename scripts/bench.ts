@@ -18,10 +18,10 @@ import {
   newWebhookToken,
   webhookEvent,
 } from "../test/support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../test/support/aws-env.ts";
-import { startEcrStandIn } from "../test/support/ecr-stand-in.ts";
-import { startMoto } from "../test/support/moto.ts";
 import { startSecretsManagerStandIn } from "../test/support/secrets-manager-stand-in.ts";
+import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { startMoto } from "../testbed/moto.ts";
 import { benchRefresher } from "./bench-refresher.ts";
 import { buildLambdas } from "./build.ts";
 

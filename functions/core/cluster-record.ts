@@ -15,6 +15,14 @@ export function isDns1123Label(value: string): boolean {
   return DNS_1123_LABEL.test(value);
 }
 
+export function isRoleArn(value: string): boolean {
+  return ROLE_ARN.test(value);
+}
+
+export function isEcrRepositoryArn(value: string): boolean {
+  return ECR_REPOSITORY_ARN.test(value);
+}
+
 export function isCidr(value: string): boolean {
   const [address, prefix, ...rest] = value.split("/");
   if (address === undefined || prefix === undefined || rest.length > 0) return false;
@@ -26,7 +34,7 @@ export function isCidr(value: string): boolean {
 
 const ClusterId = v.pipe(v.string(), v.check(isDns1123Label, "a DNS-1123 label"));
 
-const ClusterRecordV1Schema = v.strictObject({
+export const ClusterRecordV1Schema = v.strictObject({
   version: v.literal(CLUSTER_RECORD_VERSION),
   clusterId: ClusterId,
   kubeconfig: v.pipe(v.string(), v.nonEmpty()),
@@ -39,10 +47,10 @@ const ClusterRecordV1Schema = v.strictObject({
     v.array(v.pipe(v.string(), v.check(isEcrHost, "an ECR registry host"))),
     v.minLength(1),
   ),
-  roleArn: v.optional(v.pipe(v.string(), v.regex(ROLE_ARN, "an IAM role ARN"))),
+  roleArn: v.optional(v.pipe(v.string(), v.check(isRoleArn, "an IAM role ARN"))),
   repositories: v.optional(
     v.pipe(
-      v.array(v.pipe(v.string(), v.regex(ECR_REPOSITORY_ARN, "an ECR repository ARN"))),
+      v.array(v.pipe(v.string(), v.check(isEcrRepositoryArn, "an ECR repository ARN"))),
       v.minLength(1),
     ),
   ),

@@ -97,6 +97,22 @@ export function needsRenewal(token: ServiceAccountToken, nowMs: number): boolean
   return nowMs >= token.expiresAtMs - (token.expiresAtMs - token.issuedAtMs) / 2;
 }
 
+/** The current context's API server address and base64 CA, when it has them. */
+export function kubeconfigTarget(text: string): { server: string; caData?: string } | undefined {
+  let document: KubeconfigDocument;
+  try {
+    document = parse(text) as KubeconfigDocument;
+  } catch {
+    return undefined;
+  }
+  const context = document?.contexts?.find((entry) => entry.name === document["current-context"]);
+  const cluster = document?.clusters?.find((entry) => entry.name === context?.context?.cluster);
+  const server = cluster?.cluster.server;
+  if (typeof server !== "string") return undefined;
+  const caData = cluster?.cluster["certificate-authority-data"];
+  return typeof caData === "string" ? { server, caData } : { server };
+}
+
 /** The same kubeconfig with the current user's token replaced. */
 export function withToken(text: string, token: string): string {
   const document = parse(text) as KubeconfigDocument;

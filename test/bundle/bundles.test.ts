@@ -9,6 +9,9 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { EcrAnywhereStack } from "../../infra/stack.ts";
 import { buildLambdas } from "../../scripts/build.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
+import { freePort } from "../../testbed/ports.ts";
 import {
   admissionReview,
   clusterRecord,
@@ -16,9 +19,6 @@ import {
   patchOf,
   webhookEvent,
 } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
-import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
-import { freePort } from "../support/ports.ts";
 
 const motoUrl = inject("motoUrl");
 let ecr: EcrStandIn;

@@ -8,8 +8,8 @@ import { ApiException, type CoreV1Api, type V1Secret } from "@kubernetes/client-
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { contractNames } from "../../functions/core/contract.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
+import type { EcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
-import type { EcrStandIn } from "../support/ecr-stand-in.ts";
 import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
 const WRONG_PREFIX = "wrong-token.e2e.ecr-anywhere.local";

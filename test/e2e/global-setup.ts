@@ -1,7 +1,7 @@
 /** One real control plane and one moto_server for the whole end-to-end run. */
 import type { TestProject } from "vitest/node";
-import { startMoto } from "../support/moto.ts";
-import { startControlPlane } from "./control-plane.ts";
+import { startControlPlane } from "../../testbed/control-plane.ts";
+import { startMoto } from "../../testbed/moto.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

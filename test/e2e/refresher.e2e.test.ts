@@ -17,11 +17,11 @@ import {
 import { createWorker } from "../../functions/refresher/worker.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { refresherRbac } from "../../k8s/templates.ts";
+import { putClusterRecord } from "../../testbed/aws-env.ts";
+import { kubeconfig } from "../../testbed/control-plane.ts";
+import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
-import { putClusterRecord } from "../support/aws-env.ts";
 import { captureOutput } from "../support/output.ts";
-import { freePort } from "../support/ports.ts";
-import { kubeconfig } from "./control-plane.ts";
 import { EAST, names, startWebhookHarness, WEST, type WebhookHarness } from "./webhook-harness.ts";
 
 const HOUR = 3600_000;

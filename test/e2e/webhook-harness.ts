@@ -17,10 +17,10 @@ import { loopbackServerTls } from "../../functions/local/tls.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
 import { webhookConfiguration } from "../../k8s/templates.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
+import { waitFor } from "../../testbed/ports.ts";
 import { clusterRecord, newWebhookToken } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
-import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
-import { waitFor } from "../support/ports.ts";
 
 export const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 export const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";

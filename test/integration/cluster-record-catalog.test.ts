@@ -11,10 +11,10 @@ import {
   refresherDependenciesFromEnv,
 } from "../../functions/refresher/refresher.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { freePort } from "../../testbed/ports.ts";
 import { newWebhookToken } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
 import { captureOutput } from "../support/output.ts";
-import { freePort } from "../support/ports.ts";
 
 const motoUrl = inject("motoUrl");
 const PREFIX = "catalog-test/clusters/";

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildLambdas } from "../../scripts/build.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
+import { freePort, waitFor } from "../../testbed/ports.ts";
 import { admissionReview, clusterRecord, newWebhookToken } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
-import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
-import { freePort, waitFor } from "../support/ports.ts";
 
 const motoUrl = inject("motoUrl");
 let ecr: EcrStandIn;

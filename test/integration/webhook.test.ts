@@ -8,6 +8,8 @@ import type { SecretObject } from "../../functions/core/admission-review.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { FORBIDDEN } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
   decodeDockerConfig,
@@ -17,8 +19,6 @@ import {
   patchOf,
   webhookEvent,
 } from "../support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../support/aws-env.ts";
-import { type EcrStandIn, startEcrStandIn } from "../support/ecr-stand-in.ts";
 import {
   SECRETS_MANAGER_INTERNAL_ERROR,
   STS_ACCESS_DENIED,

@@ -1,6 +1,6 @@
 /** One moto_server for the whole test run; files share it with distinct resource names. */
 import type { TestProject } from "vitest/node";
-import { startMoto } from "./moto.ts";
+import { startMoto } from "../../testbed/moto.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

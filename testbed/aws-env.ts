@@ -7,12 +7,15 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
+import type { ClusterRecord } from "../functions/core/cluster-record.ts";
 
 export interface LocalEndpoints {
   readonly secretsManager: string;
   readonly sts: string;
   readonly ecr: string;
+  /** moto, for the CLI's key check and stack outputs. */
+  readonly kms?: string;
+  readonly cloudFormation?: string;
 }
 
 export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
@@ -23,6 +26,10 @@ export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
     AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.secretsManager,
     AWS_ENDPOINT_URL_STS: endpoints.sts,
     AWS_ENDPOINT_URL_ECR: endpoints.ecr,
+    ...(endpoints.kms ? { AWS_ENDPOINT_URL_KMS: endpoints.kms } : {}),
+    ...(endpoints.cloudFormation
+      ? { AWS_ENDPOINT_URL_CLOUDFORMATION: endpoints.cloudFormation }
+      : {}),
     AWS_MAX_ATTEMPTS: "3",
     POWERTOOLS_METRICS_DISABLED: "false",
   };

@@ -18,10 +18,10 @@ import {
   generateKeyPair,
   issueCertificate,
   type PemFiles,
-} from "../../functions/local/tls.ts";
-import { freePort, waitFor } from "../support/ports.ts";
+} from "../functions/local/tls.ts";
+import { freePort, waitFor } from "./ports.ts";
 
-const repo = join(import.meta.dirname, "../..");
+const repo = join(import.meta.dirname, "..");
 
 export interface ControlPlane {
   /** `https://127.0.0.1:<port>` */

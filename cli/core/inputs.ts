@@ -1,0 +1,119 @@
+/**
+ * The CLI's flag values, parsed and checked with the same rules as the cluster record. Pure: each
+ * error says what was expected, and names the offending value only when it is not secret.
+ */
+import {
+  isCidr,
+  isDns1123Label,
+  isEcrRepositoryArn,
+  isRoleArn,
+} from "../../functions/core/cluster-record.ts";
+import { isEcrHost } from "../../functions/core/registries.ts";
+
+/** Bad input: the command exits 2 and changes nothing. */
+export class InputError extends Error {
+  override readonly name = "InputError";
+}
+
+const DNS_1123_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A comma-separated list: trimmed, empty items dropped, duplicates removed, order kept. */
+export function csv(value: string): string[] {
+  const items = [
+    ...new Set(
+      value
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (items.length === 0) throw new InputError("expected a comma-separated list, got nothing");
+  return items;
+}
+
+function each(value: string, check: (item: string) => boolean, expected: string): string[] {
+  const items = csv(value);
+  const bad = items.filter((item) => !check(item));
+  if (bad.length > 0)
+    throw new InputError(
+      `${bad.map((item) => JSON.stringify(item)).join(", ")}: expected ${expected}`,
+    );
+  return items;
+}
+
+export function parseClusterId(value: string): string {
+  if (!isDns1123Label(value))
+    throw new InputError(
+      `cluster id ${JSON.stringify(value)}: expected a DNS-1123 label (lower-case letters, digits and '-', at most 63, e.g. gke-prod)`,
+    );
+  return value;
+}
+
+export function parseRegistries(value: string): string[] {
+  return each(
+    value.toLowerCase(),
+    isEcrHost,
+    "ECR registry hosts such as 123456789012.dkr.ecr.us-east-1.amazonaws.com (no scheme or path)",
+  );
+}
+
+export function parseNamespaces(value: string): string[] {
+  return each(value, isDns1123Label, "namespace names (DNS-1123 labels)");
+}
+
+export function parseServiceAccounts(value: string): string[] {
+  return each(value, (item) => DNS_1123_SUBDOMAIN.test(item), "ServiceAccount names");
+}
+
+export function parseCidrs(value: string): string[] {
+  return each(value, isCidr, "CIDRs such as 203.0.113.0/24");
+}
+
+export function parseRepositories(value: string): string[] {
+  return each(
+    value,
+    isEcrRepositoryArn,
+    "ECR repository ARNs such as arn:aws:ecr:us-east-1:123456789012:repository/team-a/*",
+  );
+}
+
+export function parseRoleArn(value: string): string {
+  if (!isRoleArn(value))
+    throw new InputError(
+      `${JSON.stringify(value)}: expected an IAM role ARN such as arn:aws:iam::123456789012:role/ecr-pull`,
+    );
+  return value;
+}
+
+export function parseSecretName(value: string): string {
+  if (!DNS_1123_SUBDOMAIN.test(value))
+    throw new InputError(`${JSON.stringify(value)}: expected a Secret name (DNS-1123 subdomain)`);
+  return value;
+}
+
+/** An https:// URL without credentials, query or fragment (a webhook or API server address). */
+export function parseHttpsUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError("expected an https:// URL");
+  }
+  if (url.protocol !== "https:") throw new InputError("expected an https:// URL");
+  if (url.username || url.password || url.search || url.hash)
+    throw new InputError("expected an https:// URL without credentials, query or fragment");
+  return url.href.replace(/\/$/, "");
+}
+
+export function parseSeconds(value: string): number {
+  if (!/^\d{1,7}$/.test(value)) throw new InputError("expected a whole number of seconds");
+  return Number(value);
+}
+
+export function parseRecoveryDays(value: string): number {
+  const days = /^\d{1,2}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(days >= 7 && days <= 30))
+    throw new InputError("expected a whole number of days from 7 to 30 (Secrets Manager's range)");
+  return days;
+}

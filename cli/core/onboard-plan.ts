@@ -1,0 +1,294 @@
+/**
+ * What `onboard` applies and writes, decided from its inputs and what it found: the refresher's
+ * objects, the webhook URL and token, the refresher's kubeconfig, the cluster record, the access it
+ * needs, and webhooks it must not sit beside. Pure: the commands do the I/O.
+ */
+import { createHash } from "node:crypto";
+import { stringify } from "yaml";
+import { parseWebhookPath } from "../../functions/core/auth.ts";
+import {
+  CLUSTER_RECORD_VERSION,
+  type ClusterRecord,
+  ClusterRecordV1Schema,
+} from "../../functions/core/cluster-record.ts";
+import { type ContractNames, NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
+import {
+  kubeconfigTarget,
+  needsRenewal,
+  serviceAccountToken,
+} from "../../functions/core/kubeconfig.ts";
+import { parseWith } from "../../functions/core/validation.ts";
+
+/** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
+export const FIELD_MANAGER = "ecr-anywhere";
+export const WEBHOOK_CONFIGURATION_NAME = "ecr-anywhere";
+export const REFRESHER_NAMESPACE = "ecr-anywhere";
+export const REFRESHER_SERVICE_ACCOUNT = "ecr-anywhere-refresher";
+/** The refresher renews its token after half of this (docs/contract.md), so a week survives a long outage. */
+export const REFRESHER_TOKEN_SECONDS = 7 * 24 * 3600;
+/** Marks objects the CLI created, so offboard removes only those. */
+export const MANAGED_BY_LABEL = { "app.kubernetes.io/managed-by": FIELD_MANAGER } as const;
+
+export interface OnboardInputs {
+  readonly clusterId: string;
+  readonly registries: readonly string[];
+  readonly namespaces: readonly string[];
+  readonly roleArn?: string | undefined;
+  readonly repositories?: readonly string[] | undefined;
+  readonly allowedSourceCidrs?: readonly string[] | undefined;
+  readonly ensureSecret?: string | undefined;
+  readonly serviceAccounts?: readonly string[] | undefined;
+}
+
+export interface WebhookToken {
+  readonly token: string;
+  readonly sha256: string;
+}
+
+/** A webhook token from 32 random bytes (256 bits), and the hash the record keeps. */
+export function webhookTokenFrom(randomBytes: Uint8Array): WebhookToken {
+  if (randomBytes.length < 32) throw new Error("a webhook token needs at least 32 random bytes");
+  const token = Buffer.from(randomBytes).toString("base64url");
+  return { token, sha256: createHash("sha256").update(token).digest("hex") };
+}
+
+/** `<base>/v1/clusters/<id>/<token>`: the stack's `WebhookUrl` output ends with a slash. */
+export function webhookUrl(base: string, clusterId: string, token: string): string {
+  return `${base.replace(/\/+$/, "")}/v1/clusters/${clusterId}/${token}`;
+}
+
+/** The token in a webhook configuration's URL, when it is this cluster's. */
+export function tokenInWebhookUrl(url: string | undefined, clusterId: string): string | undefined {
+  if (!url) return undefined;
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const caller = parseWebhookPath(path.replace(/^.*(?=\/v1\/clusters\/)/, ""));
+  return caller?.clusterId === clusterId ? caller.token : undefined;
+}
+
+export function baseOfWebhookUrl(url: string): string {
+  return url.replace(/\/v1\/clusters\/[^/]+\/[^/]+$/, "");
+}
+
+/** The refresher's kubeconfig: inline token and CA only, as the record's checks require. */
+export function refresherKubeconfig(options: {
+  readonly clusterId: string;
+  readonly server: string;
+  readonly caData: string;
+  readonly token: string;
+}): string {
+  const user = `${REFRESHER_NAMESPACE}:${REFRESHER_SERVICE_ACCOUNT}`;
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [
+      {
+        name: options.clusterId,
+        cluster: { server: options.server, "certificate-authority-data": options.caData },
+      },
+    ],
+    users: [{ name: user, user: { token: options.token } }],
+    contexts: [{ name: options.clusterId, context: { cluster: options.clusterId, user } }],
+    "current-context": options.clusterId,
+  });
+}
+
+/**
+ * An existing refresher kubeconfig is kept (so a re-run changes nothing) while it points at the
+ * same server and CA and holds the refresher's token with more than half its life left.
+ */
+export function keepRefresherKubeconfig(
+  existing: string | undefined,
+  wanted: { readonly server: string; readonly caData: string },
+  nowMs: number,
+): boolean {
+  if (!existing) return false;
+  const target = kubeconfigTarget(existing);
+  const token = serviceAccountToken(existing);
+  return (
+    target?.server === wanted.server &&
+    target.caData === wanted.caData &&
+    token?.namespace === REFRESHER_NAMESPACE &&
+    token.name === REFRESHER_SERVICE_ACCOUNT &&
+    !needsRenewal(token, nowMs)
+  );
+}
+
+/** The cluster record, checked with the webhook's own schema so a bad one is never written. */
+export function buildClusterRecord(
+  inputs: OnboardInputs,
+  kubeconfig: string,
+  tokenHashes: readonly string[],
+): ClusterRecord {
+  const record = {
+    version: CLUSTER_RECORD_VERSION,
+    clusterId: inputs.clusterId,
+    kubeconfig,
+    webhookTokenSha256: [...tokenHashes],
+    registries: [...inputs.registries],
+    ...(inputs.roleArn ? { roleArn: inputs.roleArn } : {}),
+    ...(inputs.repositories ? { repositories: [...inputs.repositories] } : {}),
+    ...(inputs.allowedSourceCidrs ? { allowedSourceCidrs: [...inputs.allowedSourceCidrs] } : {}),
+    ...(inputs.ensureSecret
+      ? {
+          ensure: {
+            secretName: inputs.ensureSecret,
+            namespaces: [...inputs.namespaces],
+            ...(inputs.serviceAccounts ? { serviceAccounts: [...inputs.serviceAccounts] } : {}),
+          },
+        }
+      : {}),
+  };
+  const parsed = parseWith(ClusterRecordV1Schema, record);
+  if (!parsed.ok) throw new Error(`the cluster record would be invalid: ${parsed.error}`);
+  return parsed.value;
+}
+
+/** Key-order-independent JSON, to tell whether a record write would change anything. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_, item: unknown) =>
+    item && typeof item === "object" && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => a.localeCompare(b)))
+      : item,
+  );
+}
+
+/** The refresher's own namespace, labelled so offboard knows the CLI created it. */
+export function refresherNamespaceObject(): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name: REFRESHER_NAMESPACE,
+      labels: { "app.kubernetes.io/name": "ecr-anywhere", ...MANAGED_BY_LABEL },
+    },
+  };
+}
+
+/** A server-side apply of only the enabling label: other labels stay with their owners. */
+export function enabledNamespaceLabel(
+  namespace: string,
+  names: ContractNames,
+): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: namespace, labels: { [names.namespaceLabel]: NAMESPACE_ENABLED_VALUE } },
+  };
+}
+
+export interface AccessCheck {
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource?: string;
+  readonly namespace?: string;
+}
+
+/**
+ * Everything onboard does in the cluster, as access reviews to ask before changing anything. A
+ * server-side apply is a PATCH that creates what is missing, so it needs both verbs.
+ */
+export function onboardAccess(inputs: OnboardInputs, replaceExisting: boolean): AccessCheck[] {
+  const rbac = "rbac.authorization.k8s.io";
+  const admission = "admissionregistration.k8s.io";
+  const applied: Omit<AccessCheck, "verb">[] = [
+    { group: "", resource: "namespaces" },
+    { group: "", resource: "serviceaccounts", namespace: REFRESHER_NAMESPACE },
+    { group: rbac, resource: "clusterroles" },
+    { group: rbac, resource: "clusterrolebindings" },
+    { group: rbac, resource: "roles", namespace: REFRESHER_NAMESPACE },
+    { group: rbac, resource: "rolebindings", namespace: REFRESHER_NAMESPACE },
+    { group: admission, resource: "mutatingwebhookconfigurations" },
+    ...inputs.namespaces.map((namespace) => ({ group: rbac, resource: "rolebindings", namespace })),
+  ];
+  const checks: AccessCheck[] = applied.flatMap((target) => [
+    { verb: "patch", ...target },
+    { verb: "create", ...target },
+  ]);
+  checks.push(
+    { verb: "list", group: admission, resource: "mutatingwebhookconfigurations" },
+    {
+      verb: "create",
+      group: "",
+      resource: "serviceaccounts",
+      subresource: "token",
+      namespace: REFRESHER_NAMESPACE,
+    },
+    ...inputs.namespaces.map((namespace) => ({
+      verb: "create",
+      group: "",
+      resource: "secrets",
+      namespace,
+    })),
+  );
+  if (replaceExisting)
+    checks.push({ verb: "delete", group: admission, resource: "mutatingwebhookconfigurations" });
+  return checks;
+}
+
+export function describeAccess(check: AccessCheck): string {
+  const resource = [check.resource, check.subresource].filter(Boolean).join("/");
+  const qualified = check.group ? `${resource}.${check.group}` : resource;
+  return `${check.verb} ${qualified} ${check.namespace ? `in namespace ${check.namespace}` : "(cluster-wide)"}`;
+}
+
+interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string }[];
+}
+
+export interface WebhookConfigurationView {
+  readonly name: string;
+  readonly webhooks: readonly {
+    readonly name: string;
+    readonly clientConfig: {
+      readonly url?: string;
+      readonly caBundle?: string;
+      readonly service?: { readonly namespace: string; readonly name: string };
+    };
+    readonly namespaceSelector?: LabelSelector;
+    readonly objectSelector?: LabelSelector;
+  }[];
+}
+
+export interface ConflictingWebhook {
+  readonly configuration: string;
+  readonly webhook: string;
+  /** `<namespace>/<name>` of the in-cluster Service it calls. */
+  readonly service: string;
+}
+
+/**
+ * Webhooks that call an in-cluster Service for the same labels (the original ECR Anywhere's Helm
+ * release). Beside ours, two failurePolicy Fail webhooks would mean either one being down blocks
+ * every managed write.
+ */
+export function conflictingWebhooks(
+  configurations: readonly WebhookConfigurationView[],
+  names: ContractNames,
+): ConflictingWebhook[] {
+  const selects = (selector: LabelSelector | undefined, key: string) =>
+    selector?.matchLabels?.[key] !== undefined ||
+    (selector?.matchExpressions ?? []).some((expression) => expression.key === key);
+  return configurations.flatMap((configuration) =>
+    configuration.name === WEBHOOK_CONFIGURATION_NAME
+      ? []
+      : configuration.webhooks
+          .filter(
+            (webhook) =>
+              webhook.clientConfig.service !== undefined &&
+              (selects(webhook.objectSelector, names.managedLabel) ||
+                selects(webhook.namespaceSelector, names.namespaceLabel)),
+          )
+          .map((webhook) => ({
+            configuration: configuration.name,
+            webhook: webhook.name,
+            service: `${webhook.clientConfig.service?.namespace}/${webhook.clientConfig.service?.name}`,
+          })),
+  );
+}

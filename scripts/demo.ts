@@ -1,0 +1,359 @@
+/**
+ * `npm run demo`: the whole system on this machine with no AWS account. A real kube-apiserver and
+ * etcd, moto for Secrets Manager, STS and KMS, the ECR stand-in, the built webhook bundle behind
+ * the function-URL server, and the real CLI and refresher bundle, told as a short story.
+ *
+ *   npm run demo                  walk through, then keep running for your own kubectl (Ctrl-C stops)
+ *   npm run demo -- --no-wait     walk through and exit: 0 only if every step held
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import {
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import { contractNames, DOCKER_CONFIG_JSON_KEY } from "../functions/core/contract.ts";
+import { parseRfc3339 } from "../functions/core/time.ts";
+import { localAwsEnv } from "../testbed/aws-env.ts";
+import { startControlPlane } from "../testbed/control-plane.ts";
+import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { startMoto } from "../testbed/moto.ts";
+import { startWebhookProcess } from "../testbed/webhook-process.ts";
+import { buildLambdas } from "./build.ts";
+
+const repo = join(import.meta.dirname, "..");
+const cli = join(repo, "cli/ecr-anywhere.ts");
+const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+/** Short-lived stand-in tokens, so "time moving forward" takes seconds: stale after half of this. */
+const TOKEN_SECONDS = 40;
+const names = contractNames();
+const noWait = process.argv.includes("--no-wait") || !process.stdin.isTTY;
+const started = performance.now();
+
+const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
+const say = (text = "") => process.stdout.write(`${text}\n`);
+const chapter = (title: string) => say(`\n${bold(title)}`);
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+class DemoFailure extends Error {}
+const expect = (condition: boolean, what: string) => {
+  if (!condition) throw new DemoFailure(what);
+  say(`  ✔ ${what}`);
+};
+
+let env: Record<string, string> = {};
+let kubeconfigPath = "";
+const work = await mkdtemp(join(tmpdir(), "ecr-anywhere-demo-"));
+const stops: (() => Promise<unknown>)[] = [];
+let stopping: Promise<void> | undefined;
+const cleanUp = () => {
+  stopping ??= (async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  })();
+  return stopping;
+};
+process.once("SIGINT", () => void cleanUp().then(() => process.exit(130)));
+process.once("SIGTERM", () => void cleanUp().then(() => process.exit(143)));
+
+try {
+  await demo();
+  say(`\n${bold("Every step held.")} (${elapsed()})`);
+  if (!noWait) await keepRunning();
+} catch (error) {
+  process.stderr.write(
+    `\ndemo failed: ${error instanceof DemoFailure ? `expected ${error.message}` : (error as Error).message}\n`,
+  );
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}
+
+async function demo(): Promise<void> {
+  chapter(
+    "Starting the local system (real kube-apiserver and etcd, moto, ECR stand-in, webhook bundle)",
+  );
+  await buildControlPlane();
+  await buildLambdas(join(work, "dist"));
+  say(`  built the Lambda bundles (${elapsed()})`);
+  const [moto, ecr, controlPlane] = await Promise.all([
+    startMoto(),
+    startEcrStandIn(),
+    startControlPlane(),
+  ]);
+  stops.push(
+    () => controlPlane.stop(),
+    () => ecr.stop(),
+    () => moto.stop(),
+  );
+  ecr.expiresInSeconds = TOKEN_SECONDS;
+  kubeconfigPath = controlPlane.kubeconfigPath;
+  env = localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
+  const keyArn = await createRecordKey(moto.url);
+  const webhook = await startWebhookProcess({
+    bundle: join(work, "dist/webhook/index.mjs"),
+    env,
+    logFile: join(work, "webhook.log"),
+  });
+  stops.push(() => webhook.stop());
+  say(
+    `  kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url} (${elapsed()})`,
+  );
+
+  const config = new KubeConfig();
+  config.loadFromFile(kubeconfigPath);
+  const core = config.makeApiClient(CoreV1Api);
+  const objects = KubernetesObjectApi.makeApiClient(config);
+  await core.createNamespace({ body: { metadata: { name: "apps" } } });
+
+  chapter("1. Onboard the cluster with the CLI, exactly as for a real one");
+  const onboardArgs = [
+    "onboard",
+    "demo",
+    "--registries",
+    `${EAST},${WEST}`,
+    "--namespaces",
+    "apps",
+    "--webhook-url",
+    webhook.url,
+    "--record-key-arn",
+    keyArn,
+    "--ca-bundle",
+    webhook.caBundleFile,
+    "--kubeconfig",
+    kubeconfigPath,
+    "--verify-timeout",
+    "30",
+  ];
+  say(`  $ ecr-anywhere ${onboardArgs.join(" ")}`);
+  say(
+    "    (against your cluster and stack: ecr-anywhere onboard <id> --registries <hosts> --namespaces <ns> --context <ctx>)",
+  );
+  expect((await runCli(onboardArgs)) === 0, "onboard exits 0 after verifying the round trip");
+
+  chapter(
+    "2. The original ECR Anywhere quick start: a labelled namespace and a managed Secret holding FAKE",
+  );
+  await objects.patch(
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "apps", labels: { [names.namespaceLabel]: "enabled" } },
+    },
+    undefined,
+    undefined,
+    "demo-user",
+    true,
+    PatchStrategy.ServerSideApply,
+  );
+  const created = await core.createNamespacedSecret({
+    namespace: "apps",
+    body: {
+      metadata: {
+        name: "ecr-pull",
+        labels: { [names.managedLabel]: "true" },
+        annotations: { [names.registriesAnnotation]: EAST },
+      },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { [DOCKER_CONFIG_JSON_KEY]: Buffer.from("FAKE").toString("base64") },
+    },
+  });
+  show(created);
+  expect(sameHosts(created, [EAST]), "the Secret was filled for the registry it asked for");
+
+  chapter("3. Add a second region through the registries annotation");
+  const twoRegions = await core.patchNamespacedSecret(
+    {
+      namespace: "apps",
+      name: "ecr-pull",
+      body: { metadata: { annotations: { [names.registriesAnnotation]: `${EAST},${WEST}` } } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  show(twoRegions);
+  expect(sameHosts(twoRegions, [EAST, WEST]), "both regions' credentials are in the Secret");
+
+  chapter(
+    `4. Time moves forward: the stand-in's tokens live ${TOKEN_SECONDS} s, so the Secret is stale after half of that`,
+  );
+  const before = expiresAt(twoRegions);
+  const staleAt = (updatedAt(twoRegions) ?? Date.now()) + (TOKEN_SECONDS / 2) * 1000;
+  say(`  waiting ${Math.max(0, Math.ceil((staleAt - Date.now()) / 1000))} s for that`);
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, staleAt - Date.now())));
+  say("  the Secret is stale now; one scheduled refresher run, from its bundle:");
+  const metrics = await runRefresher();
+  say(
+    `  refresher run: ${Object.entries(metrics)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(", ")}`,
+  );
+  const refreshed = await core.readNamespacedSecret({ namespace: "apps", name: "ecr-pull" });
+  show(refreshed);
+  expect(
+    (metrics.SecretsRefreshed ?? 0) >= 1 && (metrics.RefreshFailures ?? 0) === 0,
+    "the refresher refreshed the stale Secret, with no failures",
+  );
+  expect((expiresAt(refreshed) ?? 0) > (before ?? 0), "expires_at moved forward");
+
+  chapter("5. ecr-anywhere status");
+  expect((await runCli(["status"])) === 0, "status finds nothing wrong");
+}
+
+async function buildControlPlane(): Promise<void> {
+  say(
+    "  kube-apiserver and etcd from the Go module proxy (the first build takes a few minutes; cached after)",
+  );
+  const code = await run("bash", [join(repo, "scripts/build-control-plane.sh")], {
+    stdout: "ignore",
+    stderr: "progress",
+  });
+  if (code !== 0) throw new Error("the control plane did not build (see the lines above)");
+}
+
+async function createRecordKey(motoUrl: string): Promise<string> {
+  const kms = new KMSClient({
+    endpoint: motoUrl,
+    region: env.AWS_REGION,
+    credentials: {
+      accessKeyId: env.AWS_ACCESS_KEY_ID ?? "",
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "",
+    },
+  });
+  const { KeyMetadata } = await kms.send(
+    new CreateKeyCommand({ Description: "ecr-anywhere demo cluster records" }),
+  );
+  kms.destroy();
+  return KeyMetadata?.Arn ?? "";
+}
+
+function runCli(args: string[]): Promise<number> {
+  return run(process.execPath, [cli, ...args], {
+    env: { ...env, KUBECONFIG: kubeconfigPath },
+    stdout: "indent",
+    stderr: "indent",
+  });
+}
+
+/** One scheduled refresher invocation, from its bundle in a fresh process; returns its metrics. */
+async function runRefresher(): Promise<Record<string, number>> {
+  const events = join(work, "refresher-events.json");
+  await writeFile(events, "[{}]");
+  let output = "";
+  const code = await run(
+    process.execPath,
+    [join(repo, "scripts/invoke-bundle.ts"), join(work, "dist/refresher/index.mjs")],
+    {
+      env,
+      stdinFile: events,
+      stdout: (text) => {
+        output += text;
+      },
+      stderr: "ignore",
+    },
+  );
+  if (code !== 0) throw new Error(`the refresher bundle exited ${code}`);
+  const metrics: Record<string, number> = {};
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const document = JSON.parse(line) as {
+      _aws?: { CloudWatchMetrics?: { Metrics?: { Name: string }[]; Dimensions?: string[][] }[] };
+    } & Record<string, unknown>;
+    for (const directive of document._aws?.CloudWatchMetrics ?? []) {
+      // Per-cluster values only; the totals without ClusterId repeat them.
+      if (!directive.Dimensions?.some((dimensions) => dimensions.includes("ClusterId"))) continue;
+      for (const { Name } of directive.Metrics ?? []) metrics[Name] = Number(document[Name]);
+    }
+  }
+  return metrics;
+}
+
+async function keepRunning(): Promise<void> {
+  say(`\n${bold("Everything keeps running.")} Try it with your own kubectl:`);
+  say(`  export KUBECONFIG=${kubeconfigPath}`);
+  say("  kubectl get secret ecr-pull -n apps -o yaml");
+  say(
+    "  kubectl create secret docker-registry more -n apps --docker-server=x --docker-username=x --docker-password=x \\",
+  );
+  say(
+    `    && kubectl label secret more -n apps ${names.managedLabel}=true --overwrite   # the label sends it through the webhook`,
+  );
+  say(
+    `The refresher runs every ${TOKEN_SECONDS / 4} s meanwhile (the stand-in's tokens are short). Ctrl-C stops and cleans up.`,
+  );
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, (TOKEN_SECONDS / 4) * 1000));
+    await runRefresher().catch((error: Error) => say(`  refresher: ${error.message}`));
+  }
+}
+
+function show(secret: V1Secret): void {
+  const config = JSON.parse(
+    Buffer.from(secret.data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8") || "{}",
+  ) as { auths?: Record<string, { password?: string }> };
+  const annotations = secret.metadata?.annotations ?? {};
+  say(
+    `  Secret apps/${secret.metadata?.name}: expires_at ${annotations[names.expiresAtAnnotation]}, updated_at ${annotations[names.updatedAtAnnotation]}`,
+  );
+  for (const [host, entry] of Object.entries(config.auths ?? {}))
+    say(
+      `    ${host}  username AWS, password ${"•".repeat(8)} (${entry.password?.length ?? 0} characters)`,
+    );
+}
+
+function hostsOf(secret: V1Secret): string[] {
+  const config = JSON.parse(
+    Buffer.from(secret.data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8") || "{}",
+  ) as { auths?: Record<string, unknown> };
+  return Object.keys(config.auths ?? {}).sort();
+}
+
+function sameHosts(secret: V1Secret, hosts: string[]): boolean {
+  return JSON.stringify(hostsOf(secret)) === JSON.stringify([...hosts].sort());
+}
+
+function expiresAt(secret: V1Secret): number | undefined {
+  return parseRfc3339(secret.metadata?.annotations?.[names.expiresAtAnnotation]);
+}
+
+function updatedAt(secret: V1Secret): number | undefined {
+  return parseRfc3339(secret.metadata?.annotations?.[names.updatedAtAnnotation]);
+}
+
+type Sink = "ignore" | "indent" | "progress" | ((text: string) => void);
+
+/** Runs a program, sending its output where the story wants it; resolves with the exit code. */
+function run(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; stdinFile?: string; stdout: Sink; stderr: Sink },
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(command, args, {
+      env: { ...process.env, ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const sink = (target: Sink) => (chunk: Buffer) => {
+      const text = chunk.toString();
+      if (target === "ignore") return;
+      if (typeof target === "function") return target(text);
+      const prefix = target === "progress" ? "    · " : "    ";
+      process.stdout.write(text.replace(/^(?!$)/gm, prefix));
+    };
+    child.stdout?.on("data", sink(options.stdout));
+    child.stderr?.on("data", sink(options.stderr));
+    if (options.stdinFile) {
+      void import("node:fs").then(({ createReadStream }) =>
+        createReadStream(options.stdinFile ?? "").pipe(child.stdin ?? process.stdin),
+      );
+    } else child.stdin?.end();
+    child.once("error", reject);
+    child.once("exit", (code) => resolve(code ?? 1));
+  });
+}
