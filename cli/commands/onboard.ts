@@ -414,7 +414,7 @@ async function verify(
       }
       if (Date.now() > deadline)
         throw new Problem(
-          `verification in namespace ${namespace} failed after ${options.verifyTimeoutSeconds} s: ${lastError}`,
+          `verification in namespace ${namespace} failed after ${options.verifyTimeoutSeconds} s: ${lastError}${/failed to call webhook: Forbidden/.test(lastError) ? FORBIDDEN_HINT : ""}`,
         );
       progress(`${namespace}: waiting for the webhook (${lastError})`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -521,6 +521,9 @@ async function onboardDryRun(options: OnboardOptions): Promise<void> {
       .join("\n")}\n`,
   );
 }
+
+const FORBIDDEN_HINT =
+  " (the webhook refused this cluster's token: check that the stack reads records under the same --record-prefix, and that --allowed-source-cidrs holds the API server's egress address)";
 
 export const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
 

@@ -46,3 +46,56 @@ export const SECRETS_MANAGER_INTERNAL_ERROR: CannedReply = {
   contentType: "application/x-amz-json-1.1",
   body: JSON.stringify({ __type: "InternalServiceError", message: "internal failure" }),
 };
+
+export interface FaultProxy {
+  readonly url: string;
+  /** Requests answered with the fault so far. */
+  faults: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Forwards every request to `target` (moto) except those whose `x-amz-target` header matches,
+ * which get the canned reply: one AWS operation fails while the rest of the service works.
+ */
+export async function startFaultProxy(
+  target: string,
+  failing: RegExp,
+  reply: CannedReply,
+): Promise<FaultProxy> {
+  const state = { faults: 0 };
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    if (failing.test(String(request.headers["x-amz-target"] ?? ""))) {
+      state.faults++;
+      response.writeHead(reply.status, { "content-type": reply.contentType });
+      response.end(reply.body);
+      return;
+    }
+    const headers = Object.entries(request.headers).filter(
+      (entry): entry is [string, string] => typeof entry[1] === "string" && entry[0] !== "host",
+    );
+    const answer = await fetch(`${target}${request.url}`, {
+      method: request.method ?? "POST",
+      headers,
+      ...(chunks.length > 0 ? { body: Buffer.concat(chunks) } : {}),
+    });
+    // The body is passed on whole and decoded: framing headers would no longer be true.
+    const passed = [...answer.headers].filter(
+      ([name]) => !["content-length", "content-encoding", "transfer-encoding"].includes(name),
+    );
+    response.writeHead(answer.status, Object.fromEntries(passed));
+    response.end(Buffer.from(await answer.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}

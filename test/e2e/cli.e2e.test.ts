@@ -1,0 +1,557 @@
+/**
+ * The `ecr-anywhere` CLI as a user runs it (a separate process, real exit codes and output) against
+ * the real kube-apiserver, moto (Secrets Manager, KMS) and the webhook behind the function-URL
+ * server.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import {
+  ApiException,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+} from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { sha256Hex } from "../../functions/core/auth.ts";
+import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { kubeconfig } from "../../testbed/control-plane.ts";
+import { freePort } from "../../testbed/ports.ts";
+import { decodeDockerConfig } from "../support/admission.ts";
+import { SECRETS_MANAGER_INTERNAL_ERROR, startFaultProxy } from "../support/fault-server.ts";
+import { EAST, names, startWebhookHarness, WEST, type WebhookHarness } from "./webhook-harness.ts";
+
+const motoUrl = inject("motoUrl");
+const server = inject("kubeServer");
+const caPem = inject("kubeCaPem");
+const adminKubeconfig = inject("adminKubeconfig");
+const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
+const CLUSTER = "cli-e2e";
+const NAMESPACES = ["cli-apps", "cli-team"];
+const PREFIX = "cli-e2e/clusters/";
+
+let harness: WebhookHarness;
+let work: string;
+let adminPath: string;
+let caFile: string;
+let keyArn: string;
+let secrets: SecretsManagerClient;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cliPath, ...args], {
+      env: { ...process.env, AWS_ENDPOINT_URL_KMS: motoUrl, ...env },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+function onboardArgs(...extra: string[]): string[] {
+  return [
+    "onboard",
+    CLUSTER,
+    "--registries",
+    `${EAST},${WEST}`,
+    "--namespaces",
+    NAMESPACES.join(","),
+    "--webhook-url",
+    harness.server.url,
+    "--record-key-arn",
+    keyArn,
+    "--ca-bundle",
+    caFile,
+    "--record-prefix",
+    PREFIX,
+    "--kubeconfig",
+    adminPath,
+    "--verify-timeout",
+    "30",
+    ...extra,
+  ];
+}
+
+async function webhookConfiguration() {
+  try {
+    return await harness.admission.readMutatingWebhookConfiguration({ name: "ecr-anywhere" });
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return undefined;
+    throw error;
+  }
+}
+
+async function storedRecord(clusterId = CLUSTER) {
+  const { SecretString } = await secrets.send(
+    new GetSecretValueCommand({ SecretId: `${PREFIX}${clusterId}` }),
+  );
+  return JSON.parse(SecretString ?? "{}") as {
+    webhookTokenSha256: string[];
+    kubeconfig: string;
+    registries: string[];
+  };
+}
+
+function tokenOf(url: string | undefined): string {
+  return url?.split("/").at(-1) ?? "";
+}
+
+beforeAll(async () => {
+  harness = await startWebhookHarness(motoUrl, adminKubeconfig, "cli-harness");
+  // A short record TTL, so token rotation waits seconds, not a minute.
+  process.env.ECR_ANYWHERE_RECORD_TTL_SECONDS = "1";
+  process.env.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX = PREFIX;
+  harness.reset();
+  work = await mkdtemp(join(tmpdir(), "ecr-anywhere-cli-e2e-"));
+  adminPath = join(work, "admin.kubeconfig");
+  await writeFile(adminPath, adminKubeconfig);
+  caFile = join(work, "webhook-ca.pem");
+  await writeFile(caFile, harness.caPem);
+  const env = localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: harness.ecr.url });
+  const kms = new KMSClient({
+    endpoint: motoUrl,
+    region: "us-east-1",
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
+  });
+  keyArn = (await kms.send(new CreateKeyCommand({}))).KeyMetadata?.Arn ?? "";
+  secrets = new SecretsManagerClient({
+    endpoint: motoUrl,
+    region: "us-east-1",
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
+  });
+  for (const name of NAMESPACES)
+    await harness.core.createNamespace({ body: { metadata: { name } } });
+});
+
+afterAll(async () => {
+  // The test bed runs no namespace controller: finish the deletion offboard started, as it would.
+  const terminating = await harness?.core
+    .readNamespace({ name: "ecr-anywhere" })
+    .catch(() => undefined);
+  if (terminating?.metadata?.deletionTimestamp)
+    await harness.core.replaceNamespaceFinalize({
+      name: "ecr-anywhere",
+      body: { ...terminating, spec: { finalizers: [] } },
+    });
+  await harness?.admission
+    .deleteMutatingWebhookConfiguration({ name: "ecr-anywhere" })
+    .catch(() => undefined);
+  await harness?.stop();
+});
+
+describe("bad input: one line, exit 2, nothing changed", () => {
+  it.each([
+    [
+      ["onboard", "Bad_Id", "--registries", EAST, "--namespaces", "a"],
+      /cluster id "Bad_Id": expected a DNS-1123 label/,
+    ],
+    [
+      ["onboard", "ok", "--registries", "docker.io", "--namespaces", "a"],
+      /"docker\.io": expected ECR registry hosts/,
+    ],
+    [
+      ["onboard", "ok", "--registries", EAST],
+      /required option '--namespaces <names>' not specified/,
+    ],
+    [
+      ["onboard", "ok", "--registries", EAST, "--namespaces", "a", "--webhook-url", "http://x"],
+      /expected an https:\/\/ URL/,
+    ],
+    [["offboard", "ok", "--recovery-window-days", "3"], /from 7 to 30/],
+  ])("%j", async (args, message) => {
+    const result = await cli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it("names an unknown context and a namespace that does not exist", async () => {
+    const context = await cli(onboardArgs("--context", "nope"));
+    expect(context.code).toBe(2);
+    expect(context.stderr).toMatch(/--context "nope": no such context \(have: e2e\)/);
+    const namespace = await cli(
+      onboardArgs().map((arg) => (arg === NAMESPACES.join(",") ? "cli-apps,missing-ns" : arg)),
+    );
+    expect(namespace.code).toBe(2);
+    expect(namespace.stderr).toMatch(/--namespaces: missing-ns does not exist in the cluster/);
+    expect(await webhookConfiguration()).toBeUndefined();
+  });
+});
+
+describe("onboard", () => {
+  it("refuses, before changing anything, when the identity lacks permissions", async () => {
+    await harness.core.createNamespacedServiceAccount({
+      namespace: "default",
+      body: { metadata: { name: "cli-limited" } },
+    });
+    const { status } = await harness.core.createNamespacedServiceAccountToken({
+      namespace: "default",
+      name: "cli-limited",
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    const limited = join(work, "limited.kubeconfig");
+    await writeFile(
+      limited,
+      kubeconfig(server, caPem, { name: "cli-limited", token: status?.token ?? "" }),
+    );
+    const result = await cli(onboardArgs().map((arg) => (arg === adminPath ? limited : arg)));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /your Kubernetes identity may not: .*patch clusterroles\.rbac\.authorization\.k8s\.io \(cluster-wide\)/,
+    );
+    expect(result.stderr).toMatch(/create secrets in namespace cli-apps/);
+    expect(await webhookConfiguration()).toBeUndefined();
+    await expect(storedRecord()).rejects.toThrow(/ResourceNotFound|can't find/i);
+  });
+
+  it("refuses to sit beside an in-cluster ECR Anywhere webhook unless told to replace it", async () => {
+    await harness.admission.createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: "ecr-anywhere-helm" },
+        webhooks: [
+          {
+            name: "ecr-anywhere.centml.ai",
+            admissionReviewVersions: ["v1"],
+            sideEffects: "None",
+            failurePolicy: "Ignore",
+            clientConfig: { service: { namespace: "ecr-anywhere", name: "ecr-anywhere-webhook" } },
+            rules: [
+              {
+                apiGroups: [""],
+                apiVersions: ["v1"],
+                operations: ["CREATE", "UPDATE"],
+                resources: ["secrets"],
+              },
+            ],
+            objectSelector: { matchLabels: { [names.managedLabel]: "true" } },
+          },
+        ],
+      },
+    });
+    const refused = await cli(onboardArgs());
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /MutatingWebhookConfiguration ecr-anywhere-helm \(service ecr-anywhere\/ecr-anywhere-webhook\) already handles these labels/,
+    );
+    expect(refused.stderr).toMatch(/--replace-existing/);
+    expect(await webhookConfiguration()).toBeUndefined();
+  });
+
+  it("stops midway with a clear message when the record store fails, and a re-run completes", async () => {
+    const proxy = await startFaultProxy(
+      motoUrl,
+      /CreateSecret|PutSecretValue/,
+      SECRETS_MANAGER_INTERNAL_ERROR,
+    );
+    try {
+      const failed = await cli(onboardArgs("--replace-existing"), {
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: proxy.url,
+        AWS_MAX_ATTEMPTS: "1",
+      });
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(
+        /Webhook token and cluster record failed: write cluster record cli-e2e\/clusters\/cli-e2e: InternalServiceError/,
+      );
+      expect(failed.stderr).toMatch(
+        /already done: .*Apply the refresher's namespace, ServiceAccount and RBAC/,
+      );
+      expect(failed.stderr).toMatch(/re-run the same command to resume/);
+      expect(proxy.faults).toBeGreaterThan(0);
+      // Nothing that would block writes was left behind: no webhook configuration yet.
+      expect(await webhookConfiguration()).toBeUndefined();
+    } finally {
+      await proxy.stop();
+    }
+    const resumed = await cli(onboardArgs("--replace-existing", "--output", "json"));
+    expect(resumed.stderr).toBe("");
+    expect(resumed.code).toBe(0);
+    const result = JSON.parse(resumed.stdout) as {
+      changed: boolean;
+      verified: { namespace: string; registries: string[] }[];
+    };
+    expect(result.changed).toBe(true);
+    expect(result.verified.map((item) => item.namespace)).toEqual(NAMESPACES);
+    for (const item of result.verified) expect(item.registries).toEqual([EAST, WEST]);
+    // The in-cluster webhook was replaced, not kept beside ours.
+    await expect(
+      harness.admission.readMutatingWebhookConfiguration({ name: "ecr-anywhere-helm" }),
+    ).rejects.toThrow();
+    expect(resumed.stdout).not.toContain(
+      tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url),
+    );
+  });
+
+  it("leaves the cluster so that a plain client's managed Secret is filled", async () => {
+    const secret = await harness.core.createNamespacedSecret({
+      namespace: "cli-apps",
+      body: {
+        metadata: { name: "ecr-pull", labels: { [names.managedLabel]: "true" } },
+        type: "kubernetes.io/dockerconfigjson",
+        data: { ".dockerconfigjson": Buffer.from("FAKE").toString("base64") },
+      },
+    });
+    expect(
+      Object.keys(decodeDockerConfig(secret.data?.[".dockerconfigjson"]).auths).sort(),
+    ).toEqual([WEST, EAST].sort());
+    const record = await storedRecord();
+    expect(record.registries).toEqual([EAST, WEST]);
+    expect(record.webhookTokenSha256).toEqual([
+      sha256Hex(tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url)),
+    ]);
+  });
+
+  it("changes nothing on a second run, and says so", async () => {
+    const before = await webhookConfiguration();
+    const version = (
+      await secrets.send(new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` }))
+    ).VersionIdsToStages;
+    const again = await cli(onboardArgs("--output", "json"));
+    expect(again.code).toBe(0);
+    const result = JSON.parse(again.stdout) as { changed: boolean; steps: { outcome: string }[] };
+    expect(result.changed).toBe(false);
+    expect(result.steps.map((step) => step.outcome).join(" | ")).toMatch(
+      /unchanged.*kept.*token kept; record .* unchanged.*unchanged/,
+    );
+    expect((await webhookConfiguration())?.metadata?.resourceVersion).toBe(
+      before?.metadata?.resourceVersion,
+    );
+    expect(
+      (await secrets.send(new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` })))
+        .VersionIdsToStages,
+    ).toEqual(version);
+    const text = await cli(onboardArgs());
+    expect(text.stdout).toMatch(/Cluster cli-e2e was already onboarded: nothing changed/);
+  });
+
+  it("--dry-run writes files that apply cleanly, and touches neither the cluster nor the record store", async () => {
+    const out = join(work, "gitops");
+    const before = await webhookConfiguration();
+    const result = await cli(
+      [...onboardArgs("--dry-run", "--out", out)].map((arg) =>
+        arg === CLUSTER ? "gitops-cluster" : arg,
+      ),
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/nothing was changed/);
+    const token = /Webhook token \(shown once[^:]*: (\S+)/.exec(result.stdout)?.[1] ?? "";
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(result.stdout.split(token).length - 1).toBe(1);
+    const documents = parseAllDocuments(await readFile(join(out, "ecr-anywhere.yaml"), "utf8")).map(
+      (document) => document.toJS(),
+    );
+    expect(documents.map((document) => document.kind)).toContain("MutatingWebhookConfiguration");
+    const record = JSON.parse(await readFile(join(out, "cluster-record.json"), "utf8")) as {
+      clusterId: string;
+      webhookTokenSha256: string[];
+    };
+    expect(record).toMatchObject({
+      clusterId: "gitops-cluster",
+      webhookTokenSha256: [sha256Hex(token)],
+    });
+    // Applies cleanly: a server-side dry-run apply of every document through the real API server.
+    const config = new KubeConfig();
+    config.loadFromString(adminKubeconfig);
+    const objects = KubernetesObjectApi.makeApiClient(config);
+    for (const document of documents)
+      await objects.patch(
+        document,
+        undefined,
+        "All",
+        "gitops",
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    expect((await webhookConfiguration())?.metadata?.resourceVersion).toBe(
+      before?.metadata?.resourceVersion,
+    );
+    await expect(storedRecord("gitops-cluster")).rejects.toThrow();
+  });
+});
+
+describe("rotate-token", () => {
+  it("rotates under steady traffic with no write refused", async () => {
+    const oldToken = tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url);
+    let writes = 0;
+    const failures: string[] = [];
+    let running = true;
+    const traffic = (async () => {
+      while (running) {
+        try {
+          await harness.core.createNamespacedSecret({
+            namespace: "cli-team",
+            body: {
+              metadata: { name: `rotation-${writes}`, labels: { [names.managedLabel]: "true" } },
+              type: "kubernetes.io/dockerconfigjson",
+              data: { ".dockerconfigjson": "e30=" },
+            },
+          });
+          writes++;
+        } catch (error) {
+          failures.push((error as Error).message.slice(0, 300));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const rotated = await cli([
+      "rotate-token",
+      CLUSTER,
+      "--record-prefix",
+      PREFIX,
+      "--kubeconfig",
+      adminPath,
+      "--propagation-seconds",
+      "3",
+    ]);
+    running = false;
+    await traffic;
+    expect(rotated.stderr).not.toMatch(/ecr-anywhere:/);
+    expect(rotated.code).toBe(0);
+    expect(failures).toEqual([]);
+    expect(writes).toBeGreaterThan(20);
+    const newToken = tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url);
+    expect(newToken).not.toBe(oldToken);
+    expect((await storedRecord()).webhookTokenSha256).toEqual([sha256Hex(newToken)]);
+    expect(rotated.stdout + rotated.stderr).not.toContain(newToken);
+    expect(rotated.stdout + rotated.stderr).not.toContain(oldToken);
+  });
+});
+
+describe("status", () => {
+  it("reports a stale Secret and a down cluster, and exits 1", async () => {
+    const healthy = await cli(["status", CLUSTER, "--record-prefix", PREFIX, "--output", "json"]);
+    expect(healthy.code).toBe(0);
+    expect(JSON.parse(healthy.stdout)).toMatchObject({
+      ok: true,
+      clusters: [{ clusterId: CLUSTER, reachable: true, namespaces: NAMESPACES, staleSecrets: 0 }],
+    });
+
+    // Short-lived credentials on one Secret: stale after half their life.
+    harness.ecr.expiresInSeconds = 6;
+    harness.reset(); // a new webhook instance: its cached 12 h tokens would hide the short ones
+    await harness.core.createNamespacedSecret({
+      namespace: "cli-apps",
+      body: {
+        metadata: { name: "short-lived", labels: { [names.managedLabel]: "true" } },
+        type: "kubernetes.io/dockerconfigjson",
+        data: { ".dockerconfigjson": "e30=" },
+      },
+    });
+    harness.ecr.expiresInSeconds = 12 * 3600;
+    harness.reset();
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const closedPort = await freePort();
+    await putClusterRecord(
+      motoUrl,
+      {
+        version: 1,
+        clusterId: "cli-down",
+        kubeconfig: kubeconfig(`https://127.0.0.1:${closedPort}`, caPem, {
+          name: "x",
+          token: "not-a-real-token",
+        }),
+        webhookTokenSha256: [sha256Hex("x".repeat(43))],
+        registries: [EAST],
+      },
+      { name: `${PREFIX}cli-down` },
+    );
+
+    const all = await cli(["status", "--record-prefix", PREFIX, "--output", "json"]);
+    expect(all.code).toBe(1);
+    const report = JSON.parse(all.stdout) as {
+      ok: boolean;
+      clusters: {
+        clusterId: string;
+        reachable: boolean;
+        staleSecrets: number;
+        problems: string[];
+      }[];
+    };
+    expect(report.ok).toBe(false);
+    const byId = Object.fromEntries(report.clusters.map((cluster) => [cluster.clusterId, cluster]));
+    expect(byId[CLUSTER]).toMatchObject({ reachable: true, staleSecrets: 1 });
+    expect(byId[CLUSTER]?.problems.join()).toMatch(/1 managed Secret\(s\) stale/);
+    expect(byId["cli-down"]).toMatchObject({ reachable: false });
+    expect(byId["cli-down"]?.problems.join()).toMatch(/ECONNREFUSED/);
+
+    const table = await cli(["status", "--record-prefix", PREFIX]);
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(
+      /^CLUSTER\s+REACHABLE\s+NAMESPACES\s+MANAGED\s+STALE\s+LEAST LEFT/,
+    );
+    expect(table.stdout).toMatch(/cli-down\s+no\s+-/);
+  });
+});
+
+describe("offboard", () => {
+  it("asks first, and without a terminal changes nothing unless --yes", async () => {
+    const result = await cli([
+      "offboard",
+      CLUSTER,
+      "--record-prefix",
+      PREFIX,
+      "--kubeconfig",
+      adminPath,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/pass --yes to confirm/);
+    expect(await webhookConfiguration()).toBeDefined();
+  });
+
+  it("removes the webhook configuration, labels, RBAC and record, and leaves the Secrets alone", async () => {
+    const result = await cli([
+      "offboard",
+      CLUSTER,
+      "--yes",
+      "--record-prefix",
+      PREFIX,
+      "--kubeconfig",
+      adminPath,
+    ]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Managed Secrets were left as they are/);
+    expect(await webhookConfiguration()).toBeUndefined();
+    const rbac = new KubeConfig();
+    rbac.loadFromString(adminKubeconfig);
+    const api = rbac.makeApiClient(RbacAuthorizationV1Api);
+    const bindings = await api.listRoleBindingForAllNamespaces({
+      labelSelector: "app.kubernetes.io/managed-by=ecr-anywhere",
+    });
+    expect(bindings.items).toEqual([]);
+    const roles = await api.listClusterRole({
+      labelSelector: "app.kubernetes.io/managed-by=ecr-anywhere",
+    });
+    expect(roles.items).toEqual([]);
+    for (const name of NAMESPACES) {
+      const namespace = await harness.core.readNamespace({ name });
+      expect(namespace.metadata?.labels?.[names.namespaceLabel]).toBeUndefined();
+    }
+    const described = await secrets.send(
+      new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` }),
+    );
+    expect(described.DeletedDate).toBeDefined();
+    const kept = await harness.core.readNamespacedSecret({
+      namespace: "cli-apps",
+      name: "ecr-pull",
+    });
+    expect(Object.keys(decodeDockerConfig(kept.data?.[".dockerconfigjson"]).auths)).toHaveLength(2);
+  });
+});
