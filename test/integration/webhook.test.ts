@@ -267,7 +267,7 @@ describe("webhook over the real AWS SDK", () => {
   });
 
   it("mints through the cluster's role: expiry is capped by the STS session, ECR sees the role's keys", async () => {
-    const clock = fakeClock(Date.UTC(2026, 10, 22, 11, 0, 0));
+    const clock = fakeClock(); // real time: moto's STS session is measured from it;
     ecr.now = clock.now;
     const handler = webhook({}, clock.now);
     const object = managedSecret();
