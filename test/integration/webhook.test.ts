@@ -267,7 +267,8 @@ describe("webhook over the real AWS SDK", () => {
   });
 
   it("mints through the cluster's role: expiry is capped by the STS session, ECR sees the role's keys", async () => {
-    const clock = fakeClock(); // real time: moto's STS session is measured from it;
+    // Real time: moto's STS session is measured from it, and must end before the 12 h ECR token.
+    const clock = fakeClock();
     ecr.now = clock.now;
     const handler = webhook({}, clock.now);
     const object = managedSecret();
