@@ -85,6 +85,12 @@ export async function runSteps<Context>(
   return completed;
 }
 
+/** A result an earlier step set; missing only if the steps are wired wrong. */
+export function need<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error("internal: a previous step did not set its result");
+  return value;
+}
+
 /** Writes the command's result: JSON for machines, or the text a person reads. */
 export function emit(format: OutputFormat, result: unknown, text: () => string): void {
   process.stdout.write(format === "json" ? `${JSON.stringify(result, null, 2)}\n` : text());

@@ -19,8 +19,7 @@ import {
   WEBHOOK_CONFIGURATION_NAME,
 } from "../core/onboard-plan.ts";
 import { confirm, emit, type OutputFormat, Problem, runSteps } from "../ui.ts";
-import { registeredWebhook } from "./cluster-access.ts";
-import { webhookConfigurationRef } from "./onboard.ts";
+import { registeredWebhook, webhookConfigurationRef } from "./cluster-objects.ts";
 
 export interface OffboardOptions {
   readonly clusterId: string;

@@ -4,22 +4,18 @@
  * finishes by proving the round trip through the real API server.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { stringify } from "yaml";
 import { ClusterApi } from "../../functions/adapters/kubernetes.ts";
 import { sha256Hex } from "../../functions/core/auth.ts";
-import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
 import {
   type ContractNames,
   contractNames,
   DEFAULT_LABEL_PREFIX,
   DOCKER_CONFIG_JSON_KEY,
 } from "../../functions/core/contract.ts";
+import { withServer } from "../../functions/core/kubeconfig.ts";
 import { parseRfc3339 } from "../../functions/core/time.ts";
-import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
-import { AwsProblem, RecordStore, readStackOutputs, type StoredRecord } from "../adapters/aws.ts";
+import { AwsProblem, RecordStore, type StoredRecord } from "../adapters/aws.ts";
 import { type KubeconfigChoice, UserCluster } from "../adapters/user-cluster.ts";
 import { InputError } from "../core/inputs.ts";
 import {
@@ -29,28 +25,26 @@ import {
   describeAccess,
   enabledNamespaceLabel,
   keepRefresherKubeconfig,
-  MANAGED_BY_LABEL,
   type OnboardInputs,
   onboardAccess,
   REFRESHER_NAMESPACE,
   REFRESHER_SERVICE_ACCOUNT,
   REFRESHER_TOKEN_SECONDS,
   refresherKubeconfig,
-  refresherNamespaceObject,
   tokenInWebhookUrl,
   WEBHOOK_CONFIGURATION_NAME,
   type WebhookToken,
   webhookTokenFrom,
   webhookUrl,
 } from "../core/onboard-plan.ts";
-import { emit, type OutputFormat, Problem, redact, runSteps, type Step } from "../ui.ts";
-
-export interface AwsTarget {
-  readonly stack: string;
-  readonly webhookUrl?: string | undefined;
-  readonly recordKeyArn?: string | undefined;
-  readonly recordPrefix?: string | undefined;
-}
+import { emit, need, type OutputFormat, Problem, redact, runSteps, type Step } from "../ui.ts";
+import {
+  ourWebhookConfiguration,
+  refresherObjects,
+  webhookConfigurationRef,
+} from "./cluster-objects.ts";
+import { type AwsTarget, type Endpoints, resolveEndpoints } from "./endpoints.ts";
+import { onboardDryRun } from "./onboard-dry-run.ts";
 
 export interface OnboardOptions extends OnboardInputs {
   readonly aws: AwsTarget;
@@ -64,54 +58,6 @@ export interface OnboardOptions extends OnboardInputs {
   readonly out?: string | undefined;
   readonly verifyTimeoutSeconds: number;
   readonly output: OutputFormat;
-}
-
-interface Endpoints {
-  readonly webhookBase: string;
-  readonly recordPrefix: string;
-  readonly recordKeyArn: string;
-  readonly caPem: string | undefined;
-}
-
-/** The webhook's address, record prefix and key: from the flags, or the stack's outputs. */
-export async function resolveEndpoints(
-  target: AwsTarget,
-  caBundleFile: string | undefined,
-): Promise<Endpoints> {
-  const caPem = caBundleFile ? await readCaBundle(caBundleFile) : undefined;
-  if (target.webhookUrl) {
-    if (!target.recordKeyArn)
-      throw new InputError(
-        "--webhook-url needs --record-key-arn (the stack's ClusterRecordKeyArn)",
-      );
-    return {
-      webhookBase: target.webhookUrl,
-      recordPrefix: target.recordPrefix ?? "ecr-anywhere/clusters/",
-      recordKeyArn: target.recordKeyArn,
-      caPem,
-    };
-  }
-  const outputs = await readStackOutputs(target.stack);
-  return {
-    webhookBase: outputs.webhookUrl,
-    recordPrefix: target.recordPrefix ?? outputs.recordPrefix,
-    recordKeyArn: target.recordKeyArn ?? outputs.recordKeyArn,
-    caPem,
-  };
-}
-
-async function readCaBundle(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = (await readFile(file, "utf8")).trim();
-  } catch {
-    throw new InputError(`--ca-bundle ${file}: cannot read the file`);
-  }
-  // Accept PEM, or the base64 of a PEM as a webhook configuration's caBundle holds it.
-  const pem = text.startsWith("-----BEGIN") ? text : Buffer.from(text, "base64").toString("utf8");
-  if (!pem.includes("-----BEGIN CERTIFICATE-----"))
-    throw new InputError(`--ca-bundle ${file}: expected a PEM certificate, or its base64`);
-  return `${pem.trim()}\n`;
 }
 
 interface OnboardContext {
@@ -181,7 +127,7 @@ export async function onboard(options: OnboardOptions): Promise<void> {
         const problems = await ctx.store.problems(ctx.endpoints.recordKeyArn);
         if (problems.length > 0) throw new AwsProblem(problems.join("; "));
         ctx.existing = await ctx.store.read(options.clusterId);
-        return `${denied.length} permissions missing, ${options.namespaces.length} namespace(s) found, record store and key reachable${ctx.existing?.record ? ", record exists" : ""}`;
+        return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${ctx.existing?.record ? ", record exists" : ""}`;
       },
     },
     {
@@ -305,49 +251,6 @@ function changedSomething(step: { outcome: string }): boolean {
   );
 }
 
-async function refresherObjects(options: OnboardOptions): Promise<KubernetesObject[]> {
-  const rbac = await refresherRbac({
-    namespaces: options.namespaces,
-    serviceAccountNamespaces: options.serviceAccounts ? options.namespaces : [],
-    labelPrefix: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
-  });
-  return [refresherNamespaceObject(), ...rbac].map((object) =>
-    withManagedBy(object),
-  ) as KubernetesObject[];
-}
-
-function withManagedBy(object: Record<string, unknown>): Record<string, unknown> {
-  const metadata = object.metadata as { labels?: Record<string, string> };
-  return {
-    ...object,
-    metadata: { ...metadata, labels: { ...metadata.labels, ...MANAGED_BY_LABEL } },
-  };
-}
-
-/** The whole configuration, every time: a partial server-side apply would drop the fields it omits. */
-export async function ourWebhookConfiguration(
-  url: string,
-  caPem: string | undefined,
-  labelPrefix: string,
-): Promise<KubernetesObject> {
-  return withManagedBy(
-    await webhookConfiguration({
-      name: WEBHOOK_CONFIGURATION_NAME,
-      webhookUrl: url,
-      ...(caPem ? { caPem } : {}),
-      labelPrefix,
-    }),
-  ) as KubernetesObject;
-}
-
-export function webhookConfigurationRef(name: string): KubernetesObject {
-  return {
-    apiVersion: "admissionregistration.k8s.io/v1",
-    kind: "MutatingWebhookConfiguration",
-    metadata: { name },
-  };
-}
-
 async function applyAll(cluster: UserCluster, objects: readonly KubernetesObject[]) {
   const outcomes: string[] = [];
   for (const object of objects) outcomes.push(await cluster.apply(object));
@@ -376,7 +279,7 @@ async function verify(
   const results: VerifiedNamespace[] = [];
   // Checked from here through the operator's route to the API server, with the refresher's token.
   const refresherView = options.apiServerUrl
-    ? need(ctx.kubeconfig).replace(options.apiServerUrl, cluster.server)
+    ? withServer(need(ctx.kubeconfig), cluster.server)
     : need(ctx.kubeconfig);
   for (const namespace of options.namespaces) {
     let lastError = "";
@@ -439,95 +342,5 @@ function registryHostsIn(base64: string | undefined): string[] {
 }
 
 /** `--dry-run`: every manifest and the record, written out; nothing in the cluster or AWS changes. */
-async function onboardDryRun(options: OnboardOptions): Promise<void> {
-  const prefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
-  const names = contractNames(prefix);
-  const cluster = UserCluster.load(options.kube);
-  const endpoints = await resolveEndpoints(options.aws, options.caBundleFile);
-  const server = options.apiServerUrl ?? cluster.server;
-  const token = webhookTokenFrom(randomBytes(32));
-  const manifests = [
-    ...(await refresherObjects(options)),
-    await ourWebhookConfiguration(
-      webhookUrl(endpoints.webhookBase, options.clusterId, token.token),
-      endpoints.caPem,
-      prefix,
-    ),
-    ...options.namespaces.map((namespace) => enabledNamespaceLabel(namespace, names)),
-  ];
-  const record: ClusterRecord = buildClusterRecord(
-    options,
-    refresherKubeconfig({
-      clusterId: options.clusterId,
-      server,
-      caData: cluster.caData(),
-      token: REFRESHER_TOKEN_PLACEHOLDER,
-    }),
-    [token.sha256],
-  );
-  const yaml = manifests.map((manifest) => stringify(manifest)).join("---\n");
-  const recordName = `${endpoints.recordPrefix}${options.clusterId}`;
-  const note = [
-    `Webhook token (shown once; it is also in the MutatingWebhookConfiguration's URL, so keep that manifest encrypted or out of Git): ${token.token}`,
-    `The record goes to Secrets Manager as ${recordName}, encrypted with ${endpoints.recordKeyArn}:`,
-    `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${endpoints.recordKeyArn} --secret-string file://cluster-record.json`,
-    `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,
-    `  kubectl create token ${REFRESHER_SERVICE_ACCOUNT} -n ${REFRESHER_NAMESPACE} --duration=${REFRESHER_TOKEN_SECONDS / 3600}h`,
-    "The refresher renews that token itself from then on.",
-  ];
-  if (options.output === "json") {
-    emit(
-      "json",
-      {
-        ok: true,
-        dryRun: true,
-        clusterId: options.clusterId,
-        manifests,
-        record,
-        recordName,
-        webhookToken: token.token,
-        note,
-      },
-      () => "",
-    );
-    return;
-  }
-  if (options.out) {
-    await mkdir(options.out, { recursive: true });
-    await writeFile(join(options.out, "ecr-anywhere.yaml"), yaml, { mode: 0o600 });
-    await writeFile(
-      join(options.out, "cluster-record.json"),
-      `${JSON.stringify(record, null, 2)}\n`,
-      { mode: 0o600 },
-    );
-    process.stdout.write(
-      [
-        `Wrote ${join(options.out, "ecr-anywhere.yaml")} (${manifests.length} objects) and ${join(options.out, "cluster-record.json")}; nothing was changed.`,
-        ...note,
-        "",
-      ].join("\n"),
-    );
-    return;
-  }
-  process.stdout.write(
-    `${yaml}${[
-      "",
-      "Cluster record (cluster-record.json):",
-      ...JSON.stringify(record, null, 2).split("\n"),
-      "",
-      ...note,
-    ]
-      .map((line) => `# ${line}`.trimEnd())
-      .join("\n")}\n`,
-  );
-}
-
 const FORBIDDEN_HINT =
   " (the webhook refused this cluster's token: check that the stack reads records under the same --record-prefix, and that --allowed-source-cidrs holds the API server's egress address)";
-
-export const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
-
-export function need<T>(value: T | undefined): T {
-  if (value === undefined) throw new Error("internal: a previous step did not set its result");
-  return value;
-}

@@ -19,9 +19,12 @@ import {
   webhookUrl,
 } from "../core/onboard-plan.ts";
 import { withNextToken, withOnlyToken } from "../core/rotation.ts";
-import { emit, type OutputFormat, Problem, redact, runSteps } from "../ui.ts";
-import { type RegisteredWebhook, registeredWebhook } from "./cluster-access.ts";
-import { need, ourWebhookConfiguration } from "./onboard.ts";
+import { emit, need, type OutputFormat, Problem, redact, runSteps } from "../ui.ts";
+import {
+  ourWebhookConfiguration,
+  type RegisteredWebhook,
+  registeredWebhook,
+} from "./cluster-objects.ts";
 
 export interface RotateOptions {
   readonly clusterId: string;

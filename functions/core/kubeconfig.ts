@@ -113,6 +113,16 @@ export function kubeconfigTarget(text: string): { server: string; caData?: strin
   return typeof caData === "string" ? { server, caData } : { server };
 }
 
+/** The same kubeconfig pointed at another address of the same API server (same CA). */
+export function withServer(text: string, server: string): string {
+  const document = parse(text) as KubeconfigDocument;
+  const context = document.contexts?.find((entry) => entry.name === document["current-context"]);
+  const cluster = document.clusters?.find((entry) => entry.name === context?.context.cluster);
+  if (!cluster) throw new Error("kubeconfig has no current cluster");
+  cluster.cluster.server = server;
+  return stringify(document);
+}
+
 /** The same kubeconfig with the current user's token replaced. */
 export function withToken(text: string, token: string): string {
   const document = parse(text) as KubeconfigDocument;

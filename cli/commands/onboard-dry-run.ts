@@ -1,0 +1,106 @@
+/** `onboard --dry-run`: every manifest and the record, written out for GitOps; nothing changes. */
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
+import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
+import { UserCluster } from "../adapters/user-cluster.ts";
+import {
+  buildClusterRecord,
+  enabledNamespaceLabel,
+  REFRESHER_NAMESPACE,
+  REFRESHER_SERVICE_ACCOUNT,
+  REFRESHER_TOKEN_SECONDS,
+  refresherKubeconfig,
+  webhookTokenFrom,
+  webhookUrl,
+} from "../core/onboard-plan.ts";
+import { emit } from "../ui.ts";
+import { ourWebhookConfiguration, refresherObjects } from "./cluster-objects.ts";
+import { resolveEndpoints } from "./endpoints.ts";
+import type { OnboardOptions } from "./onboard.ts";
+export async function onboardDryRun(options: OnboardOptions): Promise<void> {
+  const prefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
+  const names = contractNames(prefix);
+  const cluster = UserCluster.load(options.kube);
+  const endpoints = await resolveEndpoints(options.aws, options.caBundleFile);
+  const server = options.apiServerUrl ?? cluster.server;
+  const token = webhookTokenFrom(randomBytes(32));
+  const manifests = [
+    ...(await refresherObjects(options)),
+    await ourWebhookConfiguration(
+      webhookUrl(endpoints.webhookBase, options.clusterId, token.token),
+      endpoints.caPem,
+      prefix,
+    ),
+    ...options.namespaces.map((namespace) => enabledNamespaceLabel(namespace, names)),
+  ];
+  const record: ClusterRecord = buildClusterRecord(
+    options,
+    refresherKubeconfig({
+      clusterId: options.clusterId,
+      server,
+      caData: cluster.caData(),
+      token: REFRESHER_TOKEN_PLACEHOLDER,
+    }),
+    [token.sha256],
+  );
+  const yaml = manifests.map((manifest) => stringify(manifest)).join("---\n");
+  const recordName = `${endpoints.recordPrefix}${options.clusterId}`;
+  const note = [
+    `Webhook token (shown once; it is also in the MutatingWebhookConfiguration's URL, so keep that manifest encrypted or out of Git): ${token.token}`,
+    `The record goes to Secrets Manager as ${recordName}, encrypted with ${endpoints.recordKeyArn}:`,
+    `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${endpoints.recordKeyArn} --secret-string file://cluster-record.json`,
+    `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,
+    `  kubectl create token ${REFRESHER_SERVICE_ACCOUNT} -n ${REFRESHER_NAMESPACE} --duration=${REFRESHER_TOKEN_SECONDS / 3600}h`,
+    "The refresher renews that token itself from then on.",
+  ];
+  if (options.output === "json") {
+    emit(
+      "json",
+      {
+        ok: true,
+        dryRun: true,
+        clusterId: options.clusterId,
+        manifests,
+        record,
+        recordName,
+        webhookToken: token.token,
+        note,
+      },
+      () => "",
+    );
+    return;
+  }
+  if (options.out) {
+    await mkdir(options.out, { recursive: true });
+    await writeFile(join(options.out, "ecr-anywhere.yaml"), yaml, { mode: 0o600 });
+    await writeFile(
+      join(options.out, "cluster-record.json"),
+      `${JSON.stringify(record, null, 2)}\n`,
+      { mode: 0o600 },
+    );
+    process.stdout.write(
+      [
+        `Wrote ${join(options.out, "ecr-anywhere.yaml")} (${manifests.length} objects) and ${join(options.out, "cluster-record.json")}; nothing was changed.`,
+        ...note,
+        "",
+      ].join("\n"),
+    );
+    return;
+  }
+  process.stdout.write(
+    `${yaml}${[
+      "",
+      "Cluster record (cluster-record.json):",
+      ...JSON.stringify(record, null, 2).split("\n"),
+      "",
+      ...note,
+    ]
+      .map((line) => `# ${line}`.trimEnd())
+      .join("\n")}\n`,
+  );
+}
+
+export const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
