@@ -9,7 +9,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CoreV1Api,
@@ -102,7 +102,11 @@ async function demo(): Promise<void> {
     env,
     logFile: join(work, "webhook.log"),
   });
-  stops.push(() => webhook.stop());
+  // Its CA lives in a temporary folder of its own.
+  stops.push(
+    () => rm(dirname(webhook.caBundleFile), { recursive: true, force: true }),
+    () => webhook.stop(),
+  );
   say(
     `  kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url} (${elapsed()})`,
   );
