@@ -29,7 +29,7 @@ import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig } from "../support/admission.ts";
 import { SECRETS_MANAGER_INTERNAL_ERROR, startFaultProxy } from "../support/fault-server.ts";
-import { EAST, names, startWebhookHarness, WEST, type WebhookHarness } from "./webhook-harness.ts";
+import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
 const motoUrl = inject("motoUrl");
 const server = inject("kubeServer");
@@ -40,7 +40,7 @@ const CLUSTER = "cli-e2e";
 const NAMESPACES = ["cli-apps", "cli-team"];
 const PREFIX = "cli-e2e/clusters/";
 
-let harness: WebhookHarness;
+let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let work: string;
 let adminPath: string;
 let caFile: string;
@@ -115,7 +115,10 @@ function tokenOf(url: string | undefined): string {
 }
 
 beforeAll(async () => {
-  harness = await startWebhookHarness(motoUrl, adminKubeconfig, "cli-harness");
+  // As Lambda runs it: every environment caches records on its own, as rotation must survive.
+  harness = await startWebhookHarness(motoUrl, adminKubeconfig, "cli-harness", {
+    lambdaConcurrency: 10,
+  });
   // A short record TTL, so token rotation waits seconds, not a minute.
   process.env.ECR_ANYWHERE_RECORD_TTL_SECONDS = "1";
   process.env.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX = PREFIX;
@@ -392,24 +395,30 @@ describe("rotate-token", () => {
     let writes = 0;
     const failures: string[] = [];
     let running = true;
-    const traffic = (async () => {
-      while (running) {
-        try {
-          await harness.core.createNamespacedSecret({
-            namespace: "cli-team",
-            body: {
-              metadata: { name: `rotation-${writes}`, labels: { [names.managedLabel]: "true" } },
-              type: "kubernetes.io/dockerconfigjson",
-              data: { ".dockerconfigjson": "e30=" },
-            },
-          });
-          writes++;
-        } catch (error) {
-          failures.push((error as Error).message.slice(0, 300));
+    // Three writers at once, so several environments (each with its own record cache) serve them.
+    const traffic = Promise.all(
+      [0, 1, 2].map(async (writer) => {
+        while (running) {
+          try {
+            await harness.core.createNamespacedSecret({
+              namespace: "cli-team",
+              body: {
+                metadata: {
+                  name: `rotation-${writer}-${writes}`,
+                  labels: { [names.managedLabel]: "true" },
+                },
+                type: "kubernetes.io/dockerconfigjson",
+                data: { ".dockerconfigjson": "e30=" },
+              },
+            });
+            writes++;
+          } catch (error) {
+            failures.push((error as Error).message.slice(0, 300));
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50));
         }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
+      }),
+    );
     const rotated = await cli([
       "rotate-token",
       CLUSTER,
@@ -425,7 +434,8 @@ describe("rotate-token", () => {
     expect(rotated.stderr).not.toMatch(/ecr-anywhere:/);
     expect(rotated.code).toBe(0);
     expect(failures).toEqual([]);
-    expect(writes).toBeGreaterThan(20);
+    expect(writes).toBeGreaterThan(40);
+    expect(harness.pool?.stats.environmentsStarted).toBeGreaterThan(1);
     const newToken = tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url);
     expect(newToken).not.toBe(oldToken);
     expect((await storedRecord()).webhookTokenSha256).toEqual([sha256Hex(newToken)]);

@@ -2,6 +2,7 @@
  * The webhook as the end-to-end tests run it: the ECR stand-in, a cluster record in moto, the
  * function-URL server, and a MutatingWebhookConfiguration in the real API server pointing at it.
  */
+import { join } from "node:path";
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
@@ -10,12 +11,14 @@ import {
 } from "@kubernetes/client-node";
 import { contractNames } from "../../functions/core/contract.ts";
 import {
+  type FunctionUrlHandler,
   type FunctionUrlServer,
   startFunctionUrlServer,
 } from "../../functions/local/function-url-server.ts";
+import { LambdaPool } from "../../functions/local/lambda-pool.ts";
 import { loopbackServerTls } from "../../functions/local/tls.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
-import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
+import { createWebhookFromEnv } from "../../functions/webhook/webhook.ts";
 import { webhookConfiguration } from "../../k8s/templates.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
@@ -47,18 +50,34 @@ export interface WebhookHarness {
   stop(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  /**
+   * Serve through the Lambda pool (isolated environments, each with its own caches, 429 past this
+   * many) instead of one in-process webhook. Clock control (`reset(now)`) needs the in-process one.
+   */
+  readonly lambdaConcurrency?: number;
+}
+
 export async function startWebhookHarness(
   motoUrl: string,
   adminKubeconfig: string,
   clusterId: string,
-): Promise<WebhookHarness & { token: string }> {
+  options: HarnessOptions = {},
+): Promise<WebhookHarness & { token: string; pool: LambdaPool | undefined }> {
   const ecr = await startEcrStandIn();
   Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }));
   // Logs are asserted by the integration tests; here they would only bury the output.
   process.env.POWERTOOLS_LOG_LEVEL = "CRITICAL";
   const token = newWebhookToken();
   await putClusterRecord(motoUrl, clusterRecord(clusterId, token.sha256, [EAST, WEST]));
-  let webhook: Webhook = createWebhookFromEnv(process.env);
+  const pool = options.lambdaConcurrency
+    ? new LambdaPool({
+        module: join(import.meta.dirname, "../../functions/webhook/handler.ts"),
+        reservedConcurrency: options.lambdaConcurrency,
+        output: "ignore",
+      })
+    : undefined;
+  let webhook: FunctionUrlHandler = pool?.handler ?? createWebhookFromEnv(process.env);
   const events: FunctionUrlEvent[] = [];
   const { ca, server: tls } = await loopbackServerTls("ecr-anywhere-e2e-webhook");
   const server = await startFunctionUrlServer({
@@ -81,7 +100,14 @@ export async function startWebhookHarness(
     core,
     admission,
     objects: KubernetesObjectApi.makeApiClient(config),
+    pool,
     reset(now) {
+      if (pool) {
+        if (now) throw new Error("a clock cannot be set on Lambda environments");
+        // New environments read process.env afresh and start with empty caches.
+        void pool.recycle();
+        return;
+      }
       webhook = createWebhookFromEnv(process.env, now ? { now } : {});
     },
     async register({ name, clusterId: id, token: urlToken, labelPrefix, probeNamespace }) {
@@ -118,6 +144,7 @@ export async function startWebhookHarness(
       for (const name of registered)
         await admission.deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
       await server.close();
+      await pool?.close();
       await ecr.stop();
     },
   };
