@@ -80,6 +80,11 @@ const ADMISSION_BUDGET_MS = 8000;
 const REFRESHER_TIMEOUT = Duration.minutes(10);
 const CLUSTER_CONCURRENCY = 10;
 const CLUSTER_DEADLINE = Duration.seconds(90);
+/**
+ * The refresher's share of the webhook's reserved concurrency: every mark is a synchronous webhook
+ * call, and the rest stays free for the users' own writes, so a refresh never throttles them.
+ */
+const REFRESHER_SHARE_OF_WEBHOOK = 0.5;
 const repoRoot = join(import.meta.dirname, "..");
 
 export class EcrAnywhere extends Construct {
@@ -115,11 +120,14 @@ export class EcrAnywhere extends Construct {
       alias: "alias/ecr-anywhere-cluster-records",
     });
 
+    const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
+    const markBudget = Math.max(1, Math.floor(webhookConcurrency * REFRESHER_SHARE_OF_WEBHOOK));
+    const fanoutConcurrency = props.fanoutConcurrency ?? 10;
     this.webhook = this.lambdaFunction("Webhook", {
       entry: "functions/webhook/handler.ts",
       description: "ecr-anywhere webhook: writes fresh ECR credentials into managed Secrets",
       timeout: WEBHOOK_TIMEOUT,
-      reservedConcurrentExecutions: props.webhookReservedConcurrency ?? 50,
+      reservedConcurrentExecutions: webhookConcurrency,
       logRetention,
       environment: {
         ECR_ANYWHERE_LABEL_PREFIX: labelPrefix,
@@ -149,6 +157,7 @@ export class EcrAnywhere extends Construct {
       ),
       ECR_ANYWHERE_CLUSTER_CONCURRENCY: String(CLUSTER_CONCURRENCY),
       ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: String(CLUSTER_DEADLINE.toSeconds()),
+      ECR_ANYWHERE_MARK_CONCURRENCY: String(markBudget),
     };
     this.refresher = this.lambdaFunction("Refresher", {
       entry: "functions/refresher/handler.ts",
@@ -160,11 +169,17 @@ export class EcrAnywhere extends Construct {
     });
     this.grantClusterRecords(this.refresher, recordSecretsArn, { list: true });
     if (props.refreshMode === "fanout") {
+      // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
       const fanout = this.fanOut(
-        refresherEnvironment,
+        {
+          ...refresherEnvironment,
+          ECR_ANYWHERE_MARK_CONCURRENCY: String(
+            Math.max(1, Math.floor(markBudget / fanoutConcurrency)),
+          ),
+        },
         recordSecretsArn,
         logRetention,
-        props.fanoutConcurrency ?? 10,
+        fanoutConcurrency,
       );
       this.refresherWorker = fanout.worker;
       this.fanoutQueue = fanout.queue;

@@ -107,6 +107,7 @@ export async function benchRefresher(): Promise<string[]> {
             return api;
           },
           saveRecord: async () => {},
+          markLimit: pLimit(config.markConcurrency),
         },
         AbortSignal.timeout(600_000),
       );

@@ -40,7 +40,8 @@ const RefresherEnvSchema = v.object({
   ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: WebhookEnvSchema.entries.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
   ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: positiveInteger(6 * 3600, 11 * 3600),
   ECR_ANYWHERE_CLUSTER_CONCURRENCY: positiveInteger(5, 50),
-  ECR_ANYWHERE_SECRET_CONCURRENCY: positiveInteger(10, 100),
+  ECR_ANYWHERE_MARK_CONCURRENCY: positiveInteger(10, 500),
+  ECR_ANYWHERE_MARK_ATTEMPTS: positiveInteger(4, 10),
   ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: positiveInteger(120, 900),
   ECR_ANYWHERE_REFRESH_MODE: v.optional(v.picklist(["inline", "fanout"]), "inline"),
   ECR_ANYWHERE_FANOUT_QUEUE_URL: v.optional(v.pipe(v.string(), v.url())),
@@ -53,8 +54,13 @@ export interface RefresherConfig {
   readonly refreshBeforeMs: number;
   /** Clusters visited at once (inline mode). */
   readonly clusterConcurrency: number;
-  /** Secrets marked at once within one cluster. */
-  readonly secretConcurrency: number;
+  /**
+   * Marks in flight at once in this invocation, across all its clusters: each is a synchronous
+   * webhook call, so this is this invocation's share of the webhook's reserved concurrency.
+   */
+  readonly markConcurrency: number;
+  /** Tries of a mark that failed for a transient reason (a throttled webhook or ECR). */
+  readonly markAttempts: number;
   /** The most one cluster may take; well inside the Lambda timeout. */
   readonly clusterDeadlineMs: number;
   /** `inline` visits every cluster in this invocation; `fanout` sends one SQS message per cluster. */
@@ -76,7 +82,8 @@ export function refresherConfigFromEnv(
     clusterRecordPrefix: settings.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
     refreshBeforeMs: settings.ECR_ANYWHERE_REFRESH_BEFORE_SECONDS * 1000,
     clusterConcurrency: settings.ECR_ANYWHERE_CLUSTER_CONCURRENCY,
-    secretConcurrency: settings.ECR_ANYWHERE_SECRET_CONCURRENCY,
+    markConcurrency: settings.ECR_ANYWHERE_MARK_CONCURRENCY,
+    markAttempts: settings.ECR_ANYWHERE_MARK_ATTEMPTS,
     clusterDeadlineMs: settings.ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS * 1000,
     mode: settings.ECR_ANYWHERE_REFRESH_MODE,
     fanoutQueueUrl: settings.ECR_ANYWHERE_FANOUT_QUEUE_URL,

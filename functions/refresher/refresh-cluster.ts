@@ -3,9 +3,10 @@
  * record asks for, find stale managed Secrets and mark them, so the API server sends each one
  * through the webhook. Used by the inline refresher and by the fan-out worker alike.
  */
-import pLimit from "p-limit";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { LimitFunction } from "p-limit";
 import type { StoredClusterRecord } from "../adapters/cluster-record-catalog.ts";
-import type { ClusterApi, ManagedSecret } from "../adapters/kubernetes.ts";
+import { type ClusterApi, KubernetesError, type ManagedSecret } from "../adapters/kubernetes.ts";
 import type { ClusterRecord } from "../core/cluster-record.ts";
 import type { RefresherConfig } from "../core/config.ts";
 import {
@@ -14,6 +15,7 @@ import {
   serviceAccountToken,
   withToken,
 } from "../core/kubeconfig.ts";
+import { backoffMs, isTransientMarkFailure } from "../core/retry.ts";
 import { isStale, secretTimes } from "../core/staleness.ts";
 import { toRfc3339 } from "../core/time.ts";
 
@@ -32,12 +34,18 @@ export interface ClusterReport {
   readonly serviceAccountsLinked: number;
   readonly credentialsRenewed: boolean;
   readonly apiCalls: number;
+  /** Marks tried again after a transient failure. */
+  readonly markRetries: number;
 }
 
 export interface RefreshClusterDependencies {
   readonly config: RefresherConfig;
   readonly now: () => number;
   readonly clusterApi: (kubeconfig: string, signal: AbortSignal) => ClusterApi;
+  /** Shared by every cluster of an invocation: `config.markConcurrency` marks at once. */
+  readonly markLimit: LimitFunction;
+  /** For the backoff's jitter; tests pin it. */
+  readonly random?: () => number;
   readonly saveRecord: (
     stored: StoredClusterRecord,
     record: ClusterRecord,
@@ -90,19 +98,17 @@ export async function refreshCluster(
   const stale = secrets.filter((secret) =>
     isStale(secretTimes(secret.annotations, names), nowMs, deps.config.refreshBeforeMs),
   );
-  const limit = pLimit(deps.config.secretConcurrency);
   const marked = toRfc3339(nowMs);
+  let markRetries = 0;
   const outcomes = await Promise.all(
     stale.map((secret) =>
-      limit(async () => {
+      // One budget for the whole invocation: marks of every cluster share the webhook's capacity.
+      deps.markLimit(async () => {
         const before = secretTimes(secret.annotations, names).expiresAtMs;
         try {
-          const after = await api.annotate(
-            secret.namespace,
-            secret.name,
-            names.markedForUpdateAtAnnotation,
-            marked,
-          );
+          const after = await markWithRetries(api, secret, marked, deps, signal, () => {
+            markRetries++;
+          });
           const afterMs = secretTimes(after.annotations, names).expiresAtMs;
           // Only a later expiry proves the webhook wrote fresh credentials.
           if (afterMs !== undefined && (before === undefined || afterMs > before))
@@ -118,7 +124,6 @@ export async function refreshCluster(
       }),
     ),
   );
-
   const latest = new Map(secrets.map((secret) => [`${secret.namespace}/${secret.name}`, secret]));
   for (const outcome of outcomes)
     latest.set(`${outcome.secret.namespace}/${outcome.secret.name}`, outcome.secret);
@@ -136,7 +141,38 @@ export async function refreshCluster(
     serviceAccountsLinked: ensured.linked,
     credentialsRenewed,
     apiCalls: api.calls,
+    markRetries,
   };
+}
+
+/**
+ * Marks one Secret; a failure caused by load (a throttled webhook, ECR throttling) is tried again
+ * after a jittered backoff, within the cluster's deadline, before it counts.
+ */
+async function markWithRetries(
+  api: ClusterApi,
+  secret: ManagedSecret,
+  marked: string,
+  deps: RefreshClusterDependencies,
+  signal: AbortSignal,
+  onRetry: () => void,
+): Promise<ManagedSecret> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api.annotate(
+        secret.namespace,
+        secret.name,
+        deps.config.names.markedForUpdateAtAnnotation,
+        marked,
+      );
+    } catch (error) {
+      const transient =
+        error instanceof KubernetesError && isTransientMarkFailure(error.status, error.message);
+      if (!transient || attempt + 1 >= deps.config.markAttempts || signal.aborted) throw error;
+      onRetry();
+      await sleep(backoffMs(attempt, (deps.random ?? Math.random)()), undefined, { signal });
+    }
+  }
 }
 
 /** The report of a cluster that could not be visited at all. */
@@ -154,6 +190,7 @@ export function failedReport(clusterId: string, problems: string[]): ClusterRepo
     serviceAccountsLinked: 0,
     credentialsRenewed: false,
     apiCalls: 0,
+    markRetries: 0,
   };
 }
 

@@ -66,6 +66,8 @@ export function refresherDependenciesFromEnv(
     now: Date.now,
     telemetry: createTelemetry("ecr-anywhere-refresher"),
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
+    // One environment runs one invocation at a time, so this is the invocation's budget.
+    markLimit: pLimit(config.markConcurrency),
     listRecords: (signal) => listClusterRecords(secrets, config.clusterRecordPrefix, signal),
     listRecordNames: (signal) =>
       listClusterRecordNames(secrets, config.clusterRecordPrefix, signal),

@@ -78,7 +78,11 @@ describe("functions", () => {
       Timeout: 600,
       DeadLetterConfig: { TargetArn: Match.anyValue() },
       Environment: {
-        Variables: Match.objectLike({ ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600" }),
+        // Half of the webhook's 50 for the refresher's marks: the rest stays for users' writes.
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600",
+          ECR_ANYWHERE_MARK_CONCURRENCY: "25",
+        }),
       },
     });
     template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
@@ -295,6 +299,12 @@ describe("fan-out mode", () => {
           ECR_ANYWHERE_FANOUT_QUEUE_URL: Match.anyValue(),
         }),
       },
+    });
+    // 20 workers at once share the budget of 25 webhook calls: 1 each.
+    fanout.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.handler",
+      Description: Match.stringLikeRegexp("refresher worker"),
+      Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_MARK_CONCURRENCY: "1" }) },
     });
     const workerActions = statementsOf(fanout, "RefresherWorker").flatMap(actions);
     expect(workerActions).not.toContain("secretsmanager:ListSecrets");
