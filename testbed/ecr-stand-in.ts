@@ -15,6 +15,8 @@ export interface EcrCall {
   readonly region: string;
   readonly accessKeyId: string;
   readonly target: string;
+  /** When it arrived (epoch ms, real time): for calls-per-second peaks. */
+  readonly atMs: number;
 }
 
 export interface EcrStandIn {
@@ -66,7 +68,7 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
       String(request.headers.authorization ?? ""),
     );
     const [, accessKeyId = "", region = ""] = scope ?? [];
-    state.calls.push({ region, accessKeyId, target });
+    state.calls.push({ region, accessKeyId, target, atMs: Date.now() });
     if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
     const reply = (status: number, body: unknown) => {
       if (response.destroyed) return;

@@ -104,18 +104,26 @@ export function createRefresher(deps: RefresherDependencies): () => Promise<RunS
     const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
     if (deps.config.mode === "fanout") return fanOut(deps, signal);
 
-    const listing = await deps.listRecords(signal);
-    const invalidNames = reportInvalidRecords(deps, listing.invalid);
-    const limit = pLimit(deps.config.clusterConcurrency);
-    const reports = await Promise.all(
-      listing.valid.map((stored) => limit(() => refreshAndReport(stored, deps))),
-    );
-    const failed = [
-      ...invalidNames,
-      ...reports.filter((report) => !report.ok).map((report) => report.clusterId),
-    ];
-    return finish(deps, { mode: "inline", clusters: listing.valid.length, failed, reports });
+    return finish(deps, await refreshInline(deps, signal));
   };
+}
+
+/** Inline mode: every cluster in this invocation, with bounded concurrency. Never throws for a cluster. */
+export async function refreshInline(
+  deps: RefresherDependencies,
+  signal: AbortSignal,
+): Promise<RunSummary> {
+  const listing = await deps.listRecords(signal);
+  const invalidNames = reportInvalidRecords(deps, listing.invalid);
+  const limit = pLimit(deps.config.clusterConcurrency);
+  const reports = await Promise.all(
+    listing.valid.map((stored) => limit(() => refreshAndReport(stored, deps))),
+  );
+  const failed = [
+    ...invalidNames,
+    ...reports.filter((report) => !report.ok).map((report) => report.clusterId),
+  ];
+  return { mode: "inline", clusters: listing.valid.length, failed, reports };
 }
 
 /**

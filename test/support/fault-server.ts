@@ -51,6 +51,8 @@ export interface FaultProxy {
   readonly url: string;
   /** Requests answered with the fault so far. */
   faults: number;
+  /** Requests passed on to the target. */
+  forwarded: number;
   stop(): Promise<void>;
 }
 
@@ -63,7 +65,7 @@ export async function startFaultProxy(
   failing: RegExp,
   reply: CannedReply,
 ): Promise<FaultProxy> {
-  const state = { faults: 0 };
+  const state = { faults: 0, forwarded: 0 };
   const server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -73,6 +75,7 @@ export async function startFaultProxy(
       response.end(reply.body);
       return;
     }
+    state.forwarded++;
     const headers = Object.entries(request.headers).filter(
       (entry): entry is [string, string] => typeof entry[1] === "string" && entry[0] !== "host",
     );

@@ -1,0 +1,271 @@
+/**
+ * `npm run bench:fleet`: a refresh of a whole fleet under Lambda's concurrency model. N clusters
+ * (protocol-level stand-ins, each calling the webhook through its own URL and token as
+ * kube-apiserver does) x M managed Secrets that all went stale at once; one refresher run, inline
+ * or fan-out; ordinary user writes meanwhile; some clusters with their own roleArn. The webhook is
+ * the built bundle in the Lambda pool (isolated environments, reserved concurrency, Lambda's 429).
+ * Prints a table and, last, one JSON line.
+ *
+ *   npm run bench:fleet                                   20 clusters x 10 Secrets, both modes
+ *   npm run bench:fleet -- --clusters 100 --secrets 50    the issue's scenario
+ *   npm run bench:fleet -- --before                       the refresher as it was (no budget, no retry)
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import pLimit from "p-limit";
+import { ClusterApi } from "../functions/adapters/kubernetes.ts";
+import { sha256Hex } from "../functions/core/auth.ts";
+import { contractNames } from "../functions/core/contract.ts";
+import { toRfc3339 } from "../functions/core/time.ts";
+import { startFunctionUrlServer } from "../functions/local/function-url-server.ts";
+import { LambdaPool } from "../functions/local/lambda-pool.ts";
+import { loopbackServerTls } from "../functions/local/tls.ts";
+import { type ClusterReport, refreshCluster } from "../functions/refresher/refresh-cluster.ts";
+import { refresherDependenciesFromEnv, refreshInline } from "../functions/refresher/refresher.ts";
+import { createTelemetry } from "../functions/telemetry.ts";
+import { startFaultProxy } from "../test/support/fault-server.ts";
+import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { startClusterStandIn } from "../testbed/cluster-stand-in.ts";
+import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { startMoto } from "../testbed/moto.ts";
+import { buildLambdas } from "./build.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    clusters: { type: "string", default: "20" },
+    secrets: { type: "string", default: "10" },
+    mode: { type: "string", default: "both" },
+    reserved: { type: "string", default: "50" },
+    "role-fraction": { type: "string", default: "0.1" },
+    "user-writes": { type: "string", default: "5" },
+    "fanout-concurrency": { type: "string", default: "10" },
+    "ecr-latency-ms": { type: "string", default: "50" },
+    before: { type: "boolean", default: false },
+  },
+});
+const CLUSTERS = Number(flags.clusters);
+const SECRETS = Number(flags.secrets);
+const RESERVED = Number(flags.reserved);
+const FANOUT = Number(flags["fanout-concurrency"]);
+const USER_WRITES_PER_SECOND = Number(flags["user-writes"]);
+const modes = flags.mode === "both" ? ["inline", "fanout"] : [flags.mode];
+const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+const PREFIX = "ecr-anywhere.centml.ai";
+const names = contractNames(PREFIX);
+// What the stack sets (infra/ecr-anywhere.ts), or what the refresher did before the budget.
+const markBudget = Math.max(1, Math.floor(RESERVED * 0.5));
+const refresherSettings = (mode: string) =>
+  flags.before
+    ? { markConcurrency: mode === "inline" ? 100 : 10, markAttempts: 1 } // 10 clusters x 10 Secrets
+    : {
+        markConcurrency:
+          mode === "inline" ? markBudget : Math.max(1, Math.floor(markBudget / FANOUT)),
+        markAttempts: 4,
+      };
+
+const work = await mkdtemp(join(tmpdir(), "ecr-anywhere-bench-fleet-"));
+const results: Record<string, unknown>[] = [];
+try {
+  await buildLambdas(join(work, "dist"));
+  for (const mode of modes) results.push(await run(mode));
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+
+const columns = Object.keys(results[0] ?? {});
+console.log(columns.map((column) => column.padEnd(Math.max(column.length, 8))).join(" "));
+for (const result of results)
+  console.log(
+    columns
+      .map((column) => JSON.stringify(result[column]).padEnd(Math.max(column.length, 8)))
+      .join(" "),
+  );
+for (const result of results) console.log(JSON.stringify(result));
+
+async function run(mode: string): Promise<Record<string, unknown>> {
+  const moto = await startMoto();
+  // A proxy that fails nothing: it counts the STS calls the webhook makes.
+  const sts = await startFaultProxy(moto.url, /(?!)/, {
+    status: 500,
+    contentType: "text/plain",
+    body: "",
+  });
+  const ecr = await startEcrStandIn();
+  ecr.latencyMs = Number(flags["ecr-latency-ms"]);
+  const awsEnv = localAwsEnv({ secretsManager: moto.url, sts: sts.url, ecr: ecr.url });
+  Object.assign(process.env, awsEnv, {
+    POWERTOOLS_LOG_LEVEL: "SILENT",
+    POWERTOOLS_METRICS_DISABLED: "true",
+  });
+  const webhookTls = await loopbackServerTls("bench-fleet-webhook");
+  const pool = new LambdaPool({
+    module: join(work, "dist/webhook/index.mjs"),
+    reservedConcurrency: RESERVED,
+    env: { ...awsEnv, POWERTOOLS_LOG_LEVEL: "ERROR", POWERTOOLS_METRICS_DISABLED: "true" },
+    output: "ignore",
+  });
+  const webhook = await startFunctionUrlServer({ tls: webhookTls.server, handler: pool.handler });
+  const clusterTls = await loopbackServerTls("bench-fleet-clusters");
+  const fleet = await startClusterStandIn({
+    tls: clusterTls.server,
+    webhookCaPem: webhookTls.ca.cert,
+    labelPrefix: PREFIX,
+  });
+  const caData = Buffer.from(clusterTls.ca.cert).toString("base64");
+
+  // N clusters, every Secret stale (expired an hour ago), a tenth minting through their own role.
+  const stale = {
+    [names.expiresAtAnnotation]: toRfc3339(Date.now() - 3600_000),
+    [names.updatedAtAnnotation]: toRfc3339(Date.now() - 13 * 3600_000),
+  };
+  const recordLimit = pLimit(8);
+  await Promise.all(
+    Array.from({ length: CLUSTERS }, (_, index) =>
+      recordLimit(async () => {
+        const id = `fleet-${index}`;
+        const token = sha256Hex(`webhook-${id}-${mode}`).slice(0, 43);
+        const cluster = fleet.addCluster({
+          id,
+          token: `api-${id}`,
+          webhookUrl: `${webhook.url}/v1/clusters/${id}/${token}`,
+          webhookName: `secrets.${PREFIX}`,
+        });
+        cluster.namespaces.set("apps", { [names.namespaceLabel]: "enabled" });
+        for (let secret = 0; secret < SECRETS; secret++)
+          cluster.secrets.set(`apps/pull-${secret}`, {
+            metadata: {
+              name: `pull-${secret}`,
+              namespace: "apps",
+              uid: `${id}-${secret}`,
+              resourceVersion: "1",
+              labels: { [names.managedLabel]: "true" },
+              annotations: { ...stale },
+            },
+            type: "kubernetes.io/dockerconfigjson",
+            data: { ".dockerconfigjson": "e30=" },
+          });
+        const roleBound = index < Math.round(CLUSTERS * Number(flags["role-fraction"]));
+        await putClusterRecord(moto.url, {
+          version: 1,
+          clusterId: id,
+          kubeconfig: kubeconfigFor(`${fleet.url}/clusters/${id}`, caData, `api-${id}`),
+          webhookTokenSha256: [sha256Hex(token)],
+          registries: index % 5 === 0 ? [EAST, WEST] : [EAST],
+          ...(roleBound ? { roleArn: `arn:aws:iam::123456789012:role/ecr-pull-${id}` } : {}),
+        });
+      }),
+    ),
+  );
+
+  // Ordinary user writes meanwhile: new managed Secrets, spread over the fleet.
+  let writing = true;
+  let userWrites = 0;
+  const users = (async () => {
+    while (writing && USER_WRITES_PER_SECOND > 0) {
+      const cluster = fleet.clusters.get(`fleet-${userWrites % CLUSTERS}`);
+      const api = new ClusterApi(
+        kubeconfigFor(`${fleet.url}/clusters/${cluster?.id}`, caData, `api-${cluster?.id}`),
+        AbortSignal.timeout(15_000),
+      );
+      void api
+        .createManagedSecret("apps", `user-${userWrites++}`, names.managedLabel)
+        .catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1000 / USER_WRITES_PER_SECOND));
+    }
+  })();
+
+  const settings = refresherSettings(mode);
+  const env = {
+    ...process.env,
+    ECR_ANYWHERE_LABEL_PREFIX: PREFIX,
+    ECR_ANYWHERE_CLUSTER_CONCURRENCY: "10",
+    ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: "90",
+    ECR_ANYWHERE_MARK_CONCURRENCY: String(settings.markConcurrency),
+    ECR_ANYWHERE_MARK_ATTEMPTS: String(settings.markAttempts),
+  };
+  const telemetry = createTelemetry("bench-fleet");
+  const started = performance.now();
+  let reports: readonly ClusterReport[];
+  if (mode === "inline") {
+    reports = (
+      await refreshInline(
+        refresherDependenciesFromEnv(env, { telemetry }),
+        AbortSignal.timeout(600_000),
+      )
+    ).reports;
+  } else {
+    // SQS in front of FANOUT concurrent workers, each its own environment (its own mark budget).
+    const queue = [...fleet.clusters.keys()];
+    const collected: ClusterReport[] = [];
+    await Promise.all(
+      Array.from({ length: FANOUT }, async () => {
+        const deps = refresherDependenciesFromEnv(env, { telemetry });
+        for (let id = queue.shift(); id; id = queue.shift()) {
+          const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
+          collected.push(await refreshCluster(await deps.readRecord(id, signal), deps, signal));
+        }
+      }),
+    );
+    reports = collected;
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  writing = false;
+  await users;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+
+  const ecrPeakPerSecond: Record<string, number> = {};
+  for (const region of new Set(ecr.calls.map((call) => call.region))) {
+    const times = ecr.calls
+      .filter((call) => call.region === region)
+      .map((call) => call.atMs)
+      .sort((a, b) => a - b);
+    let peak = 0;
+    for (let first = 0, last = 0; last < times.length; last++) {
+      while ((times[last] ?? 0) - (times[first] ?? 0) >= 1000) first++;
+      peak = Math.max(peak, last - first + 1);
+    }
+    ecrPeakPerSecond[region] = peak;
+  }
+  const userAdmissions = fleet.admissions.filter((admission) => admission.operation === "CREATE");
+  const result = {
+    clusters: CLUSTERS,
+    secrets: CLUSTERS * SECRETS,
+    mode,
+    refresher: flags.before ? "before" : "after",
+    reservedConcurrency: RESERVED,
+    markConcurrency: settings.markConcurrency,
+    throttledAdmissions: pool.stats.throttles,
+    failedUserWrites: userAdmissions.filter((admission) => !admission.ok).length,
+    userWrites: userAdmissions.length,
+    refreshFailures: reports.reduce((sum, report) => sum + report.refreshFailures, 0),
+    secretsRefreshed: reports.reduce((sum, report) => sum + report.secretsRefreshed, 0),
+    markRetries: reports.reduce((sum, report) => sum + report.markRetries, 0),
+    ecrCalls: ecr.calls.length,
+    ecrPeakPerSecond,
+    stsCalls: sts.forwarded,
+    environmentsStarted: pool.stats.environmentsStarted,
+    peakConcurrency: pool.stats.peakConcurrency,
+    wallSeconds: Math.round(wallSeconds * 10) / 10,
+  };
+  await webhook.close();
+  await pool.close();
+  await fleet.stop();
+  await ecr.stop();
+  await sts.stop();
+  await moto.stop();
+  return result;
+}
+
+function kubeconfigFor(server: string, caData: string, token: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": caData } }],
+    users: [{ name: "u", user: { token } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+    "current-context": "c",
+  });
+}
