@@ -1,14 +1,16 @@
 /**
  * ECR authorization tokens: minted with the function's own credentials, or with a cluster's role
  * assumed through STS under a session policy. Cached per (credentials, session policy, region);
- * concurrent misses share one call.
+ * concurrent misses share one call, and with a shared store so do other execution environments.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
 import { sha256Hex } from "../core/auth.ts";
 import { sessionPolicyFor } from "../core/session-policy.ts";
 import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
-import { type CacheSource, ExpiringCache } from "../lib/expiring-cache.ts";
+import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
+import type { SharedToken, SharedTokenStore } from "./shared-tokens.ts";
 
 export interface EcrToken {
   readonly region: string;
@@ -51,12 +53,34 @@ export interface EcrTokenProviderOptions {
   readonly assumeRoleDurationSeconds?: number;
   /** Never serve a cached token with less than this left. */
   readonly minimumRemainingMs?: number;
+  /** Tokens shared with the function's other execution environments. */
+  readonly shared?: SharedTokenStore;
+  /** The shared store failed (the token was minted instead): for a metric and a log line. */
+  readonly onSharedStoreError?: (error: unknown) => void;
+}
+
+/** Where a token came from: this environment's cache, the shared store, or a mint. */
+export type TokenSource = CacheSource | "store";
+
+interface LoadedToken {
+  readonly token: EcrToken;
+  readonly fromStore: boolean;
+}
+
+/** How long one environment may mint while the others wait for its token. */
+const SHARED_LEASE_MS = 3000;
+const SHARED_POLL_MS = 100;
+/** A slow store must not eat the admission's budget: past this, mint. */
+const SHARED_STORE_TIMEOUT_MS = 1000;
+
+function storeSignal(signal: AbortSignal): AbortSignal {
+  return AbortSignal.any([signal, AbortSignal.timeout(SHARED_STORE_TIMEOUT_MS)]);
 }
 
 export class EcrTokenProvider {
   readonly #options: EcrTokenProviderOptions;
   readonly #ownCredentialClients = new Map<string, ECRClient>();
-  readonly #tokens: ExpiringCache<string, EcrToken>;
+  readonly #tokens: ExpiringCache<string, LoadedToken>;
   readonly #roleCredentials: ExpiringCache<string, AwsCredentials>;
 
   constructor(options: EcrTokenProviderOptions) {
@@ -69,28 +93,101 @@ export class EcrTokenProvider {
     requester: TokenRequester,
     region: string,
     signal: AbortSignal,
-  ): Promise<{ token: EcrToken; source: CacheSource }> {
+  ): Promise<{ token: EcrToken; source: TokenSource }> {
     const policy = sessionPolicyOrError(requester.repositories);
     const identity =
       requester.roleArn === undefined
         ? "self"
         : `${requester.clusterId}|${requester.roleArn}|${sha256Hex(policy ?? "")}`;
-    const { value, source } = await this.#tokens.getOrLoad(`${identity}|${region}`, async () => {
-      const fetchedAtMs = this.#options.now();
-      const credentials =
-        requester.roleArn === undefined
+    const key = `${identity}|${region}`;
+    const { value, source } = await this.#tokens.getOrLoad(key, () =>
+      this.#load(key, requester, identity, policy, region, signal),
+    );
+    return {
+      token: value.token,
+      source: source === "loaded" && value.fromStore ? "store" : source,
+    };
+  }
+
+  /**
+   * A token for this environment's cache: from the shared store when another environment minted
+   * one, else minted here (under a lease, so environments that miss together mint once). The store
+   * failing never fails an admission: it only costs a mint.
+   */
+  async #load(
+    key: string,
+    requester: TokenRequester,
+    identity: string,
+    policy: string | undefined,
+    region: string,
+    signal: AbortSignal,
+  ): Promise<Expiring<LoadedToken>> {
+    const store = this.#options.shared;
+    if (store) {
+      const found =
+        (await this.#fromStore(store, key, signal)) ??
+        ((await this.#claim(store, key, signal))
           ? undefined
-          : await this.#assumedCredentials(
-              identity,
-              requester.roleArn,
-              policy,
-              requester.clusterId,
-              signal,
-            );
-      const token = await this.#fetchToken(region, credentials, signal);
-      return { value: token, serveUntilMs: this.#reuseUntil(fetchedAtMs, token.expiresAtMs) };
-    });
-    return { token: value, source };
+          : await this.#awaitStore(store, key, signal));
+      if (found)
+        return { value: { token: found.token, fromStore: true }, serveUntilMs: found.reuseUntilMs };
+    }
+    const fetchedAtMs = this.#options.now();
+    const credentials =
+      requester.roleArn === undefined
+        ? undefined
+        : await this.#assumedCredentials(
+            identity,
+            requester.roleArn,
+            policy,
+            requester.clusterId,
+            signal,
+          );
+    const token = await this.#fetchToken(region, credentials, signal);
+    const reuseUntilMs = this.#reuseUntil(fetchedAtMs, token.expiresAtMs);
+    if (store)
+      await store
+        .write(key, { token, reuseUntilMs }, storeSignal(signal))
+        .catch((error: unknown) => this.#options.onSharedStoreError?.(error));
+    return { value: { token, fromStore: false }, serveUntilMs: reuseUntilMs };
+  }
+
+  async #fromStore(
+    store: SharedTokenStore,
+    key: string,
+    signal: AbortSignal,
+  ): Promise<SharedToken | undefined> {
+    try {
+      return await store.read(key, this.#options.now(), storeSignal(signal));
+    } catch (error) {
+      this.#options.onSharedStoreError?.(error);
+      return undefined;
+    }
+  }
+
+  /** True when this environment should mint: it holds the lease, or the store cannot say. */
+  async #claim(store: SharedTokenStore, key: string, signal: AbortSignal): Promise<boolean> {
+    try {
+      return await store.claim(key, this.#options.now(), SHARED_LEASE_MS, storeSignal(signal));
+    } catch (error) {
+      this.#options.onSharedStoreError?.(error);
+      return true;
+    }
+  }
+
+  /** Another environment is minting: its token, if it lands within the lease. */
+  async #awaitStore(
+    store: SharedTokenStore,
+    key: string,
+    signal: AbortSignal,
+  ): Promise<SharedToken | undefined> {
+    const deadline = Date.now() + SHARED_LEASE_MS;
+    while (Date.now() < deadline && !signal.aborted) {
+      await sleep(SHARED_POLL_MS, undefined, { signal }).catch(() => undefined);
+      const found = await this.#fromStore(store, key, signal);
+      if (found) return found;
+    }
+    return undefined;
   }
 
   #reuseUntil(fetchedAtMs: number, expiresAtMs: number): number {

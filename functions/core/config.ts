@@ -29,6 +29,7 @@ const WebhookEnvSchema = v.object({
   ECR_ANYWHERE_RECORD_TTL_SECONDS: positiveInteger(60, 3600),
   ECR_ANYWHERE_ADMISSION_BUDGET_MS: positiveInteger(8000, 29_000),
   ECR_ANYWHERE_MAX_BODY_BYTES: positiveInteger(4 * 1024 * 1024, 6 * 1024 * 1024),
+  ECR_ANYWHERE_TOKEN_TABLE: v.optional(v.pipe(v.string(), v.nonEmpty())),
   ECR_ANYWHERE_ASSUME_ROLE_SECONDS: v.optional(
     v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(900), v.maxValue(43_200)),
     "3600",
@@ -99,6 +100,8 @@ export interface WebhookConfig {
   readonly admissionBudgetMs: number;
   readonly maxBodyBytes: number;
   readonly assumeRoleDurationSeconds: number;
+  /** DynamoDB table of tokens shared across execution environments; none: each mints its own. */
+  readonly tokenTable: string | undefined;
 }
 
 export function webhookConfigFromEnv(
@@ -112,6 +115,7 @@ export function webhookConfigFromEnv(
     admissionBudgetMs: settings.ECR_ANYWHERE_ADMISSION_BUDGET_MS,
     maxBodyBytes: settings.ECR_ANYWHERE_MAX_BODY_BYTES,
     assumeRoleDurationSeconds: settings.ECR_ANYWHERE_ASSUME_ROLE_SECONDS,
+    tokenTable: settings.ECR_ANYWHERE_TOKEN_TABLE,
   };
 }
 

@@ -7,6 +7,7 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, type EcrToken, EcrTokenProvider } from "../adapters/ecr-tokens.ts";
+import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
   type AdmissionRequest,
@@ -75,10 +76,11 @@ export function createWebhookFromEnv(
 ): Webhook {
   const config = webhookConfigFromEnv(env);
   const now = overrides.now ?? Date.now;
+  const telemetry = overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook");
   return createWebhook({
     config,
     now,
-    telemetry: overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook"),
+    telemetry,
     records: new ClusterRecordStore({
       client: new SecretsManagerClient({}),
       namePrefix: config.clusterRecordPrefix,
@@ -89,6 +91,13 @@ export function createWebhookFromEnv(
       sts: new STSClient({}),
       now,
       assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
+      ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable) } : {}),
+      onSharedStoreError: (error) => {
+        count(telemetry.metrics, "SharedTokenStoreErrors");
+        telemetry.logger.warn("shared token store failed: minted instead", {
+          error: errorSummary(error),
+        });
+      },
     }),
   });
 }
@@ -257,7 +266,15 @@ async function tokensFor(
       });
       return error;
     }
-    count(metrics, outcome.value.source === "loaded" ? "TokenFetches" : "TokenCacheHits");
+    const { source } = outcome.value;
+    count(
+      metrics,
+      source === "loaded"
+        ? "TokenFetches"
+        : source === "store"
+          ? "SharedTokenHits"
+          : "TokenCacheHits",
+    );
     tokens.push(outcome.value.token);
   }
   return tokens;
