@@ -4,9 +4,17 @@
  * dashboard. Composed from small builders below; the props are the only knobs.
  */
 import { join } from "node:path";
-import { ArnFormat, type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
+import {
+  ArnFormat,
+  type CfnResource,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  Validations,
+} from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -97,6 +105,8 @@ export class EcrAnywhere extends Construct {
   readonly functionUrl: lambda.FunctionUrl;
   readonly alarmTopic: sns.ITopic;
   readonly recordKey: kms.Key;
+  /** ECR tokens shared by the webhook's execution environments (encrypted with `recordKey`). */
+  readonly tokenTable: dynamodb.Table;
   readonly recordPrefix: string;
   readonly alarms: cloudwatch.Alarm[] = [];
 
@@ -120,6 +130,19 @@ export class EcrAnywhere extends Construct {
       alias: "alias/ecr-anywhere-cluster-records",
     });
 
+    this.tokenTable = new dynamodb.Table(this, "TokenStore", {
+      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.recordKey,
+      // Items go once their token has expired; what is in it is re-minted on demand.
+      timeToLiveAttribute: "expiresAt",
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    acknowledge(this.tokenTable, {
+      "AwsSolutions-DDB3":
+        "A cache of tokens that expire within hours: nothing to recover to a point in time.",
+    });
     const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
     const markBudget = Math.max(1, Math.floor(webhookConcurrency * REFRESHER_SHARE_OF_WEBHOOK));
     const fanoutConcurrency = props.fanoutConcurrency ?? 10;
@@ -136,6 +159,7 @@ export class EcrAnywhere extends Construct {
           (props.recordCacheTtl ?? Duration.seconds(60)).toSeconds(),
         ),
         ECR_ANYWHERE_ADMISSION_BUDGET_MS: String(ADMISSION_BUDGET_MS),
+        ECR_ANYWHERE_TOKEN_TABLE: this.tokenTable.tableName,
       },
     });
     const refresherDeadLetters = new sqs.Queue(this, "RefresherDeadLetters", {
@@ -324,7 +348,22 @@ export class EcrAnywhere extends Construct {
         resources: [recordSecretsArn],
       }),
     );
-    this.recordKey.grantDecrypt(this.webhook);
+    this.webhook.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ShareTokens",
+        // Read, lease and write items of the token table: no scans, no deletes.
+        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        resources: [this.tokenTable.tableArn],
+      }),
+    );
+    // Records are only read; the token table, encrypted with the same key, is also written.
+    this.recordKey.grant(
+      this.webhook,
+      "kms:Decrypt",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:DescribeKey",
+    );
     acknowledge(this.webhook.role ?? this.webhook, {
       "AwsSolutions-IAM5[Resource::*]":
         'ecr:GetAuthorizationToken supports no resource-level permissions: AWS requires "*".',

@@ -8,12 +8,13 @@
  *
  *   npm run bench:fleet                                   20 clusters x 10 Secrets, both modes
  *   npm run bench:fleet -- --clusters 100 --secrets 50    the issue's scenario
- *   npm run bench:fleet -- --before                       the refresher as it was (no budget, no retry)
+ *   npm run bench:fleet -- --before                       as it was: no mark budget, no retry, no shared tokens
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import pLimit from "p-limit";
 import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { sha256Hex } from "../functions/core/auth.ts";
@@ -95,7 +96,14 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   });
   const ecr = await startEcrStandIn();
   ecr.latencyMs = Number(flags["ecr-latency-ms"]);
-  const awsEnv = localAwsEnv({ secretsManager: moto.url, sts: sts.url, ecr: ecr.url });
+  const awsEnv = {
+    ...localAwsEnv({ secretsManager: moto.url, sts: sts.url, ecr: ecr.url }),
+    AWS_ENDPOINT_URL_DYNAMODB: moto.url,
+  };
+  // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
+  const tokenTable = flags.before
+    ? {}
+    : { ECR_ANYWHERE_TOKEN_TABLE: await createTokenTable(awsEnv) };
   Object.assign(process.env, awsEnv, {
     POWERTOOLS_LOG_LEVEL: "SILENT",
     POWERTOOLS_METRICS_DISABLED: "true",
@@ -104,7 +112,12 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   const pool = new LambdaPool({
     module: join(work, "dist/webhook/index.mjs"),
     reservedConcurrency: RESERVED,
-    env: { ...awsEnv, POWERTOOLS_LOG_LEVEL: "ERROR", POWERTOOLS_METRICS_DISABLED: "true" },
+    env: {
+      ...awsEnv,
+      ...tokenTable,
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+      POWERTOOLS_METRICS_DISABLED: "true",
+    },
     output: "ignore",
   });
   const webhook = await startFunctionUrlServer({ tls: webhookTls.server, handler: pool.handler });
@@ -257,6 +270,24 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   await sts.stop();
   await moto.stop();
   return result;
+}
+
+async function createTokenTable(env: Record<string, string>): Promise<string> {
+  const client = new DynamoDBClient({
+    endpoint: env.AWS_ENDPOINT_URL_DYNAMODB,
+    region: env.AWS_REGION,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
+  });
+  await client.send(
+    new CreateTableCommand({
+      TableName: "ecr-anywhere-tokens",
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+  client.destroy();
+  return "ecr-anywhere-tokens";
 }
 
 function kubeconfigFor(server: string, caData: string, token: string): string {

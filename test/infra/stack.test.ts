@@ -109,16 +109,22 @@ describe("functions", () => {
 });
 
 describe("least-privilege IAM", () => {
-  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles and read records, and nothing else", () => {
+  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles, read records and share tokens, and nothing else", () => {
     const statements = statementsOf(template, "Webhook");
-    const granted = statements.flatMap(actions).sort();
+    const granted = [...new Set(statements.flatMap(actions))].sort();
     expect(granted).toEqual(
       [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
         "ecr:GetAuthorizationToken",
         "ecr:GetDownloadUrlForLayer",
         "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "secretsmanager:GetSecretValue",
@@ -139,6 +145,24 @@ describe("least-privilege IAM", () => {
       actions(statement).includes("secretsmanager:GetSecretValue"),
     ) as Statement;
     expect(JSON.stringify(read.Resource)).toContain(":secret:ecr-anywhere/clusters/*");
+    // The token table only, encrypted with the records key, and named to the webhook alone.
+    const share = statements.find((statement) =>
+      actions(statement).includes("dynamodb:GetItem"),
+    ) as Statement;
+    expect(JSON.stringify(share.Resource)).toMatch(/TokenStore[A-Z0-9]+", *"Arn"/);
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      BillingMode: "PAY_PER_REQUEST",
+      SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_TOKEN_TABLE: Match.anyValue() }) },
+    });
+    expect(
+      statementsOf(template, "Refresher")
+        .flatMap(actions)
+        .some((action) => action.startsWith("dynamodb:")),
+    ).toBe(false);
   });
 
   it("lets the refresher list, read and renew records only", () => {
