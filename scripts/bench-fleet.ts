@@ -101,7 +101,7 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     AWS_ENDPOINT_URL_DYNAMODB: moto.url,
   };
   // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
-  const tokenTable = flags.before
+  const tokenTable: Record<string, string> = flags.before
     ? {}
     : { ECR_ANYWHERE_TOKEN_TABLE: await createTokenTable(awsEnv) };
   Object.assign(process.env, awsEnv, {
