@@ -21,21 +21,3 @@ export function createTelemetry(serviceName: string): Telemetry {
 export function count(metrics: Metrics, name: string, value = 1): void {
   metrics.addMetric(name, MetricUnit.Count, value);
 }
-
-/**
- * Counts under the current dimensions (with ClusterId) and once more under `service` alone: an
- * alarm needs one metric for "any cluster", and CloudWatch alarms cannot SEARCH over ClusterId.
- */
-export function countPerClusterAndTotal(metrics: Metrics, name: string, value = 1): void {
-  recordPerClusterAndTotal(metrics, name, MetricUnit.Count, value);
-}
-
-export function recordPerClusterAndTotal(
-  metrics: Metrics,
-  name: string,
-  unit: (typeof MetricUnit)[keyof typeof MetricUnit],
-  value: number,
-): void {
-  metrics.addMetric(name, unit, value);
-  metrics.singleMetric().addMetric(name, unit, value);
-}

@@ -109,6 +109,8 @@ export class EcrAnywhere extends Construct {
   readonly tokenTable: dynamodb.Table;
   readonly recordPrefix: string;
   readonly alarms: cloudwatch.Alarm[] = [];
+  /** Each function's log group, by construct id: the dashboard queries them per cluster. */
+  private readonly logGroups = new Map<string, logs.LogGroup>();
 
   constructor(scope: Construct, id: string, props: EcrAnywhereProps = {}) {
     super(scope, id);
@@ -241,6 +243,7 @@ export class EcrAnywhere extends Construct {
     },
   ): lambda.Function {
     const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: options.logRetention });
+    this.logGroups.set(id, logGroup);
     // Our own role, so logging is granted on this log group only instead of a managed policy's "*".
     const role = new iam.Role(this, `${id}Role`, {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -648,36 +651,55 @@ export class EcrAnywhere extends Construct {
     });
   }
 
+  /**
+   * Metrics are fleet totals (a ClusterId dimension would cost $0.30 a month per metric per
+   * cluster); per-cluster detail comes from the functions' structured log lines, through Logs
+   * Insights widgets, one click from the dashboard.
+   */
   private createDashboard(): void {
-    const perCluster = (name: string, statistic = "Sum") =>
-      new cloudwatch.MathExpression({
-        expression: `SEARCH('{${METRICS_NAMESPACE},ClusterId,service} MetricName="${name}"', '${statistic}', 300)`,
-        label: name,
-        period: Duration.minutes(5),
-      });
+    const total = (name: string, service: string, statistic = "Sum") =>
+      this.metric(name, service, { statistic, period: Duration.minutes(5) });
+    const webhookTotal = (name: string) => total(name, "ecr-anywhere-webhook");
+    const refresherTotal = (name: string) => total(name, "ecr-anywhere-refresher");
     const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
       new cloudwatch.GraphWidget({ title, left: metrics, width: 12 });
+    const logsOf = (...ids: string[]) =>
+      ids.flatMap((id) => {
+        const group = this.logGroups.get(id);
+        return group ? [group.logGroupName] : [];
+      });
+    const table = (title: string, logGroupNames: string[], queryLines: string[]) =>
+      new cloudwatch.LogQueryWidget({
+        title,
+        logGroupNames,
+        queryLines,
+        view: cloudwatch.LogQueryVisualizationType.TABLE,
+        width: 12,
+        height: 8,
+      });
     new cloudwatch.Dashboard(this, "Dashboard", {
       dashboardName: `ecr-anywhere-${Stack.of(this).stackName}`,
       widgets: [
         [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 })],
         [
-          graph("Admissions, mutations, denials (per cluster)", [
-            perCluster("Admissions"),
-            perCluster("Mutations"),
-            perCluster("Denials"),
+          graph("Admissions, mutations, denials", [
+            webhookTotal("Admissions"),
+            webhookTotal("Mutations"),
+            webhookTotal("Denials"),
           ]),
           graph("Rejected callers and malformed requests", [
-            this.metric("AuthFailures", "ecr-anywhere-webhook", { statistic: "Sum" }),
-            this.metric("MalformedRequests", "ecr-anywhere-webhook", { statistic: "Sum" }),
-            this.metric("RecordLookupErrors", "ecr-anywhere-webhook", { statistic: "Sum" }),
+            webhookTotal("AuthFailures"),
+            webhookTotal("MalformedRequests"),
+            webhookTotal("RecordLookupErrors"),
           ]),
         ],
         [
-          graph("ECR tokens (per cluster)", [
-            perCluster("TokenFetches"),
-            perCluster("TokenCacheHits"),
-            perCluster("TokenFetchErrors"),
+          graph("ECR tokens", [
+            webhookTotal("TokenFetches"),
+            webhookTotal("TokenCacheHits"),
+            webhookTotal("SharedTokenHits"),
+            webhookTotal("TokenFetchErrors"),
+            webhookTotal("SharedTokenStoreErrors"),
           ]),
           graph("Webhook duration", [
             this.webhook.metricDuration({ statistic: "p50" }),
@@ -685,26 +707,44 @@ export class EcrAnywhere extends Construct {
           ]),
         ],
         [
-          graph("Managed Secrets (per cluster)", [
-            perCluster("SecretsManaged"),
-            perCluster("SecretsStale"),
-            perCluster("SecretsRefreshed"),
+          graph("Managed Secrets", [
+            refresherTotal("SecretsManaged"),
+            refresherTotal("SecretsStale"),
+            refresherTotal("SecretsRefreshed"),
           ]),
-          graph("Refresh failures (per cluster)", [
-            perCluster("RefreshFailures"),
-            perCluster("ClusterErrors"),
+          graph("Refresh failures, clusters in error", [
+            refresherTotal("RefreshFailures"),
+            refresherTotal("ClusterErrors"),
           ]),
         ],
         [
           graph("Least time left on any managed Secret (s)", [
-            perCluster("MinRemainingSeconds", "Minimum"),
-            this.metric("MinRemainingSeconds", "ecr-anywhere-refresher", { statistic: "Minimum" }),
+            total("MinRemainingSeconds", "ecr-anywhere-refresher", "Minimum"),
           ]),
           graph("Function errors and throttles", [
             this.webhook.metricErrors(),
             this.webhook.metricThrottles(),
             this.refresher.metricErrors(),
             this.refresher.metricInvocations(),
+          ]),
+        ],
+        [
+          table(
+            "Clusters with the least time left (refresher logs)",
+            logsOf("Refresher", "RefresherWorker"),
+            [
+              "fields clusterId, minRemainingSeconds, secretsStale, refreshFailures, ok",
+              'filter message in ["cluster refreshed", "cluster refresh failed"]',
+              "stats min(minRemainingSeconds) as leastSecondsLeft, sum(refreshFailures) as failures, latest(ok) as lastRunOk by clusterId",
+              "sort leastSecondsLeft asc",
+              "limit 50",
+            ],
+          ),
+          table("Admissions by cluster (webhook logs)", logsOf("Webhook"), [
+            'filter message = "admission"',
+            'stats count(*) as admissions, sum(outcome = "denied") as denied, pct(durationMs, 99) as p99Ms by clusterId',
+            "sort denied desc, admissions desc",
+            "limit 50",
           ]),
         ],
       ],

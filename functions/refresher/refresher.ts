@@ -19,13 +19,7 @@ import {
 import { ClusterApi } from "../adapters/kubernetes.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
 import { refresherConfigFromEnv } from "../core/config.ts";
-import {
-  count,
-  createTelemetry,
-  MetricUnit,
-  recordPerClusterAndTotal,
-  type Telemetry,
-} from "../telemetry.ts";
+import { count, createTelemetry, MetricUnit, type Telemetry } from "../telemetry.ts";
 import {
   type ClusterReport,
   failedReport,
@@ -165,7 +159,7 @@ function reportInvalidRecords(
       secretName: record.secretName,
       error: record.error,
     });
-    publishInvalidRecord(deps, record.secretName);
+    publishInvalidRecord(deps);
   }
   return invalid.map((record) => record.secretName);
 }
@@ -206,30 +200,23 @@ function finish(deps: RefresherDependencies, summary: RunSummary): RunSummary {
   return summary;
 }
 
-/** All of one cluster's metrics in one synchronous block, so concurrent clusters never mix dimensions. */
+/**
+ * One cluster's numbers as fleet totals: metrics carry no ClusterId, so they cost the same for 10
+ * clusters or 1,000 (sums add up, MinRemainingSeconds' minimum is the fleet's); which cluster it
+ * was is in the "cluster refreshed" / "cluster refresh failed" log line beside them.
+ */
 function publishClusterMetrics({ metrics }: Telemetry, report: ClusterReport): void {
-  metrics.addDimension("ClusterId", report.clusterId);
   count(metrics, "SecretsManaged", report.secretsManaged);
   count(metrics, "SecretsStale", report.secretsStale);
   count(metrics, "SecretsRefreshed", report.secretsRefreshed);
   count(metrics, "RefreshFailures", report.refreshFailures);
   count(metrics, "ClusterErrors", report.ok ? 0 : 1);
-  if (report.minRemainingSeconds !== undefined) {
-    // Also without ClusterId: the MinRemaining alarm watches the minimum over every cluster.
-    recordPerClusterAndTotal(
-      metrics,
-      "MinRemainingSeconds",
-      MetricUnit.Seconds,
-      report.minRemainingSeconds,
-    );
-  }
+  if (report.minRemainingSeconds !== undefined)
+    metrics.addMetric("MinRemainingSeconds", MetricUnit.Seconds, report.minRemainingSeconds);
   metrics.publishStoredMetrics();
 }
 
-function publishInvalidRecord(deps: RefresherDependencies, secretName: string): void {
-  const { metrics } = deps.telemetry;
-  const suffix = secretName.slice(deps.config.clusterRecordPrefix.length);
-  metrics.addDimension("ClusterId", isDns1123Label(suffix) ? suffix : "invalid-record-name");
-  count(metrics, "ClusterErrors", 1);
-  metrics.publishStoredMetrics();
+function publishInvalidRecord(deps: RefresherDependencies): void {
+  count(deps.telemetry.metrics, "ClusterErrors", 1);
+  deps.telemetry.metrics.publishStoredMetrics();
 }

@@ -24,7 +24,7 @@ import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
 import { type EcrRegistry, regionsOf } from "../core/registries.ts";
 import { earliest } from "../core/time.ts";
-import { count, countPerClusterAndTotal, createTelemetry, type Telemetry } from "../telemetry.ts";
+import { count, createTelemetry, type Telemetry } from "../telemetry.ts";
 import {
   FORBIDDEN,
   type FunctionUrlEvent,
@@ -160,7 +160,6 @@ async function serve(
     return rejectCaller("source-not-allowed", record.clusterId);
   }
 
-  metrics.addDimension("ClusterId", record.clusterId);
   const decoded = decodeAdmissionReview(body.text);
   if (!decoded.ok) {
     return rejectRequest(
@@ -185,7 +184,7 @@ async function serve(
       `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
     );
   }
-  if (!response.allowed) countPerClusterAndTotal(metrics, "Denials");
+  if (!response.allowed) count(metrics, "Denials");
   if (response.patch !== undefined) count(metrics, "Mutations");
   logger.info("admission", {
     clusterId: record.clusterId,

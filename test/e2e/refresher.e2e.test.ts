@@ -264,9 +264,9 @@ describe("a refresh run", () => {
     expect(JSON.stringify(failure?.problems)).toContain(
       'admission webhook \\"secrets.ecr-anywhere.centml.ai\\" denied the request: ecr-anywhere: AWS denied ecr:GetAuthorizationToken',
     );
-    const metrics = output
-      .json()
-      .find((line) => line.ClusterId === "main" && line.RefreshFailures !== undefined);
+    expect(failure).toMatchObject({ clusterId: "main", ok: false });
+    expect(Number(failure?.refreshFailures)).toBeGreaterThan(0);
+    const metrics = output.json().find((line) => line.RefreshFailures !== undefined);
     expect(metrics?.RefreshFailures).toBeGreaterThan(0);
     expect(metrics?.ClusterErrors).toBe(1);
   });

@@ -300,6 +300,11 @@ describe("schedule and observability", () => {
     ]) {
       expect(body).toContain(metric);
     }
+    // Totals only: a ClusterId dimension would cost a metric per cluster. Per-cluster detail is
+    // a Logs Insights query over the functions' log lines.
+    expect(body).not.toContain("ClusterId");
+    expect(body).not.toContain("SEARCH");
+    expect(body.match(/by clusterId/g)).toHaveLength(2);
   });
 });
 

@@ -231,11 +231,15 @@ describe("webhook over the real AWS SDK", () => {
       },
     });
     expect(ecr.calls.length).toBeGreaterThanOrEqual(1);
-    expect(output.metric("Denials")).toBe(2); // per cluster, and the total the alarm watches
-    const total = output
-      .json()
-      .find((line) => line.Denials !== undefined && line.ClusterId === undefined);
+    // One total the alarm watches, without ClusterId; the admission log line names the cluster.
+    expect(output.metric("Denials")).toBe(1);
+    const total = output.json().find((line) => line.Denials !== undefined);
     expect(total).toMatchObject({ service: "ecr-anywhere-webhook", Denials: 1 });
+    expect(total).not.toHaveProperty("ClusterId");
+    expect(output.json().find((line) => line.message === "admission")).toMatchObject({
+      clusterId: "east",
+      outcome: "denied",
+    });
     expect(output.metric("TokenFetchErrors")).toBe(1);
   });
 
