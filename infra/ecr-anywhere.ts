@@ -589,8 +589,17 @@ export class EcrAnywhere extends Construct {
     }
     this.alarmWhenAtLeast(
       "WebhookErrorsAlarm",
-      "The webhook function failed (crash, timeout or 5xx such as Secrets Manager unavailable): managed Secrets cannot be written.",
-      this.webhook.metricErrors(sum),
+      "The webhook function failed (crash, timeout) or answered 5xx (Secrets Manager unavailable): managed Secrets cannot be written.",
+      // Lambda's Errors miss a 5xx the function returns; the function URL's own count has it.
+      new cloudwatch.MathExpression({
+        expression: "errors + url5xx",
+        usingMetrics: {
+          errors: this.webhook.metricErrors(sum),
+          url5xx: this.webhook.metric("Url5xxCount", sum),
+        },
+        label: "webhook errors and 5xx answers",
+        period: sum.period,
+      }),
     );
     this.alarmWhenAtLeast(
       "WebhookThrottlesAlarm",
@@ -687,19 +696,17 @@ export class EcrAnywhere extends Construct {
             webhookTotal("Mutations"),
             webhookTotal("Denials"),
           ]),
-          graph("Rejected callers and malformed requests", [
+          graph("Rejected callers, 4xx and 5xx answers (function URL)", [
             webhookTotal("AuthFailures"),
-            webhookTotal("MalformedRequests"),
-            webhookTotal("RecordLookupErrors"),
+            this.webhook.metric("Url4xxCount", { statistic: "Sum" }),
+            this.webhook.metric("Url5xxCount", { statistic: "Sum" }),
           ]),
         ],
         [
           graph("ECR tokens", [
             webhookTotal("TokenFetches"),
             webhookTotal("TokenCacheHits"),
-            webhookTotal("SharedTokenHits"),
             webhookTotal("TokenFetchErrors"),
-            webhookTotal("SharedTokenStoreErrors"),
           ]),
           graph("Webhook duration", [
             this.webhook.metricDuration({ statistic: "p50" }),

@@ -6,7 +6,12 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
-import { CredentialError, type EcrToken, EcrTokenProvider } from "../adapters/ecr-tokens.ts";
+import {
+  CredentialError,
+  type EcrToken,
+  EcrTokenProvider,
+  type TokenSource,
+} from "../adapters/ecr-tokens.ts";
 import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
@@ -56,7 +61,8 @@ export function createWebhook(deps: WebhookDependencies): Webhook {
     try {
       return await serve(event, deps, context?.awsRequestId ?? "local");
     } finally {
-      deps.telemetry.metrics.publishStoredMetrics();
+      // A rejected request counts nothing (the function URL's own 4xx metric has it).
+      if (deps.telemetry.metrics.hasStoredMetrics()) deps.telemetry.metrics.publishStoredMetrics();
     }
   };
 }
@@ -93,7 +99,6 @@ export function createWebhookFromEnv(
       assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
       ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable) } : {}),
       onSharedStoreError: (error) => {
-        count(telemetry.metrics, "SharedTokenStoreErrors");
         telemetry.logger.warn("shared token store failed: minted instead", {
           error: errorSummary(error),
         });
@@ -125,7 +130,6 @@ async function serve(
     return FORBIDDEN;
   };
   const rejectRequest = (result: FunctionUrlResult, detail: string) => {
-    count(metrics, "MalformedRequests");
     logger.warn("malformed request", { status: result.statusCode, detail, sourceIp });
     return result;
   };
@@ -141,7 +145,6 @@ async function serve(
   try {
     lookup = (await deps.records.lookup(caller.clusterId, signal)).value;
   } catch (error) {
-    count(metrics, "RecordLookupErrors");
     logger.error("cannot read the cluster record", {
       clusterId: caller.clusterId,
       error: errorSummary(error),
@@ -171,8 +174,9 @@ async function serve(
   const request = decoded.value;
   const startedAt = deps.now();
   let response: AdmissionResponse;
+  const tokenSources: TokenSources = {};
   try {
-    response = await admit(request, record, deps, signal);
+    response = await admit(request, record, deps, signal, tokenSources);
   } catch (error) {
     logger.error("admission failed unexpectedly", {
       clusterId: record.clusterId,
@@ -195,16 +199,21 @@ async function serve(
     dryRun: request.dryRun === true,
     outcome: response.patch !== undefined ? "mutated" : response.allowed ? "allowed" : "denied",
     status: response.status,
+    tokenSources,
     durationMs: deps.now() - startedAt,
   });
   return json(200, reviewResponse(response));
 }
+
+/** Where an admission's tokens came from, by source: logged with it, per cluster. */
+type TokenSources = Partial<Record<TokenSource, number>>;
 
 async function admit(
   request: AdmissionRequest,
   record: ClusterRecord,
   deps: WebhookDependencies,
   signal: AbortSignal,
+  tokenSources: TokenSources,
 ): Promise<AdmissionResponse> {
   const decision = decideAdmission(request, record.registries, deps.config.names);
   switch (decision.kind) {
@@ -213,7 +222,7 @@ async function admit(
     case "deny":
       return deny(request.uid, decision.code, decision.message);
     case "mutate": {
-      const tokens = await tokensFor(decision.registries, record, deps, signal);
+      const tokens = await tokensFor(decision.registries, record, deps, signal, tokenSources);
       if (tokens instanceof CredentialError) {
         return deny(request.uid, tokens.status, `ecr-anywhere: ${tokens.message}`);
       }
@@ -242,6 +251,7 @@ async function tokensFor(
   record: ClusterRecord,
   deps: WebhookDependencies,
   signal: AbortSignal,
+  tokenSources: TokenSources,
 ): Promise<EcrToken[] | CredentialError> {
   const { metrics, logger } = deps.telemetry;
   const outcomes = await Promise.allSettled(
@@ -266,14 +276,9 @@ async function tokensFor(
       return error;
     }
     const { source } = outcome.value;
-    count(
-      metrics,
-      source === "loaded"
-        ? "TokenFetches"
-        : source === "store"
-          ? "SharedTokenHits"
-          : "TokenCacheHits",
-    );
+    // Metrics keep the contract's two counts; which cache served it goes in the admission line.
+    count(metrics, source === "loaded" ? "TokenFetches" : "TokenCacheHits");
+    tokenSources[source] = (tokenSources[source] ?? 0) + 1;
     tokens.push(outcome.value.token);
   }
   return tokens;
