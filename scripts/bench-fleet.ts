@@ -8,13 +8,17 @@
  *
  *   npm run bench:fleet                                   20 clusters x 10 Secrets, both modes
  *   npm run bench:fleet -- --clusters 100 --secrets 50    the issue's scenario
+ *   npm run bench:fleet -- --real 3                       3 of the clusters are real kube-apiservers (one etcd)
  *   npm run bench:fleet -- --before                       as it was: no mark budget, no retry, no shared tokens
  */
+
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import pLimit from "p-limit";
 import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { sha256Hex } from "../functions/core/auth.ts";
@@ -26,9 +30,11 @@ import { loopbackServerTls } from "../functions/local/tls.ts";
 import { type ClusterReport, refreshCluster } from "../functions/refresher/refresh-cluster.ts";
 import { refresherDependenciesFromEnv, refreshInline } from "../functions/refresher/refresher.ts";
 import { createTelemetry } from "../functions/telemetry.ts";
+import { webhookConfiguration } from "../k8s/templates.ts";
 import { startFaultProxy } from "../test/support/fault-server.ts";
 import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
 import { startClusterStandIn } from "../testbed/cluster-stand-in.ts";
+import { type ControlPlane, startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { buildLambdas } from "./build.ts";
@@ -44,9 +50,11 @@ const { values: flags } = parseArgs({
     "fanout-concurrency": { type: "string", default: "10" },
     "ecr-latency-ms": { type: "string", default: "50" },
     before: { type: "boolean", default: false },
+    real: { type: "string", default: "0" },
   },
 });
 const CLUSTERS = Number(flags.clusters);
+const REAL = Number(flags.real);
 const SECRETS = Number(flags.secrets);
 const RESERVED = Number(flags.reserved);
 const FANOUT = Number(flags["fanout-concurrency"]);
@@ -173,6 +181,8 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     ),
   );
 
+  const real = await startRealClusters(mode, webhook.url, webhookTls.ca.cert, stale, moto.url);
+
   // Ordinary user writes meanwhile: new managed Secrets, spread over the fleet.
   let writing = true;
   let userWrites = 0;
@@ -243,6 +253,9 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     ecrPeakPerSecond[region] = peak;
   }
   const userAdmissions = fleet.admissions.filter((admission) => admission.operation === "CREATE");
+  // The real API servers' clusters must come out as the stand-in's do: every Secret refreshed.
+  const realReports = reports.filter((report) => report.clusterId.startsWith("real-"));
+  const realApiserverRssMb = real.planes.map((plane) => rssMb(plane.apiserverPid));
   const result = {
     clusters: CLUSTERS,
     secrets: CLUSTERS * SECRETS,
@@ -260,9 +273,13 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     ecrPeakPerSecond,
     stsCalls: sts.forwarded,
     environmentsStarted: pool.stats.environmentsStarted,
+    realClusters: realReports.length,
+    realSecretsRefreshed: realReports.reduce((sum, report) => sum + report.secretsRefreshed, 0),
+    realApiserverRssMb,
     peakConcurrency: pool.stats.peakConcurrency,
     wallSeconds: Math.round(wallSeconds * 10) / 10,
   };
+  await real.stop();
   await webhook.close();
   await pool.close();
   await fleet.stop();
@@ -270,6 +287,100 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   await sts.stop();
   await moto.stop();
   return result;
+}
+
+/**
+ * REAL clusters on real kube-apiservers sharing one etcd (a prefix each), every managed Secret
+ * created stale before the webhook is registered, then the webhook registered as onboard does.
+ */
+async function startRealClusters(
+  mode: string,
+  webhookUrl: string,
+  webhookCaPem: string,
+  stale: Record<string, string>,
+  motoUrl: string,
+): Promise<{ planes: ControlPlane[]; stop: () => Promise<void> }> {
+  const planes: ControlPlane[] = [];
+  for (let index = 0; index < REAL; index++) {
+    const first = planes[0];
+    planes.push(
+      await startControlPlane({
+        etcdPrefix: `/fleet-${mode}-${index}`,
+        ...(first ? { etcdUrl: first.etcdUrl } : {}),
+      }),
+    );
+  }
+  await Promise.all(
+    planes.map(async (plane, index) => {
+      const id = `real-${index}`;
+      const config = new KubeConfig();
+      config.loadFromString(plane.adminKubeconfig);
+      const core = config.makeApiClient(CoreV1Api);
+      await core.createNamespace({
+        body: { metadata: { name: "apps", labels: { [names.namespaceLabel]: "enabled" } } },
+      });
+      for (let secret = 0; secret < SECRETS; secret++)
+        await core.createNamespacedSecret({
+          namespace: "apps",
+          body: {
+            metadata: {
+              name: `pull-${secret}`,
+              labels: { [names.managedLabel]: "true" },
+              annotations: { ...stale },
+            },
+            type: "kubernetes.io/dockerconfigjson",
+            data: { ".dockerconfigjson": "e30=" },
+          },
+        });
+      const token = sha256Hex(`webhook-${id}-${mode}`).slice(0, 43);
+      await config.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+        body: await webhookConfiguration({
+          webhookUrl: `${webhookUrl}/v1/clusters/${id}/${token}`,
+          caPem: webhookCaPem,
+          labelPrefix: PREFIX,
+        }),
+      });
+      // Configurations reach the admission chain asynchronously: wait until a dry run is filled.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const probe = await core
+          .createNamespacedSecret({
+            namespace: "apps",
+            dryRun: "All",
+            body: {
+              metadata: { name: "probe", labels: { [names.managedLabel]: "true" } },
+              type: "kubernetes.io/dockerconfigjson",
+              data: { ".dockerconfigjson": "e30=" },
+            },
+          })
+          .catch(() => undefined);
+        if (probe?.metadata?.annotations?.[names.expiresAtAnnotation] || Date.now() > deadline)
+          break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await putClusterRecord(motoUrl, {
+        version: 1,
+        clusterId: id,
+        kubeconfig: plane.adminKubeconfig,
+        webhookTokenSha256: [sha256Hex(token)],
+        registries: [EAST],
+      });
+    }),
+  );
+  return {
+    planes,
+    // The first one runs the shared etcd: it stops last.
+    stop: async () => {
+      for (const plane of [...planes].reverse()) await plane.stop();
+    },
+  };
+}
+
+/** Resident memory of a process, in MB (Linux). */
+function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return kb === undefined ? undefined : Math.round(Number(kb) / 1024);
 }
 
 async function createTokenTable(env: Record<string, string>): Promise<string> {

@@ -267,13 +267,12 @@ async function runRefresher(): Promise<Record<string, number>> {
   for (const line of output.split("\n")) {
     if (!line.startsWith("{")) continue;
     const document = JSON.parse(line) as {
-      _aws?: { CloudWatchMetrics?: { Metrics?: { Name: string }[]; Dimensions?: string[][] }[] };
+      _aws?: { CloudWatchMetrics?: { Metrics?: { Name: string }[] }[] };
     } & Record<string, unknown>;
-    for (const directive of document._aws?.CloudWatchMetrics ?? []) {
-      // Per-cluster values only; the totals without ClusterId repeat them.
-      if (!directive.Dimensions?.some((dimensions) => dimensions.includes("ClusterId"))) continue;
-      for (const { Name } of directive.Metrics ?? []) metrics[Name] = Number(document[Name]);
-    }
+    // Fleet totals, summed over the run's documents (one cluster here).
+    for (const directive of document._aws?.CloudWatchMetrics ?? [])
+      for (const { Name } of directive.Metrics ?? [])
+        metrics[Name] = (metrics[Name] ?? 0) + Number(document[Name]);
   }
   return metrics;
 }

@@ -31,6 +31,10 @@ export interface ControlPlane {
   readonly adminKubeconfig: string;
   readonly kubeconfigPath: string;
   readonly dir: string;
+  /** For measuring its memory. */
+  readonly apiserverPid: number | undefined;
+  /** The etcd it stores in (its own, or the one it was given): other API servers can share it. */
+  readonly etcdUrl: string;
   stop(): Promise<void>;
 }
 
@@ -43,7 +47,16 @@ export async function controlPlaneBinaries(): Promise<string> {
   return stdout.trim().split("\n").at(-1) ?? "";
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /**
+   * Use a running etcd instead of starting one: several API servers can share it, each under its
+   * own `etcdPrefix`, which is how the fleet benchmark runs a few real clusters side by side.
+   */
+  readonly etcdUrl?: string;
+  readonly etcdPrefix?: string;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bin = await controlPlaneBinaries();
   const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-control-plane-"));
   const pki = join(dir, "pki");
@@ -80,30 +93,32 @@ export async function startControlPlane(): Promise<ControlPlane> {
   };
   process.once("exit", killAll);
 
-  const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
-  processes.push(
-    launch(
-      join(bin, "etcd"),
-      [
-        "--name=e2e",
-        `--data-dir=${join(dir, "etcd")}`,
-        `--listen-client-urls=${etcdUrl}`,
-        `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-cluster=e2e=http://127.0.0.1:${etcdPeerPort}`,
-        "--unsafe-no-fsync", // a throwaway test database: durability only costs time
-        "--log-level=warn",
-      ],
-      join(dir, "etcd.log"),
-    ),
-  );
+  const etcdUrl = options.etcdUrl ?? `http://127.0.0.1:${etcdClientPort}`;
+  if (!options.etcdUrl)
+    processes.push(
+      launch(
+        join(bin, "etcd"),
+        [
+          "--name=e2e",
+          `--data-dir=${join(dir, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+          `--initial-cluster=e2e=http://127.0.0.1:${etcdPeerPort}`,
+          "--unsafe-no-fsync", // a throwaway test database: durability only costs time
+          "--log-level=warn",
+        ],
+        join(dir, "etcd.log"),
+      ),
+    );
   const server = `https://127.0.0.1:${apiserverPort}`;
   processes.push(
     launch(
       join(bin, "kube-apiserver"),
       [
         `--etcd-servers=${etcdUrl}`,
+        ...(options.etcdPrefix ? [`--etcd-prefix=${options.etcdPrefix}`] : []),
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
         `--secure-port=${apiserverPort}`,
@@ -144,7 +159,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
   });
   const kubeconfigPath = join(dir, "admin.kubeconfig");
   await writeFile(kubeconfigPath, adminKubeconfig, { mode: 0o600 });
-  return { server, ca, adminKubeconfig, kubeconfigPath, dir, stop };
+  const apiserverPid = processes.at(-1)?.pid;
+  return { server, ca, adminKubeconfig, kubeconfigPath, dir, apiserverPid, etcdUrl, stop };
 }
 
 export function kubeconfig(
