@@ -220,8 +220,12 @@ async function run(mode: string): Promise<Record<string, unknown>> {
       )
     ).reports;
   } else {
-    // SQS in front of FANOUT concurrent workers, each its own environment (its own mark budget).
-    const queue = [...fleet.clusters.keys()];
+    // The producer's list of record names, then SQS in front of FANOUT concurrent workers, each
+    // its own environment (its own mark budget).
+    const producer = refresherDependenciesFromEnv(env, { telemetry });
+    const queue = (await producer.listRecordNames(AbortSignal.timeout(60_000))).map((name) =>
+      name.slice(producer.config.clusterRecordPrefix.length),
+    );
     const collected: ClusterReport[] = [];
     await Promise.all(
       Array.from({ length: FANOUT }, async () => {
@@ -235,6 +239,8 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     reports = collected;
   }
   const wallSeconds = (performance.now() - started) / 1000;
+  for (const report of reports.filter((item) => !item.ok).slice(0, 5))
+    console.error(`${mode}: ${report.clusterId}: ${report.problems.slice(0, 3).join(" | ")}`);
   writing = false;
   await users;
   await new Promise((resolve) => setTimeout(resolve, 500));

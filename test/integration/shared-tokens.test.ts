@@ -19,6 +19,7 @@ import {
   patchOf,
   webhookEvent,
 } from "../support/admission.ts";
+import { restoreEnv } from "../support/env.ts";
 import { type CapturedOutput, captureOutput } from "../support/output.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -95,8 +96,7 @@ beforeEach(async () => {
 
 afterEach(() => {
   output.restore();
-  for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
 });
 
 /** One execution environment: a webhook with caches of its own (and the shared store, unless `shared` is false). */

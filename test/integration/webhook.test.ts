@@ -19,6 +19,7 @@ import {
   patchOf,
   webhookEvent,
 } from "../support/admission.ts";
+import { restoreEnv } from "../support/env.ts";
 import {
   SECRETS_MANAGER_INTERNAL_ERROR,
   STS_ACCESS_DENIED,
@@ -89,8 +90,7 @@ beforeEach(() => {
 
 afterEach(() => {
   output.restore();
-  for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
 });
 
 function fakeClock(start = Date.now()) {
