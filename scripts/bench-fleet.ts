@@ -339,6 +339,15 @@ async function startRealClusters(
           },
         });
       const token = sha256Hex(`webhook-${id}-${mode}`).slice(0, 43);
+      // The record before the webhook configuration, as onboard does: a call for a cluster with no
+      // record yet is cached as unknown (403) by each warm environment for the record TTL.
+      await putClusterRecord(motoUrl, {
+        version: 1,
+        clusterId: id,
+        kubeconfig: plane.adminKubeconfig,
+        webhookTokenSha256: [sha256Hex(token)],
+        registries: [EAST],
+      });
       await config.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
         body: await webhookConfiguration({
           webhookUrl: `${webhookUrl}/v1/clusters/${id}/${token}`,
@@ -364,13 +373,6 @@ async function startRealClusters(
           break;
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
-      await putClusterRecord(motoUrl, {
-        version: 1,
-        clusterId: id,
-        kubeconfig: plane.adminKubeconfig,
-        webhookTokenSha256: [sha256Hex(token)],
-        registries: [EAST],
-      });
     }),
   );
   return {
