@@ -392,6 +392,20 @@ describe("onboard", () => {
 describe("rotate-token", () => {
   it("rotates under steady traffic with no write refused", async () => {
     const oldToken = tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url);
+    // Several environments, each with its own record cache, must be live: start them together.
+    await Promise.all(
+      Array.from({ length: 4 }, (_, index) =>
+        harness.core.createNamespacedSecret({
+          namespace: "cli-team",
+          dryRun: "All",
+          body: {
+            metadata: { name: `warm-${index}`, labels: { [names.managedLabel]: "true" } },
+            type: "kubernetes.io/dockerconfigjson",
+            data: { ".dockerconfigjson": "e30=" },
+          },
+        }),
+      ),
+    );
     let writes = 0;
     const failures: string[] = [];
     let running = true;
