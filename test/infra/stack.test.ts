@@ -314,6 +314,41 @@ describe("schedule and observability", () => {
   });
 });
 
+describe("logical IDs", () => {
+  it("keeps the IDs stateful resources had before the construct was split into parts", () => {
+    // A new logical ID means CloudFormation replaces the resource: a new function URL that every
+    // onboarded cluster would have to be told, a new KMS key that records are not encrypted with.
+    const ids = Object.entries(template.toJSON().Resources as Record<string, { Type: string }>)
+      .filter(([, resource]) =>
+        [
+          "AWS::Lambda::Function",
+          "AWS::Lambda::Url",
+          "AWS::KMS::Key",
+          "AWS::DynamoDB::Table",
+          "AWS::SQS::Queue",
+          "AWS::SNS::Topic",
+          "AWS::Logs::LogGroup",
+        ].includes(resource.Type),
+      )
+      .map(([id]) => id)
+      .sort();
+    expect(ids).toEqual(
+      [
+        "EcrAnywhereClusterRecordKey72C65D9A",
+        "EcrAnywhereTokenStore0185F01E",
+        "EcrAnywhereWebhookLogsAD2A5ED0",
+        "EcrAnywhereWebhookED048BFE",
+        "EcrAnywhereWebhookFunctionUrlA7719584",
+        "EcrAnywhereRefresherDeadLetters481459D8",
+        "EcrAnywhereRefresherLogs6DB81DCF",
+        "EcrAnywhereRefresherE786124A",
+        "EcrAnywhereAlarmTopicKey0875700A",
+        "EcrAnywhereAlarmTopic7FBFA1CA",
+      ].sort(),
+    );
+  });
+});
+
 describe("fan-out mode", () => {
   it("adds a queue with a dead-letter queue, a worker fed by it, and their alarms, and still passes cdk-nag", () => {
     const fanout = synthesize({ refreshMode: "fanout", fanoutConcurrency: 20 });

@@ -1,0 +1,219 @@
+/**
+ * The refresher: a scheduled function that marks stale managed Secrets in every registered
+ * cluster (inline), or queues one message per cluster for a worker (fan-out), with their
+ * dead-letter queues and the grants on cluster records.
+ */
+import { Duration } from "aws-cdk-lib";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as logs from "aws-cdk-lib/aws-logs";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import {
+  acknowledge,
+  CLUSTER_CONCURRENCY,
+  CLUSTER_DEADLINE,
+  ecrAnywhereFunction,
+  RECORD_SECRETS_FINDING,
+  REFRESHER_TIMEOUT,
+} from "./shared.ts";
+
+export interface RefresherPartProps {
+  /** Decrypts records, and encrypts them when the refresher renews its own credentials. */
+  readonly recordKey: kms.IKey;
+  readonly recordPrefix: string;
+  /** `arn:...:secret:<recordPrefix>*` */
+  readonly recordSecretsArn: string;
+  readonly labelPrefix: string;
+  readonly refreshInterval: Duration;
+  /** Refresh a Secret this long before expiry (capped at half its lifetime). */
+  readonly refreshBefore: Duration;
+  /** Webhook calls (marks) in flight at once across the refresh: split among fan-out workers. */
+  readonly markBudget: number;
+  readonly mode: "inline" | "fanout";
+  /** Fan-out: clusters refreshed at once, one worker each. */
+  readonly fanoutConcurrency: number;
+  readonly logRetention: logs.RetentionDays;
+}
+
+export class RefresherPart extends Construct {
+  readonly function: lambda.Function;
+  /** Where failed runs and undeliverable schedule events land. */
+  readonly deadLetters: sqs.Queue;
+  /** Fan-out mode only. */
+  readonly worker?: lambda.Function;
+  readonly fanoutQueue?: sqs.Queue;
+  readonly fanoutDeadLetters?: sqs.Queue;
+  /** The scheduled function's log group, and the worker's in fan-out mode. */
+  readonly logGroups: logs.LogGroup[] = [];
+  private readonly recordKey: kms.IKey;
+
+  constructor(scope: Construct, id: string, props: RefresherPartProps) {
+    super(scope, id);
+    this.recordKey = props.recordKey;
+    this.deadLetters = new sqs.Queue(this, "RefresherDeadLetters", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(this.deadLetters, {
+      "AwsSolutions-SQS3":
+        "This queue is itself the dead-letter queue of the refresher and its schedule.",
+      "Serverless-SQSRedrivePolicy":
+        "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
+    });
+    const environment = {
+      ECR_ANYWHERE_LABEL_PREFIX: props.labelPrefix,
+      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: props.recordPrefix,
+      ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: String(props.refreshBefore.toSeconds()),
+      ECR_ANYWHERE_CLUSTER_CONCURRENCY: String(CLUSTER_CONCURRENCY),
+      ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: String(CLUSTER_DEADLINE.toSeconds()),
+      ECR_ANYWHERE_MARK_CONCURRENCY: String(props.markBudget),
+    };
+    const { fn, logGroup } = ecrAnywhereFunction(this, "Refresher", {
+      entry: "functions/refresher/handler.ts",
+      deadLetterQueue: this.deadLetters,
+      description: "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster",
+      timeout: REFRESHER_TIMEOUT,
+      logRetention: props.logRetention,
+      environment,
+    });
+    this.function = fn;
+    this.logGroups.push(logGroup);
+    this.grantClusterRecords(this.function, props.recordSecretsArn, { list: true });
+    if (props.mode === "fanout") {
+      // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
+      const fanout = this.fanOut(
+        {
+          ...environment,
+          ECR_ANYWHERE_MARK_CONCURRENCY: String(
+            Math.max(1, Math.floor(props.markBudget / props.fanoutConcurrency)),
+          ),
+        },
+        props.recordSecretsArn,
+        props.logRetention,
+        props.fanoutConcurrency,
+      );
+      this.worker = fanout.worker;
+      this.fanoutQueue = fanout.queue;
+      this.fanoutDeadLetters = fanout.deadLetters;
+    }
+    acknowledge(this.function.node.findChild("EventInvokeConfig"), {
+      "Serverless-LambdaAsyncFailureDestination":
+        "Failed runs go to the function's dead-letter queue (DeadLetterConfig), which keeps the event; its depth raises an alarm.",
+    });
+    this.scheduleRefresher(props.refreshInterval, this.deadLetters);
+  }
+
+  /** Read (and, for credential renewal, write back) cluster records; the scheduled run also lists them. */
+  private grantClusterRecords(
+    fn: lambda.Function,
+    recordSecretsArn: string,
+    options: { list: boolean },
+  ): void {
+    if (options.list) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ListClusterRecords",
+          // Neither supports resource-level permissions; BatchGetSecretValue is then authorized per
+          // secret with GetSecretValue below. They reveal names, not values.
+          actions: ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"],
+          resources: ["*"],
+        }),
+      );
+    }
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ReadAndRenewClusterRecords",
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+        resources: [recordSecretsArn],
+      }),
+    );
+    // PutSecretValue asks KMS for a data key to encrypt the renewed record.
+    this.recordKey.grant(fn, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey");
+    acknowledge(fn.role ?? fn, {
+      ...(options.list
+        ? {
+            "AwsSolutions-IAM5[Resource::*]":
+              'secretsmanager:ListSecrets and the outer check of BatchGetSecretValue support no resource-level permissions: AWS requires "*". They reveal names, not values.',
+          }
+        : {}),
+      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
+        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
+    });
+  }
+
+  /** Fan-out: a queue of cluster ids, and a worker that refreshes one cluster per message. */
+  private fanOut(
+    environment: Record<string, string>,
+    recordSecretsArn: string,
+    logRetention: logs.RetentionDays,
+    concurrency: number,
+  ): { queue: sqs.Queue; worker: lambda.Function; deadLetters: sqs.Queue } {
+    const deadLetters = new sqs.Queue(this, "FanoutDeadLetters", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(deadLetters, {
+      "AwsSolutions-SQS3": "This queue is itself the dead-letter queue of the fan-out queue.",
+      "Serverless-SQSRedrivePolicy":
+        "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
+    });
+    const queue = new sqs.Queue(this, "FanoutQueue", {
+      encryption: sqs.QueueEncryption.KMS_MANAGED,
+      enforceSSL: true,
+      // Longer than a worker run, so a message is not handed out twice while being worked on.
+      visibilityTimeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() * 3),
+      retentionPeriod: Duration.hours(1),
+      deadLetterQueue: { queue: deadLetters, maxReceiveCount: 3 },
+    });
+    const { fn: worker, logGroup } = ecrAnywhereFunction(this, "RefresherWorker", {
+      entry: "functions/refresher/worker-handler.ts",
+      description:
+        "ecr-anywhere refresher worker: refreshes the one cluster named by each fan-out message",
+      timeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() + 30),
+      logRetention,
+      environment,
+    });
+    acknowledge(worker, {
+      "Serverless-LambdaDLQ":
+        "The worker is fed by SQS; failed messages go to the fan-out queue's dead-letter queue.",
+      "Serverless-LambdaEventSourceMappingDestination":
+        "On-failure destinations exist only for stream sources; for SQS the queue's redrive policy moves a failing message to its dead-letter queue.",
+    });
+    worker.addEventSource(
+      new eventSources.SqsEventSource(queue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: Math.max(2, concurrency),
+      }),
+    );
+    this.grantClusterRecords(worker, recordSecretsArn, { list: false });
+    queue.grantSendMessages(this.function);
+    this.function.addEnvironment("ECR_ANYWHERE_REFRESH_MODE", "fanout");
+    this.function.addEnvironment("ECR_ANYWHERE_FANOUT_QUEUE_URL", queue.queueUrl);
+    this.logGroups.push(logGroup);
+    return { queue, worker, deadLetters };
+  }
+
+  private scheduleRefresher(interval: Duration, deadLetters: sqs.IQueue): events.Rule {
+    const rule = new events.Rule(this, "RefresherSchedule", {
+      description: "Runs the ecr-anywhere refresher",
+      schedule: events.Schedule.rate(interval),
+    });
+    // Events EventBridge cannot deliver land in the refresher's dead-letter queue as well.
+    rule.addTarget(
+      new targets.LambdaFunction(this.function, {
+        retryAttempts: 2,
+        maxEventAge: interval,
+        deadLetterQueue: deadLetters,
+      }),
+    );
+    return rule;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * What every part of the EcrAnywhere construct shares: how a function is built (its own log group
+ * and role, the project's esbuild bundle), how a cdk-nag finding is acknowledged, and timings.
+ */
+import { join } from "node:path";
+import { type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import type { Construct, IConstruct } from "constructs";
+import { DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
+import {
+  BUNDLE_ALIASES,
+  BUNDLE_MAIN_FIELDS,
+  BUNDLE_REQUIRE_SHIM,
+  BUNDLE_TARGET,
+} from "../bundling.ts";
+
+export const WEBHOOK_TIMEOUT = Duration.seconds(10);
+export const ADMISSION_BUDGET_MS = 8000;
+export const REFRESHER_TIMEOUT = Duration.minutes(10);
+export const CLUSTER_CONCURRENCY = 10;
+export const CLUSTER_DEADLINE = Duration.seconds(90);
+const repoRoot = join(import.meta.dirname, "../..");
+
+/** A function with its own log group and a role that may write only to it. */
+export function ecrAnywhereFunction(
+  scope: Construct,
+  id: string,
+  options: {
+    entry: string;
+    description: string;
+    timeout: Duration;
+    logRetention: logs.RetentionDays;
+    environment: Record<string, string>;
+    reservedConcurrentExecutions?: number;
+    deadLetterQueue?: sqs.IQueue;
+  },
+): { fn: lambda.Function; logGroup: logs.LogGroup } {
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: options.logRetention });
+  // Our own role, so logging is granted on this log group only instead of a managed policy's "*".
+  const role = new iam.Role(scope, `${id}Role`, {
+    assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    description: `ecr-anywhere ${id.toLowerCase()} execution role`,
+  });
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+      resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:log-stream:*`],
+    }),
+  );
+  const logStreams = `Resource::<${Stack.of(scope).resolve(Stack.of(scope).getLogicalId(logGroup.node.defaultChild as CfnResource))}.Arn>:log-stream:*`;
+  acknowledge(role, {
+    [`AwsSolutions-IAM5[${logStreams}]`]:
+      "Lambda names its log streams at run time; the grant is limited to this function's own log group.",
+  });
+  const fn = new lambdaNodejs.NodejsFunction(scope, id, {
+    entry: join(repoRoot, options.entry),
+    projectRoot: repoRoot,
+    depsLockFilePath: join(repoRoot, "package-lock.json"),
+    handler: "handler",
+    runtime: lambda.Runtime.NODEJS_24_X,
+    architecture: lambda.Architecture.ARM_64,
+    memorySize: 512,
+    timeout: options.timeout,
+    description: options.description,
+    role,
+    logGroup,
+    reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+    deadLetterQueue: options.deadLetterQueue,
+    // A failed asynchronous run is not retried: the next scheduled run is the retry.
+    retryAttempts: options.deadLetterQueue ? 0 : undefined,
+    // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
+    environment: options.environment,
+    bundling: {
+      // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
+      forceDockerBundling: false,
+      format: lambdaNodejs.OutputFormat.ESM,
+      target: BUNDLE_TARGET,
+      mainFields: BUNDLE_MAIN_FIELDS,
+      minify: true,
+      sourceMap: true,
+      sourcesContent: false,
+      externalModules: [],
+      banner: BUNDLE_REQUIRE_SHIM,
+      esbuildArgs: Object.fromEntries(
+        Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
+      ),
+    },
+  });
+  // CDK makes the function depend on its whole role; the reference to the role already orders
+  // that (cfn-lint W3005), so only the dependency on the role's policy is kept.
+  const policy = role.node.tryFindChild("DefaultPolicy")?.node.defaultChild as CfnResource;
+  (fn.node.defaultChild as CfnResource).addOverride("DependsOn", [policy.logicalId]);
+  acknowledge(fn, {
+    "Serverless-LambdaTracing":
+      "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",
+  });
+  return { fn, logGroup };
+}
+
+// How cdk-nag spells the wildcard resources it reports, tokens included.
+export const RECORD_SECRETS_FINDING = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`;
+
+/** Accepts cdk-nag findings on a construct, each with the reason it is right for this design. */
+export function acknowledge(scope: IConstruct, reasons: Readonly<Record<string, string>>): void {
+  for (const [id, reason] of Object.entries(reasons))
+    Validations.of(scope).acknowledge({ id, reason });
+}

@@ -1,0 +1,168 @@
+/**
+ * The webhook: its function behind a public function URL (auth NONE: kube-apiserver cannot sign
+ * AWS requests; clusters authenticate with their token), the table where its execution
+ * environments share ECR tokens, and least-privilege IAM.
+ */
+import { type Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import type * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import { parseEcrHost } from "../../functions/core/registries.ts";
+import {
+  ADMISSION_BUDGET_MS,
+  acknowledge,
+  ecrAnywhereFunction,
+  RECORD_SECRETS_FINDING,
+  WEBHOOK_TIMEOUT,
+} from "./shared.ts";
+
+export interface WebhookPartProps {
+  /** Decrypts cluster records, and encrypts the token table. */
+  readonly recordKey: kms.IKey;
+  readonly recordPrefix: string;
+  /** `arn:...:secret:<recordPrefix>*` */
+  readonly recordSecretsArn: string;
+  readonly labelPrefix: string;
+  /** ECR hosts whose repositories tokens may pull from; none: the stack's own account and region. */
+  readonly allowedRegistries?: readonly string[] | undefined;
+  /** Roles the webhook may assume for clusters whose record names a `roleArn`. */
+  readonly clusterRoleArns?: readonly string[] | undefined;
+  readonly reservedConcurrency: number;
+  /** How long a record is cached: the longest a revoked token keeps working. */
+  readonly recordCacheTtl: Duration;
+  readonly logRetention: logs.RetentionDays;
+}
+
+export class WebhookPart extends Construct {
+  readonly function: lambda.Function;
+  readonly functionUrl: lambda.FunctionUrl;
+  readonly tokenTable: dynamodb.Table;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: WebhookPartProps) {
+    super(scope, id);
+    this.tokenTable = new dynamodb.Table(this, "TokenStore", {
+      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: props.recordKey,
+      // Items go once their token has expired; what is in it is re-minted on demand.
+      timeToLiveAttribute: "expiresAt",
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    acknowledge(this.tokenTable, {
+      "AwsSolutions-DDB3":
+        "A cache of tokens that expire within hours: nothing to recover to a point in time.",
+    });
+    const { fn, logGroup } = ecrAnywhereFunction(this, "Webhook", {
+      entry: "functions/webhook/handler.ts",
+      description: "ecr-anywhere webhook: writes fresh ECR credentials into managed Secrets",
+      timeout: WEBHOOK_TIMEOUT,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      logRetention: props.logRetention,
+      environment: {
+        ECR_ANYWHERE_LABEL_PREFIX: props.labelPrefix,
+        ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: props.recordPrefix,
+        ECR_ANYWHERE_RECORD_TTL_SECONDS: String(props.recordCacheTtl.toSeconds()),
+        ECR_ANYWHERE_ADMISSION_BUDGET_MS: String(ADMISSION_BUDGET_MS),
+        ECR_ANYWHERE_TOKEN_TABLE: this.tokenTable.tableName,
+      },
+    });
+    this.function = fn;
+    this.logGroup = logGroup;
+    acknowledge(this.function, {
+      "Serverless-LambdaDLQ":
+        "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
+    });
+    this.grant(props);
+    this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+  }
+
+  private grant(props: WebhookPartProps): void {
+    const stack = Stack.of(this);
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "MintEcrTokens",
+        // GetAuthorizationToken has no resource-level permissions: AWS requires "*".
+        actions: ["ecr:GetAuthorizationToken"],
+        resources: ["*"],
+      }),
+    );
+    const repositoryArns = (props.allowedRegistries ?? []).map((host) => {
+      const registry = parseEcrHost(host);
+      if (!registry) throw new Error(`allowedRegistries: "${host}" is not an ECR registry host`);
+      return `arn:${partitionOf(registry.region)}:ecr:${registry.region}:${registry.accountId}:repository/*`;
+    });
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "PullFromAllowedRegistries",
+        // Tokens carry the minting principal's permissions: these are what kubelet can pull.
+        actions: [
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:BatchCheckLayerAvailability",
+        ],
+        resources:
+          repositoryArns.length > 0
+            ? repositoryArns
+            : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
+      }),
+    );
+    if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "AssumeClusterRoles",
+          actions: ["sts:AssumeRole"],
+          resources: [...props.clusterRoleArns],
+        }),
+      );
+    }
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ReadClusterRecords",
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [props.recordSecretsArn],
+      }),
+    );
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ShareTokens",
+        // Read, lease and write items of the token table: no scans, no deletes.
+        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        resources: [this.tokenTable.tableArn],
+      }),
+    );
+    // Records are only read; the token table, encrypted with the same key, is also written.
+    props.recordKey.grant(
+      this.function,
+      "kms:Decrypt",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:DescribeKey",
+    );
+    acknowledge(this.function.role ?? this.function, {
+      "AwsSolutions-IAM5[Resource::*]":
+        'ecr:GetAuthorizationToken supports no resource-level permissions: AWS requires "*".',
+      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
+        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
+      ...Object.fromEntries(
+        (repositoryArns.length > 0 ? repositoryArns : [DEFAULT_REPOSITORIES_FINDING]).map((arn) => [
+          `AwsSolutions-IAM5[Resource::${arn}]`,
+          "Tokens may pull any repository of an allowed registry; a cluster record's `repositories` narrows its own tokens with an STS session policy.",
+        ]),
+      ),
+    });
+  }
+}
+
+const DEFAULT_REPOSITORIES_FINDING =
+  "arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*";
+
+function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}
