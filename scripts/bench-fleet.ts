@@ -8,6 +8,7 @@
  *
  *   npm run bench:fleet                                   20 clusters x 10 Secrets, both modes
  *   npm run bench:fleet -- --clusters 100 --secrets 50    the issue's scenario
+ *   npm run bench:fleet -- --check                        exit 1 if a target is missed (CI)
  *   npm run bench:fleet -- --real 3                       3 of the clusters are real kube-apiservers (one etcd)
  *   npm run bench:fleet -- --before                       as it was: no mark budget, no retry, no shared tokens
  */
@@ -51,6 +52,7 @@ const { values: flags } = parseArgs({
     "ecr-latency-ms": { type: "string", default: "50" },
     before: { type: "boolean", default: false },
     real: { type: "string", default: "0" },
+    check: { type: "boolean", default: false },
   },
 });
 const CLUSTERS = Number(flags.clusters);
@@ -93,6 +95,22 @@ for (const result of results)
       .join(" "),
   );
 for (const result of results) console.log(JSON.stringify(result));
+
+// The targets of docs/performance.md: nothing throttled or failed, ECR under 10 calls a second.
+if (flags.check) {
+  const missed = results.flatMap((result) => [
+    ...(["throttledAdmissions", "failedUserWrites", "refreshFailures"] as const)
+      .filter((key) => Number(result[key]) > 0)
+      .map((key) => `${result.mode}: ${key} ${result[key]}`),
+    ...Object.entries(result.ecrPeakPerSecond as Record<string, number>)
+      .filter(([, peak]) => peak > 10)
+      .map(([region, peak]) => `${result.mode}: ECR ${peak} calls/s in ${region}`),
+  ]);
+  if (missed.length > 0) {
+    console.error(`targets missed: ${missed.join("; ")}`);
+    process.exitCode = 1;
+  }
+}
 
 async function run(mode: string): Promise<Record<string, unknown>> {
   const moto = await startMoto();
