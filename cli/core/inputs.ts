@@ -8,7 +8,7 @@ import {
   isEcrRepositoryArn,
   isRoleArn,
 } from "../../functions/core/cluster-record.ts";
-import { isEcrHost } from "../../functions/core/registries.ts";
+import { parseRegistryHost } from "../../functions/core/registries.ts";
 
 /** Bad input: the command exits 2 and changes nothing. */
 export class InputError extends Error {
@@ -51,11 +51,13 @@ export function parseClusterId(value: string): string {
 }
 
 export function parseRegistries(value: string): string[] {
-  return each(
-    value.toLowerCase(),
-    isEcrHost,
-    "ECR registry hosts such as 123456789012.dkr.ecr.us-east-1.amazonaws.com (no scheme or path)",
-  );
+  const hosts = csv(value.toLowerCase());
+  const problems = hosts.flatMap((host) => {
+    const parsed = parseRegistryHost(host);
+    return parsed.ok ? [] : [parsed.problem];
+  });
+  if (problems.length > 0) throw new InputError(problems.join("; "));
+  return hosts;
 }
 
 export function parseNamespaces(value: string): string[] {

@@ -1,22 +1,86 @@
 /** ECR registry hosts: parsing, and choosing which ones a Secret gets. Pure. */
 
+export type Partition = "aws" | "aws-cn" | "aws-us-gov";
+
 export interface EcrRegistry {
   /** Host without scheme, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`. */
   readonly host: string;
   readonly accountId: string;
+  /** The region the token is minted for (a dual-stack host takes the region's ordinary token). */
   readonly region: string;
+  readonly partition: Partition;
+  readonly fips: boolean;
+  /** IPv6 and IPv4 (`dkr-ecr`), for IPv6 clusters. */
+  readonly dualStack: boolean;
 }
 
-// Standard, FIPS and China partitions; the region is the part the token is minted for.
-const ECR_HOST =
-  /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d{1,2})\.amazonaws\.com(?:\.cn)?$/;
+export function partitionOf(region: string): Partition {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}
+
+// Regions with FIPS endpoints for ECR.
+const FIPS_REGIONS = new Set([
+  "us-east-1",
+  "us-east-2",
+  "us-west-1",
+  "us-west-2",
+  "us-gov-east-1",
+  "us-gov-west-1",
+]);
+
+const REGION = "([a-z]{2}(?:-[a-z]+)+-\\d{1,2})";
+// <account>.dkr.ecr[-fips].<region>.<domain>, where China's domain is amazonaws.com.cn.
+const IPV4_HOST = new RegExp(
+  `^(\\d{12})\\.dkr\\.ecr(-fips)?\\.${REGION}\\.(amazonaws\\.com(?:\\.cn)?)$`,
+);
+// <account>.dkr-ecr[-fips].<region>.<dual-stack domain>: on.aws, or China's on.amazonwebservices.com.cn.
+const DUAL_STACK_HOST = new RegExp(
+  `^(\\d{12})\\.dkr-ecr(-fips)?\\.${REGION}\\.(on\\.aws|on\\.amazonwebservices\\.com\\.cn)$`,
+);
+const DOMAINS: Readonly<Record<Partition, { readonly ipv4: string; readonly dualStack: string }>> =
+  {
+    aws: { ipv4: "amazonaws.com", dualStack: "on.aws" },
+    "aws-us-gov": { ipv4: "amazonaws.com", dualStack: "on.aws" },
+    "aws-cn": { ipv4: "amazonaws.com.cn", dualStack: "on.amazonwebservices.com.cn" },
+  };
+
+export type ParsedHost =
+  | { readonly ok: true; readonly registry: EcrRegistry }
+  | { readonly ok: false; readonly problem: string };
+
+/** A registry host, exactly as ECR names them; otherwise what is wrong with it, in one line. */
+export function parseRegistryHost(host: string): ParsedHost {
+  const ipv4 = IPV4_HOST.exec(host);
+  const match = ipv4 ?? DUAL_STACK_HOST.exec(host);
+  if (!match)
+    return {
+      ok: false,
+      problem: `"${host}" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com, lower case, without scheme, port or path)`,
+    };
+  const [, accountId = "", fips, region = "", domain] = match;
+  const partition = partitionOf(region);
+  const expected = ipv4 ? DOMAINS[partition].ipv4 : DOMAINS[partition].dualStack;
+  if (domain !== expected)
+    return {
+      ok: false,
+      problem: `"${host}": registries in ${region} (partition ${partition}) are under ${expected}`,
+    };
+  if (fips && !FIPS_REGIONS.has(region))
+    return {
+      ok: false,
+      problem: `"${host}": ECR has no FIPS endpoint in ${region} (FIPS regions: ${[...FIPS_REGIONS].join(", ")})`,
+    };
+  return {
+    ok: true,
+    registry: { host, accountId, region, partition, fips: fips !== undefined, dualStack: !ipv4 },
+  };
+}
 
 export function parseEcrHost(host: string): EcrRegistry | undefined {
-  const match = ECR_HOST.exec(host);
-  if (!match) return undefined;
-  const [, accountId, region] = match;
-  if (accountId === undefined || region === undefined) return undefined;
-  return { host, accountId, region };
+  const parsed = parseRegistryHost(host);
+  return parsed.ok ? parsed.registry : undefined;
 }
 
 export function isEcrHost(host: string): boolean {
@@ -52,9 +116,13 @@ export function selectRegistries(
     .filter((entry) => entry.registry === undefined)
     .map((entry) => entry.host);
   if (malformed.length > 0) {
+    const problems = malformed.map((host) => {
+      const result = parseRegistryHost(host);
+      return result.ok ? host : result.problem;
+    });
     return {
       ok: false,
-      message: `annotation ${annotationName} has hosts that are not ECR registries: ${malformed.join(", ")} (expected <account>.dkr.ecr.<region>.amazonaws.com)`,
+      message: `annotation ${annotationName} has hosts that are not ECR registries: ${problems.join("; ")}`,
     };
   }
   const allowed = new Set(allowedHosts);

@@ -10,7 +10,7 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { parseEcrHost } from "../../functions/core/registries.ts";
+import { parseEcrHost, partitionOf } from "../../functions/core/registries.ts";
 import {
   ADMISSION_BUDGET_MS,
   acknowledge,
@@ -160,9 +160,3 @@ export class WebhookPart extends Construct {
 
 const DEFAULT_REPOSITORIES_FINDING =
   "arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*";
-
-function partitionOf(region: string): string {
-  if (region.startsWith("cn-")) return "aws-cn";
-  if (region.startsWith("us-gov-")) return "aws-us-gov";
-  return "aws";
-}

@@ -168,7 +168,7 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     ],
     [
       ["onboard", "ok", "--registries", "docker.io", "--namespaces", "a"],
-      /"docker\.io": expected ECR registry hosts/,
+      /"docker\.io" is not an ECR registry host/,
     ],
     [
       ["onboard", "ok", "--registries", EAST],

@@ -60,7 +60,7 @@ describe("flag checks", () => {
     expect(parseRegistries(EAST.toUpperCase())).toEqual([EAST]);
     for (const bad of ["docker.io", `https://${EAST}`, `${EAST}/v2`, `${EAST}:443`])
       expect(() => parseRegistries(`${EAST},${bad}`)).toThrow(
-        `"${bad.toLowerCase()}": expected ECR registry hosts`,
+        `"${bad.toLowerCase()}" is not an ECR registry host`,
       );
   });
 

@@ -1,30 +1,119 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseEcrHost, regionsOf, selectRegistries } from "../../functions/core/registries.ts";
+import {
+  isEcrHost,
+  parseEcrHost,
+  parseRegistryHost,
+  partitionOf,
+  regionsOf,
+  selectRegistries,
+} from "../../functions/core/registries.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 const OTHER_EAST = "210987654321.dkr.ecr.us-east-1.amazonaws.com";
 const ANNOTATION = "ecr-anywhere.centml.ai/registries";
 
-describe("parseEcrHost", () => {
+describe("registry host grammar", () => {
   it.each([
-    [EAST, "123456789012", "us-east-1"],
-    ["123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", "123456789012", "us-gov-west-1"],
-    ["123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "123456789012", "cn-north-1"],
-    ["123456789012.dkr.ecr.ap-southeast-3.amazonaws.com", "123456789012", "ap-southeast-3"],
-  ])("reads %s", (host, accountId, region) => {
-    expect(parseEcrHost(host)).toEqual({ host, accountId, region });
+    [EAST, "us-east-1", "aws", false, false],
+    [
+      "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+      "us-gov-west-1",
+      "aws-us-gov",
+      true,
+      false,
+    ],
+    ["123456789012.dkr.ecr-fips.us-east-2.amazonaws.com", "us-east-2", "aws", true, false],
+    ["123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "cn-north-1", "aws-cn", false, false],
+    ["123456789012.dkr.ecr.ap-southeast-3.amazonaws.com", "ap-southeast-3", "aws", false, false],
+    ["123456789012.dkr-ecr.eu-west-1.on.aws", "eu-west-1", "aws", false, true],
+    ["123456789012.dkr-ecr-fips.us-west-2.on.aws", "us-west-2", "aws", true, true],
+    ["123456789012.dkr-ecr.us-gov-east-1.on.aws", "us-gov-east-1", "aws-us-gov", false, true],
+    [
+      "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
+      "cn-northwest-1",
+      "aws-cn",
+      false,
+      true,
+    ],
+  ])("reads %s", (host, region, partition, fips, dualStack) => {
+    expect(parseEcrHost(host)).toEqual({
+      host,
+      accountId: "123456789012",
+      region,
+      partition,
+      fips,
+      dualStack,
+    });
   });
 
   it.each([
-    "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
-    "12345678901.dkr.ecr.us-east-1.amazonaws.com",
-    "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example",
-    "public.ecr.aws",
-    "docker.io",
-    "",
-  ])("refuses %s", (host) => {
+    [
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn",
+      /registries in us-east-1 \(partition aws\) are under amazonaws\.com$/,
+    ],
+    [
+      "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
+      /partition aws-cn\) are under amazonaws\.com\.cn$/,
+    ],
+    ["123456789012.dkr-ecr.cn-north-1.on.aws", /are under on\.amazonwebservices\.com\.cn$/],
+    ["123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com", /ECR has no FIPS endpoint in eu-west-1/],
+    ["123456789012.dkr-ecr-fips.ap-south-1.on.aws", /ECR has no FIPS endpoint in ap-south-1/],
+    ["https://123456789012.dkr.ecr.us-east-1.amazonaws.com", /is not an ECR registry host/],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com:443", /is not an ECR registry host/],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/", /is not an ECR registry host/],
+    ["123456789012.DKR.ECR.us-east-1.amazonaws.com", /is not an ECR registry host/],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com.", /is not an ECR registry host/],
+    ["12345678901.dkr.ecr.us-east-1.amazonaws.com", /is not an ECR registry host/],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example", /is not an ECR registry host/],
+    ["public.ecr.aws", /is not an ECR registry host/],
+    ["docker.io", /is not an ECR registry host/],
+    ["", /is not an ECR registry host/],
+  ])("refuses %s, saying why", (host, problem) => {
+    const parsed = parseRegistryHost(host);
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.problem).toMatch(problem);
     expect(parseEcrHost(host)).toBeUndefined();
+  });
+
+  const account = fc.stringMatching(/^\d{12}$/);
+  const region = fc.constantFrom(
+    "us-east-1",
+    "us-west-2",
+    "eu-central-1",
+    "ap-northeast-3",
+    "sa-east-1",
+    "cn-north-1",
+    "us-gov-west-1",
+  );
+  const validHost = fc.tuple(account, region, fc.boolean()).map(([id, name, dualStack]) => {
+    const partition = partitionOf(name);
+    const domain = dualStack
+      ? partition === "aws-cn"
+        ? "on.amazonwebservices.com.cn"
+        : "on.aws"
+      : partition === "aws-cn"
+        ? "amazonaws.com.cn"
+        : "amazonaws.com";
+    return `${id}.${dualStack ? "dkr-ecr" : "dkr.ecr"}.${name}.${domain}`;
+  });
+
+  it("accepts every well-formed host of every partition", () => {
+    fc.assert(fc.property(validHost, (host) => parseEcrHost(host)?.host === host));
+  });
+
+  it("refuses any well-formed host with a scheme, port, path, upper case or trailing text", () => {
+    const mangle = fc.constantFrom(
+      (host: string) => `https://${host}`,
+      (host: string) => `${host}:443`,
+      (host: string) => `${host}/v2`,
+      (host: string) => host.toUpperCase(),
+      (host: string) => `${host}.`,
+      (host: string) => ` ${host}`,
+      (host: string) => `${host}.example.com`,
+    );
+    fc.assert(fc.property(validHost, mangle, (host, change) => !isEcrHost(change(host))));
   });
 });
 
@@ -58,7 +147,9 @@ describe("selectRegistries", () => {
   it("refuses hosts that are not ECR registries, and an empty annotation", () => {
     expect(selectRegistries("docker.io", [EAST], ANNOTATION)).toMatchObject({
       ok: false,
-      message: expect.stringContaining("not ECR registries: docker.io"),
+      message: expect.stringContaining(
+        'not ECR registries: "docker.io" is not an ECR registry host',
+      ),
     });
     expect(selectRegistries(" , ", [EAST], ANNOTATION)).toMatchObject({
       ok: false,
