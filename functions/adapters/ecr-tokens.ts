@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
 import { sha256Hex } from "../core/auth.ts";
+import { endpointKey, type TokenEndpoint } from "../core/registries.ts";
 import { sessionPolicyFor } from "../core/session-policy.ts";
 import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
 import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
@@ -14,6 +15,8 @@ import type { SharedToken, SharedTokenStore } from "./shared-tokens.ts";
 
 export interface EcrToken {
   readonly region: string;
+  /** Minted at the region's FIPS endpoint (for `dkr.ecr-fips` hosts). */
+  readonly fips: boolean;
   readonly username: string;
   readonly password: string;
   /** The earliest of ECR's expiresAt and the expiry of the credentials that minted it. */
@@ -37,7 +40,7 @@ export class CredentialError extends Error {
   }
 }
 
-interface AwsCredentials {
+export interface AwsCredentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken: string;
@@ -47,7 +50,11 @@ interface AwsCredentials {
 export interface EcrTokenProviderOptions {
   readonly sts: STSClient;
   /** ECR client for a region; credentials are given when minting with an assumed role. */
-  readonly ecrClient?: (region: string, credentials?: AwsCredentials) => ECRClient;
+  readonly ecrClient?: (
+    region: string,
+    credentials: AwsCredentials | undefined,
+    fips: boolean,
+  ) => ECRClient;
   readonly now: () => number;
   /** AssumeRole session length. Role chaining from Lambda caps it at one hour. */
   readonly assumeRoleDurationSeconds?: number;
@@ -91,7 +98,7 @@ export class EcrTokenProvider {
 
   async tokenFor(
     requester: TokenRequester,
-    region: string,
+    endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<{ token: EcrToken; source: TokenSource }> {
     const policy = sessionPolicyOrError(requester.repositories);
@@ -99,9 +106,9 @@ export class EcrTokenProvider {
       requester.roleArn === undefined
         ? "self"
         : `${requester.clusterId}|${requester.roleArn}|${sha256Hex(policy ?? "")}`;
-    const key = `${identity}|${region}`;
+    const key = `${identity}|${endpointKey(endpoint)}`;
     const { value, source } = await this.#tokens.getOrLoad(key, () =>
-      this.#load(key, requester, identity, policy, region, signal),
+      this.#load(key, requester, identity, policy, endpoint, signal),
     );
     return {
       token: value.token,
@@ -119,7 +126,7 @@ export class EcrTokenProvider {
     requester: TokenRequester,
     identity: string,
     policy: string | undefined,
-    region: string,
+    endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<Expiring<LoadedToken>> {
     const store = this.#options.shared;
@@ -143,7 +150,7 @@ export class EcrTokenProvider {
             requester.clusterId,
             signal,
           );
-    const token = await this.#fetchToken(region, credentials, signal);
+    const token = await this.#fetchToken(endpoint, credentials, signal);
     const reuseUntilMs = this.#reuseUntil(fetchedAtMs, token.expiresAtMs);
     if (store)
       await store
@@ -249,11 +256,12 @@ export class EcrTokenProvider {
   }
 
   async #fetchToken(
-    region: string,
+    endpoint: TokenEndpoint,
     credentials: AwsCredentials | undefined,
     signal: AbortSignal,
   ): Promise<EcrToken> {
-    const client = this.#clientFor(region, credentials);
+    const { region, fips } = endpoint;
+    const client = this.#clientFor(endpoint, credentials);
     try {
       const result = await client.send(new GetAuthorizationTokenCommand({}), {
         abortSignal: signal,
@@ -268,6 +276,7 @@ export class EcrTokenProvider {
         throw new CredentialError(502, `ECR in ${region} returned a token in an unknown format`);
       return {
         region,
+        fips,
         username: decoded.slice(0, separator),
         password: decoded.slice(separator + 1),
         expiresAtMs: tokenExpiry(data.expiresAt.getTime(), credentials?.expiration.getTime()),
@@ -279,17 +288,26 @@ export class EcrTokenProvider {
     }
   }
 
-  #clientFor(region: string, credentials: AwsCredentials | undefined): ECRClient {
-    const create =
-      this.#options.ecrClient ?? ((r, c) => new ECRClient({ region: r, credentials: c }));
-    if (credentials) return create(region, credentials);
-    let client = this.#ownCredentialClients.get(region);
+  #clientFor(endpoint: TokenEndpoint, credentials: AwsCredentials | undefined): ECRClient {
+    const create = this.#options.ecrClient ?? ecrClientFor;
+    if (credentials) return create(endpoint.region, credentials, endpoint.fips);
+    const key = endpointKey(endpoint);
+    let client = this.#ownCredentialClients.get(key);
     if (client === undefined) {
-      client = create(region);
-      this.#ownCredentialClients.set(region, client);
+      client = create(endpoint.region, undefined, endpoint.fips);
+      this.#ownCredentialClients.set(key, client);
     }
     return client;
   }
+}
+
+/** The SDK's own FIPS setting: a `dkr.ecr-fips` host's token comes from the region's FIPS API endpoint. */
+export function ecrClientFor(
+  region: string,
+  credentials: AwsCredentials | undefined,
+  fips: boolean,
+): ECRClient {
+  return new ECRClient({ region, credentials, useFipsEndpoint: fips });
 }
 
 function sessionPolicyOrError(repositories: readonly string[] | undefined): string | undefined {

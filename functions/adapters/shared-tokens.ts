@@ -50,7 +50,10 @@ export class DynamoTokenStore implements SharedTokenStore {
     const region = Item?.region?.S;
     const expiresAtMs = Number(Item?.expiresAtMs?.N);
     if (!username || !password || !region || !(reuseUntilMs > nowMs)) return undefined;
-    return { token: { region, username, password, expiresAtMs }, reuseUntilMs };
+    return {
+      token: { region, fips: Item?.fips?.BOOL === true, username, password, expiresAtMs },
+      reuseUntilMs,
+    };
   }
 
   async claim(key: string, nowMs: number, leaseMs: number, signal: AbortSignal): Promise<boolean> {
@@ -88,6 +91,7 @@ export class DynamoTokenStore implements SharedTokenStore {
         Item: {
           pk: { S: itemKey(key) },
           region: { S: token.region },
+          fips: { BOOL: token.fips },
           username: { S: token.username },
           password: { S: token.password },
           expiresAtMs: { N: String(token.expiresAtMs) },

@@ -139,7 +139,23 @@ export function selectRegistries(
   };
 }
 
-/** One ECR token serves every registry of a region, so tokens are fetched per region. */
-export function regionsOf(registries: readonly EcrRegistry[]): string[] {
-  return [...new Set(registries.map((registry) => registry.region))].sort();
+/** Where a token is minted: the region's ordinary endpoint, or its FIPS endpoint. */
+export interface TokenEndpoint {
+  readonly region: string;
+  readonly fips: boolean;
+}
+
+export function endpointKey(endpoint: TokenEndpoint): string {
+  return endpoint.fips ? `${endpoint.region}|fips` : endpoint.region;
+}
+
+/**
+ * One token serves every registry of a region (dual-stack hosts included), but a FIPS host's
+ * token must come from the FIPS endpoint: tokens are fetched per (region, FIPS).
+ */
+export function tokenEndpointsOf(registries: readonly EcrRegistry[]): TokenEndpoint[] {
+  const endpoints = new Map<string, TokenEndpoint>();
+  for (const { region, fips } of registries)
+    endpoints.set(endpointKey({ region, fips }), { region, fips });
+  return [...endpoints.values()].sort((a, b) => endpointKey(a).localeCompare(endpointKey(b)));
 }

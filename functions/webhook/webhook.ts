@@ -27,7 +27,7 @@ import { type AuthFailure, parseWebhookPath, sourceAllowed, tokenMatches } from 
 import type { ClusterRecord } from "../core/cluster-record.ts";
 import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
-import { type EcrRegistry, regionsOf } from "../core/registries.ts";
+import { type EcrRegistry, endpointKey, tokenEndpointsOf } from "../core/registries.ts";
 import { earliest } from "../core/time.ts";
 import { count, createTelemetry, type Telemetry } from "../telemetry.ts";
 import {
@@ -226,9 +226,9 @@ async function admit(
       if (tokens instanceof CredentialError) {
         return deny(request.uid, tokens.status, `ecr-anywhere: ${tokens.message}`);
       }
-      const byRegion = new Map(tokens.map((token) => [token.region, token]));
+      const byEndpoint = new Map(tokens.map((token) => [endpointKey(token), token]));
       const credentials = decision.registries.flatMap((registry) => {
-        const token = byRegion.get(registry.region);
+        const token = byEndpoint.get(endpointKey(registry));
         return token
           ? [{ host: registry.host, username: token.username, password: token.password }]
           : [];
@@ -255,7 +255,7 @@ async function tokensFor(
 ): Promise<EcrToken[] | CredentialError> {
   const { metrics, logger } = deps.telemetry;
   const outcomes = await Promise.allSettled(
-    regionsOf(registries).map((region) => deps.tokens.tokenFor(record, region, signal)),
+    tokenEndpointsOf(registries).map((endpoint) => deps.tokens.tokenFor(record, endpoint, signal)),
   );
   const tokens: EcrToken[] = [];
   for (const outcome of outcomes) {

@@ -5,8 +5,8 @@ import {
   parseEcrHost,
   parseRegistryHost,
   partitionOf,
-  regionsOf,
   selectRegistries,
+  tokenEndpointsOf,
 } from "../../functions/core/registries.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -157,8 +157,19 @@ describe("selectRegistries", () => {
     });
   });
 
-  it("groups registries into one token request per region", () => {
+  it("groups registries into one token request per region and endpoint", () => {
     const selection = selectRegistries(undefined, [WEST, EAST, OTHER_EAST], ANNOTATION);
-    expect(selection.ok && regionsOf(selection.registries)).toEqual(["eu-west-1", "us-east-1"]);
+    expect(selection.ok && tokenEndpointsOf(selection.registries)).toEqual([
+      { region: "eu-west-1", fips: false },
+      { region: "us-east-1", fips: false },
+    ]);
+    // A dual-stack host shares its region's token; a FIPS host needs the FIPS endpoint's.
+    const dualStack = "123456789012.dkr-ecr.us-east-1.on.aws";
+    const fips = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com";
+    const mixed = selectRegistries(undefined, [EAST, dualStack, fips], ANNOTATION);
+    expect(mixed.ok && tokenEndpointsOf(mixed.registries)).toEqual([
+      { region: "us-east-1", fips: false },
+      { region: "us-east-1", fips: true },
+    ]);
   });
 });
