@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
 import { UserCluster } from "../adapters/user-cluster.ts";
+import { InputError } from "../core/inputs.ts";
 import {
   buildClusterRecord,
   enabledNamespaceLabel,
@@ -13,6 +14,7 @@ import {
   REFRESHER_SERVICE_ACCOUNT,
   REFRESHER_TOKEN_SECONDS,
   refresherKubeconfig,
+  registryPartitionProblems,
   webhookTokenFrom,
   webhookUrl,
 } from "../core/onboard-plan.ts";
@@ -25,6 +27,8 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
   const names = contractNames(prefix);
   const cluster = UserCluster.load(options.kube);
   const endpoints = await resolveEndpoints(options.aws, options.caBundleFile);
+  const outside = registryPartitionProblems(options.registries, endpoints.recordKeyArn);
+  if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
   const server = options.apiServerUrl ?? cluster.server;
   const token = webhookTokenFrom(randomBytes(32));
   const manifests = [

@@ -31,6 +31,7 @@ import {
   REFRESHER_SERVICE_ACCOUNT,
   REFRESHER_TOKEN_SECONDS,
   refresherKubeconfig,
+  registryPartitionProblems,
   tokenInWebhookUrl,
   WEBHOOK_CONFIGURATION_NAME,
   type WebhookToken,
@@ -95,6 +96,8 @@ export async function onboard(options: OnboardOptions): Promise<void> {
         ctx.cluster = UserCluster.load(options.kube);
         ctx.caData = ctx.cluster.caData();
         ctx.endpoints = await resolveEndpoints(options.aws, options.caBundleFile);
+        const outside = registryPartitionProblems(options.registries, ctx.endpoints.recordKeyArn);
+        if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
         const denied = await ctx.cluster.deniedAccess(
           onboardAccess(options, options.replaceExisting),
         );

@@ -17,6 +17,7 @@ import {
   needsRenewal,
   serviceAccountToken,
 } from "../../functions/core/kubeconfig.ts";
+import { type Partition, partitionProblem } from "../../functions/core/registries.ts";
 import { parseWith } from "../../functions/core/validation.ts";
 
 /** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
@@ -146,6 +147,21 @@ export function buildClusterRecord(
   const parsed = parseWith(ClusterRecordV1Schema, record);
   if (!parsed.ok) throw new Error(`the cluster record would be invalid: ${parsed.error}`);
   return parsed.value;
+}
+
+/**
+ * Registries a stack cannot serve: the stack's partition is its record key's (`arn:<partition>:kms:`),
+ * and ECR tokens never cross partitions.
+ */
+export function registryPartitionProblems(
+  registries: readonly string[],
+  recordKeyArn: string,
+): string[] {
+  const partition = /^arn:(aws|aws-cn|aws-us-gov):/.exec(recordKeyArn)?.[1] as
+    | Partition
+    | undefined;
+  if (!partition) return [];
+  return registries.flatMap((host) => partitionProblem(host, partition) ?? []);
 }
 
 /** Key-order-independent JSON, to tell whether a record write would change anything. */

@@ -11,6 +11,7 @@ import {
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
+import type { Partition } from "../core/registries.ts";
 
 export interface StoredClusterRecord {
   readonly secretName: string;
@@ -35,6 +36,7 @@ export async function listClusterRecords(
   client: SecretsManagerClient,
   namePrefix: string,
   signal?: AbortSignal,
+  partition?: Partition,
 ): Promise<ClusterRecordListing> {
   const names = await listClusterRecordNames(client, namePrefix, signal);
   const listing: ClusterRecordListing = { valid: [], invalid: [] };
@@ -49,7 +51,7 @@ export async function listClusterRecords(
       received.add(secretName);
       const clusterId = secretName.slice(namePrefix.length);
       const parsed = secret.SecretString
-        ? parseClusterRecord(secret.SecretString, clusterId)
+        ? parseClusterRecord(secret.SecretString, clusterId, partition)
         : ({ ok: false, error: "no SecretString" } as const);
       if (parsed.ok)
         listing.valid.push({
@@ -109,13 +111,14 @@ export async function readClusterRecord(
   namePrefix: string,
   clusterId: string,
   signal?: AbortSignal,
+  partition?: Partition,
 ): Promise<StoredClusterRecord> {
   const secretName = `${namePrefix}${clusterId}`;
   const secret = await client.send(new GetSecretValueCommand({ SecretId: secretName }), {
     abortSignal: signal,
   });
   const parsed = secret.SecretString
-    ? parseClusterRecord(secret.SecretString, clusterId)
+    ? parseClusterRecord(secret.SecretString, clusterId, partition)
     : ({ ok: false, error: "no SecretString" } as const);
   if (!parsed.ok) throw new Error(`${secretName}: ${parsed.error}`);
   return { secretName, secretArn: secret.ARN ?? secretName, record: parsed.value };

@@ -1,6 +1,7 @@
 /** Reads cluster records from AWS Secrets Manager, cached for a short TTL. */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
+import type { Partition } from "../core/registries.ts";
 import { type CacheSource, ExpiringCache } from "../lib/expiring-cache.ts";
 
 export type RecordLookup =
@@ -15,6 +16,8 @@ export interface ClusterRecordStoreOptions {
   readonly ttlMs: number;
   readonly now: () => number;
   readonly maxEntries?: number;
+  /** The stack's partition: a record with registries of another one is invalid. */
+  readonly partition?: Partition | undefined;
 }
 
 export class ClusterRecordStore {
@@ -49,7 +52,7 @@ export class ClusterRecordStore {
       if (result.SecretString === undefined) {
         return { found: false, reason: "invalid", detail: `${secretId} has no SecretString` };
       }
-      const parsed = parseClusterRecord(result.SecretString, clusterId);
+      const parsed = parseClusterRecord(result.SecretString, clusterId, this.#options.partition);
       return parsed.ok
         ? { found: true, record: parsed.value }
         : { found: false, reason: "invalid", detail: `${secretId}: ${parsed.error}` };

@@ -1,7 +1,7 @@
 /** The cluster record kept in Secrets Manager (docs/contract.md), validated at the boundary. */
 import { isIP } from "node:net";
 import * as v from "valibot";
-import { isEcrHost } from "./registries.ts";
+import { isEcrHost, type Partition, partitionProblem } from "./registries.ts";
 import { type Parsed, parseJson, parseWith } from "./validation.ts";
 
 export const CLUSTER_RECORD_VERSION = 1;
@@ -81,6 +81,8 @@ export type ClusterRecord = v.InferOutput<typeof ClusterRecordV1Schema>;
 export function parseClusterRecord(
   text: string,
   expectedClusterId?: string,
+  /** The stack's partition: registries of another one are refused. */
+  partition?: Partition,
 ): Parsed<ClusterRecord> {
   const json = parseJson(text);
   if (!json.ok) return json;
@@ -101,6 +103,12 @@ export function parseClusterRecord(
       ok: false,
       error: `record clusterId "${parsed.value.clusterId}" does not match its name (${expectedClusterId})`,
     };
+  }
+  if (parsed.ok && partition !== undefined) {
+    const problem = parsed.value.registries
+      .map((host) => partitionProblem(host, partition))
+      .find((found) => found !== undefined);
+    if (problem) return { ok: false, error: problem };
   }
   return parsed;
 }

@@ -6,6 +6,7 @@ import {
   DEFAULT_CLUSTER_RECORD_PREFIX,
   DEFAULT_LABEL_PREFIX,
 } from "./contract.ts";
+import { type Partition, partitionOf } from "./registries.ts";
 import { parseWith } from "./validation.ts";
 
 const positiveInteger = (fallback: number, max: number) =>
@@ -67,6 +68,8 @@ export interface RefresherConfig {
   /** `inline` visits every cluster in this invocation; `fanout` sends one SQS message per cluster. */
   readonly mode: "inline" | "fanout";
   readonly fanoutQueueUrl: string | undefined;
+  /** From AWS_REGION, as for the webhook. */
+  readonly partition: Partition | undefined;
 }
 
 export function refresherConfigFromEnv(
@@ -88,6 +91,7 @@ export function refresherConfigFromEnv(
     clusterDeadlineMs: settings.ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS * 1000,
     mode: settings.ECR_ANYWHERE_REFRESH_MODE,
     fanoutQueueUrl: settings.ECR_ANYWHERE_FANOUT_QUEUE_URL,
+    partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
   };
 }
 
@@ -102,6 +106,8 @@ export interface WebhookConfig {
   readonly assumeRoleDurationSeconds: number;
   /** DynamoDB table of tokens shared across execution environments; none: each mints its own. */
   readonly tokenTable: string | undefined;
+  /** From AWS_REGION (Lambda sets it): records naming registries of another partition are invalid. */
+  readonly partition: Partition | undefined;
 }
 
 export function webhookConfigFromEnv(
@@ -116,6 +122,7 @@ export function webhookConfigFromEnv(
     maxBodyBytes: settings.ECR_ANYWHERE_MAX_BODY_BYTES,
     assumeRoleDurationSeconds: settings.ECR_ANYWHERE_ASSUME_ROLE_SECONDS,
     tokenTable: settings.ECR_ANYWHERE_TOKEN_TABLE,
+    partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
   };
 }
 

@@ -78,6 +78,16 @@ export function parseRegistryHost(host: string): ParsedHost {
   };
 }
 
+/**
+ * Why a host cannot be served by a stack in `partition`: ECR tokens (and the IAM behind them) never
+ * cross partitions, so a China or GovCloud registry needs a stack deployed in that partition.
+ */
+export function partitionProblem(host: string, partition: Partition): string | undefined {
+  const registry = parseEcrHost(host);
+  if (!registry || registry.partition === partition) return undefined;
+  return `registry ${host} is in partition ${registry.partition}, but this stack runs in ${partition}: ECR tokens cannot cross partitions (deploy an ecr-anywhere stack in ${registry.partition} for it)`;
+}
+
 export function parseEcrHost(host: string): EcrRegistry | undefined {
   const parsed = parseRegistryHost(host);
   return parsed.ok ? parsed.registry : undefined;

@@ -62,11 +62,12 @@ export function refresherDependenciesFromEnv(
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     // One environment runs one invocation at a time, so this is the invocation's budget.
     markLimit: pLimit(config.markConcurrency),
-    listRecords: (signal) => listClusterRecords(secrets, config.clusterRecordPrefix, signal),
+    listRecords: (signal) =>
+      listClusterRecords(secrets, config.clusterRecordPrefix, signal, config.partition),
     listRecordNames: (signal) =>
       listClusterRecordNames(secrets, config.clusterRecordPrefix, signal),
     readRecord: (clusterId, signal) =>
-      readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal),
+      readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal, config.partition),
     saveRecord: (stored, record, signal) => saveClusterRecord(secrets, stored, record, signal),
     enqueue: async (clusterIds) => {
       if (!sqs || !config.fanoutQueueUrl)

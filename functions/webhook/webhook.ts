@@ -92,6 +92,7 @@ export function createWebhookFromEnv(
       namePrefix: config.clusterRecordPrefix,
       ttlMs: config.recordTtlMs,
       now,
+      partition: config.partition,
     }),
     tokens: new EcrTokenProvider({
       sts: new STSClient({}),

@@ -12,7 +12,7 @@ import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts"
 import { EcrTokenProvider, ecrClientFor } from "../../functions/adapters/ecr-tokens.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
-import { createWebhook } from "../../functions/webhook/webhook.ts";
+import { createWebhook, createWebhookFromEnv } from "../../functions/webhook/webhook.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
@@ -24,6 +24,7 @@ import {
   webhookEvent,
 } from "../support/admission.ts";
 import { restoreEnv } from "../support/env.ts";
+import { captureOutput } from "../support/output.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const EAST_FIPS = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com";
@@ -44,6 +45,37 @@ beforeAll(async () => {
     kubeconfig: "apiVersion: v1\nkind: Config\n",
     webhookTokenSha256: [token.sha256],
     registries: [EAST, EAST_FIPS, EAST_DUAL_STACK],
+  });
+});
+
+describe("partitions", () => {
+  it("refuses a record naming a registry of another partition, and logs why", async () => {
+    const chinaToken = newWebhookToken();
+    await putClusterRecord(motoUrl, {
+      version: 1,
+      clusterId: "china",
+      kubeconfig: "apiVersion: v1\nkind: Config\n",
+      webhookTokenSha256: [chinaToken.sha256],
+      registries: ["123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"],
+    });
+    const output = captureOutput();
+    // This file keeps logs quiet; here the error line is what is asserted.
+    process.env.POWERTOOLS_LOG_LEVEL = "ERROR";
+    try {
+      // The stack runs in us-east-1 (AWS_REGION), partition aws.
+      const webhook = createWebhookFromEnv(process.env, {
+        telemetry: createTelemetry("ecr-anywhere-webhook"),
+      });
+      const result = await webhook(
+        webhookEvent({ clusterId: "china", token: chinaToken.token, body: admissionReview() }),
+        { awsRequestId: "r" },
+      );
+      expect(result.statusCode).toBe(403);
+      expect(output.text()).toMatch(/is in partition aws-cn, but this stack runs in aws/);
+    } finally {
+      output.restore();
+      process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
+    }
   });
 });
 

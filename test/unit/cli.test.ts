@@ -19,6 +19,7 @@ import {
   keepRefresherKubeconfig,
   onboardAccess,
   refresherKubeconfig,
+  registryPartitionProblems,
   tokenInWebhookUrl,
   webhookTokenFrom,
   webhookUrl,
@@ -177,6 +178,22 @@ describe("cluster record", () => {
       "b".repeat(64),
     ]);
     expect(withOnlyToken(record, "b".repeat(64)).webhookTokenSha256).toEqual(["b".repeat(64)]);
+  });
+});
+
+describe("partitions", () => {
+  it("refuses registries outside the stack's partition, read from its key's ARN", () => {
+    const china = "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn";
+    expect(
+      registryPartitionProblems([EAST, china], "arn:aws:kms:us-east-1:123456789012:key/k"),
+    ).toEqual([
+      expect.stringMatching(
+        /registry 123456789012\.dkr\.ecr\.cn-north-1\.amazonaws\.com\.cn is in partition aws-cn, but this stack runs in aws/,
+      ),
+    ]);
+    expect(
+      registryPartitionProblems([china], "arn:aws-cn:kms:cn-north-1:123456789012:key/k"),
+    ).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseClusterRecord } from "../../functions/core/cluster-record.ts";
+import { refresherConfigFromEnv, webhookConfigFromEnv } from "../../functions/core/config.ts";
 
 const HASH = "a".repeat(64);
 const minimal = {
@@ -61,5 +62,33 @@ describe("parseClusterRecord", () => {
       JSON.stringify({ ...minimal, kubeconfig: 42, clusterId: secretish }),
     );
     expect(!parsed.ok && parsed.error).not.toContain(secretish);
+  });
+});
+
+describe("partitions", () => {
+  const record = (registries: string[]) =>
+    JSON.stringify({
+      version: 1,
+      clusterId: "c",
+      kubeconfig: "k",
+      webhookTokenSha256: ["a".repeat(64)],
+      registries,
+    });
+  const china = "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn";
+  const east = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+  it("refuses a registry of another partition than the stack's, saying why", () => {
+    expect(parseClusterRecord(record([east, china]), "c", "aws")).toEqual({
+      ok: false,
+      error: `registry ${china} is in partition aws-cn, but this stack runs in aws: ECR tokens cannot cross partitions (deploy an ecr-anywhere stack in aws-cn for it)`,
+    });
+    expect(parseClusterRecord(record([china]), "c", "aws-cn")).toMatchObject({ ok: true });
+    expect(parseClusterRecord(record([east, china]), "c")).toMatchObject({ ok: true });
+  });
+
+  it("takes the stack's partition from AWS_REGION", () => {
+    expect(webhookConfigFromEnv({ AWS_REGION: "cn-northwest-1" }).partition).toBe("aws-cn");
+    expect(refresherConfigFromEnv({ AWS_REGION: "us-gov-west-1" }).partition).toBe("aws-us-gov");
+    expect(webhookConfigFromEnv({}).partition).toBeUndefined();
   });
 });
