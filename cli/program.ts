@@ -134,6 +134,11 @@ export function buildProgram(): Command {
       checked(parseCidrs),
     )
     .option(
+      "--pull-through-cache",
+      "with --repositories: the cluster's tokens may import through pull-through cache rules (the stack needs pullThroughCache too)",
+      false,
+    )
+    .option(
       "--ensure-secret <name>",
       "have the refresher create this managed Secret in every listed namespace",
       checked(parseSecretName),
@@ -185,6 +190,7 @@ export function buildProgram(): Command {
         repositories: options.repositories,
         allowedSourceCidrs: options.allowedSourceCidrs,
         ensureSecret: options.ensureSecret,
+        pullThroughCache: options.pullThroughCache,
         serviceAccounts: options.serviceAccounts,
         aws: {
           stack: options.stack,

@@ -44,6 +44,13 @@ const ContextSchema = v.strictObject({
   webhookReservedConcurrency: v.optional(wholeNumber(1, 1000)),
   logRetentionDays: v.optional(wholeNumber(1, 3653)),
   refreshMode: v.optional(v.picklist(["inline", "fanout"])),
+  // cdk.json gives a boolean, `-c key=value` a string.
+  pullThroughCache: v.optional(
+    v.pipe(
+      v.union([v.boolean(), v.picklist(["true", "false"])]),
+      v.transform((value) => value === true || value === "true"),
+    ),
+  ),
   fanoutConcurrency: v.optional(wholeNumber(2, 1000)),
   stackName: v.optional(
     v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
@@ -77,6 +84,7 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     webhookReservedConcurrency: c.webhookReservedConcurrency,
     logRetention: c.logRetentionDays === undefined ? undefined : retention(c.logRetentionDays),
     refreshMode: c.refreshMode,
+    pullThroughCache: c.pullThroughCache,
     fanoutConcurrency: c.fanoutConcurrency,
   };
   return { stackName: c.stackName ?? "EcrAnywhere", props };

@@ -57,6 +57,12 @@ export interface EcrAnywhereProps {
   readonly refreshMode?: "inline" | "fanout";
   /** Fan-out mode: clusters refreshed at once by the worker. @default 10 */
   readonly fanoutConcurrency?: number;
+  /**
+   * Let tokens import upstream images on a first pull through a pull-through cache rule
+   * (`ecr:BatchImportUpstreamImage`, `ecr:CreateRepository` on the allowed registries). A cluster
+   * narrowed by `repositories` also needs `pullThroughCache: true` in its record. @default false
+   */
+  readonly pullThroughCache?: boolean;
 }
 
 /** The webhook's answer must reach the API server inside its 10 s webhook timeout. */
@@ -107,6 +113,7 @@ export class EcrAnywhere extends Construct {
       labelPrefix,
       allowedRegistries: props.allowedRegistries,
       clusterRoleArns: props.clusterRoleArns,
+      pullThroughCache: props.pullThroughCache ?? false,
       reservedConcurrency: webhookConcurrency,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,

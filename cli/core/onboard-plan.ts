@@ -38,6 +38,8 @@ export interface OnboardInputs {
   readonly repositories?: readonly string[] | undefined;
   readonly allowedSourceCidrs?: readonly string[] | undefined;
   readonly ensureSecret?: string | undefined;
+  /** Tokens narrowed by `repositories` may import through pull-through cache rules. */
+  readonly pullThroughCache?: boolean | undefined;
   readonly serviceAccounts?: readonly string[] | undefined;
 }
 
@@ -133,6 +135,7 @@ export function buildClusterRecord(
     registries: [...inputs.registries],
     ...(inputs.roleArn ? { roleArn: inputs.roleArn } : {}),
     ...(inputs.repositories ? { repositories: [...inputs.repositories] } : {}),
+    ...(inputs.pullThroughCache ? { pullThroughCache: true } : {}),
     ...(inputs.allowedSourceCidrs ? { allowedSourceCidrs: [...inputs.allowedSourceCidrs] } : {}),
     ...(inputs.ensureSecret
       ? {

@@ -28,6 +28,7 @@ export interface TokenRequester {
   readonly clusterId: string;
   readonly roleArn?: string | undefined;
   readonly repositories?: readonly string[] | undefined;
+  readonly pullThroughCache?: boolean | undefined;
 }
 
 /** A failure an operator can act on, with the HTTP status the admission denial carries. */
@@ -101,7 +102,7 @@ export class EcrTokenProvider {
     endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<{ token: EcrToken; source: TokenSource }> {
-    const policy = sessionPolicyOrError(requester.repositories);
+    const policy = sessionPolicyOrError(requester);
     const identity =
       requester.roleArn === undefined
         ? "self"
@@ -310,9 +311,9 @@ export function ecrClientFor(
   return new ECRClient({ region, credentials, useFipsEndpoint: fips });
 }
 
-function sessionPolicyOrError(repositories: readonly string[] | undefined): string | undefined {
+function sessionPolicyOrError(requester: TokenRequester): string | undefined {
   try {
-    return sessionPolicyFor(repositories);
+    return sessionPolicyFor(requester.repositories, requester.pullThroughCache === true);
   } catch (error) {
     throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
   }

@@ -54,6 +54,8 @@ export const ClusterRecordV1Schema = v.strictObject({
       v.minLength(1),
     ),
   ),
+  /** First pulls through a pull-through cache rule may import upstream images (session policy). */
+  pullThroughCache: v.optional(v.boolean()),
   allowedSourceCidrs: v.optional(
     v.pipe(
       v.array(v.pipe(v.string(), v.check(isCidr, "a CIDR such as 203.0.113.0/24"))),

@@ -7,17 +7,28 @@ const PULL_ACTIONS = [
   "ecr:BatchCheckLayerAvailability",
 ];
 
+// A pull-through cache repository's first pull imports the upstream image, creating the
+// repository when it does not exist yet.
+export const PULL_THROUGH_CACHE_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"];
+
 // STS rejects packed session policies above 2,048 characters.
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
 /** The policy JSON for `repositories`, or undefined when the cluster is not narrowed. */
-export function sessionPolicyFor(repositories: readonly string[] | undefined): string | undefined {
+export function sessionPolicyFor(
+  repositories: readonly string[] | undefined,
+  pullThroughCache = false,
+): string | undefined {
   if (repositories === undefined || repositories.length === 0) return undefined;
   const policy = JSON.stringify({
     Version: "2012-10-17",
     Statement: [
       { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-      { Effect: "Allow", Action: PULL_ACTIONS, Resource: [...repositories].sort() },
+      {
+        Effect: "Allow",
+        Action: pullThroughCache ? [...PULL_ACTIONS, ...PULL_THROUGH_CACHE_ACTIONS] : PULL_ACTIONS,
+        Resource: [...repositories].sort(),
+      },
     ],
   });
   if (policy.length > MAX_SESSION_POLICY_CHARS) {

@@ -11,6 +11,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { parseEcrHost, partitionOf } from "../../functions/core/registries.ts";
+import { PULL_THROUGH_CACHE_ACTIONS } from "../../functions/core/session-policy.ts";
 import {
   ADMISSION_BUDGET_MS,
   acknowledge,
@@ -30,6 +31,8 @@ export interface WebhookPartProps {
   readonly allowedRegistries?: readonly string[] | undefined;
   /** Roles the webhook may assume for clusters whose record names a `roleArn`. */
   readonly clusterRoleArns?: readonly string[] | undefined;
+  /** Also grant what a first pull through a pull-through cache rule needs. */
+  readonly pullThroughCache: boolean;
   readonly reservedConcurrency: number;
   /** How long a record is cached: the longest a revoked token keeps working. */
   readonly recordCacheTtl: Duration;
@@ -111,6 +114,18 @@ export class WebhookPart extends Construct {
             : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
       }),
     );
+    if (props.pullThroughCache)
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ImportThroughPullThroughCache",
+          // Only when opted in: a first pull imports the upstream image, creating the repository.
+          actions: PULL_THROUGH_CACHE_ACTIONS,
+          resources:
+            repositoryArns.length > 0
+              ? repositoryArns
+              : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
+        }),
+      );
     if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
       this.function.addToRolePolicy(
         new iam.PolicyStatement({

@@ -314,6 +314,29 @@ describe("schedule and observability", () => {
   });
 });
 
+describe("pull-through cache", () => {
+  it("grants the import actions on the allowed registries only when opted in", () => {
+    const optedIn = synthesize({
+      allowedRegistries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
+      pullThroughCache: true,
+    });
+    const statement = statementsOf(optedIn, "Webhook").find((item) =>
+      actions(item).includes("ecr:BatchImportUpstreamImage"),
+    ) as Statement;
+    expect(actions(statement).sort()).toEqual([
+      "ecr:BatchImportUpstreamImage",
+      "ecr:CreateRepository",
+    ]);
+    expect(resources(statement)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
+    expect(statementsOf(template, "Webhook").flatMap(actions)).not.toContain(
+      "ecr:CreateRepository",
+    );
+    expect(
+      propsFromContext({ "ecr-anywhere:pullThroughCache": "true" }).props.pullThroughCache,
+    ).toBe(true);
+  });
+});
+
 describe("logical IDs", () => {
   it("keeps the IDs stateful resources had before the construct was split into parts", () => {
     // A new logical ID means CloudFormation replaces the resource: a new function URL that every

@@ -160,6 +160,15 @@ describe("cluster record", () => {
     expect(buildClusterRecord(inputs, "k", ["a".repeat(64)])).not.toHaveProperty("ensure");
   });
 
+  it("records the pull-through cache opt-in", () => {
+    const record = buildClusterRecord({ ...inputs, pullThroughCache: true }, "k", ["a".repeat(64)]);
+    expect(record.pullThroughCache).toBe(true);
+    expect(parseClusterRecord(JSON.stringify(record), "gke-prod")).toMatchObject({ ok: true });
+    expect(buildClusterRecord(inputs, "k", ["a".repeat(64)])).not.toHaveProperty(
+      "pullThroughCache",
+    );
+  });
+
   it("is never built invalid", () => {
     expect(() => buildClusterRecord(inputs, "k", ["not-a-hash"])).toThrow(/would be invalid/);
   });

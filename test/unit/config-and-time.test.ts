@@ -100,6 +100,21 @@ describe("sessionPolicyFor", () => {
     expect(sessionPolicyFor(undefined)).toBeUndefined();
   });
 
+  it("adds the pull-through cache import actions only when the record opts in", () => {
+    const repositories = ["arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/*"];
+    const actions = (policy: string | undefined) =>
+      (JSON.parse(policy ?? "{}") as { Statement: { Action: string | string[] }[] }).Statement[1]
+        ?.Action;
+    expect(actions(sessionPolicyFor(repositories))).not.toContain("ecr:BatchImportUpstreamImage");
+    expect(actions(sessionPolicyFor(repositories, true))).toEqual([
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchImportUpstreamImage",
+      "ecr:CreateRepository",
+    ]);
+  });
+
   it("refuses a policy longer than STS accepts, suggesting wildcards", () => {
     const many = Array.from(
       { length: 40 },
