@@ -35,7 +35,7 @@ import { webhookConfiguration } from "../k8s/templates.ts";
 import { startFaultProxy } from "../test/support/fault-server.ts";
 import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
 import { startClusterStandIn } from "../testbed/cluster-stand-in.ts";
-import { type ControlPlane, startControlPlane } from "../testbed/control-plane.ts";
+import { type ControlPlane, kubeconfig, startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { buildLambdas } from "./build.ts";
@@ -153,7 +153,6 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     webhookCaPem: webhookTls.ca.cert,
     labelPrefix: PREFIX,
   });
-  const caData = Buffer.from(clusterTls.ca.cert).toString("base64");
 
   // N clusters, every Secret stale (expired an hour ago), a tenth minting through their own role.
   const stale = {
@@ -190,7 +189,10 @@ async function run(mode: string): Promise<Record<string, unknown>> {
         await putClusterRecord(moto.url, {
           version: 1,
           clusterId: id,
-          kubeconfig: kubeconfigFor(`${fleet.url}/clusters/${id}`, caData, `api-${id}`),
+          kubeconfig: kubeconfig(`${fleet.url}/clusters/${id}`, clusterTls.ca.cert, {
+            name: "refresher",
+            token: `api-${id}`,
+          }),
           webhookTokenSha256: [sha256Hex(token)],
           registries: index % 5 === 0 ? [EAST, WEST] : [EAST],
           ...(roleBound ? { roleArn: `arn:aws:iam::123456789012:role/ecr-pull-${id}` } : {}),
@@ -208,7 +210,10 @@ async function run(mode: string): Promise<Record<string, unknown>> {
     while (writing && USER_WRITES_PER_SECOND > 0) {
       const cluster = fleet.clusters.get(`fleet-${userWrites % CLUSTERS}`);
       const api = new ClusterApi(
-        kubeconfigFor(`${fleet.url}/clusters/${cluster?.id}`, caData, `api-${cluster?.id}`),
+        kubeconfig(`${fleet.url}/clusters/${cluster?.id}`, clusterTls.ca.cert, {
+          name: "user",
+          token: `api-${cluster?.id}`,
+        }),
         AbortSignal.timeout(15_000),
       );
       void api
@@ -425,15 +430,4 @@ async function createTokenTable(env: Record<string, string>): Promise<string> {
   );
   client.destroy();
   return "ecr-anywhere-tokens";
-}
-
-function kubeconfigFor(server: string, caData: string, token: string): string {
-  return JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": caData } }],
-    users: [{ name: "u", user: { token } }],
-    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
-    "current-context": "c",
-  });
 }

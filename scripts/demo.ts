@@ -296,25 +296,29 @@ async function keepRunning(): Promise<void> {
   }
 }
 
+/** The registry entries of a Secret's dockerconfigjson (empty while it holds the placeholder). */
+function authsOf(secret: V1Secret): Record<string, { password?: string }> {
+  const text = Buffer.from(secret.data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8");
+  try {
+    return (JSON.parse(text) as { auths?: Record<string, { password?: string }> }).auths ?? {};
+  } catch {
+    return {};
+  }
+}
+
 function show(secret: V1Secret): void {
-  const config = JSON.parse(
-    Buffer.from(secret.data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8") || "{}",
-  ) as { auths?: Record<string, { password?: string }> };
   const annotations = secret.metadata?.annotations ?? {};
   say(
     `  Secret apps/${secret.metadata?.name}: expires_at ${annotations[names.expiresAtAnnotation]}, updated_at ${annotations[names.updatedAtAnnotation]}`,
   );
-  for (const [host, entry] of Object.entries(config.auths ?? {}))
+  for (const [host, entry] of Object.entries(authsOf(secret)))
     say(
       `    ${host}  username AWS, password ${"•".repeat(8)} (${entry.password?.length ?? 0} characters)`,
     );
 }
 
 function hostsOf(secret: V1Secret): string[] {
-  const config = JSON.parse(
-    Buffer.from(secret.data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8") || "{}",
-  ) as { auths?: Record<string, unknown> };
-  return Object.keys(config.auths ?? {}).sort();
+  return Object.keys(authsOf(secret)).sort();
 }
 
 function sameHosts(secret: V1Secret, hosts: string[]): boolean {

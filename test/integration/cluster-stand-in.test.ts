@@ -12,6 +12,7 @@ import { ClusterApi, KubernetesError } from "../../functions/adapters/kubernetes
 import { contractNames } from "../../functions/core/contract.ts";
 import { loopbackServerTls } from "../../functions/local/tls.ts";
 import { type ClusterStandIn, startClusterStandIn } from "../../testbed/cluster-stand-in.ts";
+import { kubeconfig as testbedKubeconfig } from "../../testbed/control-plane.ts";
 
 const names = contractNames();
 const recorded = JSON.parse(
@@ -20,7 +21,7 @@ const recorded = JSON.parse(
   request: Record<string, unknown>;
 };
 let fleet: ClusterStandIn;
-let caData: string;
+let clusterCaPem: string;
 let webhookAnswer: { status: number; body: (uid: string) => unknown } = {
   status: 200,
   body: () => ({}),
@@ -28,21 +29,9 @@ let webhookAnswer: { status: number; body: (uid: string) => unknown } = {
 let stopWebhook: () => void;
 
 function api(clusterId: string, token = `api-${clusterId}`) {
-  const kubeconfig = JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [
-      {
-        name: "c",
-        cluster: {
-          server: `${fleet.url}/clusters/${clusterId}`,
-          "certificate-authority-data": caData,
-        },
-      },
-    ],
-    users: [{ name: "u", user: { token } }],
-    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
-    "current-context": "c",
+  const kubeconfig = testbedKubeconfig(`${fleet.url}/clusters/${clusterId}`, clusterCaPem, {
+    name: "refresher",
+    token,
   });
   return new ClusterApi(kubeconfig, AbortSignal.timeout(10_000));
 }
@@ -63,7 +52,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
   stopWebhook = () => webhook.close();
   const clusterTls = await loopbackServerTls("stand-in-test-clusters");
-  caData = Buffer.from(clusterTls.ca.cert).toString("base64");
+  clusterCaPem = clusterTls.ca.cert;
   fleet = await startClusterStandIn({
     tls: clusterTls.server,
     webhookCaPem: webhookTls.ca.cert,

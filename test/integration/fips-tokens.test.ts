@@ -6,7 +6,6 @@
 import { ECRClient } from "@aws-sdk/client-ecr";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
-import jsonPatch from "fast-json-patch";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
 import { EcrTokenProvider, ecrClientFor } from "../../functions/adapters/ecr-tokens.ts";
@@ -17,10 +16,10 @@ import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
+  applied,
   decodeDockerConfig,
   managedSecret,
   newWebhookToken,
-  patchOf,
   webhookEvent,
 } from "../support/admission.ts";
 import { restoreEnv } from "../support/env.ts";
@@ -143,10 +142,7 @@ describe("FIPS registries", () => {
       { region: "us-east-1", fips: true },
     ]);
     expect(ecr.callsIn("us-east-1")).toBe(2);
-    const stored = jsonPatch.applyPatch(
-      structuredClone(object),
-      patchOf(response) as jsonPatch.Operation[],
-    ).newDocument;
+    const stored = applied(object, response);
     const auths = decodeDockerConfig(stored.data?.[".dockerconfigjson"]).auths;
     expect(Object.keys(auths).sort()).toEqual([EAST_DUAL_STACK, EAST, EAST_FIPS].sort());
     // The dual-stack host shares the ordinary token; the FIPS host has its own.

@@ -5,7 +5,6 @@
  * cluster's role or session policy, and a store that is down costs a mint, not an admission.
  */
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import jsonPatch from "fast-json-patch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
@@ -13,10 +12,10 @@ import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
+  applied,
   decodeDockerConfig,
   managedSecret,
   newWebhookToken,
-  patchOf,
   webhookEvent,
 } from "../support/admission.ts";
 import { restoreEnv } from "../support/env.ts";
@@ -117,10 +116,7 @@ async function passwordFrom(handler: Webhook, clusterId: string, token: string):
     JSON.parse(String(result.body)) as { response: { allowed: boolean; patch?: string } }
   ).response;
   expect(response.allowed).toBe(true);
-  const stored = jsonPatch.applyPatch(
-    structuredClone(object),
-    patchOf(response) as jsonPatch.Operation[],
-  ).newDocument;
+  const stored = applied(object, response);
   return decodeDockerConfig(stored.data?.[".dockerconfigjson"]).auths[EAST]?.password ?? "";
 }
 

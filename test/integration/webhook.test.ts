@@ -2,9 +2,7 @@
  * The webhook end to end through the real AWS SDK over HTTP: moto_server for Secrets Manager and
  * STS, the ECR stand-in for GetAuthorizationToken, fault servers where a failure is needed.
  */
-import jsonPatch from "fast-json-patch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import type { SecretObject } from "../../functions/core/admission-review.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { FORBIDDEN } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
@@ -12,11 +10,11 @@ import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
+  applied,
   decodeDockerConfig,
   managedSecret,
   names,
   newWebhookToken,
-  patchOf,
   webhookEvent,
 } from "../support/admission.ts";
 import { restoreEnv } from "../support/env.ts";
@@ -117,15 +115,6 @@ async function admit(
   const result = await handler(webhookEvent({ clusterId, token, body: review }));
   const body = JSON.parse(result.body ?? "{}");
   return { review, status: result.statusCode, body, response: body.response };
-}
-
-function applied(object: SecretObject, response: { patch?: string }): SecretObject {
-  return jsonPatch.applyPatch(
-    structuredClone(object),
-    patchOf(response) as jsonPatch.Operation[],
-    true,
-    false,
-  ).newDocument as SecretObject;
 }
 
 describe("webhook over the real AWS SDK", () => {

@@ -1,5 +1,6 @@
 /** Builders for the objects a kube-apiserver sends, and for cluster records and tokens. */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import jsonPatch from "fast-json-patch";
 import type { SecretObject } from "../../functions/core/admission-review.ts";
 import { contractNames } from "../../functions/core/contract.ts";
 import { toFunctionUrlEvent } from "../../functions/local/function-url-event.ts";
@@ -82,6 +83,16 @@ export function webhookEvent(options: EventOptions): FunctionUrlEvent {
     body: Buffer.from(text),
     sourceIp: options.sourceIp ?? "203.0.113.10",
   });
+}
+
+/** The object as the API server stores it after applying the webhook's JSON Patch. */
+export function applied(object: SecretObject, response: { patch?: string }): SecretObject {
+  return jsonPatch.applyPatch(
+    structuredClone(object),
+    patchOf(response) as jsonPatch.Operation[],
+    true,
+    false,
+  ).newDocument as SecretObject;
 }
 
 /** Decodes the JSON Patch of an AdmissionReview answer. */
