@@ -26,6 +26,7 @@ export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
     AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.secretsManager,
     AWS_ENDPOINT_URL_STS: endpoints.sts,
     AWS_ENDPOINT_URL_ECR: endpoints.ecr,
+    AWS_ENDPOINT_URL_ECR_PUBLIC: endpoints.ecr,
     ...(endpoints.kms ? { AWS_ENDPOINT_URL_KMS: endpoints.kms } : {}),
     ...(endpoints.cloudFormation
       ? { AWS_ENDPOINT_URL_CLOUDFORMATION: endpoints.cloudFormation }
@@ -39,11 +40,11 @@ export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
 export async function putClusterRecord(
   endpoint: string,
   record: ClusterRecord | Record<string, unknown>,
-  options: { readonly name?: string; readonly caPem?: string } = {},
+  options: { readonly name?: string; readonly caPem?: string; readonly region?: string } = {},
 ) {
   const client = new SecretsManagerClient({
     endpoint,
-    region: "us-east-1",
+    region: options.region ?? "us-east-1",
     credentials: { accessKeyId: "AKIAWEBHOOKTESTKEY01", secretAccessKey: "x" },
     ...(options.caPem
       ? { requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: options.caPem }) }) }

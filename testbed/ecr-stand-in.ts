@@ -1,6 +1,6 @@
 /**
- * A controllable stand-in for Amazon ECR's GetAuthorizationToken, speaking the real awsJson1_1
- * protocol so the real AWS SDK talks to it. moto cannot be used here: its tokens always expire in
+ * A controllable stand-in for Amazon ECR's and ECR Public's GetAuthorizationToken, speaking their
+ * real awsJson1_1 protocols (targets, SigV4 scopes, answer shapes) so the real AWS SDK talks to it. moto cannot be used here: its tokens always expire in
  * 2015. It can answer with any expiry, throttle, deny or stall, and it records each call's region
  * (from the SigV4 credential scope) and access key.
  */
@@ -15,6 +15,8 @@ export interface EcrCall {
   readonly region: string;
   readonly accessKeyId: string;
   readonly target: string;
+  /** The SigV4 signing name: `ecr`, or `ecr-public` for ECR Public. */
+  readonly service: string;
   /** When it arrived (epoch ms, real time): for calls-per-second peaks. */
   readonly atMs: number;
 }
@@ -26,7 +28,7 @@ export interface EcrStandIn {
   /** Token lifetime, 12 h like ECR unless a test changes it. */
   expiresInSeconds: number;
   latencyMs: number;
-  /** The password ECR handed out last in each region. */
+  /** The password ECR handed out last in each region (ECR Public's under "public"). */
   readonly lastPassword: Map<string, string>;
   /** Clock for expiresAt; tests move it with their own. */
   now: () => number;
@@ -35,7 +37,10 @@ export interface EcrStandIn {
   stop(): Promise<void>;
 }
 
-const TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+const TARGETS: Readonly<Record<string, string>> = {
+  ecr: "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+  "ecr-public": "SpencerFrontendService.GetAuthorizationToken",
+};
 
 export interface EcrStandInOptions {
   /** Serve HTTPS with this certificate, as the real endpoint does. */
@@ -64,11 +69,11 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
   const serve = async (request: IncomingMessage, response: ServerResponse) => {
     await readAll(request);
     const target = String(request.headers["x-amz-target"] ?? "");
-    const scope = /Credential=([^/]+)\/\d{8}\/([^/]+)\/ecr\//.exec(
+    const scope = /Credential=([^/]+)\/\d{8}\/([^/]+)\/(ecr|ecr-public)\//.exec(
       String(request.headers.authorization ?? ""),
     );
-    const [, accessKeyId = "", region = ""] = scope ?? [];
-    state.calls.push({ region, accessKeyId, target, atMs: Date.now() });
+    const [, accessKeyId = "", region = "", service = ""] = scope ?? [];
+    state.calls.push({ region, accessKeyId, target, service, atMs: Date.now() });
     if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
     const reply = (status: number, body: unknown) => {
       if (response.destroyed) return;
@@ -78,34 +83,43 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
       });
       response.end(JSON.stringify(body));
     };
-    if (target !== TARGET || !scope) {
+    if (!scope || target !== TARGETS[service]) {
       return reply(400, {
         __type: "UnknownOperationException",
-        message: `stand-in serves only ${TARGET}`,
+        message: `stand-in serves only ${Object.values(TARGETS).join(" and ")}`,
       });
     }
+    const ecrPublic = service === "ecr-public";
     switch (state.behaviour) {
       case "throttle":
         return reply(400, { __type: "ThrottlingException", message: "Rate exceeded" });
       case "deny":
         return reply(400, {
           __type: "AccessDeniedException",
-          message: `User: arn:aws:sts::123456789012:assumed-role/webhook/x is not authorized to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy allows the ecr:GetAuthorizationToken action`,
+          message: `User: arn:aws:sts::123456789012:assumed-role/webhook/x is not authorized to perform: ${service}:GetAuthorizationToken on resource: * because no identity-based policy allows the ${service}:GetAuthorizationToken action`,
         });
       case "server-error":
         return reply(500, { __type: "ServerException", message: "internal error" });
       case "ok": {
-        const password = `stand-in-${region}-${randomId()}`;
-        state.lastPassword.set(region, password);
-        return reply(200, {
-          authorizationData: [
-            {
-              authorizationToken: Buffer.from(`AWS:${password}`).toString("base64"),
-              expiresAt: Math.floor(state.now() / 1000) + state.expiresInSeconds,
-              proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
-            },
-          ],
-        });
+        const password = `stand-in-${ecrPublic ? "public" : region}-${randomId()}`;
+        state.lastPassword.set(ecrPublic ? "public" : region, password);
+        const authorizationToken = Buffer.from(`AWS:${password}`).toString("base64");
+        const expiresAt = Math.floor(state.now() / 1000) + state.expiresInSeconds;
+        // ECR Public answers with one object; ECR with a list carrying the proxy endpoint.
+        return reply(
+          200,
+          ecrPublic
+            ? { authorizationData: { authorizationToken, expiresAt } }
+            : {
+                authorizationData: [
+                  {
+                    authorizationToken,
+                    expiresAt,
+                    proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
+                  },
+                ],
+              },
+        );
       }
     }
   };

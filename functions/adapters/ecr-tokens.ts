@@ -5,9 +5,13 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
+import {
+  ECRPUBLICClient,
+  GetAuthorizationTokenCommand as GetPublicAuthorizationTokenCommand,
+} from "@aws-sdk/client-ecr-public";
 import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
 import { sha256Hex } from "../core/auth.ts";
-import { endpointKey, type TokenEndpoint } from "../core/registries.ts";
+import { endpointKey, includesEcrPublic, type TokenEndpoint } from "../core/registries.ts";
 import { sessionPolicyFor } from "../core/session-policy.ts";
 import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
 import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
@@ -17,6 +21,8 @@ export interface EcrToken {
   readonly region: string;
   /** Minted at the region's FIPS endpoint (for `dkr.ecr-fips` hosts). */
   readonly fips: boolean;
+  /** Minted by ECR Public (for `public.ecr.aws`). */
+  readonly ecrPublic: boolean;
   readonly username: string;
   readonly password: string;
   /** The earliest of ECR's expiresAt and the expiry of the credentials that minted it. */
@@ -29,6 +35,8 @@ export interface TokenRequester {
   readonly roleArn?: string | undefined;
   readonly repositories?: readonly string[] | undefined;
   readonly pullThroughCache?: boolean | undefined;
+  /** The record's registry hosts: ECR Public among them widens the session policy to mint its token. */
+  readonly registries?: readonly string[] | undefined;
 }
 
 /** A failure an operator can act on, with the HTTP status the admission denial carries. */
@@ -56,6 +64,8 @@ export interface EcrTokenProviderOptions {
     credentials: AwsCredentials | undefined,
     fips: boolean,
   ) => ECRClient;
+  /** ECR Public client (always us-east-1); credentials as for `ecrClient`. */
+  readonly ecrPublicClient?: (credentials: AwsCredentials | undefined) => ECRPUBLICClient;
   readonly now: () => number;
   /** AssumeRole session length. Role chaining from Lambda caps it at one hour. */
   readonly assumeRoleDurationSeconds?: number;
@@ -88,6 +98,7 @@ function storeSignal(signal: AbortSignal): AbortSignal {
 export class EcrTokenProvider {
   readonly #options: EcrTokenProviderOptions;
   readonly #ownCredentialClients = new Map<string, ECRClient>();
+  #ownCredentialPublicClient: ECRPUBLICClient | undefined;
   readonly #tokens: ExpiringCache<string, LoadedToken>;
   readonly #roleCredentials: ExpiringCache<string, AwsCredentials>;
 
@@ -261,32 +272,74 @@ export class EcrTokenProvider {
     credentials: AwsCredentials | undefined,
     signal: AbortSignal,
   ): Promise<EcrToken> {
-    const { region, fips } = endpoint;
-    const client = this.#clientFor(endpoint, credentials);
+    const { region, fips, ecrPublic } = endpoint;
+    const service = ecrPublic ? "ECR Public" : "ECR";
     try {
-      const result = await client.send(new GetAuthorizationTokenCommand({}), {
-        abortSignal: signal,
-      });
-      const data = result.authorizationData?.[0];
+      const data = ecrPublic
+        ? await this.#mintPublic(credentials, signal)
+        : await this.#mintPrivate(endpoint, credentials, signal);
       if (!data?.authorizationToken || !data.expiresAt) {
-        throw new CredentialError(502, `ECR GetAuthorizationToken in ${region} returned no token`);
+        throw new CredentialError(
+          502,
+          `${service} GetAuthorizationToken in ${region} returned no token`,
+        );
       }
       const decoded = Buffer.from(data.authorizationToken, "base64").toString("utf8");
       const separator = decoded.indexOf(":");
       if (separator <= 0)
-        throw new CredentialError(502, `ECR in ${region} returned a token in an unknown format`);
+        throw new CredentialError(
+          502,
+          `${service} in ${region} returned a token in an unknown format`,
+        );
       return {
         region,
         fips,
+        ecrPublic,
         username: decoded.slice(0, separator),
         password: decoded.slice(separator + 1),
         expiresAtMs: tokenExpiry(data.expiresAt.getTime(), credentials?.expiration.getTime()),
       };
     } catch (error) {
-      throw explainEcrError(error, region);
+      throw explainEcrError(error, region, ecrPublic);
+    }
+  }
+
+  async #mintPrivate(
+    endpoint: TokenEndpoint,
+    credentials: AwsCredentials | undefined,
+    signal: AbortSignal,
+  ): Promise<MintedToken | undefined> {
+    const client = this.#clientFor(endpoint, credentials);
+    try {
+      const result = await client.send(new GetAuthorizationTokenCommand({}), {
+        abortSignal: signal,
+      });
+      return result.authorizationData?.[0];
     } finally {
       if (credentials) client.destroy();
     }
+  }
+
+  async #mintPublic(
+    credentials: AwsCredentials | undefined,
+    signal: AbortSignal,
+  ): Promise<MintedToken | undefined> {
+    const create = this.#options.ecrPublicClient ?? ecrPublicClientFor;
+    const client = credentials ? create(credentials) : this.#ownPublicClient(create);
+    try {
+      const result = await client.send(new GetPublicAuthorizationTokenCommand({}), {
+        abortSignal: signal,
+      });
+      return result.authorizationData;
+    } finally {
+      if (credentials) client.destroy();
+    }
+  }
+
+  #ownPublicClient(create: (credentials: undefined) => ECRPUBLICClient): ECRPUBLICClient {
+    if (this.#ownCredentialPublicClient === undefined)
+      this.#ownCredentialPublicClient = create(undefined);
+    return this.#ownCredentialPublicClient;
   }
 
   #clientFor(endpoint: TokenEndpoint, credentials: AwsCredentials | undefined): ECRClient {
@@ -311,9 +364,24 @@ export function ecrClientFor(
   return new ECRClient({ region, credentials, useFipsEndpoint: fips });
 }
 
+/** ECR Public's API exists only in us-east-1, whatever region the function runs in. */
+export function ecrPublicClientFor(credentials: AwsCredentials | undefined): ECRPUBLICClient {
+  return new ECRPUBLICClient({ region: "us-east-1", credentials });
+}
+
+/** What both GetAuthorizationToken APIs answer with. */
+interface MintedToken {
+  readonly authorizationToken?: string | undefined;
+  readonly expiresAt?: Date | undefined;
+}
+
 function sessionPolicyOrError(requester: TokenRequester): string | undefined {
   try {
-    return sessionPolicyFor(requester.repositories, requester.pullThroughCache === true);
+    return sessionPolicyFor(
+      requester.repositories,
+      requester.pullThroughCache === true,
+      includesEcrPublic(requester.registries),
+    );
   } catch (error) {
     throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
   }
@@ -344,30 +412,33 @@ function isTimeout(name: string): boolean {
   return name === "AbortError" || name === "TimeoutError";
 }
 
-function explainEcrError(error: unknown, region: string): Error {
+function explainEcrError(error: unknown, region: string, ecrPublic: boolean): Error {
   if (error instanceof CredentialError) return error;
   const { name, message } = awsErrorParts(error);
+  const service = ecrPublic ? "ECR Public" : "ECR";
   if (isTimeout(name)) {
     return new CredentialError(
       504,
-      `timed out waiting for ECR GetAuthorizationToken in ${region}; try again shortly`,
+      `timed out waiting for ${service} GetAuthorizationToken in ${region}; try again shortly`,
     );
   }
   if (THROTTLING.has(name)) {
     return new CredentialError(
       429,
-      `ECR is throttling GetAuthorizationToken in ${region}; try again shortly (if it persists, raise the ECR quota or reduce how often Secrets are written)`,
+      `${service} is throttling GetAuthorizationToken in ${region}; try again shortly (if it persists, raise the ${service} quota or reduce how often Secrets are written)`,
     );
   }
   if (DENIED.has(name)) {
+    const action = ecrPublic ? "ecr-public:GetAuthorizationToken" : "ecr:GetAuthorizationToken";
+    const needs = ecrPublic ? `${action} and sts:GetServiceBearerToken` : action;
     return new CredentialError(
       403,
-      `AWS denied ecr:GetAuthorizationToken in ${region} (${name}): ${message} Check the IAM policy of the role that mints tokens for this cluster.`,
+      `AWS denied ${action} in ${region} (${name}): ${message} Check that the IAM policy of the role that mints tokens for this cluster allows ${needs}.`,
     );
   }
   return new CredentialError(
     502,
-    `ECR GetAuthorizationToken failed in ${region} (${name}): ${message}`,
+    `${service} GetAuthorizationToken failed in ${region} (${name}): ${message}`,
   );
 }
 

@@ -51,7 +51,14 @@ export class DynamoTokenStore implements SharedTokenStore {
     const expiresAtMs = Number(Item?.expiresAtMs?.N);
     if (!username || !password || !region || !(reuseUntilMs > nowMs)) return undefined;
     return {
-      token: { region, fips: Item?.fips?.BOOL === true, username, password, expiresAtMs },
+      token: {
+        region,
+        fips: Item?.fips?.BOOL === true,
+        ecrPublic: Item?.ecrPublic?.BOOL === true,
+        username,
+        password,
+        expiresAtMs,
+      },
       reuseUntilMs,
     };
   }
@@ -92,6 +99,7 @@ export class DynamoTokenStore implements SharedTokenStore {
           pk: { S: itemKey(key) },
           region: { S: token.region },
           fips: { BOOL: token.fips },
+          ecrPublic: { BOOL: token.ecrPublic },
           username: { S: token.username },
           password: { S: token.password },
           expiresAtMs: { N: String(token.expiresAtMs) },

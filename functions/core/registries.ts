@@ -12,7 +12,22 @@ export interface EcrRegistry {
   readonly fips: boolean;
   /** IPv6 and IPv4 (`dkr-ecr`), for IPv6 clusters. */
   readonly dualStack: boolean;
+  /** ECR Public (`public.ecr.aws`): its token comes from ECR Public's API, in us-east-1 only. */
+  readonly ecrPublic: boolean;
 }
+
+/** ECR Public's one registry host, as `docker login public.ecr.aws` names it. */
+export const ECR_PUBLIC_HOST = "public.ecr.aws";
+// ECR Public mints its tokens only in us-east-1, for the aws partition.
+const ECR_PUBLIC_REGISTRY: EcrRegistry = {
+  host: ECR_PUBLIC_HOST,
+  accountId: "",
+  region: "us-east-1",
+  partition: "aws",
+  fips: false,
+  dualStack: false,
+  ecrPublic: true,
+};
 
 export function partitionOf(region: string): Partition {
   if (region.startsWith("cn-")) return "aws-cn";
@@ -52,12 +67,13 @@ export type ParsedHost =
 
 /** A registry host, exactly as ECR names them; otherwise what is wrong with it, in one line. */
 export function parseRegistryHost(host: string): ParsedHost {
+  if (host === ECR_PUBLIC_HOST) return { ok: true, registry: ECR_PUBLIC_REGISTRY };
   const ipv4 = IPV4_HOST.exec(host);
   const match = ipv4 ?? DUAL_STACK_HOST.exec(host);
   if (!match)
     return {
       ok: false,
-      problem: `"${host}" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com, lower case, without scheme, port or path)`,
+      problem: `"${host}" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws, lower case, without scheme, port or path)`,
     };
   const [, accountId = "", fips, region = "", domain] = match;
   const partition = partitionOf(region);
@@ -74,7 +90,15 @@ export function parseRegistryHost(host: string): ParsedHost {
     };
   return {
     ok: true,
-    registry: { host, accountId, region, partition, fips: fips !== undefined, dualStack: !ipv4 },
+    registry: {
+      host,
+      accountId,
+      region,
+      partition,
+      fips: fips !== undefined,
+      dualStack: !ipv4,
+      ecrPublic: false,
+    },
   };
 }
 
@@ -85,6 +109,8 @@ export function parseRegistryHost(host: string): ParsedHost {
 export function partitionProblem(host: string, partition: Partition): string | undefined {
   const registry = parseEcrHost(host);
   if (!registry || registry.partition === partition) return undefined;
+  if (registry.ecrPublic)
+    return `registry ${host} (ECR Public) exists only in partition aws, but this stack runs in ${partition}: ECR Public tokens are minted in us-east-1 (deploy an ecr-anywhere stack in partition aws for it)`;
   return `registry ${host} is in partition ${registry.partition}, but this stack runs in ${partition}: ECR tokens cannot cross partitions (deploy an ecr-anywhere stack in ${registry.partition} for it)`;
 }
 
@@ -95,6 +121,11 @@ export function parseEcrHost(host: string): EcrRegistry | undefined {
 
 export function isEcrHost(host: string): boolean {
   return parseEcrHost(host) !== undefined;
+}
+
+/** True when any of `hosts` is ECR Public: its token needs its own permissions. */
+export function includesEcrPublic(hosts: readonly string[] | undefined): boolean {
+  return hosts?.includes(ECR_PUBLIC_HOST) === true;
 }
 
 export type RegistrySelection =
@@ -149,23 +180,26 @@ export function selectRegistries(
   };
 }
 
-/** Where a token is minted: the region's ordinary endpoint, or its FIPS endpoint. */
+/** Where a token is minted: a region's ordinary or FIPS ECR endpoint, or ECR Public. */
 export interface TokenEndpoint {
   readonly region: string;
   readonly fips: boolean;
+  readonly ecrPublic: boolean;
 }
 
 export function endpointKey(endpoint: TokenEndpoint): string {
+  if (endpoint.ecrPublic) return `public|${endpoint.region}`;
   return endpoint.fips ? `${endpoint.region}|fips` : endpoint.region;
 }
 
 /**
  * One token serves every registry of a region (dual-stack hosts included), but a FIPS host's
- * token must come from the FIPS endpoint: tokens are fetched per (region, FIPS).
+ * token must come from the FIPS endpoint, and ECR Public's from its own API: tokens are fetched
+ * per (region, FIPS, public).
  */
 export function tokenEndpointsOf(registries: readonly EcrRegistry[]): TokenEndpoint[] {
   const endpoints = new Map<string, TokenEndpoint>();
-  for (const { region, fips } of registries)
-    endpoints.set(endpointKey({ region, fips }), { region, fips });
+  for (const { region, fips, ecrPublic } of registries)
+    endpoints.set(endpointKey({ region, fips, ecrPublic }), { region, fips, ecrPublic });
   return [...endpoints.values()].sort((a, b) => endpointKey(a).localeCompare(endpointKey(b)));
 }

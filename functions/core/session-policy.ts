@@ -11,13 +11,30 @@ const PULL_ACTIONS = [
 // repository when it does not exist yet.
 export const PULL_THROUGH_CACHE_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"];
 
+// ECR Public's token: its own GetAuthorizationToken, which asks STS for a service bearer token on
+// the caller's behalf. AWS documents both as needed; the condition keeps the bearer token to ECR Public.
+export const ECR_PUBLIC_TOKEN_STATEMENTS = [
+  { Effect: "Allow", Action: "ecr-public:GetAuthorizationToken", Resource: "*" },
+  {
+    Effect: "Allow",
+    Action: "sts:GetServiceBearerToken",
+    Resource: "*",
+    Condition: { StringEquals: { "sts:AWSServiceName": "ecr-public.amazonaws.com" } },
+  },
+] as const;
+
 // STS rejects packed session policies above 2,048 characters.
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
-/** The policy JSON for `repositories`, or undefined when the cluster is not narrowed. */
+/**
+ * The policy JSON for `repositories`, or undefined when the cluster is not narrowed. A cluster that
+ * pulls from ECR Public also gets exactly what minting that token needs (public pulls need nothing
+ * per repository).
+ */
 export function sessionPolicyFor(
   repositories: readonly string[] | undefined,
   pullThroughCache = false,
+  ecrPublic = false,
 ): string | undefined {
   if (repositories === undefined || repositories.length === 0) return undefined;
   const policy = JSON.stringify({
@@ -29,6 +46,7 @@ export function sessionPolicyFor(
         Action: pullThroughCache ? [...PULL_ACTIONS, ...PULL_THROUGH_CACHE_ACTIONS] : PULL_ACTIONS,
         Resource: [...repositories].sort(),
       },
+      ...(ecrPublic ? ECR_PUBLIC_TOKEN_STATEMENTS : []),
     ],
   });
   if (policy.length > MAX_SESSION_POLICY_CHARS) {

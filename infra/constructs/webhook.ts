@@ -3,15 +3,18 @@
  * AWS requests; clusters authenticate with their token), the table where its execution
  * environments share ECR tokens, and least-privilege IAM.
  */
-import { type Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { type Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { parseEcrHost, partitionOf } from "../../functions/core/registries.ts";
-import { PULL_THROUGH_CACHE_ACTIONS } from "../../functions/core/session-policy.ts";
+import { ECR_PUBLIC_HOST, parseEcrHost, partitionOf } from "../../functions/core/registries.ts";
+import {
+  ECR_PUBLIC_TOKEN_STATEMENTS,
+  PULL_THROUGH_CACHE_ACTIONS,
+} from "../../functions/core/session-policy.ts";
 import {
   ADMISSION_BUDGET_MS,
   acknowledge,
@@ -94,36 +97,56 @@ export class WebhookPart extends Construct {
         resources: ["*"],
       }),
     );
-    const repositoryArns = (props.allowedRegistries ?? []).map((host) => {
+    const registries = (props.allowedRegistries ?? []).map((host) => {
       const registry = parseEcrHost(host);
       if (!registry) throw new Error(`allowedRegistries: "${host}" is not an ECR registry host`);
-      return `arn:${partitionOf(registry.region)}:ecr:${registry.region}:${registry.accountId}:repository/*`;
+      return registry;
     });
-    this.function.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "PullFromAllowedRegistries",
-        // Tokens carry the minting principal's permissions: these are what kubelet can pull.
-        actions: [
-          "ecr:BatchGetImage",
-          "ecr:GetDownloadUrlForLayer",
-          "ecr:BatchCheckLayerAvailability",
-        ],
-        resources:
-          repositoryArns.length > 0
-            ? repositoryArns
-            : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
-      }),
-    );
-    if (props.pullThroughCache)
+    const repositoryArns = registries
+      .filter((registry) => !registry.ecrPublic)
+      .map(
+        (registry) =>
+          `arn:${partitionOf(registry.region)}:ecr:${registry.region}:${registry.accountId}:repository/*`,
+      );
+    if (registries.some((registry) => registry.ecrPublic)) {
+      if (!Token.isUnresolved(stack.region) && partitionOf(stack.region) !== "aws")
+        throw new Error(
+          `allowedRegistries: ${ECR_PUBLIC_HOST} exists only in partition aws; this stack is in ${stack.region}`,
+        );
+      // Only when a cluster may pull from ECR Public: exactly what minting its token needs.
+      for (const [index, statement] of ECR_PUBLIC_TOKEN_STATEMENTS.entries())
+        this.function.addToRolePolicy(
+          iam.PolicyStatement.fromJson({
+            Sid: index === 0 ? "MintEcrPublicTokens" : "EcrPublicBearerToken",
+            ...statement,
+          }),
+        );
+    }
+    // The default is this stack's own registry; a list of only public.ecr.aws grants no private pulls.
+    const pullableRepositories =
+      props.allowedRegistries === undefined
+        ? [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })]
+        : repositoryArns;
+    if (pullableRepositories.length > 0)
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "PullFromAllowedRegistries",
+          // Tokens carry the minting principal's permissions: these are what kubelet can pull.
+          actions: [
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+          ],
+          resources: pullableRepositories,
+        }),
+      );
+    if (props.pullThroughCache && pullableRepositories.length > 0)
       this.function.addToRolePolicy(
         new iam.PolicyStatement({
           sid: "ImportThroughPullThroughCache",
           // Only when opted in: a first pull imports the upstream image, creating the repository.
           actions: PULL_THROUGH_CACHE_ACTIONS,
-          resources:
-            repositoryArns.length > 0
-              ? repositoryArns
-              : [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })],
+          resources: pullableRepositories,
         }),
       );
     if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
@@ -160,11 +183,14 @@ export class WebhookPart extends Construct {
     );
     acknowledge(this.function.role ?? this.function, {
       "AwsSolutions-IAM5[Resource::*]":
-        'ecr:GetAuthorizationToken supports no resource-level permissions: AWS requires "*".',
+        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) support no resource-level permissions: AWS requires "*".',
       [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
         "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
       ...Object.fromEntries(
-        (repositoryArns.length > 0 ? repositoryArns : [DEFAULT_REPOSITORIES_FINDING]).map((arn) => [
+        (props.allowedRegistries === undefined
+          ? [DEFAULT_REPOSITORIES_FINDING]
+          : repositoryArns
+        ).map((arn) => [
           `AwsSolutions-IAM5[Resource::${arn}]`,
           "Tokens may pull any repository of an allowed registry; a cluster record's `repositories` narrows its own tokens with an STS session policy.",
         ]),

@@ -186,6 +186,8 @@ describe("least-privilege IAM", () => {
   it('grants "*" only for actions that have no narrower resource', () => {
     const onlyStar = new Set([
       "ecr:GetAuthorizationToken",
+      "ecr-public:GetAuthorizationToken",
+      "sts:GetServiceBearerToken",
       "secretsmanager:ListSecrets",
       "secretsmanager:BatchGetSecretValue",
     ]);
@@ -334,6 +336,52 @@ describe("pull-through cache", () => {
     expect(
       propsFromContext({ "ecr-anywhere:pullThroughCache": "true" }).props.pullThroughCache,
     ).toBe(true);
+  });
+});
+
+describe("ECR Public", () => {
+  it("grants the public token's two actions, bearer token limited to ECR Public, only when public.ecr.aws is allowed", () => {
+    const withPublic = synthesize({ allowedRegistries: [EAST, "public.ecr.aws"] });
+    const statements = statementsOf(withPublic, "Webhook");
+    const mint = statements.find((item) =>
+      actions(item).includes("ecr-public:GetAuthorizationToken"),
+    ) as Statement;
+    expect(actions(mint)).toEqual(["ecr-public:GetAuthorizationToken"]);
+    const bearer = statements.find((item) =>
+      actions(item).includes("sts:GetServiceBearerToken"),
+    ) as Statement;
+    expect(actions(bearer)).toEqual(["sts:GetServiceBearerToken"]);
+    expect(bearer.Condition).toEqual({
+      StringEquals: { "sts:AWSServiceName": "ecr-public.amazonaws.com" },
+    });
+    // Its pulls stay those of the private registries listed.
+    const pull = statements.find((item) =>
+      actions(item).includes("ecr:BatchGetImage"),
+    ) as Statement;
+    expect(resources(pull)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
+    for (const plain of [template, synthesize({})])
+      expect(statementsOf(plain, "Webhook").flatMap(actions)).not.toEqual(
+        expect.arrayContaining(["ecr-public:GetAuthorizationToken"]),
+      );
+    expect(statementsOf(template, "Webhook").flatMap(actions)).not.toContain(
+      "sts:GetServiceBearerToken",
+    );
+  });
+
+  it("grants no private pulls when ECR Public is the only allowed registry", () => {
+    const onlyPublic = synthesize({ allowedRegistries: ["public.ecr.aws"] });
+    expect(statementsOf(onlyPublic, "Webhook").flatMap(actions)).not.toContain("ecr:BatchGetImage");
+  });
+
+  it("refuses public.ecr.aws in a stack of another partition", () => {
+    const app = new App();
+    expect(
+      () =>
+        new EcrAnywhereStack(app, "China", {
+          env: { region: "cn-north-1", account: "123456789012" },
+          ecrAnywhere: { allowedRegistries: ["public.ecr.aws"] },
+        }),
+    ).toThrow(/public.ecr.aws exists only in partition aws/);
   });
 });
 

@@ -241,7 +241,7 @@ describe("webhook over the real AWS SDK", () => {
     expect(response.status.message).toContain(
       "AWS denied ecr:GetAuthorizationToken in us-east-1 (AccessDeniedException)",
     );
-    expect(response.status.message).toContain("Check the IAM policy");
+    expect(response.status.message).toContain("Check that the IAM policy");
   });
 
   it("answers inside its budget when ECR stalls", async () => {

@@ -53,6 +53,8 @@ export interface FaultProxy {
   faults: number;
   /** Requests passed on to the target. */
   forwarded: number;
+  /** The bodies of the requests passed on, for asserting what a client sent. */
+  readonly bodies: string[];
   stop(): Promise<void>;
 }
 
@@ -65,7 +67,7 @@ export async function startFaultProxy(
   failing: RegExp,
   reply: CannedReply,
 ): Promise<FaultProxy> {
-  const state = { faults: 0, forwarded: 0 };
+  const state = { faults: 0, forwarded: 0, bodies: [] as string[] };
   const server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -76,6 +78,7 @@ export async function startFaultProxy(
       return;
     }
     state.forwarded++;
+    state.bodies.push(Buffer.concat(chunks).toString("utf8"));
     const headers = Object.entries(request.headers).filter(
       (entry): entry is [string, string] => typeof entry[1] === "string" && entry[0] !== "host",
     );

@@ -115,6 +115,22 @@ describe("sessionPolicyFor", () => {
     ]);
   });
 
+  it("adds exactly ECR Public's token actions, the bearer token limited to ECR Public, when the record pulls from it", () => {
+    const repositories = ["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"];
+    const statements = (policy: string | undefined) =>
+      (JSON.parse(policy ?? "{}") as { Statement: unknown[] }).Statement;
+    expect(statements(sessionPolicyFor(repositories))).toHaveLength(2);
+    expect(statements(sessionPolicyFor(repositories, false, true)).slice(2)).toEqual([
+      { Effect: "Allow", Action: "ecr-public:GetAuthorizationToken", Resource: "*" },
+      {
+        Effect: "Allow",
+        Action: "sts:GetServiceBearerToken",
+        Resource: "*",
+        Condition: { StringEquals: { "sts:AWSServiceName": "ecr-public.amazonaws.com" } },
+      },
+    ]);
+  });
+
   it("refuses a policy longer than STS accepts, suggesting wildcards", () => {
     const many = Array.from(
       { length: 40 },

@@ -5,6 +5,7 @@ import {
   parseEcrHost,
   parseRegistryHost,
   partitionOf,
+  partitionProblem,
   selectRegistries,
   tokenEndpointsOf,
 } from "../../functions/core/registries.ts";
@@ -45,7 +46,25 @@ describe("registry host grammar", () => {
       partition,
       fips,
       dualStack,
+      ecrPublic: false,
     });
+  });
+
+  it("reads ECR Public's one host, whose token is minted in us-east-1", () => {
+    expect(parseEcrHost("public.ecr.aws")).toEqual({
+      host: "public.ecr.aws",
+      accountId: "",
+      region: "us-east-1",
+      partition: "aws",
+      fips: false,
+      dualStack: false,
+      ecrPublic: true,
+    });
+    for (const partition of ["aws-cn", "aws-us-gov"] as const)
+      expect(partitionProblem("public.ecr.aws", partition)).toMatch(
+        /ECR Public\) exists only in partition aws/,
+      );
+    expect(partitionProblem("public.ecr.aws", "aws")).toBeUndefined();
   });
 
   it.each([
@@ -67,7 +86,11 @@ describe("registry host grammar", () => {
     ["123456789012.dkr.ecr.us-east-1.amazonaws.com.", /is not an ECR registry host/],
     ["12345678901.dkr.ecr.us-east-1.amazonaws.com", /is not an ECR registry host/],
     ["123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example", /is not an ECR registry host/],
-    ["public.ecr.aws", /is not an ECR registry host/],
+    ["https://public.ecr.aws", /is not an ECR registry host/],
+    ["public.ecr.aws/v2/", /is not an ECR registry host/],
+    ["PUBLIC.ECR.AWS", /is not an ECR registry host/],
+    ["public.ecr.aws:443", /is not an ECR registry host/],
+    ["gallery.ecr.aws", /is not an ECR registry host/],
     ["docker.io", /is not an ECR registry host/],
     ["", /is not an ECR registry host/],
   ])("refuses %s, saying why", (host, problem) => {
@@ -99,8 +122,10 @@ describe("registry host grammar", () => {
     return `${id}.${dualStack ? "dkr-ecr" : "dkr.ecr"}.${name}.${domain}`;
   });
 
+  const anyValidHost = fc.oneof(validHost, fc.constant("public.ecr.aws"));
+
   it("accepts every well-formed host of every partition", () => {
-    fc.assert(fc.property(validHost, (host) => parseEcrHost(host)?.host === host));
+    fc.assert(fc.property(anyValidHost, (host) => parseEcrHost(host)?.host === host));
   });
 
   it("refuses any well-formed host with a scheme, port, path, upper case or trailing text", () => {
@@ -113,7 +138,7 @@ describe("registry host grammar", () => {
       (host: string) => ` ${host}`,
       (host: string) => `${host}.example.com`,
     );
-    fc.assert(fc.property(validHost, mangle, (host, change) => !isEcrHost(change(host))));
+    fc.assert(fc.property(anyValidHost, mangle, (host, change) => !isEcrHost(change(host))));
   });
 });
 
@@ -160,16 +185,22 @@ describe("selectRegistries", () => {
   it("groups registries into one token request per region and endpoint", () => {
     const selection = selectRegistries(undefined, [WEST, EAST, OTHER_EAST], ANNOTATION);
     expect(selection.ok && tokenEndpointsOf(selection.registries)).toEqual([
-      { region: "eu-west-1", fips: false },
-      { region: "us-east-1", fips: false },
+      { region: "eu-west-1", fips: false, ecrPublic: false },
+      { region: "us-east-1", fips: false, ecrPublic: false },
     ]);
     // A dual-stack host shares its region's token; a FIPS host needs the FIPS endpoint's.
     const dualStack = "123456789012.dkr-ecr.us-east-1.on.aws";
     const fips = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com";
     const mixed = selectRegistries(undefined, [EAST, dualStack, fips], ANNOTATION);
     expect(mixed.ok && tokenEndpointsOf(mixed.registries)).toEqual([
-      { region: "us-east-1", fips: false },
-      { region: "us-east-1", fips: true },
+      { region: "us-east-1", fips: false, ecrPublic: false },
+      { region: "us-east-1", fips: true, ecrPublic: false },
+    ]);
+    // ECR Public's token comes from its own API, even in the same region.
+    const withPublic = selectRegistries(undefined, [EAST, "public.ecr.aws"], ANNOTATION);
+    expect(withPublic.ok && tokenEndpointsOf(withPublic.registries)).toEqual([
+      { region: "us-east-1", fips: false, ecrPublic: true },
+      { region: "us-east-1", fips: false, ecrPublic: false },
     ]);
   });
 });
