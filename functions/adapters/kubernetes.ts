@@ -5,6 +5,8 @@
 import {
   ApiException,
   CoreV1Api,
+  EventsV1Api,
+  type EventsV1Event,
   KubeConfig,
   Observable,
   type ObservableMiddleware,
@@ -25,6 +27,18 @@ export interface ManagedSecret {
   readonly name: string;
   readonly annotations: Readonly<Record<string, string>>;
   readonly resourceVersion: string;
+  readonly uid: string;
+}
+
+/** An events.k8s.io/v1 Event as `functions/core/events.ts` builds it. */
+export interface NewEventBody {
+  readonly metadata: { readonly name: string; readonly namespace: string };
+}
+
+/** What the refresher reads back from an Event it patched: enough to count a repeat. */
+export interface PatchedEvent {
+  readonly resourceVersion: string;
+  readonly series: { readonly count: number; readonly lastObservedTime: string } | undefined;
 }
 
 /** A failed API call, with the API server's own message (e.g. a webhook's denial). */
@@ -41,6 +55,7 @@ const PAGE_SIZE = 500;
 
 export class ClusterApi {
   readonly #core: CoreV1Api;
+  readonly #events: EventsV1Api;
   readonly #options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: "append" };
   #calls = 0;
   readonly #callsByMethod = new Map<string, number>();
@@ -49,6 +64,7 @@ export class ClusterApi {
     const config = new KubeConfig();
     config.loadFromString(kubeconfig);
     this.#core = config.makeApiClient(CoreV1Api);
+    this.#events = config.makeApiClient(EventsV1Api);
     const middleware: ObservableMiddleware = {
       pre: (context: RequestContext) => {
         this.#calls++;
@@ -191,6 +207,79 @@ export class ClusterApi {
     return "added";
   }
 
+  /** A Namespace's uid (an Event about it must name it), or undefined when it does not exist. */
+  async namespaceUid(name: string): Promise<string | undefined> {
+    const page = await this.#call(`find namespace ${name}`, () =>
+      this.#core.listNamespace({ fieldSelector: `metadata.name=${name}`, limit: 1 }, this.#options),
+    );
+    return page.items[0]?.metadata?.uid;
+  }
+
+  /** Creates an Event; one of that name already there is reported, not an error. */
+  async createEvent(event: NewEventBody): Promise<"created" | "exists"> {
+    const { namespace, name } = event.metadata;
+    try {
+      await this.#events.createNamespacedEvent(
+        // MicroTimes travel as RFC 3339 strings, which the client's serializer passes through.
+        { namespace, body: event as unknown as EventsV1Event },
+        this.#options,
+      );
+      return "created";
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 409) return "exists";
+      throw new KubernetesError(`create Event ${namespace}/${name}`, error);
+    }
+  }
+
+  /** Merge-patches an Event and returns what counting a repeat needs. */
+  async patchEvent(namespace: string, name: string, body: object): Promise<PatchedEvent> {
+    const event = await this.#call(`patch Event ${namespace}/${name}`, () =>
+      this.#events.patchNamespacedEvent(
+        { namespace, name, body },
+        withContentType(this.#options, PatchStrategy.MergePatch),
+      ),
+    );
+    const series = event.series;
+    return {
+      resourceVersion: event.metadata?.resourceVersion ?? "",
+      series: series
+        ? { count: series.count, lastObservedTime: new Date(series.lastObservedTime).toISOString() }
+        : undefined,
+    };
+  }
+
+  /**
+   * Flips an annotation from "true" to "false" in one conditional step (a JSON Patch `test`), so
+   * only one run sees the change: "flipped", "unchanged" when it was not "true", "absent" when the
+   * Event does not exist.
+   */
+  async flipEventAnnotation(
+    namespace: string,
+    name: string,
+    annotation: string,
+  ): Promise<"flipped" | "unchanged" | "absent"> {
+    const path = `/metadata/annotations/${annotation.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+    try {
+      await this.#events.patchNamespacedEvent(
+        {
+          namespace,
+          name,
+          body: [
+            { op: "test", path, value: "true" },
+            { op: "replace", path, value: "false" },
+          ],
+        },
+        withContentType(this.#options, PatchStrategy.JsonPatch),
+      );
+      return "flipped";
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return "absent";
+      // A failed `test` is refused as invalid (422): the annotation was not "true".
+      if (error instanceof ApiException && error.code === 422) return "unchanged";
+      throw new KubernetesError(`patch Event ${namespace}/${name}`, error);
+    }
+  }
+
   /** A new token for a ServiceAccount (TokenRequest), as the refresher renews its own. */
   async requestToken(
     namespace: string,
@@ -228,6 +317,7 @@ function toManagedSecret(secret: V1Secret, namespace: string): ManagedSecret {
     name: secret.metadata?.name ?? "",
     annotations: secret.metadata?.annotations ?? {},
     resourceVersion: secret.metadata?.resourceVersion ?? "",
+    uid: secret.metadata?.uid ?? "",
   };
 }
 

@@ -9,6 +9,8 @@ export const METRICS_NAMESPACE = "EcrAnywhere";
 export const DEFAULT_CLUSTER_RECORD_PREFIX = "ecr-anywhere/clusters/";
 
 export interface ContractNames {
+  /** The prefix every name below shares (a DNS subdomain). */
+  readonly labelPrefix: string;
   /** Namespace label (value `enabled`) that opts a namespace in. */
   readonly namespaceLabel: string;
   /** Secret label (value `true`) that marks a Secret as managed. */
@@ -33,6 +35,7 @@ export function contractNames(prefix: string = DEFAULT_LABEL_PREFIX): ContractNa
     );
   }
   return {
+    labelPrefix: prefix,
     namespaceLabel: `${prefix}/namespace`,
     managedLabel: `${prefix}/managed`,
     expiresAtAnnotation: `${prefix}/expires_at`,

@@ -18,6 +18,7 @@ import {
 import { backoffMs, isTransientMarkFailure } from "../core/retry.ts";
 import { isStale, secretTimes } from "../core/staleness.ts";
 import { toRfc3339 } from "../core/time.ts";
+import { ClusterEvents } from "./cluster-events.ts";
 
 export interface ClusterReport {
   readonly clusterId: string;
@@ -36,6 +37,10 @@ export interface ClusterReport {
   readonly apiCalls: number;
   /** Marks tried again after a transient failure. */
   readonly markRetries: number;
+  /** Kubernetes Events written in the cluster (failures, recoveries, unmet ensures). */
+  readonly eventsRecorded: number;
+  /** The first Event that could not be written, and why (it never fails the run). */
+  readonly eventProblem?: string | undefined;
 }
 
 export interface RefreshClusterDependencies {
@@ -65,6 +70,11 @@ export async function refreshCluster(
   if (!kubeconfigCheck.ok) return failedReport(record.clusterId, [kubeconfigCheck.error]);
 
   const api = deps.clusterApi(record.kubeconfig, signal);
+  const events = new ClusterEvents(api, {
+    labelPrefix: names.labelPrefix,
+    clusterId: record.clusterId,
+    now: deps.now,
+  });
   const credentialsRenewed = await renewCredentials(stored, api, deps, signal).catch(
     (error: unknown) => {
       problems.push(`renewing the refresher's token failed: ${message(error)}`);
@@ -83,7 +93,7 @@ export async function refreshCluster(
     };
   }
 
-  const ensured = await ensureSecrets(record, enabled, api, deps.config, problems);
+  const ensured = await ensureSecrets(record, enabled, api, deps.config, problems, events);
 
   const secrets: ManagedSecret[] = [];
   for (const namespace of enabled) {
@@ -111,14 +121,17 @@ export async function refreshCluster(
           });
           const afterMs = secretTimes(after.annotations, names).expiresAtMs;
           // Only a later expiry proves the webhook wrote fresh credentials.
-          if (afterMs !== undefined && (before === undefined || afterMs > before))
+          if (afterMs !== undefined && (before === undefined || afterMs > before)) {
+            await events.refreshed(secret);
             return { secret: after, refreshed: true };
-          problems.push(
-            `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`,
-          );
+          }
+          const problem = `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`;
+          problems.push(problem);
+          await events.refreshFailed(secret, problem);
           return { secret: after, refreshed: false };
         } catch (error) {
           problems.push(message(error));
+          await events.refreshFailed(secret, message(error));
           return { secret, refreshed: false };
         }
       }),
@@ -142,6 +155,8 @@ export async function refreshCluster(
     credentialsRenewed,
     apiCalls: api.calls,
     markRetries,
+    eventsRecorded: events.recorded,
+    eventProblem: events.problem,
   };
 }
 
@@ -191,6 +206,7 @@ export function failedReport(clusterId: string, problems: string[]): ClusterRepo
     credentialsRenewed: false,
     apiCalls: 0,
     markRetries: 0,
+    eventsRecorded: 0,
   };
 }
 
@@ -227,6 +243,7 @@ async function ensureSecrets(
   api: ClusterApi,
   config: RefresherConfig,
   problems: string[],
+  events: ClusterEvents,
 ): Promise<{ created: number; linked: number }> {
   const ensure = record.ensure;
   let created = 0;
@@ -234,9 +251,9 @@ async function ensureSecrets(
   if (!ensure) return { created, linked };
   for (const namespace of ensure.namespaces) {
     if (!enabledNamespaces.includes(namespace)) {
-      problems.push(
-        `ensure: namespace ${namespace} lacks the label ${config.names.namespaceLabel}=enabled (or does not exist); label it so the webhook fills Secrets there`,
-      );
+      const problem = `namespace ${namespace} lacks the label ${config.names.namespaceLabel}=enabled (or does not exist); label it so the webhook fills Secrets there`;
+      problems.push(`ensure: ${problem}`);
+      await events.ensureFailed(namespace, problem);
       continue;
     }
     try {
@@ -253,6 +270,7 @@ async function ensureSecrets(
       }
     } catch (error) {
       problems.push(`ensure: ${message(error)}`);
+      await events.ensureFailed(namespace, message(error));
     }
   }
   return { created, linked };

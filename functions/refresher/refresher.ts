@@ -4,6 +4,7 @@
  * (worker.ts). Either way one cluster's failure never stops the others, and the invocation fails
  * at the end if any cluster failed, so the Errors alarm fires and the metrics say which.
  */
+
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import pLimit from "p-limit";
@@ -19,6 +20,7 @@ import {
 import { ClusterApi } from "../adapters/kubernetes.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
 import { refresherConfigFromEnv } from "../core/config.ts";
+import { redactWebhookTokens } from "../core/events.ts";
 import { count, createTelemetry, MetricUnit, type Telemetry } from "../telemetry.ts";
 import {
   type ClusterReport,
@@ -182,7 +184,12 @@ export async function refreshAndReport(
   const { logger } = deps.telemetry;
   const { problems, ...numbers } = report;
   if (report.ok) logger.info("cluster refreshed", numbers);
-  else logger.error("cluster refresh failed", { ...numbers, problems: problems.slice(0, 20) });
+  else
+    logger.error("cluster refresh failed", {
+      ...numbers,
+      // kube-apiserver's own errors can carry the webhook URL, token included.
+      problems: problems.slice(0, 20).map(redactWebhookTokens),
+    });
   publishClusterMetrics(deps.telemetry, report);
   return report;
 }

@@ -3,7 +3,14 @@
  * RBAC in k8s/, and the webhook behind the function-URL server: the whole refresh loop.
  */
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  EventsV1Api,
+  type EventsV1Event,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import pLimit from "p-limit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readClusterRecord } from "../../functions/adapters/cluster-record-catalog.ts";
@@ -33,6 +40,7 @@ const SA_NAME = "ecr-anywhere-refresher";
 
 let harness: WebhookHarness & { token: string };
 let admin: CoreV1Api;
+let adminEvents: EventsV1Api;
 let refresherKubeconfig: string;
 let now = Date.now();
 const clock = () => now;
@@ -73,6 +81,18 @@ function refresher(prefix: string, mode: Record<string, string> = {}) {
   return { deps, run: createRefresher(deps) };
 }
 
+/** The Events about one object, as `kubectl describe` would find them. */
+async function eventsAbout(
+  namespace: string,
+  kind: string,
+  name: string,
+): Promise<EventsV1Event[]> {
+  const list = await adminEvents.listNamespacedEvent({ namespace });
+  return list.items.filter(
+    (event) => event.regarding?.kind === kind && event.regarding?.name === name,
+  );
+}
+
 async function expiresAt(namespace: string, name: string): Promise<number | undefined> {
   const secret = await admin.readNamespacedSecret({ namespace, name });
   return parseRfc3339(secret.metadata?.annotations?.[names.expiresAtAnnotation]);
@@ -84,6 +104,9 @@ beforeAll(async () => {
   harness.ecr.now = clock;
   harness.reset(clock);
   admin = harness.core;
+  const adminConfig = new KubeConfig();
+  adminConfig.loadFromString(inject("adminKubeconfig"));
+  adminEvents = adminConfig.makeApiClient(EventsV1Api);
   for (const [name, enabled] of [
     ["team-a", true],
     ["team-b", true],
@@ -170,6 +193,54 @@ describe("the refresher's RBAC", () => {
     await expect(
       core.readNamespacedSecret({ namespace: "team-b", name: "keep-me" }),
     ).rejects.toMatchObject({ code: 403 });
+  });
+
+  it("may create and patch Events in enabled namespaces and default, and nothing more with Events", async () => {
+    const asRefresher = new KubeConfig();
+    asRefresher.loadFromString(refresherKubeconfig);
+    const events = asRefresher.makeApiClient(EventsV1Api);
+    const core = asRefresher.makeApiClient(CoreV1Api);
+    const event = (namespace: string, name: string) => ({
+      namespace,
+      body: {
+        metadata: { name, namespace },
+        eventTime: new Date().toISOString().replace("Z", "000Z"),
+        reportingController: "ecr-anywhere.centml.ai/refresher",
+        reportingInstance: "rbac-test",
+        action: "Refresh",
+        reason: "RefreshFailed",
+        type: "Warning",
+        note: "rbac probe",
+        regarding: { apiVersion: "v1", kind: "Secret", name: "probe", namespace },
+      } as unknown as EventsV1Event,
+    });
+    await events.createNamespacedEvent(event("team-a", "rbac-probe"));
+    await events.createNamespacedEvent(event("default", "rbac-probe"));
+    await events.patchNamespacedEvent(
+      { namespace: "team-a", name: "rbac-probe", body: { metadata: { labels: { a: "b" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await expect(
+      events.createNamespacedEvent(event("secret-elsewhere", "rbac-probe")),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(
+      events.readNamespacedEvent({ namespace: "team-a", name: "rbac-probe" }),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(events.listNamespacedEvent({ namespace: "team-a" })).rejects.toMatchObject({
+      code: 403,
+    });
+    await expect(
+      events.deleteNamespacedEvent({ namespace: "team-a", name: "rbac-probe" }),
+    ).rejects.toMatchObject({ code: 403 });
+    // The core/v1 Events API is another resource: not granted.
+    await expect(
+      core.createNamespacedEvent({
+        namespace: "team-a",
+        body: { metadata: { name: "core-probe" }, involvedObject: { kind: "Namespace" } },
+      }),
+    ).rejects.toMatchObject({ code: 403 });
+    for (const namespace of ["team-a", "default"])
+      await adminEvents.deleteNamespacedEvent({ namespace, name: "rbac-probe" });
   });
 });
 
@@ -271,6 +342,66 @@ describe("a refresh run", () => {
     expect(metrics?.ClusterErrors).toBe(1);
   });
 
+  it("records one Event per failing Secret however many runs fail, then a Refreshed Event once it recovers", async () => {
+    const secret = await admin.readNamespacedSecret({ namespace: "team-a", name: "stale-one" });
+    const before = await eventsAbout("team-a", "Secret", "stale-one");
+    expect(before.filter((event) => event.reason === "Refreshed")).toHaveLength(0);
+    harness.ecr.behaviour = "deny";
+    harness.reset(clock);
+    try {
+      for (let run = 0; run < 2; run++) {
+        now += 7 * HOUR;
+        await expect(refresher("refresher-e2e/main/").run()).rejects.toThrow(/main/);
+      }
+    } finally {
+      harness.ecr.behaviour = "ok";
+      harness.reset(clock);
+    }
+    const failures = (await eventsAbout("team-a", "Secret", "stale-one")).filter(
+      (event) => event.reason === "RefreshFailed",
+    );
+    // The earlier denied run, and two more: still one object, its series counting them.
+    expect(failures).toHaveLength(1);
+    const [failure] = failures;
+    expect(failure).toMatchObject({
+      type: "Warning",
+      reportingController: "ecr-anywhere.centml.ai/refresher",
+      regarding: {
+        kind: "Secret",
+        name: "stale-one",
+        namespace: "team-a",
+        uid: secret.metadata?.uid,
+      },
+      series: { count: 3 },
+    });
+    expect(failure?.note).toContain(
+      'admission webhook "secrets.ecr-anywhere.centml.ai" denied the request: ecr-anywhere: AWS denied ecr:GetAuthorizationToken',
+    );
+    expect(failure?.metadata?.annotations?.["ecr-anywhere.centml.ai/refresh-failing"]).toBe("true");
+
+    now += 7 * HOUR;
+    await refresher("refresher-e2e/main/").run();
+    const recovered = await eventsAbout("team-a", "Secret", "stale-one");
+    const refreshed = recovered.filter((event) => event.reason === "Refreshed");
+    expect(refreshed).toHaveLength(1);
+    expect(refreshed[0]).toMatchObject({
+      type: "Normal",
+      regarding: { uid: secret.metadata?.uid },
+    });
+    expect(
+      recovered.find((event) => event.reason === "RefreshFailed")?.metadata?.annotations?.[
+        "ecr-anywhere.centml.ai/refresh-failing"
+      ],
+    ).toBe("false");
+
+    // Healthy runs after that add nothing.
+    now += 7 * HOUR;
+    await refresher("refresher-e2e/main/").run();
+    const later = await eventsAbout("team-a", "Secret", "stale-one");
+    expect(later).toHaveLength(recovered.length);
+    expect(later.find((event) => event.reason === "Refreshed")?.series).toBeUndefined();
+  });
+
   it("keeps going when another cluster is unreachable, then fails naming it", async () => {
     const closed = await freePort();
     await putClusterRecord(motoUrl, record("healthy"), { name: "refresher-e2e/two/healthy" });
@@ -308,6 +439,21 @@ describe("a refresh run", () => {
     expect(output.text()).toContain(
       "ensure: namespace secret-elsewhere lacks the label ecr-anywhere.centml.ai/namespace=enabled",
     );
+    const namespace = await admin.readNamespace({ name: "secret-elsewhere" });
+    const [event, ...more] = await eventsAbout("default", "Namespace", "secret-elsewhere");
+    expect(more).toHaveLength(0);
+    expect(event).toMatchObject({
+      reason: "EnsureFailed",
+      type: "Warning",
+      regarding: { apiVersion: "v1", kind: "Namespace", uid: namespace.metadata?.uid },
+    });
+    expect(event?.note).toContain("lacks the label ecr-anywhere.centml.ai/namespace=enabled");
+
+    // A second run counts it again on the same Event.
+    await expect(refresher("refresher-e2e/ensure/").run()).rejects.toThrow(/ensure-missing/);
+    const again = await eventsAbout("default", "Namespace", "secret-elsewhere");
+    expect(again).toHaveLength(1);
+    expect(again[0]?.series?.count).toBe(2);
   });
 
   it("pages through 1,000 managed Secrets in one namespace and refreshes every stale one", async () => {

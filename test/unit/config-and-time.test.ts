@@ -38,6 +38,7 @@ describe("webhookConfigFromEnv", () => {
 describe("contract names", () => {
   it("matches the original ECR Anywhere release", () => {
     expect(contractNames()).toEqual({
+      labelPrefix: "ecr-anywhere.centml.ai",
       namespaceLabel: "ecr-anywhere.centml.ai/namespace",
       managedLabel: "ecr-anywhere.centml.ai/managed",
       expiresAtAnnotation: "ecr-anywhere.centml.ai/expires_at",
