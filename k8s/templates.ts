@@ -113,3 +113,42 @@ export async function webhookConfiguration(
   }
   return rendered as unknown as Record<string, unknown>;
 }
+
+/**
+ * For API servers you configure yourself (kubeadm, k3s, RKE2, on-prem): kube-apiserver's
+ * `--admission-control-config-file`, pointing the webhook admission plugin at a kubeconfig that
+ * gives calls to the webhook's host a bearer token. The webhook URL then carries no secret.
+ */
+export function admissionConfiguration(kubeconfigPath: string): Record<string, unknown> {
+  return {
+    apiVersion: "apiserver.config.k8s.io/v1",
+    kind: "AdmissionConfiguration",
+    plugins: [
+      {
+        name: "MutatingAdmissionWebhook",
+        configuration: {
+          apiVersion: "apiserver.config.k8s.io/v1",
+          kind: "WebhookAdmissionConfiguration",
+          kubeConfigFile: kubeconfigPath,
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * The kubeconfig that admission configuration names: one user per webhook host, named as
+ * kube-apiserver matches them (the host, with the port unless it is 443).
+ */
+export function webhookCredentialsKubeconfig(
+  entries: readonly { readonly webhookUrl: string; readonly token: string }[],
+): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Config",
+    users: entries.map(({ webhookUrl, token }) => {
+      const url = new URL(webhookUrl);
+      return { name: url.port && url.port !== "443" ? url.host : url.hostname, user: { token } };
+    }),
+  };
+}

@@ -54,6 +54,8 @@ export interface ControlPlaneOptions {
    */
   readonly etcdUrl?: string;
   readonly etcdPrefix?: string;
+  /** More kube-apiserver flags, e.g. `--admission-control-config-file=…`. */
+  readonly apiserverArgs?: readonly string[];
 }
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -134,6 +136,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         "--enable-priority-and-fairness=false",
         `--cert-dir=${join(dir, "apiserver-certs")}`,
         "--v=1",
+        ...(options.apiserverArgs ?? []),
       ],
       join(dir, "kube-apiserver.log"),
     ),

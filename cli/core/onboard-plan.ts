@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import { parseWebhookPath } from "../../functions/core/auth.ts";
+import { parseWebhookCaller } from "../../functions/core/auth.ts";
 import {
   CLUSTER_RECORD_VERSION,
   type ClusterRecord,
@@ -69,7 +69,7 @@ export function tokenInWebhookUrl(url: string | undefined, clusterId: string): s
   } catch {
     return undefined;
   }
-  const caller = parseWebhookPath(path.replace(/^.*(?=\/v1\/clusters\/)/, ""));
+  const caller = parseWebhookCaller(path.replace(/^.*(?=\/v1\/clusters\/)/, ""), undefined);
   return caller?.clusterId === clusterId ? caller.token : undefined;
 }
 

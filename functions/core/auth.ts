@@ -1,4 +1,10 @@
-/** Who is calling the webhook: the cluster id and token carried in the URL path. Pure. */
+/**
+ * Who is calling the webhook. Pure. A cluster authenticates with a token, either in the URL path
+ * (`/v1/clusters/<id>/<token>`, for managed control planes, where the URL is all one can set) or,
+ * when its kube-apiserver is configured with an admission kubeconfig, in an `Authorization: Bearer`
+ * header with a path that carries no secret (`/v1/clusters/<id>`): kube-apiserver repeats the URL
+ * in the errors users see, never the header.
+ */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { BlockList, isIP } from "node:net";
 import { isDns1123Label } from "./cluster-record.ts";
@@ -6,19 +12,33 @@ import { isDns1123Label } from "./cluster-record.ts";
 export interface WebhookCaller {
   readonly clusterId: string;
   readonly token: string;
+  /** Where the token came from. */
+  readonly via: "path" | "header";
 }
 
 // 256 random bits are 43 base64url characters; longer tokens are accepted, padding is not.
-const WEBHOOK_PATH = /^\/v1\/clusters\/([^/]{1,63})\/([A-Za-z0-9_-]{43,512})$/;
+const TOKEN = "[A-Za-z0-9_-]{43,512}";
+const WEBHOOK_PATH = new RegExp(`^/v1/clusters/([^/]{1,63})(?:/(${TOKEN}))?$`);
+const BEARER = new RegExp(`^Bearer (${TOKEN})$`);
 
-/** Reads `/v1/clusters/<cluster-id>/<token>`; anything else is not a caller. */
-export function parseWebhookPath(rawPath: string): WebhookCaller | undefined {
+/**
+ * Reads `/v1/clusters/<cluster-id>/<token>`, or `/v1/clusters/<cluster-id>` with the token in
+ * `Authorization: Bearer <token>`. A token in both places, or in neither, is not a caller.
+ */
+export function parseWebhookCaller(
+  rawPath: string,
+  authorization: string | undefined,
+): WebhookCaller | undefined {
   const match = WEBHOOK_PATH.exec(rawPath);
   if (!match) return undefined;
-  const [, clusterId, token] = match;
-  if (clusterId === undefined || token === undefined || !isDns1123Label(clusterId))
-    return undefined;
-  return { clusterId, token };
+  const [, clusterId, pathToken] = match;
+  if (clusterId === undefined || !isDns1123Label(clusterId)) return undefined;
+  const headerToken = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
+  if (authorization !== undefined && headerToken === undefined) return undefined;
+  if (pathToken !== undefined && headerToken !== undefined) return undefined;
+  if (pathToken !== undefined) return { clusterId, token: pathToken, via: "path" };
+  if (headerToken !== undefined) return { clusterId, token: headerToken, via: "header" };
+  return undefined;
 }
 
 export function sha256Hex(value: string): string {

@@ -23,7 +23,7 @@ import {
   deny,
   reviewResponse,
 } from "../core/admission-review.ts";
-import { type AuthFailure, parseWebhookPath, sourceAllowed, tokenMatches } from "../core/auth.ts";
+import { type AuthFailure, parseWebhookCaller, sourceAllowed, tokenMatches } from "../core/auth.ts";
 import type { ClusterRecord } from "../core/cluster-record.ts";
 import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
@@ -137,7 +137,7 @@ async function serve(
 
   const method = event.requestContext.http.method;
   if (method !== "POST") return rejectRequest(failure(405, "Method Not Allowed"), method);
-  const caller = parseWebhookPath(event.rawPath);
+  const caller = parseWebhookCaller(event.rawPath, event.headers?.authorization);
   if (caller === undefined) return rejectCaller("malformed-path");
   const body = readBody(event, config.maxBodyBytes);
   if (!body.ok) return rejectRequest(body.result, "body");

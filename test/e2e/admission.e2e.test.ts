@@ -10,7 +10,7 @@ import { contractNames } from "../../functions/core/contract.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 import type { EcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
-import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
+import { EAST, names, retireNamespace, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
 const WRONG_PREFIX = "wrong-token.e2e.ecr-anywhere.local";
 const wrongNames = contractNames(WRONG_PREFIX);
@@ -49,7 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const namespace of ["apps", "plain", "wrong-token"])
-    await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+    if (core) await retireNamespace(core, namespace);
   await harness?.stop();
 });
 

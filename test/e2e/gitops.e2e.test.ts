@@ -12,7 +12,7 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { decodeDockerConfig } from "../support/admission.ts";
-import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
+import { EAST, names, retireNamespace, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
 const NAMESPACE = "gitops";
 const adminKubeconfig = inject("adminKubeconfig");
@@ -57,7 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await harness?.core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+  if (harness) await retireNamespace(harness.core, NAMESPACE);
   await harness?.stop();
 });
 

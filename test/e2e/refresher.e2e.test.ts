@@ -29,7 +29,14 @@ import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
 import { captureOutput } from "../support/output.ts";
-import { EAST, names, startWebhookHarness, WEST, type WebhookHarness } from "./webhook-harness.ts";
+import {
+  EAST,
+  names,
+  retireNamespace,
+  startWebhookHarness,
+  WEST,
+  type WebhookHarness,
+} from "./webhook-harness.ts";
 
 const HOUR = 3600_000;
 const motoUrl = inject("motoUrl");
@@ -155,7 +162,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const name of ["team-a", "team-b", "late", "secret-elsewhere", "bulk", SA_NAMESPACE]) {
-    await admin?.deleteNamespace({ name }).catch(() => undefined);
+    if (admin) await retireNamespace(admin, name);
   }
   await harness?.stop();
 });

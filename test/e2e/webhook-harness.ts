@@ -8,6 +8,8 @@ import {
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
 } from "@kubernetes/client-node";
 import { contractNames } from "../../functions/core/contract.ts";
 import {
@@ -148,4 +150,19 @@ export async function startWebhookHarness(
       await ecr.stop();
     },
   };
+}
+
+/**
+ * Deletes a test namespace and takes its labels off first: the test bed runs no namespace
+ * controller, so a deleted namespace stays (Terminating) and, still labelled, would look enabled to
+ * the next suite's refresher.
+ */
+export async function retireNamespace(core: CoreV1Api, name: string): Promise<void> {
+  await core
+    .patchNamespace(
+      { name, body: { metadata: { labels: null } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    )
+    .catch(() => undefined);
+  await core.deleteNamespace({ name }).catch(() => undefined);
 }

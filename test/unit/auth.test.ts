@@ -1,20 +1,40 @@
 import { describe, expect, it } from "vitest";
 import {
-  parseWebhookPath,
+  parseWebhookCaller,
   sha256Hex,
   sourceAllowed,
   tokenMatches,
 } from "../../functions/core/auth.ts";
 import { newWebhookToken } from "../support/admission.ts";
 
-describe("parseWebhookPath", () => {
+describe("parseWebhookCaller", () => {
   const { token } = newWebhookToken();
 
-  it("reads the cluster id and token", () => {
-    expect(parseWebhookPath(`/v1/clusters/gke-prod/${token}`)).toEqual({
+  it("reads the cluster id and the token from the path", () => {
+    expect(parseWebhookCaller(`/v1/clusters/gke-prod/${token}`, undefined)).toEqual({
       clusterId: "gke-prod",
       token,
+      via: "path",
     });
+  });
+
+  it("reads the token from Authorization: Bearer when the path carries none", () => {
+    expect(parseWebhookCaller("/v1/clusters/kubeadm-1", `Bearer ${token}`)).toEqual({
+      clusterId: "kubeadm-1",
+      token,
+      via: "header",
+    });
+  });
+
+  it.each([
+    ["no token anywhere", "/v1/clusters/kubeadm-1", undefined],
+    ["a token in both places", `/v1/clusters/kubeadm-1/${token}`, `Bearer ${token}`],
+    ["another scheme", "/v1/clusters/kubeadm-1", `Basic ${token}`],
+    ["a short token", "/v1/clusters/kubeadm-1", `Bearer ${"a".repeat(42)}`],
+    ["trailing text", "/v1/clusters/kubeadm-1", `Bearer ${token} x`],
+    ["an unreadable header with a path token", `/v1/clusters/kubeadm-1/${token}`, "Bearer"],
+  ])("rejects %s", (_, path, authorization) => {
+    expect(parseWebhookCaller(path, authorization)).toBeUndefined();
   });
 
   it.each([
@@ -28,7 +48,7 @@ describe("parseWebhookPath", () => {
     "/",
     "",
   ])("rejects %s", (path) => {
-    expect(parseWebhookPath(path)).toBeUndefined();
+    expect(parseWebhookCaller(path, undefined)).toBeUndefined();
   });
 });
 
