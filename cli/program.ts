@@ -21,6 +21,7 @@ import {
   parseSeconds,
   parseSecretName,
   parseServiceAccounts,
+  parseWebhookAuth,
 } from "./core/inputs.ts";
 import type { OutputFormat } from "./ui.ts";
 
@@ -168,6 +169,17 @@ export function buildProgram(): Command {
       "change nothing: write the manifests and the record instead (GitOps)",
       false,
     )
+    .option(
+      "--webhook-auth <mode>",
+      "url: the token is in the webhook URL (managed control planes); header: kube-apiserver sends it from an admission kubeconfig, and the URL carries no secret (API servers you configure; with --dry-run)",
+      checked(parseWebhookAuth),
+      "url",
+    )
+    .option(
+      "--admission-kubeconfig-path <path>",
+      "with --webhook-auth header: where the credentials kubeconfig will be on the API server's host",
+      "/etc/kubernetes/ecr-anywhere/webhook-credentials.kubeconfig",
+    )
     .option("--out <dir>", "with --dry-run: write files here instead of stdout")
     .option(
       "--verify-timeout <seconds>",
@@ -182,6 +194,10 @@ export function buildProgram(): Command {
           "--service-accounts needs --ensure-secret (the Secret to add to them)",
         );
       if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
+      if (options.webhookAuth === "header" && !options.dryRun)
+        throw new InputError(
+          "--webhook-auth header needs --dry-run: kube-apiserver must be given the credentials before the webhook configuration is applied (install the files it writes, restart the API server, then apply the manifests)",
+        );
       await onboard({
         clusterId,
         registries: options.registries,
@@ -205,6 +221,8 @@ export function buildProgram(): Command {
         rotateToken: options.rotateToken,
         replaceExisting: options.replaceExisting,
         dryRun: options.dryRun,
+        webhookAuth: options.webhookAuth,
+        admissionKubeconfigPath: options.admissionKubeconfigPath,
         out: options.out,
         verifyTimeoutSeconds: options.verifyTimeout,
         output: global.output,

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
+import { admissionConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { UserCluster } from "../adapters/user-cluster.ts";
 import { InputError } from "../core/inputs.ts";
 import {
@@ -31,13 +32,15 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
   if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
   const server = options.apiServerUrl ?? cluster.server;
   const token = webhookTokenFrom(randomBytes(32));
+  const headerAuth = options.webhookAuth === "header";
+  const url = webhookUrl(
+    endpoints.webhookBase,
+    options.clusterId,
+    headerAuth ? undefined : token.token,
+  );
   const manifests = [
     ...(await refresherObjects(options)),
-    await ourWebhookConfiguration(
-      webhookUrl(endpoints.webhookBase, options.clusterId, token.token),
-      endpoints.caPem,
-      prefix,
-    ),
+    await ourWebhookConfiguration(url, endpoints.caPem, prefix),
     ...options.namespaces.map((namespace) => enabledNamespaceLabel(namespace, names)),
   ];
   const record: ClusterRecord = buildClusterRecord(
@@ -52,8 +55,24 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
   );
   const yaml = manifests.map((manifest) => stringify(manifest)).join("---\n");
   const recordName = `${endpoints.recordPrefix}${options.clusterId}`;
+  // Header auth: the token goes to kube-apiserver's host in a kubeconfig, never into a manifest.
+  const apiServerFiles = headerAuth
+    ? {
+        "admission.yaml": stringify(admissionConfiguration(options.admissionKubeconfigPath)),
+        "webhook-credentials.kubeconfig": stringify(
+          webhookCredentialsKubeconfig([{ webhookUrl: url, token: token.token }]),
+        ),
+      }
+    : {};
   const note = [
-    `Webhook token (shown once; it is also in the MutatingWebhookConfiguration's URL, so keep that manifest encrypted or out of Git): ${token.token}`,
+    headerAuth
+      ? "The webhook token is only in webhook-credentials.kubeconfig, which belongs on the API server's hosts alone (mode 0600); the manifests carry no secret."
+      : `Webhook token (shown once; it is also in the MutatingWebhookConfiguration's URL, so keep that manifest encrypted or out of Git): ${token.token}`,
+    ...(headerAuth
+      ? [
+          `Install on every API server host, before applying the manifests: webhook-credentials.kubeconfig at ${options.admissionKubeconfigPath}, and admission.yaml beside it; start kube-apiserver with --admission-control-config-file=<path of admission.yaml> (kubeadm: apiServer.extraArgs and extraVolumes; k3s/RKE2: kube-apiserver-arg).`,
+        ]
+      : []),
     `The record goes to Secrets Manager as ${recordName}, encrypted with ${endpoints.recordKeyArn}:`,
     `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${endpoints.recordKeyArn} --secret-string file://cluster-record.json`,
     `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,
@@ -71,6 +90,7 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
         record,
         recordName,
         webhookToken: token.token,
+        apiServerFiles,
         note,
       },
       () => "",
@@ -85,9 +105,16 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
       `${JSON.stringify(record, null, 2)}\n`,
       { mode: 0o600 },
     );
+    for (const [name, content] of Object.entries(apiServerFiles))
+      await writeFile(join(options.out, name), content, { mode: 0o600 });
     process.stdout.write(
       [
-        `Wrote ${join(options.out, "ecr-anywhere.yaml")} (${manifests.length} objects) and ${join(options.out, "cluster-record.json")}; nothing was changed.`,
+        `Wrote ${join(options.out, "ecr-anywhere.yaml")} (${manifests.length} objects), ${[
+          "cluster-record.json",
+          ...Object.keys(apiServerFiles),
+        ]
+          .map((name) => join(options.out ?? "", name))
+          .join(", ")}; nothing was changed.`,
         ...note,
         "",
       ].join("\n"),
@@ -100,6 +127,11 @@ export async function onboardDryRun(options: OnboardOptions): Promise<void> {
       "Cluster record (cluster-record.json):",
       ...JSON.stringify(record, null, 2).split("\n"),
       "",
+      ...Object.entries(apiServerFiles).flatMap(([name, content]) => [
+        `${name} (for the API server's hosts):`,
+        ...content.trimEnd().split("\n"),
+        "",
+      ]),
       ...note,
     ]
       .map((line) => `# ${line}`.trimEnd())

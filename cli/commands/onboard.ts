@@ -56,6 +56,10 @@ export interface OnboardOptions extends OnboardInputs {
   readonly rotateToken: boolean;
   readonly replaceExisting: boolean;
   readonly dryRun: boolean;
+  /** Where the webhook token travels: the URL path, or a header from kube-apiserver's admission kubeconfig. */
+  readonly webhookAuth: "url" | "header";
+  /** With header auth: where the credentials kubeconfig will live on the API server's host. */
+  readonly admissionKubeconfigPath: string;
   readonly out?: string | undefined;
   readonly verifyTimeoutSeconds: number;
   readonly output: OutputFormat;

@@ -119,3 +119,8 @@ export function parseRecoveryDays(value: string): number {
     throw new InputError("expected a whole number of days from 7 to 30 (Secrets Manager's range)");
   return days;
 }
+
+export function parseWebhookAuth(value: string): "url" | "header" {
+  if (value !== "url" && value !== "header") throw new InputError('expected "url" or "header"');
+  return value;
+}

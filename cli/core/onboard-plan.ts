@@ -55,9 +55,13 @@ export function webhookTokenFrom(randomBytes: Uint8Array): WebhookToken {
   return { token, sha256: createHash("sha256").update(token).digest("hex") };
 }
 
-/** `<base>/v1/clusters/<id>/<token>`: the stack's `WebhookUrl` output ends with a slash. */
-export function webhookUrl(base: string, clusterId: string, token: string): string {
-  return `${base.replace(/\/+$/, "")}/v1/clusters/${clusterId}/${token}`;
+/**
+ * `<base>/v1/clusters/<id>/<token>`, or without the token when it travels in a header (the stack's
+ * `WebhookUrl` output ends with a slash).
+ */
+export function webhookUrl(base: string, clusterId: string, token: string | undefined): string {
+  const url = `${base.replace(/\/+$/, "")}/v1/clusters/${clusterId}`;
+  return token === undefined ? url : `${url}/${token}`;
 }
 
 /** The token in a webhook configuration's URL, when it is this cluster's. */

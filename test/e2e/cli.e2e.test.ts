@@ -22,7 +22,7 @@ import {
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { sha256Hex } from "../../functions/core/auth.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
@@ -386,6 +386,51 @@ describe("onboard", () => {
       before?.metadata?.resourceVersion,
     );
     await expect(storedRecord("gitops-cluster")).rejects.toThrow();
+  });
+});
+
+describe("onboard --webhook-auth header", () => {
+  it("writes the API server's admission files with the token, and manifests and output without it", async () => {
+    const out = join(work, "header-auth");
+    const result = await cli(
+      [...onboardArgs("--dry-run", "--webhook-auth", "header", "--out", out)].map((arg) =>
+        arg === CLUSTER ? "header-cluster" : arg,
+      ),
+    );
+    expect(result.code).toBe(0);
+    const credentials = parse(
+      await readFile(join(out, "webhook-credentials.kubeconfig"), "utf8"),
+    ) as { users: { name: string; user: { token: string } }[] };
+    const [user] = credentials.users;
+    const token = user?.user.token ?? "";
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(user?.name).toBe(new URL(harness.server.url).host);
+    expect(result.stdout).not.toContain(token);
+    const manifests = await readFile(join(out, "ecr-anywhere.yaml"), "utf8");
+    expect(manifests).not.toContain(token);
+    expect(manifests).toContain(`${harness.server.url}/v1/clusters/header-cluster\n`);
+    const record = JSON.parse(await readFile(join(out, "cluster-record.json"), "utf8")) as {
+      webhookTokenSha256: string[];
+    };
+    expect(record.webhookTokenSha256).toEqual([sha256Hex(token)]);
+    expect(parse(await readFile(join(out, "admission.yaml"), "utf8"))).toMatchObject({
+      kind: "AdmissionConfiguration",
+      plugins: [
+        {
+          name: "MutatingAdmissionWebhook",
+          configuration: {
+            kind: "WebhookAdmissionConfiguration",
+            kubeConfigFile: "/etc/kubernetes/ecr-anywhere/webhook-credentials.kubeconfig",
+          },
+        },
+      ],
+    });
+  });
+
+  it("is refused without --dry-run, saying why", async () => {
+    const result = await cli(onboardArgs("--webhook-auth", "header"));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--webhook-auth header needs --dry-run");
   });
 });
 
