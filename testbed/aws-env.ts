@@ -27,6 +27,8 @@ export function localAwsEnv(endpoints: LocalEndpoints): Record<string, string> {
     AWS_ENDPOINT_URL_STS: endpoints.sts,
     AWS_ENDPOINT_URL_ECR: endpoints.ecr,
     AWS_ENDPOINT_URL_ECR_PUBLIC: endpoints.ecr,
+    // The test bed's API servers listen on 127.0.0.1, which a real refresher refuses.
+    ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "true",
     ...(endpoints.kms ? { AWS_ENDPOINT_URL_KMS: endpoints.kms } : {}),
     ...(endpoints.cloudFormation
       ? { AWS_ENDPOINT_URL_CLOUDFORMATION: endpoints.cloudFormation }

@@ -47,9 +47,15 @@ const RefresherEnvSchema = v.object({
   ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: positiveInteger(120, 900),
   ECR_ANYWHERE_REFRESH_MODE: v.optional(v.picklist(["inline", "fanout"]), "inline"),
   ECR_ANYWHERE_FANOUT_QUEUE_URL: v.optional(v.pipe(v.string(), v.url())),
+  ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: v.optional(v.picklist(["true", "false"]), "false"),
 });
 
 export interface RefresherConfig {
+  /**
+   * Accept kubeconfig servers on loopback or link-local addresses: only for local test beds. From
+   * Lambda such an address is the function itself (its runtime API) or AWS's metadata service.
+   */
+  readonly allowLocalApiServers: boolean;
   readonly names: ContractNames;
   readonly clusterRecordPrefix: string;
   /** The configured `refreshBefore` of the staleness rule. */
@@ -92,6 +98,7 @@ export function refresherConfigFromEnv(
     mode: settings.ECR_ANYWHERE_REFRESH_MODE,
     fanoutQueueUrl: settings.ECR_ANYWHERE_FANOUT_QUEUE_URL,
     partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
+    allowLocalApiServers: settings.ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS === "true",
   };
 }
 

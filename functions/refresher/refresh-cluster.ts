@@ -66,7 +66,9 @@ export async function refreshCluster(
   const { record } = stored;
   const { names } = deps.config;
   const problems: string[] = [];
-  const kubeconfigCheck = checkKubeconfig(record.kubeconfig);
+  const kubeconfigCheck = checkKubeconfig(record.kubeconfig, {
+    allowLocalServers: deps.config.allowLocalApiServers,
+  });
   if (!kubeconfigCheck.ok) return failedReport(record.clusterId, [kubeconfigCheck.error]);
 
   const api = deps.clusterApi(record.kubeconfig, signal);

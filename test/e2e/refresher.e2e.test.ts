@@ -2,6 +2,8 @@
  * The refresher against a real kube-apiserver, running as its own ServiceAccount with only the
  * RBAC in k8s/, and the webhook behind the function-URL server: the whole refresh loop.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
   CoreV1Api,
@@ -427,6 +429,49 @@ describe("a refresh run", () => {
     expect(await expiresAt("team-a", "stale-one")).toBeGreaterThan(
       before ?? Number.POSITIVE_INFINITY,
     );
+  });
+
+  it("never sends its token to a plain-HTTP or loopback server, unless the test bed allows loopback", async () => {
+    const seen: string[] = [];
+    const listener = createServer((request, response) => {
+      seen.push(String(request.headers.authorization));
+      response.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const { port } = listener.address() as AddressInfo;
+    try {
+      await putClusterRecord(
+        motoUrl,
+        record("cleartext", {
+          kubeconfig: kubeconfig(`http://127.0.0.1:${port}`, caPem, { name: "x", token: "t" }),
+        }),
+        { name: "refresher-e2e/cleartext/cleartext" },
+      );
+      const output = captureOutput();
+      try {
+        await expect(refresher("refresher-e2e/cleartext/").run()).rejects.toThrow(/cleartext/);
+        // Without the test-bed setting, the same record pointed at loopback over https is refused too.
+        await putClusterRecord(
+          motoUrl,
+          record("cleartext", {
+            kubeconfig: kubeconfig(`https://127.0.0.1:${port}`, caPem, { name: "x", token: "t" }),
+          }),
+          { name: "refresher-e2e/cleartext/cleartext" },
+        );
+        await expect(
+          refresher("refresher-e2e/cleartext/", {
+            ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "false",
+          }).run(),
+        ).rejects.toThrow(/cleartext/);
+      } finally {
+        output.restore();
+      }
+      expect(output.text()).toContain("is not https: the refresher sends its token only over TLS");
+      expect(output.text()).toContain("loopback, link-local or metadata address");
+      expect(seen).toEqual([]);
+    } finally {
+      listener.close();
+    }
   });
 
   it("reports an ensure namespace that lacks the label instead of skipping it", async () => {

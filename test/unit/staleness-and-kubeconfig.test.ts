@@ -107,6 +107,45 @@ describe("kubeconfig checks", () => {
     expect(checkKubeconfig("{not yaml: [").ok).toBe(false);
     expect(checkKubeconfig("apiVersion: v1\nkind: Config\n").ok).toBe(false);
   });
+
+  const withServer = (server: string) =>
+    kubeconfigWith({ token: "t" }, { server, "certificate-authority-data": "Y2E=" });
+
+  it.each([
+    ["http://k8s.example.com", /is not https: the refresher sends its token only over TLS/],
+    ["https://127.0.0.1:6443", /loopback, link-local or metadata address/],
+    ["https://127.0.0.1:9001", /loopback/], // AWS_LAMBDA_RUNTIME_API
+    ["https://localhost:6443", /loopback/],
+    ["https://[::1]:6443", /loopback/],
+    ["https://169.254.169.254", /metadata/],
+    ["https://[fd00:ec2::254]", /metadata/],
+    ["https://[fe80::1]:6443", /link-local/],
+    ["https://0.0.0.0:6443", /loopback/],
+    ["https://[::ffff:127.0.0.1]:6443", /loopback/],
+    ["not a url", /is not a URL/],
+  ])("refuses the server %s, saying why", (server, problem) => {
+    const check = checkKubeconfig(withServer(server));
+    expect(check.ok).toBe(false);
+    expect(!check.ok && check.error).toMatch(problem);
+  });
+
+  it("accepts public and private https servers, and local ones only when a test bed allows them", () => {
+    for (const server of [
+      "https://k8s.example.com:6443",
+      "https://10.0.0.5:6443",
+      "https://[2001:db8::1]",
+    ])
+      expect(checkKubeconfig(withServer(server))).toEqual({ ok: true });
+    expect(
+      checkKubeconfig(withServer("https://127.0.0.1:6443"), { allowLocalServers: true }),
+    ).toEqual({
+      ok: true,
+    });
+    // Plain HTTP stays refused even there: the token would travel in clear.
+    expect(
+      checkKubeconfig(withServer("http://127.0.0.1:6443"), { allowLocalServers: true }).ok,
+    ).toBe(false);
+  });
 });
 
 describe("ServiceAccount token renewal", () => {
