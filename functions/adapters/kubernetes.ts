@@ -52,6 +52,16 @@ export class KubernetesError extends Error {
 }
 
 const PAGE_SIZE = 500;
+/**
+ * Pages one list may take: 200 x 500 Secrets is far beyond a real namespace, and a broken or
+ * hostile API server answering with endless `continue` tokens fails that cluster, not the run.
+ */
+export const MAX_PAGES = 200;
+/**
+ * Secrets are listed as metadata only (the API server's PartialObjectMetadataList): staleness needs
+ * labels and annotations, so no ECR password ever enters the refresher's memory, and lists shrink.
+ */
+export const METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
 export class ClusterApi {
   readonly #core: CoreV1Api;
@@ -91,7 +101,13 @@ export class ClusterApi {
   async enabledNamespaces(namespaceLabel: string): Promise<string[]> {
     const names: string[] = [];
     let next: string | undefined;
+    let pages = 0;
     do {
+      if (++pages > MAX_PAGES)
+        throw new KubernetesError(
+          "list namespaces",
+          `the API server kept answering with more pages (over ${MAX_PAGES}); giving up on this cluster`,
+        );
       const page = await this.#call("list namespaces", () =>
         this.#core.listNamespace(
           {
@@ -116,7 +132,13 @@ export class ClusterApi {
   ): Promise<ManagedSecret[]> {
     const secrets: ManagedSecret[] = [];
     let next: string | undefined;
+    let pages = 0;
     do {
+      if (++pages > MAX_PAGES)
+        throw new KubernetesError(
+          `list Secrets in ${namespace}`,
+          `the API server kept answering with more pages (over ${MAX_PAGES}); giving up on this cluster`,
+        );
       const page = await this.#call(`list Secrets in ${namespace}`, () =>
         this.#core.listNamespacedSecret(
           {
@@ -125,10 +147,11 @@ export class ClusterApi {
             limit: pageSize,
             _continue: next,
           },
-          this.#options,
+          withHeader(this.#options, "Accept", METADATA_ONLY),
         ),
       );
-      for (const secret of page.items) secrets.push(toManagedSecret(secret, namespace));
+      // An empty PartialObjectMetadataList comes back with "items": null.
+      for (const secret of page.items ?? []) secrets.push(toManagedSecret(secret, namespace));
       next = page.metadata?._continue || undefined;
     } while (next);
     return secrets;
@@ -325,9 +348,17 @@ function withContentType<T extends { middleware: ObservableMiddleware[] }>(
   options: T,
   contentType: string,
 ): T {
+  return withHeader(options, "Content-Type", contentType);
+}
+
+function withHeader<T extends { middleware: ObservableMiddleware[] }>(
+  options: T,
+  name: string,
+  value: string,
+): T {
   const header: ObservableMiddleware = {
     pre: (context: RequestContext) => {
-      context.setHeaderParam("Content-Type", contentType);
+      context.setHeaderParam(name, value);
       return new Observable(Promise.resolve(context));
     },
     post: (response: ResponseContext) => new Observable(Promise.resolve(response)),

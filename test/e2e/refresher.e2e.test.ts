@@ -3,6 +3,7 @@
  * RBAC in k8s/, and the webhook behind the function-URL server: the whole refresh loop.
  */
 import { createServer } from "node:http";
+import { get as httpsGet } from "node:https";
 import type { AddressInfo } from "node:net";
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
@@ -15,8 +16,9 @@ import {
 } from "@kubernetes/client-node";
 import pLimit from "p-limit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parse } from "yaml";
 import { readClusterRecord } from "../../functions/adapters/cluster-record-catalog.ts";
-import { ClusterApi, KubernetesError } from "../../functions/adapters/kubernetes.ts";
+import { ClusterApi, KubernetesError, METADATA_ONLY } from "../../functions/adapters/kubernetes.ts";
 import { serviceAccountToken } from "../../functions/core/kubeconfig.ts";
 import { parseRfc3339 } from "../../functions/core/time.ts";
 import {
@@ -100,6 +102,26 @@ async function eventsAbout(
   return list.items.filter(
     (event) => event.regarding?.kind === kind && event.regarding?.name === name,
   );
+}
+
+/** The raw body of one list of managed Secrets, as the refresher's identity sees it. */
+async function listBody(namespace: string, accept: string | undefined): Promise<string> {
+  const token = (parse(refresherKubeconfig) as { users: { user: { token: string } }[] }).users[0]
+    ?.user.token;
+  const url = new URL(`${server}/api/v1/namespaces/${namespace}/secrets`);
+  url.searchParams.set("labelSelector", `${names.managedLabel}=true`);
+  url.searchParams.set("limit", "1000");
+  return new Promise((resolve, reject) => {
+    httpsGet(
+      url,
+      { ca: caPem, headers: { authorization: `Bearer ${token}`, ...(accept ? { accept } : {}) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      },
+    ).on("error", reject);
+  });
 }
 
 async function expiresAt(namespace: string, name: string): Promise<number | undefined> {
@@ -523,6 +545,18 @@ describe("a refresh run", () => {
     // Ten pages of 100, joined by continue tokens (an eleventh, empty, if the server cannot tell the end).
     expect(api.calls).toBeGreaterThanOrEqual(10);
     expect(api.calls).toBeLessThanOrEqual(11);
+
+    // What one list of those 1,000 costs on the wire, full objects against metadata only.
+    const full = await listBody("bulk", undefined);
+    const metadataOnly = await listBody("bulk", METADATA_ONLY);
+    // Field names survive in managedFields; the data (the ECR passwords) does not.
+    expect(full).toContain('"data":{".dockerconfigjson":');
+    expect(metadataOnly).not.toContain('"data":');
+    expect(metadataOnly).toContain(names.expiresAtAnnotation);
+    expect(metadataOnly.length).toBeLessThan(full.length);
+    console.info(
+      `list of 1,000 managed Secrets: ${full.length} bytes full, ${metadataOnly.length} bytes metadata only`,
+    );
 
     await putClusterRecord(motoUrl, record("bulk-cluster"), {
       name: "refresher-e2e/bulk/bulk-cluster",
