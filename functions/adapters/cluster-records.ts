@@ -1,8 +1,14 @@
-/** Reads cluster records from AWS Secrets Manager, cached for a short TTL. */
+/**
+ * Reads cluster records from AWS Secrets Manager, cached for a short TTL. A cluster id that is not
+ * among the known record names (listed at most once per TTL, and only when a stranger calls) is
+ * refused without a read, and never enters the record cache, so a flood of made-up ids neither
+ * costs a GetSecretValue each nor evicts the real clusters' records.
+ */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
 import type { Partition } from "../core/registries.ts";
 import { type CacheSource, ExpiringCache } from "../lib/expiring-cache.ts";
+import { listClusterRecordNames } from "./cluster-record-catalog.ts";
 
 export type RecordLookup =
   | { readonly found: true; readonly record: ClusterRecord }
@@ -18,11 +24,22 @@ export interface ClusterRecordStoreOptions {
   readonly maxEntries?: number;
   /** The stack's partition: a record with registries of another one is invalid. */
   readonly partition?: Partition | undefined;
+  /** Refuse ids missing from the known record names without reading them. @default true */
+  readonly checkKnownNames?: boolean;
+}
+
+interface KnownNames {
+  readonly ids: ReadonlySet<string>;
+  readonly listedAtMs: number;
 }
 
 export class ClusterRecordStore {
   readonly #options: ClusterRecordStoreOptions;
   readonly #cache: ExpiringCache<string, RecordLookup>;
+  #known: KnownNames | undefined;
+  #listing: Promise<KnownNames | undefined> | undefined;
+  #reads = 0;
+  #lists = 0;
 
   constructor(options: ClusterRecordStoreOptions) {
     this.#options = options;
@@ -34,15 +51,60 @@ export class ClusterRecordStore {
     clusterId: string,
     signal: AbortSignal,
   ): Promise<{ value: RecordLookup; source: CacheSource }> {
-    return this.#cache.getOrLoad(clusterId, async () => ({
-      value: await this.#read(clusterId, signal),
-      serveUntilMs: this.#options.now() + this.#options.ttlMs,
-    }));
+    return this.#cache.getOrLoad(clusterId, async () => {
+      if (!(await this.#mayExist(clusterId, signal)))
+        // Not cached (already expired): strangers must not take the real clusters' places.
+        return { value: unknown(this.#options.namePrefix, clusterId), serveUntilMs: 0 };
+      return {
+        value: await this.#read(clusterId, signal),
+        serveUntilMs: this.#options.now() + this.#options.ttlMs,
+      };
+    });
+  }
+
+  /** True when the latest listing has this id (no call is made). */
+  isKnown(clusterId: string): boolean {
+    return this.#known?.ids.has(clusterId) === true;
+  }
+
+  /** Secrets Manager calls made so far: GetSecretValue reads and ListSecrets listings. */
+  get calls(): { readonly reads: number; readonly lists: number } {
+    return { reads: this.#reads, lists: this.#lists };
+  }
+
+  /**
+   * False only when a listing younger than the TTL lacks the id. A listing that fails says
+   * nothing: the record is read as before (availability first, a stranger costs one read).
+   */
+  async #mayExist(clusterId: string, signal: AbortSignal): Promise<boolean> {
+    if (this.#options.checkKnownNames === false) return true;
+    let known = this.#known;
+    if (known === undefined || this.#options.now() - known.listedAtMs >= this.#options.ttlMs) {
+      this.#listing ??= this.#list(signal).finally(() => {
+        this.#listing = undefined;
+      });
+      known = await this.#listing;
+    }
+    return known === undefined || known.ids.has(clusterId);
+  }
+
+  async #list(signal: AbortSignal): Promise<KnownNames | undefined> {
+    const listedAtMs = this.#options.now();
+    const prefix = this.#options.namePrefix;
+    try {
+      this.#lists++;
+      const names = await listClusterRecordNames(this.#options.client, prefix, signal);
+      this.#known = { ids: new Set(names.map((name) => name.slice(prefix.length))), listedAtMs };
+      return this.#known;
+    } catch {
+      return undefined;
+    }
   }
 
   async #read(clusterId: string, signal: AbortSignal): Promise<RecordLookup> {
     const secretId = `${this.#options.namePrefix}${clusterId}`;
     try {
+      this.#reads++;
       const result = await this.#options.client.send(
         new GetSecretValueCommand({ SecretId: secretId }),
         {
@@ -63,4 +125,12 @@ export class ClusterRecordStore {
       throw error;
     }
   }
+}
+
+function unknown(namePrefix: string, clusterId: string): RecordLookup {
+  return {
+    found: false,
+    reason: "missing",
+    detail: `${namePrefix}${clusterId} is not among the cluster records`,
+  };
 }

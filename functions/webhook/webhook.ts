@@ -3,6 +3,7 @@
  * fetch tokens, answer with a patch. Everything it calls out to is passed in, so tests and the
  * local function-URL server run exactly this code.
  */
+
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
@@ -29,6 +30,7 @@ import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
 import { type EcrRegistry, endpointKey, tokenEndpointsOf } from "../core/registries.ts";
 import { earliest } from "../core/time.ts";
+import { SourceBudget } from "../lib/source-budget.ts";
 import { count, createTelemetry, type Telemetry } from "../telemetry.ts";
 import {
   FORBIDDEN,
@@ -45,7 +47,12 @@ export interface WebhookDependencies {
   readonly tokens: EcrTokenProvider;
   readonly telemetry: Telemetry;
   readonly now: () => number;
+  /** Failed authentications per source address; a default one is made when omitted. */
+  readonly sources?: SourceBudget;
 }
+
+/** 30 failed calls a minute from one address is far past any misconfigured cluster's retries. */
+const SOURCE_FAILURES_PER_MINUTE = 30;
 
 export interface InvocationContext {
   readonly awsRequestId?: string;
@@ -56,7 +63,18 @@ export type Webhook = (
   context?: InvocationContext,
 ) => Promise<FunctionUrlResult>;
 
-export function createWebhook(deps: WebhookDependencies): Webhook {
+export function createWebhook(dependencies: WebhookDependencies): Webhook {
+  const deps = {
+    ...dependencies,
+    sources:
+      dependencies.sources ??
+      new SourceBudget({
+        failuresPerWindow: SOURCE_FAILURES_PER_MINUTE,
+        windowMs: 60_000,
+        maxSources: 10_000,
+        now: dependencies.now,
+      }),
+  };
   return async (event, context) => {
     try {
       return await serve(event, deps, context?.awsRequestId ?? "local");
@@ -110,7 +128,7 @@ export function createWebhookFromEnv(
 
 async function serve(
   event: FunctionUrlEvent,
-  deps: WebhookDependencies,
+  deps: WebhookDependencies & { readonly sources: SourceBudget },
   requestId: string,
 ): Promise<FunctionUrlResult> {
   const { config, telemetry } = deps;
@@ -125,9 +143,19 @@ async function serve(
     detail?: string,
   ) => {
     count(metrics, "AuthFailures");
+    // Only strangers (ids no record has, paths no cluster uses) spend the source's budget: a
+    // shared egress address must not let anyone lock a real cluster out by guessing its token.
+    const usedUp =
+      (reason === "unknown-cluster" || reason === "malformed-path") &&
+      deps.sources.failed(sourceIp);
     // An invalid record is the operator's mistake, not an attack: say so loudly.
     const log = reason === "invalid-record" ? logger.error.bind(logger) : logger.warn.bind(logger);
     log("webhook caller rejected", { reason, clusterId, detail, sourceIp });
+    if (usedUp)
+      logger.warn("source address refused for the rest of the minute: too many failed calls", {
+        sourceIp,
+        failures: SOURCE_FAILURES_PER_MINUTE,
+      });
     return FORBIDDEN;
   };
   const rejectRequest = (result: FunctionUrlResult, detail: string) => {
@@ -138,6 +166,12 @@ async function serve(
   const method = event.requestContext.http.method;
   if (method !== "POST") return rejectRequest(failure(405, "Method Not Allowed"), method);
   const caller = parseWebhookCaller(event.rawPath, event.headers?.authorization);
+  // A source past its budget is refused before any lookup, silently (logging would be the cost),
+  // unless it names a cluster known to exist.
+  if (deps.sources.exhausted(sourceIp) && !(caller && deps.records.isKnown(caller.clusterId))) {
+    count(metrics, "AuthFailures");
+    return FORBIDDEN;
+  }
   if (caller === undefined) return rejectCaller("malformed-path");
   const body = readBody(event, config.maxBodyBytes);
   if (!body.ok) return rejectRequest(body.result, "body");

@@ -160,6 +160,14 @@ export class WebhookPart extends Construct {
     }
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
+        sid: "ListClusterRecordNames",
+        // Names only, filtered by prefix: an unknown cluster id is refused without reading a record.
+        actions: ["secretsmanager:ListSecrets"],
+        resources: ["*"],
+      }),
+    );
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
         sid: "ReadClusterRecords",
         actions: ["secretsmanager:GetSecretValue"],
         resources: [props.recordSecretsArn],
@@ -183,7 +191,7 @@ export class WebhookPart extends Construct {
     );
     acknowledge(this.function.role ?? this.function, {
       "AwsSolutions-IAM5[Resource::*]":
-        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) support no resource-level permissions: AWS requires "*".',
+        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) and secretsmanager:ListSecrets (names, not values) support no resource-level permissions: AWS requires "*".',
       [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
         "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
       ...Object.fromEntries(

@@ -128,6 +128,7 @@ describe("least-privilege IAM", () => {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "secretsmanager:GetSecretValue",
+        "secretsmanager:ListSecrets",
         "sts:AssumeRole",
       ].sort(),
     );
