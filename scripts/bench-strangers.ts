@@ -1,0 +1,139 @@
+/**
+ * A local flood of unknown cluster ids (loopback only, 10,000 requests) against the webhook, before
+ * (every id read from Secrets Manager, cached among the real records) and after (known-names check
+ * and per-source budget): Secrets Manager calls, and how often the real clusters' admissions,
+ * interleaved with the flood, were served from the record cache.
+ *
+ *   npm run bench:strangers [-- --requests 10000]
+ */
+import { parseArgs } from "node:util";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { STSClient } from "@aws-sdk/client-sts";
+import { ClusterRecordStore } from "../functions/adapters/cluster-records.ts";
+import { EcrTokenProvider } from "../functions/adapters/ecr-tokens.ts";
+import { webhookConfigFromEnv } from "../functions/core/config.ts";
+import { createTelemetry } from "../functions/telemetry.ts";
+import { createWebhook } from "../functions/webhook/webhook.ts";
+import {
+  admissionReview,
+  clusterRecord,
+  newWebhookToken,
+  webhookEvent,
+} from "../test/support/admission.ts";
+import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { startMoto } from "../testbed/moto.ts";
+
+const { values } = parseArgs({ options: { requests: { type: "string", default: "10000" } } });
+const requests = Math.min(Number(values.requests), 50_000);
+const REAL_CLUSTERS = 5;
+const REAL_EVERY = 20; // one real admission per 20 stranger requests
+const SOURCES = 250;
+const PREFIX = "bench-strangers/";
+
+const moto = await startMoto();
+const ecr = await startEcrStandIn();
+try {
+  Object.assign(
+    process.env,
+    localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
+    {
+      POWERTOOLS_LOG_LEVEL: "SILENT",
+      POWERTOOLS_METRICS_DISABLED: "true",
+      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: PREFIX,
+    },
+  );
+  const real = Array.from({ length: REAL_CLUSTERS }, (_, i) => ({
+    id: `real-${i}`,
+    ...newWebhookToken(),
+  }));
+  for (const cluster of real)
+    await putClusterRecord(moto.url, clusterRecord(cluster.id, cluster.sha256), {
+      name: `${PREFIX}${cluster.id}`,
+    });
+
+  const rows = [];
+  for (const mode of ["before", "after"] as const) {
+    const config = webhookConfigFromEnv(process.env);
+    const client = new SecretsManagerClient({});
+    let realReads = 0;
+    const send = client.send.bind(client);
+    client.send = ((command: unknown, options?: unknown) => {
+      if (
+        command instanceof GetSecretValueCommand &&
+        real.some((cluster) => command.input.SecretId === `${PREFIX}${cluster.id}`)
+      )
+        realReads++;
+      return (send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+    }) as typeof client.send;
+    const records = new ClusterRecordStore({
+      client,
+      namePrefix: PREFIX,
+      ttlMs: config.recordTtlMs,
+      now: Date.now,
+      checkKnownNames: mode === "after",
+    });
+    const webhook = createWebhook({
+      config,
+      now: Date.now,
+      records,
+      telemetry: createTelemetry("ecr-anywhere-webhook"),
+      tokens: new EcrTokenProvider({ sts: new STSClient({}), now: Date.now }),
+      // "before" had no per-source budget either.
+      ...(mode === "before"
+        ? {
+            sources: {
+              exhausted: () => false,
+              failed: () => false,
+            } as unknown as NonNullable<Parameters<typeof createWebhook>[0]["sources"]>,
+          }
+        : {}),
+    });
+    const body = admissionReview();
+    let realAdmissions = 0;
+    let refused = 0;
+    const started = performance.now();
+    for (let i = 0; i < requests; i++) {
+      const result = await webhook(
+        webhookEvent({
+          clusterId: `stranger-${i}`,
+          token: real[0]?.token ?? "",
+          body,
+          sourceIp: `198.51.100.${i % SOURCES}`,
+        }),
+      );
+      if (result.statusCode === 403) refused++;
+      if (i % REAL_EVERY === 0) {
+        const cluster = real[(i / REAL_EVERY) % REAL_CLUSTERS] ?? real[0];
+        if (!cluster) continue;
+        const answer = await webhook(
+          webhookEvent({
+            clusterId: cluster.id,
+            token: cluster.token,
+            body,
+            sourceIp: "203.0.113.1",
+          }),
+        );
+        if (answer.statusCode !== 200)
+          throw new Error(`real cluster refused: ${answer.statusCode}`);
+        realAdmissions++;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    rows.push({
+      mode,
+      strangerRequests: requests,
+      refused,
+      getSecretValue: records.calls.reads,
+      listSecrets: records.calls.lists,
+      realAdmissions,
+      realCacheHitRate: `${(((realAdmissions - realReads) / realAdmissions) * 100).toFixed(1)} %`,
+      seconds: seconds.toFixed(1),
+    });
+    client.destroy();
+  }
+  console.table(rows);
+} finally {
+  await ecr.stop();
+  await moto.stop();
+}
