@@ -153,9 +153,10 @@ export async function startWebhookHarness(
 }
 
 /**
- * Deletes a test namespace and takes its labels off first: the test bed runs no namespace
- * controller, so a deleted namespace stays (Terminating) and, still labelled, would look enabled to
- * the next suite's refresher.
+ * Deletes a test namespace for good. The test bed runs no namespace controller, so a deleted
+ * namespace would stay Terminating: still labelled, it would look enabled to the next suite's
+ * refresher, and nothing could be created in it again. So its labels go first, and the deletion is
+ * finished as the controller would (finalizers cleared).
  */
 export async function retireNamespace(core: CoreV1Api, name: string): Promise<void> {
   await core
@@ -165,4 +166,9 @@ export async function retireNamespace(core: CoreV1Api, name: string): Promise<vo
     )
     .catch(() => undefined);
   await core.deleteNamespace({ name }).catch(() => undefined);
+  const terminating = await core.readNamespace({ name }).catch(() => undefined);
+  if (terminating?.metadata?.deletionTimestamp)
+    await core
+      .replaceNamespaceFinalize({ name, body: { ...terminating, spec: { finalizers: [] } } })
+      .catch(() => undefined);
 }
