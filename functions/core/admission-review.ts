@@ -14,7 +14,13 @@ const GroupVersionResource = v.object({
 
 const GroupVersionKind = v.object({ group: v.string(), version: v.string(), kind: v.string() });
 
-const StringMap = v.record(v.string(), v.string());
+// valibot's record takes an array for an empty object ([] parses to {}); a patch built for that
+// object would not apply to the array the API server holds (found by `npm run fuzz`).
+const StringMap = v.pipe(
+  v.unknown(),
+  v.check((value) => !Array.isArray(value), "expected an object, not an array"),
+  v.record(v.string(), v.string()),
+);
 
 /** The parts of a Secret the webhook reads; everything else passes through untouched. */
 export const SecretSchema = v.looseObject({

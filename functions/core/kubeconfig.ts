@@ -79,7 +79,8 @@ export function checkKubeconfig(
 ): KubeconfigCheck {
   let document: KubeconfigDocument;
   try {
-    document = parse(text) as KubeconfigDocument;
+    // Warnings (odd directives, …) change nothing here and would only reach the function's stderr.
+    document = parse(text, { logLevel: "error" }) as KubeconfigDocument;
   } catch {
     return { ok: false, error: "kubeconfig is not valid YAML" };
   }
@@ -148,7 +149,8 @@ export function needsRenewal(token: ServiceAccountToken, nowMs: number): boolean
 export function kubeconfigTarget(text: string): { server: string; caData?: string } | undefined {
   let document: KubeconfigDocument;
   try {
-    document = parse(text) as KubeconfigDocument;
+    // Warnings (odd directives, …) change nothing here and would only reach the function's stderr.
+    document = parse(text, { logLevel: "error" }) as KubeconfigDocument;
   } catch {
     return undefined;
   }

@@ -97,6 +97,23 @@ describe("decideAdmission", () => {
       message: expect.stringContaining("metadata.labels.a"),
     });
   });
+
+  it.each([
+    ["data", { metadata: { labels: { [names.managedLabel]: "true" } }, data: [] }],
+    ["annotations", { metadata: { labels: { [names.managedLabel]: "true" }, annotations: [] } }],
+  ])(
+    "denies %s given as an array, which no patch could extend (found by the fuzzer)",
+    (field, object) => {
+      const decision = decide(
+        admissionReview({ object: { type: "kubernetes.io/dockerconfigjson", ...object } }),
+      );
+      expect(decision).toMatchObject({
+        kind: "deny",
+        code: 400,
+        message: expect.stringMatching(new RegExp(`malformed: .*${field}`)),
+      });
+    },
+  );
 });
 
 describe("decodeAdmissionReview", () => {
