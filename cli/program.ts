@@ -193,6 +193,14 @@ export function buildProgram(): Command {
         throw new InputError(
           "--service-accounts needs --ensure-secret (the Secret to add to them)",
         );
+      if (options.repositories && !options.roleArn)
+        throw new InputError(
+          "--repositories needs --role-arn: the session policy narrows an assumed role, and without one nothing would be narrowed",
+        );
+      if (options.pullThroughCache && !options.repositories)
+        throw new InputError(
+          "--pull-through-cache needs --repositories and --role-arn (otherwise the stack's pullThroughCache setting applies)",
+        );
       if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
       if (options.webhookAuth === "header" && !options.dryRun)
         throw new InputError(

@@ -178,6 +178,22 @@ describe("tokens shared across execution environments", () => {
     ).toBe(narrower);
   });
 
+  it("keeps them apart inside one environment too, whose in-memory cache sits in front of the store", async () => {
+    const one = environment();
+    const passwords = [
+      await passwordFrom(one, "shared-role-a", tokens.roleA.token),
+      await passwordFrom(one, "shared-role-a-other", tokens.roleAOther.token),
+      await passwordFrom(one, "shared-role-a-narrow", tokens.roleANarrow.token),
+      await passwordFrom(one, "shared-plain", tokens.plain.token),
+    ];
+    expect(new Set(passwords).size).toBe(4);
+    // And each is served again from that cache to its own cluster only.
+    expect(await passwordFrom(one, "shared-role-a-narrow", tokens.roleANarrow.token)).toBe(
+      passwords[2],
+    );
+    expect(await passwordFrom(one, "shared-role-a", tokens.roleA.token)).toBe(passwords[0]);
+  });
+
   it("does not serve a stored token past its reuse window", async () => {
     let now = Date.now();
     ecr.now = () => now;

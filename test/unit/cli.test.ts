@@ -161,7 +161,16 @@ describe("cluster record", () => {
   });
 
   it("records the pull-through cache opt-in", () => {
-    const record = buildClusterRecord({ ...inputs, pullThroughCache: true }, "k", ["a".repeat(64)]);
+    const record = buildClusterRecord(
+      {
+        ...inputs,
+        roleArn: "arn:aws:iam::123456789012:role/ecr-pull",
+        repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/*"],
+        pullThroughCache: true,
+      },
+      "k",
+      ["a".repeat(64)],
+    );
     expect(record.pullThroughCache).toBe(true);
     expect(parseClusterRecord(JSON.stringify(record), "gke-prod")).toMatchObject({ ok: true });
     expect(buildClusterRecord(inputs, "k", ["a".repeat(64)])).not.toHaveProperty(

@@ -43,6 +43,16 @@ describe("parseClusterRecord", () => {
     ["a bad CIDR", { ...minimal, allowedSourceCidrs: ["10.0.0.0/33"] }, "allowedSourceCidrs.0"],
     ["a bad role", { ...minimal, roleArn: "role/x" }, "roleArn"],
     ["a missing kubeconfig", { ...minimal, kubeconfig: undefined }, "kubeconfig"],
+    [
+      "repositories without a role (nothing would narrow the token)",
+      { ...minimal, repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/a/*"] },
+      "repositories needs roleArn",
+    ],
+    [
+      "pullThroughCache without a role",
+      { ...minimal, pullThroughCache: true },
+      "pullThroughCache in a record needs roleArn",
+    ],
   ])("rejects %s with the field's path", (_what, record, expected) => {
     const parsed = parseClusterRecord(typeof record === "string" ? record : JSON.stringify(record));
     expect(parsed.ok).toBe(false);
