@@ -135,6 +135,11 @@ export function buildProgram(): Command {
       checked(parseCidrs),
     )
     .option(
+      "--allow-any-source",
+      "accept calls with this cluster's URL token from any address (instead of --allowed-source-cidrs); see the README's security model",
+      false,
+    )
+    .option(
       "--pull-through-cache",
       "with --repositories: the cluster's tokens may import through pull-through cache rules (the stack needs pullThroughCache too)",
       false,
@@ -200,6 +205,13 @@ export function buildProgram(): Command {
       if (options.pullThroughCache && !options.repositories)
         throw new InputError(
           "--pull-through-cache needs --repositories and --role-arn (otherwise the stack's pullThroughCache setting applies)",
+        );
+      if (options.allowAnySource && options.allowedSourceCidrs)
+        throw new InputError("--allow-any-source and --allowed-source-cidrs exclude each other");
+      // The default path: a token in the URL is pinned to the control plane's egress addresses.
+      if (options.webhookAuth === "url" && !options.allowedSourceCidrs && !options.allowAnySource)
+        throw new InputError(
+          "--allowed-source-cidrs is needed with a token in the webhook URL: kube-apiserver shows that URL, token included, to users whose writes fail in transit, and pinned to your control plane's egress addresses a leaked token is useless elsewhere (GKE: the cluster's NAT/egress IPs; AKS: az aks show --query networkProfile.loadBalancerProfile.effectiveOutboundIPs). Or use --webhook-auth header (API servers you configure), or --allow-any-source to accept the exposure",
         );
       if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
       if (options.webhookAuth === "header" && !options.dryRun)

@@ -133,6 +133,9 @@ async function demo(): Promise<void> {
     webhook.caBundleFile,
     "--kubeconfig",
     kubeconfigPath,
+    // The API server calls from loopback here; for a real cluster, its egress addresses.
+    "--allowed-source-cidrs",
+    "127.0.0.1/32",
     "--verify-timeout",
     "30",
   ];

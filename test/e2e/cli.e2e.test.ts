@@ -84,6 +84,8 @@ function onboardArgs(...extra: string[]): string[] {
     PREFIX,
     "--kubeconfig",
     adminPath,
+    "--allowed-source-cidrs",
+    "127.0.0.1/32",
     "--verify-timeout",
     "30",
     ...extra,
@@ -195,6 +197,10 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     [
       ["onboard", "ok", "--registries", EAST, "--namespaces", "a", "--pull-through-cache"],
       /--pull-through-cache needs --repositories and --role-arn/,
+    ],
+    [
+      ["onboard", "ok", "--registries", EAST, "--namespaces", "a"],
+      /--allowed-source-cidrs is needed with a token in the webhook URL: kube-apiserver shows that URL/,
     ],
   ])("%j", async (args, message) => {
     const result = await cli(args);
