@@ -53,7 +53,8 @@ export async function benchRefresher(): Promise<string[]> {
       name: "refresher",
       token: token.status?.token ?? "",
     });
-    const config = refresherConfigFromEnv({});
+    // The test bed's API server listens on loopback.
+    const config = refresherConfigFromEnv({ ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "true" });
     const stored = {
       secretName: "ecr-anywhere/clusters/bench",
       secretArn: "ecr-anywhere/clusters/bench",

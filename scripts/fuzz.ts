@@ -107,13 +107,16 @@ const request: fc.Arbitrary<FuzzedRequest> = fc.record({
   sourceIp: fc.ipV4(),
 });
 
-// The webhook logs to stdout: capture it per run (checked for secrets), keep the terminal quiet.
+// The webhook logs to stdout (info) and stderr (warnings, errors): capture both per run (checked
+// for secrets), and keep the terminal quiet.
 let captured = "";
-const write = process.stdout.write.bind(process.stdout);
-process.stdout.write = ((chunk: string | Uint8Array) => {
+const originals = { stdout: process.stdout.write, stderr: process.stderr.write };
+const capture = ((chunk: string | Uint8Array) => {
   captured += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
   return true;
 }) as typeof process.stdout.write;
+process.stdout.write = capture;
+process.stderr.write = capture;
 
 let requests = 0;
 let parsed = 0;
@@ -140,7 +143,8 @@ try {
 } catch (error) {
   failure = error;
 } finally {
-  process.stdout.write = write;
+  process.stdout.write = originals.stdout;
+  process.stderr.write = originals.stderr;
 }
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
 console.log(

@@ -27,7 +27,7 @@ import {
 } from "../../functions/refresher/refresher.ts";
 import { createWorker } from "../../functions/refresher/worker.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
-import { refresherRbac } from "../../k8s/templates.ts";
+import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
 import { putClusterRecord } from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
@@ -431,6 +431,69 @@ describe("a refresh run", () => {
     const later = await eventsAbout("team-a", "Secret", "stale-one");
     expect(later).toHaveLength(recovered.length);
     expect(later.find((event) => event.reason === "Refreshed")?.series).toBeUndefined();
+  });
+
+  it("redacts the webhook token kube-apiserver puts in a failed call's message, in its logs and Events", async () => {
+    // A second webhook (its own labels) with a token in its URL, unreachable: every write of a
+    // Secret carrying both managed labels fails, and the API server's message carries that URL.
+    const leakPrefix = "leak.refresher.test";
+    const leaked = newWebhookToken().token;
+    const closed = await freePort();
+    await admin.createNamespace({
+      body: {
+        metadata: {
+          name: "leaky",
+          labels: { [names.namespaceLabel]: "enabled", [`${leakPrefix}/namespace`]: "enabled" },
+        },
+      },
+    });
+    for (const object of await refresherRbac({ namespaces: ["leaky"] }))
+      if ((object.metadata as { namespace?: string } | undefined)?.namespace === "leaky")
+        await harness.objects.create(object as never);
+    await admin.createNamespacedSecret({
+      namespace: "leaky",
+      body: {
+        ...managed("leaky-pull"),
+        metadata: {
+          name: "leaky-pull",
+          labels: { [names.managedLabel]: "true", [`${leakPrefix}/managed`]: "true" },
+        },
+      },
+    });
+    await harness.admission.createMutatingWebhookConfiguration({
+      body: await webhookConfiguration({
+        name: "leak-refresher",
+        labelPrefix: leakPrefix,
+        webhookUrl: `https://127.0.0.1:${closed}/v1/clusters/leaky/${leaked}`,
+        caPem: harness.caPem,
+      }),
+    });
+    await putClusterRecord(motoUrl, record("leaky"), { name: "refresher-e2e/leaky/leaky" });
+    const output = captureOutput();
+    try {
+      // The configuration reaches the admission chain asynchronously: run until a mark fails.
+      for (let run = 0; run < 40 && !output.text().includes("failed calling webhook"); run++) {
+        now += 7 * HOUR;
+        await refresher("refresher-e2e/leaky/")
+          .run()
+          .catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    } finally {
+      output.restore();
+      await harness.admission
+        .deleteMutatingWebhookConfiguration({ name: "leak-refresher" })
+        .catch(() => undefined);
+    }
+    const text = output.text();
+    expect(text).toContain("/v1/clusters/leaky/<redacted>");
+    expect(text).not.toContain(leaked);
+    const [event] = (await eventsAbout("leaky", "Secret", "leaky-pull")).filter(
+      (item) => item.reason === "RefreshFailed",
+    );
+    expect(event?.note).toContain("/v1/clusters/leaky/<redacted>");
+    expect(JSON.stringify(event)).not.toContain(leaked);
+    await retireNamespace(admin, "leaky");
   });
 
   it("keeps going when another cluster is unreachable, then fails naming it", async () => {

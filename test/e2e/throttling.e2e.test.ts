@@ -31,6 +31,8 @@ function refreshOnce(markConcurrency: number, markAttempts: number) {
     ECR_ANYWHERE_LABEL_PREFIX: PREFIX,
     ECR_ANYWHERE_MARK_CONCURRENCY: String(markConcurrency),
     ECR_ANYWHERE_MARK_ATTEMPTS: String(markAttempts),
+    // The test bed's API server listens on loopback.
+    ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "true",
   });
   const deps: RefreshClusterDependencies = {
     config,

@@ -30,8 +30,9 @@ afterAll(async () => {
 
 async function startLocal(
   extraEnv: Record<string, string>,
-): Promise<{ child: ChildProcess; stderr: () => string }> {
+): Promise<{ child: ChildProcess; stderr: () => string; stdout: () => string }> {
   let stderr = "";
+  let stdout = "";
   const child = spawn(
     process.execPath,
     [join(import.meta.dirname, "../../functions/local/serve.ts")],
@@ -42,25 +43,32 @@ async function startLocal(
         ECR_ANYWHERE_LOCAL_PORT: String(await freePort()),
         ...extraEnv,
       },
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   await waitFor(async () => stderr.includes("caBundle"), 20_000, "the local webhook to start");
-  return { child, stderr: () => stderr };
+  return { child, stderr: () => stderr, stdout: () => stdout };
 }
 
-async function admitThrough(stderr: string) {
+async function admitThrough(
+  stderr: string,
+  path = `/v1/clusters/local-demo/${cluster.token}`,
+  headers: Record<string, string> = {},
+) {
   const url = /listening on (https:\/\/\S+)/.exec(stderr)?.[1] ?? "";
   const caFile = /caBundle \(base64\):\s+(\S+)/.exec(stderr)?.[1] ?? "";
   const ca = Buffer.from(await readFile(caFile, "utf8"), "base64").toString("utf8");
   const review = admissionReview();
   const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const call = request(
-      `${url}/v1/clusters/local-demo/${cluster.token}?timeout=10s`,
-      { method: "POST", ca, headers: { "content-type": "application/json" } },
+      `${url}${path}?timeout=10s`,
+      { method: "POST", ca, headers: { "content-type": "application/json", ...headers } },
       (response) => {
         let body = "";
         response.on("data", (chunk: Buffer) => {
@@ -92,6 +100,42 @@ describe.each([
         patchType: "JSONPatch",
       });
       expect(ecr.callsIn("us-east-1")).toBe(before + 1);
+    } finally {
+      local.child.kill("SIGTERM");
+    }
+  });
+});
+
+describe("npm start's output", () => {
+  it("never carries a webhook token, a credential or Secret data, in URL or header mode", async () => {
+    const local = await startLocal({});
+    try {
+      const stranger = newWebhookToken().token;
+      expect((await admitThrough(local.stderr())).answer.status).toBe(200);
+      const header = await admitThrough(local.stderr(), "/v1/clusters/local-demo", {
+        authorization: `Bearer ${cluster.token}`,
+      });
+      expect(header.answer.status).toBe(200);
+      const wrong = await admitThrough(local.stderr(), `/v1/clusters/local-demo/${stranger}`);
+      expect(wrong.answer.status).toBe(403);
+      await waitFor(
+        async () => local.stdout().includes("webhook caller rejected"),
+        10_000,
+        "the rejection's log line",
+      );
+      const output = `${local.stdout()}\n${local.stderr()}`;
+      expect(output).toContain('"message":"admission"');
+      for (const secret of [
+        cluster.token,
+        stranger,
+        ...ecr.lastPassword.values(),
+        header.answer.body.length > 0
+          ? (JSON.parse(header.answer.body).response.patch as string)
+          : "",
+      ]) {
+        expect(secret).toBeTruthy();
+        expect(output).not.toContain(secret);
+      }
     } finally {
       local.child.kill("SIGTERM");
     }
