@@ -119,7 +119,8 @@ describe("npm start's output", () => {
       const wrong = await admitThrough(local.stderr(), `/v1/clusters/local-demo/${stranger}`);
       expect(wrong.answer.status).toBe(403);
       await waitFor(
-        async () => local.stdout().includes("webhook caller rejected"),
+        // Warnings go to stderr, info lines to stdout.
+        async () => `${local.stdout()}${local.stderr()}`.includes("webhook caller rejected"),
         10_000,
         "the rejection's log line",
       );
