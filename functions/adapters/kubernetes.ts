@@ -12,7 +12,8 @@ import {
   type ObservableMiddleware,
   PatchStrategy,
   type RequestContext,
-  type ResponseContext,
+  type ResponseBody,
+  ResponseContext,
   type V1Secret,
 } from "@kubernetes/client-node";
 import {
@@ -62,12 +63,20 @@ export const MAX_PAGES = 200;
  * labels and annotations, so no ECR password ever enters the refresher's memory, and lists shrink.
  */
 export const METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+/**
+ * Bytes one answer, and all answers of one cluster's run, may take: a broken or hostile API server
+ * sending an endless body fails that cluster, and the refresher's memory stays bounded for the
+ * others. A metadata-only page of 500 Secrets is about 350 KB.
+ */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+export const MAX_CLUSTER_BYTES = 64 * 1024 * 1024;
 
 export class ClusterApi {
   readonly #core: CoreV1Api;
   readonly #events: EventsV1Api;
   readonly #options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: "append" };
   #calls = 0;
+  #bytesRead = 0;
   readonly #callsByMethod = new Map<string, number>();
 
   constructor(kubeconfig: string, signal: AbortSignal) {
@@ -83,9 +92,50 @@ export class ClusterApi {
         context.setSignal(signal);
         return new Observable(Promise.resolve(context));
       },
-      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+      post: (response: ResponseContext) =>
+        new Observable(
+          Promise.resolve(
+            new ResponseContext(
+              response.httpStatusCode,
+              response.headers,
+              this.#bounded(response.body),
+            ),
+          ),
+        ),
     };
     this.#options = { middleware: [middleware], middlewareMergeStrategy: "append" };
+  }
+
+  /** The body read in chunks, refused past the per-answer and per-cluster budgets. */
+  #bounded(body: ResponseBody): ResponseBody {
+    const read = async (): Promise<Buffer> => {
+      const stream = body.stream();
+      if (stream === null) return Buffer.alloc(0);
+      const reader = stream.getReader();
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        this.#bytesRead += value.byteLength;
+        if (size > MAX_RESPONSE_BYTES || this.#bytesRead > MAX_CLUSTER_BYTES) {
+          await reader.cancel().catch(() => undefined);
+          throw new Error(
+            size > MAX_RESPONSE_BYTES
+              ? `the API server's answer exceeded ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB; giving up on this cluster`
+              : `this cluster's answers exceeded ${MAX_CLUSTER_BYTES / 1024 / 1024} MiB in one run; giving up on it`,
+          );
+        }
+        chunks.push(value);
+      }
+      return Buffer.concat(chunks);
+    };
+    return {
+      text: async () => (await read()).toString("utf8"),
+      binary: read,
+      stream: () => body.stream(),
+    };
   }
 
   /** API requests made so far (for the benchmark and the logs). */
