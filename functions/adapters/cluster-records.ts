@@ -1,8 +1,9 @@
 /**
- * Reads cluster records from AWS Secrets Manager, cached for a short TTL. A cluster id that is not
- * among the known record names (listed at most once per TTL, and only when a stranger calls) is
- * refused without a read, and never enters the record cache, so a flood of made-up ids neither
- * costs a GetSecretValue each nor evicts the real clusters' records.
+ * Reads cluster records from AWS Secrets Manager, cached for a short TTL. Once a stranger (an id
+ * with no record) has called, the record names are listed (at most once per TTL); while that
+ * listing is fresh, an id not in it is refused without a read and never enters the record cache,
+ * so a flood of made-up ids neither costs a GetSecretValue each nor evicts the real clusters'
+ * records. Real clusters never wait for a listing: a cold start reads its record directly.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
@@ -52,13 +53,16 @@ export class ClusterRecordStore {
     signal: AbortSignal,
   ): Promise<{ value: RecordLookup; source: CacheSource }> {
     return this.#cache.getOrLoad(clusterId, async () => {
-      if (!(await this.#mayExist(clusterId, signal)))
+      if (!this.#mayExist(clusterId))
         // Not cached (already expired): strangers must not take the real clusters' places.
         return { value: unknown(this.#options.namePrefix, clusterId), serveUntilMs: 0 };
-      return {
-        value: await this.#read(clusterId, signal),
-        serveUntilMs: this.#options.now() + this.#options.ttlMs,
-      };
+      const value = await this.#read(clusterId, signal);
+      if (!value.found && value.reason === "missing" && this.#options.checkKnownNames !== false) {
+        // A stranger: list the names now, so the next ones cost no read.
+        await this.#refreshKnownNames(signal);
+        return { value, serveUntilMs: 0 };
+      }
+      return { value, serveUntilMs: this.#options.now() + this.#options.ttlMs };
     });
   }
 
@@ -73,19 +77,24 @@ export class ClusterRecordStore {
   }
 
   /**
-   * False only when a listing younger than the TTL lacks the id. A listing that fails says
-   * nothing: the record is read as before (availability first, a stranger costs one read).
+   * False only when a listing younger than the TTL lacks the id. No listing, an old one, or one
+   * that failed says nothing: the record is read (availability first; a stranger costs one read).
    */
-  async #mayExist(clusterId: string, signal: AbortSignal): Promise<boolean> {
+  #mayExist(clusterId: string): boolean {
     if (this.#options.checkKnownNames === false) return true;
-    let known = this.#known;
-    if (known === undefined || this.#options.now() - known.listedAtMs >= this.#options.ttlMs) {
-      this.#listing ??= this.#list(signal).finally(() => {
-        this.#listing = undefined;
-      });
-      known = await this.#listing;
-    }
-    return known === undefined || known.ids.has(clusterId);
+    const known = this.#known;
+    if (known === undefined || this.#options.now() - known.listedAtMs >= this.#options.ttlMs)
+      return true;
+    return known.ids.has(clusterId);
+  }
+
+  async #refreshKnownNames(signal: AbortSignal): Promise<void> {
+    const known = this.#known;
+    if (known !== undefined && this.#options.now() - known.listedAtMs < this.#options.ttlMs) return;
+    this.#listing ??= this.#list(signal).finally(() => {
+      this.#listing = undefined;
+    });
+    await this.#listing;
   }
 
   async #list(signal: AbortSignal): Promise<KnownNames | undefined> {

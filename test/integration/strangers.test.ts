@@ -69,15 +69,22 @@ const stranger = (i: number) => `stranger-${i}`;
 const sourceOf = (i: number) => `198.51.100.${i % 250}`;
 
 describe("unknown cluster ids", () => {
-  it("cost one listing per TTL instead of a read each, and cannot evict the real clusters' records", async () => {
+  it("do not slow a real cluster's cold start: no listing until a stranger calls", async () => {
+    const { records, call } = setup(true);
+    expect((await call("real", real.token, "203.0.113.1")).statusCode).toBe(200);
+    expect(records.calls).toEqual({ reads: 1, lists: 0 });
+  });
+
+  it("cost one read and one listing per TTL instead of a read each, and cannot evict the real clusters' records", async () => {
     const { records, call } = setup(true, 50);
     expect((await call("real", real.token, "203.0.113.1")).statusCode).toBe(200);
     for (let i = 0; i < 500; i++)
       expect((await call(stranger(i), real.token, sourceOf(i))).statusCode).toBe(403);
-    expect(records.calls).toEqual({ reads: 1, lists: 1 });
+    // The real cluster's read, and the first stranger's, which set off the one listing.
+    expect(records.calls).toEqual({ reads: 2, lists: 1 });
     // The real cluster's record is still cached: no read for it either.
     expect((await call("real", real.token, "203.0.113.1")).statusCode).toBe(200);
-    expect(records.calls.reads).toBe(1);
+    expect(records.calls.reads).toBe(2);
   });
 
   it("before: each cost a read, and a flood larger than the cache evicted the real record", async () => {
