@@ -12,6 +12,7 @@ import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore } from "../functions/adapters/cluster-records.ts";
 import { EcrTokenProvider } from "../functions/adapters/ecr-tokens.ts";
 import { webhookConfigFromEnv } from "../functions/core/config.ts";
+import { SourceBudget } from "../functions/lib/source-budget.ts";
 import { createTelemetry } from "../functions/telemetry.ts";
 import { createWebhook } from "../functions/webhook/webhook.ts";
 import {
@@ -79,13 +80,15 @@ try {
       records,
       telemetry: createTelemetry("ecr-anywhere-webhook"),
       tokens: new EcrTokenProvider({ sts: new STSClient({}), now: Date.now }),
-      // "before" had no per-source budget either.
+      // "before" had no per-source budget either: one that never runs out.
       ...(mode === "before"
         ? {
-            sources: {
-              exhausted: () => false,
-              failed: () => false,
-            } as unknown as NonNullable<Parameters<typeof createWebhook>[0]["sources"]>,
+            sources: new SourceBudget({
+              failuresPerWindow: Number.POSITIVE_INFINITY,
+              windowMs: 60_000,
+              maxSources: 1,
+              now: Date.now,
+            }),
           }
         : {}),
     });

@@ -38,7 +38,7 @@ export class ClusterRecordStore {
   readonly #options: ClusterRecordStoreOptions;
   readonly #cache: ExpiringCache<string, RecordLookup>;
   #known: KnownNames | undefined;
-  #listing: Promise<KnownNames | undefined> | undefined;
+  #listing: Promise<void> | undefined;
   #reads = 0;
   #lists = 0;
 
@@ -82,31 +82,35 @@ export class ClusterRecordStore {
    */
   #mayExist(clusterId: string): boolean {
     if (this.#options.checkKnownNames === false) return true;
+    return this.#freshListing()?.ids.has(clusterId) ?? true;
+  }
+
+  /** The listing of record names, while it is younger than the TTL. */
+  #freshListing(): KnownNames | undefined {
     const known = this.#known;
-    if (known === undefined || this.#options.now() - known.listedAtMs >= this.#options.ttlMs)
-      return true;
-    return known.ids.has(clusterId);
+    return known !== undefined && this.#options.now() - known.listedAtMs < this.#options.ttlMs
+      ? known
+      : undefined;
   }
 
   async #refreshKnownNames(signal: AbortSignal): Promise<void> {
-    const known = this.#known;
-    if (known !== undefined && this.#options.now() - known.listedAtMs < this.#options.ttlMs) return;
+    if (this.#freshListing() !== undefined) return;
     this.#listing ??= this.#list(signal).finally(() => {
       this.#listing = undefined;
     });
     await this.#listing;
   }
 
-  async #list(signal: AbortSignal): Promise<KnownNames | undefined> {
+  /** A failed listing is no listing: strangers then cost a read each, as before. */
+  async #list(signal: AbortSignal): Promise<void> {
     const listedAtMs = this.#options.now();
     const prefix = this.#options.namePrefix;
     try {
       this.#lists++;
       const names = await listClusterRecordNames(this.#options.client, prefix, signal);
       this.#known = { ids: new Set(names.map((name) => name.slice(prefix.length))), listedAtMs };
-      return this.#known;
     } catch {
-      return undefined;
+      // Nothing to keep.
     }
   }
 

@@ -149,30 +149,19 @@ export class ClusterApi {
   }
 
   async enabledNamespaces(namespaceLabel: string): Promise<string[]> {
-    const names: string[] = [];
-    let next: string | undefined;
-    let pages = 0;
-    do {
-      if (++pages > MAX_PAGES)
-        throw new KubernetesError(
-          "list namespaces",
-          `the API server kept answering with more pages (over ${MAX_PAGES}); giving up on this cluster`,
-        );
-      const page = await this.#call("list namespaces", () =>
-        this.#core.listNamespace(
-          {
-            labelSelector: `${namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`,
-            limit: PAGE_SIZE,
-            _continue: next,
-          },
-          this.#options,
-        ),
-      );
-      for (const namespace of page.items)
-        if (namespace.metadata?.name) names.push(namespace.metadata.name);
-      next = page.metadata?._continue || undefined;
-    } while (next);
-    return names;
+    const namespaces = await this.#listAll("list namespaces", (next) =>
+      this.#core.listNamespace(
+        {
+          labelSelector: `${namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`,
+          limit: PAGE_SIZE,
+          _continue: next,
+        },
+        this.#options,
+      ),
+    );
+    return namespaces.flatMap((namespace) =>
+      namespace.metadata?.name ? [namespace.metadata.name] : [],
+    );
   }
 
   async managedSecrets(
@@ -180,31 +169,43 @@ export class ClusterApi {
     managedLabel: string,
     pageSize = PAGE_SIZE,
   ): Promise<ManagedSecret[]> {
-    const secrets: ManagedSecret[] = [];
+    const secrets = await this.#listAll(`list Secrets in ${namespace}`, (next) =>
+      this.#core.listNamespacedSecret(
+        {
+          namespace,
+          labelSelector: `${managedLabel}=${MANAGED_VALUE}`,
+          limit: pageSize,
+          _continue: next,
+        },
+        withHeader(this.#options, "Accept", METADATA_ONLY),
+      ),
+    );
+    return secrets.map((secret) => toManagedSecret(secret, namespace));
+  }
+
+  /** Every page of a list, joined by `continue` tokens, up to MAX_PAGES. */
+  async #listAll<T>(
+    action: string,
+    page: (next: string | undefined) => Promise<{
+      items: T[] | null | undefined;
+      metadata?: { _continue?: string | undefined } | undefined;
+    }>,
+  ): Promise<T[]> {
+    const items: T[] = [];
     let next: string | undefined;
     let pages = 0;
     do {
       if (++pages > MAX_PAGES)
         throw new KubernetesError(
-          `list Secrets in ${namespace}`,
+          action,
           `the API server kept answering with more pages (over ${MAX_PAGES}); giving up on this cluster`,
         );
-      const page = await this.#call(`list Secrets in ${namespace}`, () =>
-        this.#core.listNamespacedSecret(
-          {
-            namespace,
-            labelSelector: `${managedLabel}=${MANAGED_VALUE}`,
-            limit: pageSize,
-            _continue: next,
-          },
-          withHeader(this.#options, "Accept", METADATA_ONLY),
-        ),
-      );
+      const answer = await this.#call(action, () => page(next));
       // An empty PartialObjectMetadataList comes back with "items": null.
-      for (const secret of page.items ?? []) secrets.push(toManagedSecret(secret, namespace));
-      next = page.metadata?._continue || undefined;
+      items.push(...(answer.items ?? []));
+      next = answer.metadata?._continue || undefined;
     } while (next);
-    return secrets;
+    return items;
   }
 
   /**

@@ -41,6 +41,14 @@ export function parseWebhookCaller(
   return undefined;
 }
 
+/**
+ * Removes the webhook token from any `/v1/clusters/<id>/<token>` URL in `text`: kube-apiserver
+ * repeats that URL in its own error messages, which reach logs and Events.
+ */
+export function redactWebhookTokens(text: string): string {
+  return text.replace(/(\/v1\/clusters\/[^/\s"'?]+)\/[^\s"'?]+/g, "$1/<redacted>");
+}
+
 export function sha256Hex(value: string): string {
   return createHash("sha256").update(value, "utf8").digest("hex");
 }

@@ -7,6 +7,7 @@
  * in `series` instead of adding another.
  */
 import { createHash } from "node:crypto";
+import { redactWebhookTokens } from "./auth.ts";
 
 export type EventReason = "RefreshFailed" | "Refreshed" | "EnsureFailed";
 
@@ -72,21 +73,13 @@ export function openAnnotation(labelPrefix: string): string {
 }
 
 /** The annotation carrying the latest message: a note cannot change once the Event exists. */
-export function latestProblemAnnotation(labelPrefix: string): string {
+function latestProblemAnnotation(labelPrefix: string): string {
   return `${labelPrefix}/latest-problem`;
 }
 
 /** kube-apiserver's MicroTime: RFC 3339 with microseconds. */
 export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/Z$/, "000Z");
-}
-
-/**
- * Removes what must never sit in an Event or a log: a webhook token in a URL path
- * (`/v1/clusters/<id>/<token>`), which kube-apiserver repeats in its own error messages.
- */
-export function redactWebhookTokens(text: string): string {
-  return text.replace(/(\/v1\/clusters\/[^/\s"'?]+)\/[^\s"'?]+/g, "$1/<redacted>");
 }
 
 export function truncateNote(note: string): string {

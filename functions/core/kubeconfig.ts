@@ -51,7 +51,7 @@ LOCAL_ADDRESSES.addSubnet("::ffff:127.0.0.0", 104, "ipv6");
 LOCAL_ADDRESSES.addSubnet("::ffff:169.254.0.0", 112, "ipv6");
 
 /** Why the refresher must not send its token to `server`, if it must not. */
-export function serverProblem(server: unknown, policy: KubeconfigPolicy): string | undefined {
+function serverProblem(server: unknown, policy: KubeconfigPolicy): string | undefined {
   if (typeof server !== "string") return "has no server";
   let url: URL;
   try {

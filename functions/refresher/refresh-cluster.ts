@@ -112,32 +112,38 @@ export async function refreshCluster(
   );
   const marked = toRfc3339(nowMs);
   let markRetries = 0;
+  const markOne = async (
+    secret: ManagedSecret,
+  ): Promise<{ secret: ManagedSecret; refreshed: boolean; problem?: string }> => {
+    const before = secretTimes(secret.annotations, names).expiresAtMs;
+    try {
+      const after = await markWithRetries(api, secret, marked, deps, signal, () => {
+        markRetries++;
+      });
+      const afterMs = secretTimes(after.annotations, names).expiresAtMs;
+      // Only a later expiry proves the webhook wrote fresh credentials.
+      if (afterMs !== undefined && (before === undefined || afterMs > before))
+        return { secret: after, refreshed: true };
+      return {
+        secret: after,
+        refreshed: false,
+        problem: `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`,
+      };
+    } catch (error) {
+      return { secret, refreshed: false, problem: message(error) };
+    }
+  };
   const outcomes = await Promise.all(
-    stale.map((secret) =>
+    stale.map(async (secret) => {
       // One budget for the whole invocation: marks of every cluster share the webhook's capacity.
-      deps.markLimit(async () => {
-        const before = secretTimes(secret.annotations, names).expiresAtMs;
-        try {
-          const after = await markWithRetries(api, secret, marked, deps, signal, () => {
-            markRetries++;
-          });
-          const afterMs = secretTimes(after.annotations, names).expiresAtMs;
-          // Only a later expiry proves the webhook wrote fresh credentials.
-          if (afterMs !== undefined && (before === undefined || afterMs > before)) {
-            await events.refreshed(secret);
-            return { secret: after, refreshed: true };
-          }
-          const problem = `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`;
-          problems.push(problem);
-          await events.refreshFailed(secret, problem);
-          return { secret: after, refreshed: false };
-        } catch (error) {
-          problems.push(message(error));
-          await events.refreshFailed(secret, message(error));
-          return { secret, refreshed: false };
-        }
-      }),
-    ),
+      // Only the mark holds a slot; the Event written after it is no webhook call.
+      const outcome = await deps.markLimit(() => markOne(secret));
+      if (outcome.problem !== undefined) {
+        problems.push(outcome.problem);
+        await events.refreshFailed(secret, outcome.problem);
+      } else await events.refreshed(secret);
+      return outcome;
+    }),
   );
   const latest = new Map(secrets.map((secret) => [`${secret.namespace}/${secret.name}`, secret]));
   for (const outcome of outcomes)

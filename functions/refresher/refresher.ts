@@ -18,9 +18,9 @@ import {
   saveClusterRecord,
 } from "../adapters/cluster-record-catalog.ts";
 import { ClusterApi } from "../adapters/kubernetes.ts";
+import { redactWebhookTokens } from "../core/auth.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
 import { refresherConfigFromEnv } from "../core/config.ts";
-import { redactWebhookTokens } from "../core/events.ts";
 import { count, createTelemetry, MetricUnit, type Telemetry } from "../telemetry.ts";
 import {
   type ClusterReport,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { redactWebhookTokens } from "../../functions/core/auth.ts";
 import {
   type EventSubject,
   eventName,
@@ -6,7 +7,6 @@ import {
   microTime,
   newEvent,
   nextSeries,
-  redactWebhookTokens,
   truncateNote,
 } from "../../functions/core/events.ts";
 
