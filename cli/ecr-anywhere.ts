@@ -4,7 +4,7 @@
  * `kubectl-ecr_anywhere` link). Turns every failure into one line and a meaningful exit code; a
  * stack trace only with ECR_ANYWHERE_DEBUG=1.
  */
-import { CommanderError } from "commander";
+import { CommanderError } from "@commander-js/extra-typings";
 import { buildProgram } from "./program.ts";
 import { describeFailure, EXIT_USAGE, exitCodeFor } from "./ui.ts";
 
@@ -16,7 +16,7 @@ try {
     // commander has printed the message or the help already.
     process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
   } else {
-    const json = program.opts<{ output?: string }>().output === "json";
+    const json = program.opts().output === "json";
     const message = describeFailure(error);
     if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: message }, null, 2)}\n`);
     process.stderr.write(`ecr-anywhere: ${message}\n`);

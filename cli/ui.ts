@@ -43,10 +43,11 @@ export class StepFailure extends Error {
   }
 }
 
-export async function runSteps<Context>(
+/** Runs steps in order with a task list (none when `silent`), stopping at the first failure. */
+async function runSteps<Context>(
   context: Context,
   steps: readonly Step<Context>[],
-  format: OutputFormat,
+  silent: boolean,
 ): Promise<StepRecord[]> {
   const completed: StepRecord[] = [];
   const list = new Listr<Context>(
@@ -76,7 +77,7 @@ export async function runSteps<Context>(
       concurrent: false,
       exitOnError: true,
       registerSignalListeners: false,
-      silentRendererCondition: format === "json",
+      silentRendererCondition: silent,
       rendererOptions: { timer: PRESET_TIMER, collapseErrors: false },
       fallbackRendererOptions: { timer: PRESET_TIMER },
     },
@@ -91,9 +92,37 @@ export function need<T>(value: T | undefined): T {
   return value;
 }
 
-/** Writes the command's result: JSON for machines, or the text a person reads. */
-export function emit(format: OutputFormat, result: unknown, text: () => string): void {
-  process.stdout.write(format === "json" ? `${JSON.stringify(result, null, 2)}\n` : text());
+/** Where a command's output goes: the process's streams, or a test's. */
+export interface OutputStreams {
+  readonly stdout: { write(text: string): unknown };
+}
+
+/**
+ * How a command shows what it did, chosen once from `--output`: a task list and text for people,
+ * or no task list and one JSON document for scripts.
+ */
+export interface Printer {
+  readonly format: OutputFormat;
+  /** The command's result: the document as JSON, or the text a person reads. */
+  result(document: unknown, text: () => string): void;
+  /** Text that is itself the output (manifests for a pipe), whatever the format. */
+  write(text: string): void;
+  /** Runs the steps, showing the task list unless the format is JSON or `quiet`. */
+  steps<Context>(
+    context: Context,
+    steps: readonly Step<Context>[],
+    quiet?: boolean,
+  ): Promise<StepRecord[]>;
+}
+
+export function printerFor(format: OutputFormat, streams: OutputStreams): Printer {
+  return {
+    format,
+    result: (document, text) =>
+      streams.stdout.write(format === "json" ? `${JSON.stringify(document, null, 2)}\n` : text()),
+    write: (text) => streams.stdout.write(text),
+    steps: (context, steps, quiet = false) => runSteps(context, steps, quiet || format === "json"),
+  };
 }
 
 export function exitCodeFor(error: unknown): number {

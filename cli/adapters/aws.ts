@@ -24,14 +24,23 @@ export class AwsProblem extends Error {
   override readonly name = "AwsProblem";
 }
 
+/** `--region` and `--profile`: given to every client; unset, the SDK's usual chain decides. */
+export interface AwsClientConfig {
+  readonly region?: string;
+  readonly profile?: string;
+}
+
 export interface StackOutputs {
   readonly webhookUrl: string;
   readonly recordPrefix: string;
   readonly recordKeyArn: string;
 }
 
-export async function readStackOutputs(stackName: string): Promise<StackOutputs> {
-  const client = new CloudFormationClient({});
+export async function readStackOutputs(
+  stackName: string,
+  aws: AwsClientConfig = {},
+): Promise<StackOutputs> {
+  const client = new CloudFormationClient(aws);
   try {
     const { Stacks } = await client.send(new DescribeStacksCommand({ StackName: stackName }));
     const outputs = new Map(
@@ -72,11 +81,14 @@ export interface StoredRecord {
 export type WriteOutcome = "created" | "updated" | "unchanged" | "restored";
 
 export class RecordStore {
-  readonly #secrets = new SecretsManagerClient({});
+  readonly #secrets: SecretsManagerClient;
   readonly #prefix: string;
+  readonly #aws: AwsClientConfig;
 
-  constructor(prefix: string) {
+  constructor(prefix: string, aws: AwsClientConfig = {}) {
     this.#prefix = prefix;
+    this.#aws = aws;
+    this.#secrets = new SecretsManagerClient(aws);
   }
 
   nameOf(clusterId: string): string {
@@ -97,7 +109,7 @@ export class RecordStore {
       problems.push(`Secrets Manager (cluster records): ${awsMessage(error)}`);
     }
     if (keyArn) {
-      const kms = new KMSClient({});
+      const kms = new KMSClient(this.#aws);
       try {
         const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyArn }));
         if (!KeyMetadata?.Enabled)

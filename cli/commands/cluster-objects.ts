@@ -5,7 +5,6 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
 import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
-import type { UserCluster } from "../adapters/user-cluster.ts";
 import {
   MANAGED_BY_LABEL,
   type OnboardInputs,
@@ -14,6 +13,7 @@ import {
   WEBHOOK_CONFIGURATION_NAME,
   type WebhookConfigurationView,
 } from "../core/onboard-plan.ts";
+import type { OperatorCluster } from "../factory.ts";
 import { Problem } from "../ui.ts";
 
 export interface RegisteredWebhook {
@@ -27,7 +27,7 @@ export interface RegisteredWebhook {
  * `--context` never rotates or removes another cluster's registration.
  */
 export async function registeredWebhook(
-  cluster: UserCluster,
+  cluster: Pick<OperatorCluster, "config" | "webhookConfigurations">,
   clusterId: string,
 ): Promise<RegisteredWebhook | undefined> {
   const configuration = (await cluster.webhookConfigurations()).find(

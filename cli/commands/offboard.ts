@@ -3,126 +3,124 @@
  * the webhook first, then labels and RBAC, then the record (with Secrets Manager's recovery
  * window). The users' Secrets stay as they are.
  */
+import { Command } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import {
-  contractNames,
-  DEFAULT_LABEL_PREFIX,
-  NAMESPACE_ENABLED_VALUE,
-} from "../../functions/core/contract.ts";
+import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
 import { refresherRbac } from "../../k8s/templates.ts";
-import { RecordStore } from "../adapters/aws.ts";
-import { type KubeconfigChoice, UserCluster } from "../adapters/user-cluster.ts";
+import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";
 import {
   FIELD_MANAGER,
   MANAGED_BY_LABEL,
   REFRESHER_NAMESPACE,
   WEBHOOK_CONFIGURATION_NAME,
 } from "../core/onboard-plan.ts";
-import { confirm, emit, type OutputFormat, Problem, runSteps } from "../ui.ts";
+import type { Factory, OperatorCluster } from "../factory.ts";
+import { checked } from "../flags.ts";
+import { Problem, type Step } from "../ui.ts";
 import { registeredWebhook, webhookConfigurationRef } from "./cluster-objects.ts";
 
 export interface OffboardOptions {
   readonly clusterId: string;
-  readonly recordPrefix: string;
-  readonly kube: KubeconfigChoice;
-  readonly labelPrefix?: string | undefined;
   readonly recoveryDays: number;
   readonly yes: boolean;
-  readonly output: OutputFormat;
 }
 
-export async function offboard(options: OffboardOptions): Promise<void> {
-  const prefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
-  const names = contractNames(prefix);
-  const cluster = UserCluster.load(options.kube);
-  if (
-    !options.yes &&
-    !(await confirm(
-      `Remove ecr-anywhere from cluster ${options.clusterId} (context ${cluster.config.currentContext}) and schedule its record for deletion?`,
-    ))
-  )
+export function newOffboardCommand(factory: () => Factory) {
+  return new Command("offboard")
+    .description(
+      "remove a cluster's webhook configuration, RBAC and record; its Secrets are left alone",
+    )
+    .argument("<cluster-id>", "the cluster", checked(parseClusterId))
+    .option("-y, --yes", "do not ask for confirmation", false)
+    .option(
+      "--recovery-window-days <days>",
+      "Secrets Manager keeps the record this long (7 to 30)",
+      checked(parseRecoveryDays),
+      30,
+    )
+    .action(async (clusterId, flags) => {
+      const options = { clusterId, recoveryDays: flags.recoveryWindowDays, yes: flags.yes };
+      await runOffboard(options, factory());
+    });
+}
+
+export async function runOffboard(options: OffboardOptions, factory: Factory): Promise<void> {
+  const { clusterId, recoveryDays } = options;
+  const cluster = factory.operatorCluster();
+  const question = `Remove ecr-anywhere from cluster ${clusterId} (context ${cluster.config.currentContext}) and schedule its record for deletion?`;
+  if (!options.yes && !(await factory.confirm(question)))
     throw new Problem("not confirmed: nothing was changed");
-  const store = new RecordStore(options.recordPrefix);
-  const context: { enabled?: string[] } = {};
+  const store = factory.records();
+  const steps: Step<undefined>[] = [
+    {
+      title: "Remove the webhook configuration",
+      run: async () => {
+        // Refuses when the configuration here belongs to another cluster id.
+        await registeredWebhook(cluster, clusterId);
+        return cluster.remove(webhookConfigurationRef(WEBHOOK_CONFIGURATION_NAME));
+      },
+    },
+    {
+      title: "Remove the namespace labels ecr-anywhere set",
+      run: () => removeNamespaceLabels(cluster, factory),
+    },
+    {
+      title: "Remove the refresher's RBAC, ServiceAccount and namespace",
+      run: () => removeRefresher(cluster, factory.labelPrefix),
+    },
+    {
+      title: `Schedule the cluster record for deletion (${recoveryDays}-day recovery window)`,
+      run: () => store.scheduleDeletion(clusterId, recoveryDays),
+    },
+  ];
   try {
-    const done = await runSteps(
-      context,
-      [
-        {
-          title: "Remove the webhook configuration",
-          run: async () => {
-            // Refuses when the configuration here belongs to another cluster id.
-            await registeredWebhook(cluster, options.clusterId);
-            return cluster.remove(webhookConfigurationRef(WEBHOOK_CONFIGURATION_NAME));
-          },
-        },
-        {
-          title: "Remove the namespace labels ecr-anywhere set",
-          run: async (ctx) => {
-            ctx.enabled = await cluster.namespacesWith(
-              `${names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`,
-            );
-            // Applying the namespace without the label drops only what this field manager owns.
-            for (const namespace of ctx.enabled)
-              await cluster.apply({
-                apiVersion: "v1",
-                kind: "Namespace",
-                metadata: { name: namespace },
-              });
-            const still = await cluster.namespacesWith(
-              `${names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`,
-            );
-            return still.length > 0
-              ? `${ctx.enabled.length - still.length} removed; kept on ${still.join(", ")} (set by another field manager than ${FIELD_MANAGER})`
-              : `${ctx.enabled.length} removed`;
-          },
-        },
-        {
-          title: "Remove the refresher's RBAC, ServiceAccount and namespace",
-          run: async () => {
-            const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
-            const objects: KubernetesObject[] = [
-              ...bindings.map((binding) => ({
-                apiVersion: "rbac.authorization.k8s.io/v1",
-                kind: "RoleBinding",
-                metadata: binding,
-              })),
-              ...(
-                (await refresherRbac({ namespaces: [], labelPrefix: prefix })) as KubernetesObject[]
-              ).reverse(),
-            ];
-            let deleted = 0;
-            for (const object of objects)
-              if ((await cluster.remove(object)) === "deleted") deleted++;
-            const namespace = await cluster.read<KubernetesObject>({
-              apiVersion: "v1",
-              kind: "Namespace",
-              metadata: { name: REFRESHER_NAMESPACE },
-            });
-            const ours =
-              namespace?.metadata?.labels?.["app.kubernetes.io/managed-by"] ===
-              MANAGED_BY_LABEL["app.kubernetes.io/managed-by"];
-            if (ours && (await cluster.remove(namespace as KubernetesObject)) === "deleted")
-              deleted++;
-            return `${deleted} deleted`;
-          },
-        },
-        {
-          title: `Schedule the cluster record for deletion (${options.recoveryDays}-day recovery window)`,
-          run: () => store.scheduleDeletion(options.clusterId, options.recoveryDays),
-        },
-      ],
-      options.output,
-    );
-    emit(options.output, { ok: true, clusterId: options.clusterId, steps: done }, () =>
+    const done = await factory.printer.steps(undefined, steps);
+    factory.printer.result({ ok: true, clusterId, steps: done }, () =>
       [
         "",
-        `Cluster ${options.clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`,
-        `The record can be restored within ${options.recoveryDays} days: aws secretsmanager restore-secret --secret-id ${store.nameOf(options.clusterId)}`,
+        `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`,
+        `The record can be restored within ${recoveryDays} days: aws secretsmanager restore-secret --secret-id ${store.nameOf(clusterId)}`,
         "",
       ].join("\n"),
     );
   } finally {
     store.close();
   }
+}
+
+async function removeNamespaceLabels(cluster: OperatorCluster, factory: Factory): Promise<string> {
+  const enabled = `${factory.names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`;
+  const labelled = await cluster.namespacesWith(enabled);
+  // Applying the namespace without the label drops only what this field manager owns.
+  for (const namespace of labelled)
+    await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+  const still = await cluster.namespacesWith(enabled);
+  return still.length > 0
+    ? `${labelled.length - still.length} removed; kept on ${still.join(", ")} (set by another field manager than ${FIELD_MANAGER})`
+    : `${labelled.length} removed`;
+}
+
+async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): Promise<string> {
+  const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
+  const rbac = (await refresherRbac({ namespaces: [], labelPrefix })) as KubernetesObject[];
+  const objects: KubernetesObject[] = [
+    ...bindings.map((binding) => ({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: binding,
+    })),
+    ...rbac.reverse(),
+  ];
+  let deleted = 0;
+  for (const object of objects) if ((await cluster.remove(object)) === "deleted") deleted++;
+  const namespace = await cluster.read<KubernetesObject>({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: REFRESHER_NAMESPACE },
+  });
+  const ours =
+    namespace?.metadata?.labels?.["app.kubernetes.io/managed-by"] ===
+    MANAGED_BY_LABEL["app.kubernetes.io/managed-by"];
+  if (ours && (await cluster.remove(namespace as KubernetesObject)) === "deleted") deleted++;
+  return `${deleted} deleted`;
 }

@@ -1,353 +1,321 @@
 /**
- * `ecr-anywhere onboard`: registers one cluster end to end. Checks before it changes anything,
- * applies in an order where a failure never blocks writes of unrelated Secrets, is idempotent, and
- * finishes by proving the round trip through the real API server.
+ * `ecr-anywhere onboard`: registers one cluster end to end. Flags are completed into options,
+ * validated together, then one run plans the refresher's objects, the webhook token, the record
+ * and the webhook configuration and hands each to a target: the cluster and AWS, or files
+ * (`--dry-run`).
  */
-import { randomBytes } from "node:crypto";
+import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { ClusterApi } from "../../functions/adapters/kubernetes.ts";
-import { sha256Hex } from "../../functions/core/auth.ts";
 import {
-  type ContractNames,
-  contractNames,
-  DEFAULT_LABEL_PREFIX,
-  DOCKER_CONFIG_JSON_KEY,
-} from "../../functions/core/contract.ts";
-import { withServer } from "../../functions/core/kubeconfig.ts";
-import { parseRfc3339 } from "../../functions/core/time.ts";
-import { AwsProblem, RecordStore, type StoredRecord } from "../adapters/aws.ts";
-import { type KubeconfigChoice, UserCluster } from "../adapters/user-cluster.ts";
-import { InputError } from "../core/inputs.ts";
+  InputError,
+  parseCidrs,
+  parseClusterId,
+  parseHttpsUrl,
+  parseNamespaces,
+  parseRegistries,
+  parseRepositories,
+  parseRoleArn,
+  parseSeconds,
+  parseSecretName,
+  parseServiceAccounts,
+  parseWebhookAuth,
+} from "../core/inputs.ts";
 import {
   buildClusterRecord,
-  type ConflictingWebhook,
-  conflictingWebhooks,
-  describeAccess,
   enabledNamespaceLabel,
-  keepRefresherKubeconfig,
-  type OnboardInputs,
-  onboardAccess,
-  REFRESHER_NAMESPACE,
-  REFRESHER_SERVICE_ACCOUNT,
-  REFRESHER_TOKEN_SECONDS,
-  refresherKubeconfig,
   registryPartitionProblems,
-  tokenInWebhookUrl,
-  WEBHOOK_CONFIGURATION_NAME,
-  type WebhookToken,
-  webhookTokenFrom,
   webhookUrl,
 } from "../core/onboard-plan.ts";
-import { emit, need, type OutputFormat, Problem, redact, runSteps, type Step } from "../ui.ts";
-import {
-  ourWebhookConfiguration,
-  refresherObjects,
-  webhookConfigurationRef,
-} from "./cluster-objects.ts";
-import { type AwsTarget, type Endpoints, resolveEndpoints } from "./endpoints.ts";
-import { onboardDryRun } from "./onboard-dry-run.ts";
+import type { Factory } from "../factory.ts";
+import { checked } from "../flags.ts";
+import { need, redact, type Step } from "../ui.ts";
+import { ourWebhookConfiguration, refresherObjects } from "./cluster-objects.ts";
+import { ClusterTarget } from "./onboard/apply.ts";
+import { resolveEndpoints } from "./onboard/endpoints.ts";
+import { FilesTarget } from "./onboard/files.ts";
+import type { OnboardOptions, OnboardState, OnboardTarget } from "./onboard/target.ts";
 
-export interface OnboardOptions extends OnboardInputs {
-  readonly aws: AwsTarget;
-  readonly kube: KubeconfigChoice;
-  readonly caBundleFile?: string | undefined;
-  readonly apiServerUrl?: string | undefined;
-  readonly labelPrefix?: string | undefined;
-  readonly rotateToken: boolean;
-  readonly replaceExisting: boolean;
-  readonly dryRun: boolean;
-  /** Where the webhook token travels: the URL path, or a header from kube-apiserver's admission kubeconfig. */
-  readonly webhookAuth: "url" | "header";
-  /** With header auth: where the credentials kubeconfig will live on the API server's host. */
-  readonly admissionKubeconfigPath: string;
-  readonly out?: string | undefined;
-  readonly verifyTimeoutSeconds: number;
-  readonly output: OutputFormat;
+export type { OnboardOptions } from "./onboard/target.ts";
+
+function defineFlags() {
+  const command = new Command("onboard")
+    .description(
+      "register a cluster: RBAC, refresher credentials, cluster record, webhook configuration, then verify the round trip",
+    )
+    .argument(
+      "<cluster-id>",
+      "a DNS-1123 label naming the cluster (e.g. gke-prod)",
+      checked(parseClusterId),
+    );
+  return runFlags(authFlags(targetFlags(grantFlags(command))));
 }
 
-interface OnboardContext {
-  endpoints?: Endpoints;
-  cluster?: UserCluster;
-  caData?: string;
-  existing?: StoredRecord | undefined;
-  store?: RecordStore;
-  currentToken?: string | undefined;
-  conflicts?: ConflictingWebhook[];
-  kubeconfig?: string;
-  token?: WebhookToken;
-  verified?: VerifiedNamespace[];
+/** What the cluster may pull, and what the refresher keeps for it. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's own constraint on argument tuples.
+function grantFlags<A extends any[], O extends OptionValues>(command: Command<A, O>) {
+  return command
+    .requiredOption(
+      "--registries <hosts>",
+      "comma-separated ECR registry hosts the cluster may use",
+      checked(parseRegistries),
+    )
+    .requiredOption(
+      "--namespaces <names>",
+      "comma-separated existing namespaces to enable",
+      checked(parseNamespaces),
+    )
+    .option(
+      "--role-arn <arn>",
+      "IAM role the webhook assumes to mint this cluster's tokens",
+      checked(parseRoleArn),
+    )
+    .option(
+      "--repositories <arns>",
+      "comma-separated ECR repository ARNs (wildcards allowed) the tokens may pull",
+      checked(parseRepositories),
+    )
+    .option(
+      "--pull-through-cache",
+      "with --repositories: the cluster's tokens may import through pull-through cache rules (the stack needs pullThroughCache too)",
+      false,
+    )
+    .option(
+      "--ensure-secret <name>",
+      "have the refresher create this managed Secret in every listed namespace",
+      checked(parseSecretName),
+    )
+    .option(
+      "--service-accounts <names>",
+      "with --ensure-secret: add it to these ServiceAccounts' imagePullSecrets",
+      checked(parseServiceAccounts),
+    );
 }
 
-export interface VerifiedNamespace {
-  readonly namespace: string;
-  readonly registries: string[];
-  readonly expiresAt: string;
-  readonly roundTripMs: number;
-  readonly managedSecretsListed: number;
+/** Where the stack and the API server are. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's own constraint on argument tuples.
+function targetFlags<A extends any[], O extends OptionValues>(command: Command<A, O>) {
+  return command
+    .option(
+      "--stack <name>",
+      "CloudFormation stack whose outputs give the webhook URL and record key",
+      "EcrAnywhere",
+    )
+    .option(
+      "--webhook-url <url>",
+      "the webhook's base URL (instead of --stack)",
+      checked(parseHttpsUrl),
+    )
+    .option("--record-key-arn <arn>", "KMS key for the cluster record (instead of --stack)")
+    .option(
+      "--ca-bundle <file>",
+      "CA of the webhook's certificate, PEM or base64 (only for a webhook that is not a Lambda function URL)",
+    )
+    .option(
+      "--api-server-url <url>",
+      "the API server address Lambda must use, when the kubeconfig's is private or local",
+      checked(parseHttpsUrl),
+    );
 }
 
-export async function onboard(options: OnboardOptions): Promise<void> {
-  if (options.dryRun) return onboardDryRun(options);
-  const prefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
-  const names = contractNames(prefix);
-  const clusterObjects = await refresherObjects(options);
-  const context: OnboardContext = {};
-  const steps: Step<OnboardContext>[] = [
+/** How the API server proves it is this cluster. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's own constraint on argument tuples.
+function authFlags<A extends any[], O extends OptionValues>(command: Command<A, O>) {
+  return command
+    .option(
+      "--allowed-source-cidrs <cidrs>",
+      "comma-separated CIDRs the API server calls the webhook from",
+      checked(parseCidrs),
+    )
+    .option(
+      "--allow-any-source",
+      "accept calls with this cluster's URL token from any address (instead of --allowed-source-cidrs); see the README's security model",
+      false,
+    )
+    .addOption(
+      new Option(
+        "--webhook-auth <mode>",
+        "url: the token is in the webhook URL (managed control planes); header: kube-apiserver sends it from an admission kubeconfig, and the URL carries no secret (API servers you configure; with --dry-run)",
+      )
+        .argParser(checked(parseWebhookAuth))
+        .default("url" as const),
+    )
+    .option(
+      "--admission-kubeconfig-path <path>",
+      "with --webhook-auth header: where the credentials kubeconfig will be on the API server's host",
+      "/etc/kubernetes/ecr-anywhere/webhook-credentials.kubeconfig",
+    );
+}
+
+/** How this run behaves. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's own constraint on argument tuples.
+function runFlags<A extends any[], O extends OptionValues>(command: Command<A, O>) {
+  return command
+    .option(
+      "--rotate-token",
+      "replace the webhook token at once (a leaked token); for routine rotation use rotate-token",
+      false,
+    )
+    .option(
+      "--replace-existing",
+      "replace an in-cluster ECR Anywhere webhook for the same labels",
+      false,
+    )
+    .option(
+      "--dry-run",
+      "change nothing: write the manifests and the record instead (GitOps)",
+      false,
+    )
+    .option("--out <dir>", "with --dry-run: write files here instead of stdout")
+    .option(
+      "--verify-timeout <seconds>",
+      "how long to wait for the round trip",
+      checked(parseSeconds),
+      90,
+    );
+}
+
+type OnboardFlags = ReturnType<ReturnType<typeof defineFlags>["opts"]>;
+
+export function newOnboardCommand(factory: () => Factory) {
+  return defineFlags().action(async (clusterId, flags) => {
+    const options = completeOnboard(clusterId, flags);
+    validateOnboard(options);
+    await runOnboard(options, factory());
+  });
+}
+
+/** The flags as options: every field named once, so a misspelt one does not compile. */
+export function completeOnboard(clusterId: string, flags: OnboardFlags): OnboardOptions {
+  return {
+    clusterId,
+    registries: flags.registries,
+    namespaces: flags.namespaces,
+    roleArn: flags.roleArn,
+    repositories: flags.repositories,
+    allowedSourceCidrs: flags.allowedSourceCidrs,
+    allowAnySource: flags.allowAnySource,
+    ensureSecret: flags.ensureSecret,
+    pullThroughCache: flags.pullThroughCache,
+    serviceAccounts: flags.serviceAccounts,
+    aws: { stack: flags.stack, webhookUrl: flags.webhookUrl, recordKeyArn: flags.recordKeyArn },
+    caBundleFile: flags.caBundle,
+    apiServerUrl: flags.apiServerUrl,
+    rotateToken: flags.rotateToken,
+    replaceExisting: flags.replaceExisting,
+    dryRun: flags.dryRun,
+    webhookAuth: flags.webhookAuth,
+    admissionKubeconfigPath: flags.admissionKubeconfigPath,
+    out: flags.out,
+    verifyTimeoutSeconds: flags.verifyTimeout,
+  };
+}
+
+/** The rules between flags, before anything is read or changed (exit 2). */
+export function validateOnboard(options: OnboardOptions): void {
+  if (options.serviceAccounts && !options.ensureSecret)
+    throw new InputError("--service-accounts needs --ensure-secret (the Secret to add to them)");
+  if (options.repositories && !options.roleArn)
+    throw new InputError(
+      "--repositories needs --role-arn: the session policy narrows an assumed role, and without one nothing would be narrowed",
+    );
+  if (options.pullThroughCache && !options.repositories)
+    throw new InputError(
+      "--pull-through-cache needs --repositories and --role-arn (otherwise the stack's pullThroughCache setting applies)",
+    );
+  if (options.allowAnySource && options.allowedSourceCidrs)
+    throw new InputError("--allow-any-source and --allowed-source-cidrs exclude each other");
+  // The default path: a token in the URL is pinned to the control plane's egress addresses.
+  if (options.webhookAuth === "url" && !options.allowedSourceCidrs && !options.allowAnySource)
+    throw new InputError(
+      "--allowed-source-cidrs is needed with a token in the webhook URL: kube-apiserver shows that URL, token included, to users whose writes fail in transit, and pinned to your control plane's egress addresses a leaked token is useless elsewhere (GKE: the cluster's NAT/egress IPs; AKS: az aks show --query networkProfile.loadBalancerProfile.effectiveOutboundIPs). Or use --webhook-auth header (API servers you configure), or --allow-any-source to accept the exposure",
+    );
+  if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
+  if (options.webhookAuth === "header" && !options.dryRun)
+    throw new InputError(
+      "--webhook-auth header needs --dry-run: kube-apiserver must be given the credentials before the webhook configuration is applied (install the files it writes, restart the API server, then apply the manifests)",
+    );
+}
+
+export async function runOnboard(options: OnboardOptions, factory: Factory): Promise<void> {
+  const target: OnboardTarget = options.dryRun
+    ? new FilesTarget(options, factory.printer)
+    : new ClusterTarget(options, factory);
+  const state: OnboardState = { manifests: [] };
+  try {
+    const done = await factory.printer.steps(
+      state,
+      onboardSteps(options, factory, target),
+      options.dryRun,
+    );
+    await target.report(state, done);
+  } finally {
+    target.close();
+  }
+}
+
+/** The run, the same for every target: each step plans one thing and hands it to the target. */
+function onboardSteps(
+  options: OnboardOptions,
+  factory: Factory,
+  target: OnboardTarget,
+): Step<OnboardState>[] {
+  const put = async (state: OnboardState, objects: readonly KubernetesObject[]) => {
+    state.manifests.push(...objects);
+    return target.putObjects(state, objects);
+  };
+  return [
     {
       title: "Check access, inputs and AWS before changing anything",
-      run: async (ctx) => {
+      run: async (state) => {
         // Local input first (exit 2 without a network call), then the cluster, then AWS.
-        ctx.cluster = UserCluster.load(options.kube);
-        ctx.caData = ctx.cluster.caData();
-        ctx.endpoints = await resolveEndpoints(options.aws, options.caBundleFile);
-        const outside = registryPartitionProblems(options.registries, ctx.endpoints.recordKeyArn);
+        state.cluster = factory.operatorCluster();
+        state.caData = state.cluster.caData();
+        state.endpoints = await resolveEndpoints(options.aws, options.caBundleFile, factory);
+        const outside = registryPartitionProblems(options.registries, state.endpoints.recordKeyArn);
         if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
-        const denied = await ctx.cluster.deniedAccess(
-          onboardAccess(options, options.replaceExisting),
-        );
-        if (denied.length > 0)
-          throw new Problem(
-            `your Kubernetes identity may not: ${denied.map(describeAccess).join("; ")}. Use an identity with cluster-admin for onboarding`,
-          );
-        const missing = await ctx.cluster.missingNamespaces(options.namespaces);
-        if (missing.length > 0)
-          throw new InputError(
-            `--namespaces: ${missing.join(", ")} ${missing.length === 1 ? "does" : "do"} not exist in the cluster (create ${missing.length === 1 ? "it" : "them"} first: kubectl create namespace ${missing.join(" ")})`,
-          );
-        const configurations = await ctx.cluster.webhookConfigurations();
-        ctx.conflicts = conflictingWebhooks(configurations, names);
-        if (ctx.conflicts.length > 0 && !options.replaceExisting)
-          throw new Problem(
-            `${ctx.conflicts.map((conflict) => `MutatingWebhookConfiguration ${conflict.configuration} (service ${conflict.service})`).join(", ")} already handles these labels (the original ECR Anywhere?). Two failurePolicy Fail webhooks would block every managed write when either is down: pass --replace-existing to replace it (see README, "Migrating from ECR Anywhere")`,
-          );
-        const ours = configurations.find((item) => item.name === WEBHOOK_CONFIGURATION_NAME);
-        const urls = ours?.webhooks.map((webhook) => webhook.clientConfig.url) ?? [];
-        if (ours && !urls.some((url) => tokenInWebhookUrl(url, options.clusterId)))
-          throw new Problem(
-            `this cluster already has a MutatingWebhookConfiguration ${WEBHOOK_CONFIGURATION_NAME} for another cluster id; offboard that one first, or check --context`,
-          );
-        ctx.currentToken = urls
-          .map((url) => tokenInWebhookUrl(url, options.clusterId))
-          .find(Boolean);
-        if (ctx.currentToken) redact(ctx.currentToken);
-        ctx.store = new RecordStore(ctx.endpoints.recordPrefix);
-        const problems = await ctx.store.problems(ctx.endpoints.recordKeyArn);
-        if (problems.length > 0) throw new AwsProblem(problems.join("; "));
-        ctx.existing = await ctx.store.read(options.clusterId);
-        return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${ctx.existing?.record ? ", record exists" : ""}`;
+        return target.check(state);
       },
     },
     {
       title: "Apply the refresher's namespace, ServiceAccount and RBAC",
-      run: async (ctx) => summarizeApply(await applyAll(need(ctx.cluster), clusterObjects)),
+      run: async (state) =>
+        put(state, await refresherObjects({ ...options, labelPrefix: factory.labelPrefix })),
     },
     {
       title: "Refresher credentials (bound ServiceAccount token)",
-      run: async (ctx) => {
-        const server = options.apiServerUrl ?? need(ctx.cluster).server;
-        const caData = need(ctx.caData);
-        const existing = ctx.existing?.record?.kubeconfig;
-        if (keepRefresherKubeconfig(existing, { server, caData }, Date.now())) {
-          ctx.kubeconfig = existing;
-          return "kept (the refresher renews it itself)";
-        }
-        const token = await need(ctx.cluster).requestToken(
-          REFRESHER_NAMESPACE,
-          REFRESHER_SERVICE_ACCOUNT,
-          REFRESHER_TOKEN_SECONDS,
-        );
-        redact(token);
-        ctx.kubeconfig = refresherKubeconfig({
-          clusterId: options.clusterId,
-          server,
-          caData,
-          token,
-        });
-        return `minted for ${server} (the refresher renews it itself)`;
+      run: async (state) => {
+        const { kubeconfig, outcome } = await target.refresherKubeconfig(state);
+        state.kubeconfig = kubeconfig;
+        return outcome;
       },
     },
     {
       title: "Webhook token and cluster record",
-      run: async (ctx) => {
-        const stored = ctx.existing?.record?.webhookTokenSha256 ?? [];
-        const keep =
-          !options.rotateToken &&
-          ctx.currentToken !== undefined &&
-          stored.includes(sha256Hex(ctx.currentToken));
-        ctx.token = keep
-          ? { token: need(ctx.currentToken), sha256: sha256Hex(need(ctx.currentToken)) }
-          : webhookTokenFrom(randomBytes(32));
-        redact(ctx.token.token);
-        const record = buildClusterRecord(options, need(ctx.kubeconfig), [ctx.token.sha256]);
-        const outcome = await need(ctx.store).write(
-          record,
-          need(ctx.endpoints).recordKeyArn,
-          ctx.existing,
-        );
-        return `token ${keep ? "kept" : "generated (256 bits)"}; record ${need(ctx.store).nameOf(options.clusterId)} ${outcome}`;
+      run: async (state) => {
+        const { token, kept } = target.webhookToken(state);
+        redact(token.token);
+        state.token = token;
+        state.record = buildClusterRecord(options, need(state.kubeconfig), [token.sha256]);
+        const outcome = await target.putRecord(state, state.record);
+        return `token ${kept ? "kept" : "generated (256 bits)"}; ${outcome}`;
       },
     },
     {
       title: "Webhook configuration and namespace labels",
-      run: async (ctx) => {
-        const cluster = need(ctx.cluster);
-        const endpoints = need(ctx.endpoints);
-        const replaced: string[] = [];
-        // The old in-cluster webhook goes first: beside ours it would block writes whenever it is down.
-        for (const configuration of new Set(
-          (ctx.conflicts ?? []).map((item) => item.configuration),
-        )) {
-          await cluster.remove(webhookConfigurationRef(configuration));
-          replaced.push(configuration);
-        }
-        const objects = [
-          await ourWebhookConfiguration(
-            webhookUrl(endpoints.webhookBase, options.clusterId, need(ctx.token).token),
-            endpoints.caPem,
-            prefix,
-          ),
-          ...options.namespaces.map((namespace) => enabledNamespaceLabel(namespace, names)),
-        ];
-        const summary = summarizeApply(await applyAll(cluster, objects as KubernetesObject[]));
-        return replaced.length > 0 ? `${summary}; replaced ${replaced.join(", ")}` : summary;
+      run: async (state) => {
+        const tokenInUrl = options.webhookAuth === "url" ? need(state.token).token : undefined;
+        const url = webhookUrl(need(state.endpoints).webhookBase, options.clusterId, tokenInUrl);
+        return put(state, [
+          await ourWebhookConfiguration(url, need(state.endpoints).caPem, factory.labelPrefix),
+          ...(options.namespaces.map((namespace) =>
+            enabledNamespaceLabel(namespace, factory.names),
+          ) as KubernetesObject[]),
+        ]);
       },
     },
     {
       title: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
-      run: async (ctx, progress) => {
-        ctx.verified = await verify(ctx, options, names, progress);
-        return ctx.verified
-          .map((item) => `${item.namespace} ok in ${item.roundTripMs} ms`)
-          .join(", ");
-      },
+      run: (state, progress) => target.verify(state, progress),
     },
   ];
-  try {
-    const done = await runSteps(context, steps, options.output);
-    const verified = context.verified ?? [];
-    emit(
-      options.output,
-      {
-        ok: true,
-        clusterId: options.clusterId,
-        changed: done.some(changedSomething),
-        steps: done,
-        verified,
-      },
-      () =>
-        [
-          "",
-          done.some(changedSomething)
-            ? `Cluster ${options.clusterId} is onboarded.`
-            : `Cluster ${options.clusterId} was already onboarded: nothing changed.`,
-          ...verified.map(
-            (item) =>
-              `  ${item.namespace}: credentials for ${item.registries.join(", ")} (expire ${item.expiresAt}), round trip ${item.roundTripMs} ms; the refresher lists ${item.managedSecretsListed} managed Secret(s) there`,
-          ),
-          "",
-        ].join("\n"),
-    );
-  } finally {
-    context.store?.close();
-  }
 }
-
-function changedSomething(step: { outcome: string }): boolean {
-  return /\b(created|configured|updated|restored|generated|minted|replaced|scheduled)\b/.test(
-    step.outcome,
-  );
-}
-
-async function applyAll(cluster: UserCluster, objects: readonly KubernetesObject[]) {
-  const outcomes: string[] = [];
-  for (const object of objects) outcomes.push(await cluster.apply(object));
-  return outcomes;
-}
-
-function summarizeApply(outcomes: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-  return [...counts].map(([outcome, count]) => `${count} ${outcome}`).join(", ");
-}
-
-/**
- * A dry-run managed Secret in each namespace must come back filled for every registry (retried
- * while the API server picks up the new configuration and warm webhooks their record), and the
- * refresher's own kubeconfig must list managed Secrets there.
- */
-async function verify(
-  ctx: OnboardContext,
-  options: OnboardOptions,
-  names: ContractNames,
-  progress: (text: string) => void,
-): Promise<VerifiedNamespace[]> {
-  const cluster = need(ctx.cluster);
-  const deadline = Date.now() + options.verifyTimeoutSeconds * 1000;
-  const results: VerifiedNamespace[] = [];
-  // Checked from here through the operator's route to the API server, with the refresher's token.
-  const refresherView = options.apiServerUrl
-    ? withServer(need(ctx.kubeconfig), cluster.server)
-    : need(ctx.kubeconfig);
-  for (const namespace of options.namespaces) {
-    let lastError = "";
-    let verified: VerifiedNamespace | undefined;
-    while (!verified) {
-      const started = performance.now();
-      try {
-        const secret = await cluster.dryRunManagedSecret(
-          namespace,
-          `ecr-anywhere-verify-${randomBytes(4).toString("hex")}`,
-          names,
-        );
-        const roundTripMs = Math.round(performance.now() - started);
-        const auths = registryHostsIn(secret.data?.[DOCKER_CONFIG_JSON_KEY]);
-        const missing = options.registries.filter((host) => !auths.includes(host));
-        const expiresAt = secret.metadata?.annotations?.[names.expiresAtAnnotation] ?? "";
-        if (missing.length > 0 || parseRfc3339(expiresAt) === undefined) {
-          lastError = `the dry-run Secret came back without credentials for ${missing.join(", ") || "expires_at"}`;
-        } else {
-          const listed = await new ClusterApi(
-            refresherView,
-            AbortSignal.timeout(20_000),
-          ).managedSecrets(namespace, names.managedLabel);
-          verified = {
-            namespace,
-            registries: options.registries.filter((host) => auths.includes(host)),
-            expiresAt,
-            roundTripMs,
-            managedSecretsListed: listed.length,
-          };
-          break;
-        }
-      } catch (error) {
-        lastError = (error as Error).message;
-      }
-      if (Date.now() > deadline)
-        throw new Problem(
-          `verification in namespace ${namespace} failed after ${options.verifyTimeoutSeconds} s: ${lastError}${/failed to call webhook: Forbidden/.test(lastError) ? FORBIDDEN_HINT : ""}`,
-        );
-      progress(`${namespace}: waiting for the webhook (${lastError})`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-    results.push(verified);
-  }
-  return results;
-}
-
-/** The hosts a dockerconfigjson holds entries for; passwords are never read out. */
-function registryHostsIn(base64: string | undefined): string[] {
-  try {
-    const config = JSON.parse(Buffer.from(base64 ?? "", "base64").toString("utf8")) as {
-      auths?: Record<string, { password?: unknown }>;
-    };
-    return Object.entries(config.auths ?? {})
-      .filter(([, entry]) => typeof entry.password === "string" && entry.password.length > 0)
-      .map(([host]) => host);
-  } catch {
-    return [];
-  }
-}
-
-/** `--dry-run`: every manifest and the record, written out; nothing in the cluster or AWS changes. */
-const FORBIDDEN_HINT =
-  " (the webhook refused this cluster's token: check that the stack reads records under the same --record-prefix, and that --allowed-source-cidrs holds the API server's egress address)";

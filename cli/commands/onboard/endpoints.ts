@@ -1,13 +1,12 @@
 /** Where onboarding writes and points: the webhook URL, record prefix and key, from flags or the stack. */
 import { readFile } from "node:fs/promises";
-import { readStackOutputs } from "../adapters/aws.ts";
-import { InputError } from "../core/inputs.ts";
+import { InputError } from "../../core/inputs.ts";
+import type { Factory } from "../../factory.ts";
 
 export interface AwsTarget {
   readonly stack: string;
   readonly webhookUrl?: string | undefined;
   readonly recordKeyArn?: string | undefined;
-  readonly recordPrefix?: string | undefined;
 }
 
 export interface Endpoints {
@@ -17,12 +16,18 @@ export interface Endpoints {
   readonly caPem: string | undefined;
 }
 
-/** The webhook's address, record prefix and key: from the flags, or the stack's outputs. */
+/**
+ * The webhook's address and the record key: from the flags, or the stack's outputs. The record
+ * prefix is the one every command uses (`--record-prefix`, or the default); a stack that reads
+ * records elsewhere is refused, since a record written there would never be found.
+ */
 export async function resolveEndpoints(
   target: AwsTarget,
   caBundleFile: string | undefined,
+  factory: Pick<Factory, "recordPrefix" | "stackOutputs">,
 ): Promise<Endpoints> {
   const caPem = caBundleFile ? await readCaBundle(caBundleFile) : undefined;
+  const recordPrefix = factory.recordPrefix;
   if (target.webhookUrl) {
     if (!target.recordKeyArn)
       throw new InputError(
@@ -30,15 +35,19 @@ export async function resolveEndpoints(
       );
     return {
       webhookBase: target.webhookUrl,
-      recordPrefix: target.recordPrefix ?? "ecr-anywhere/clusters/",
+      recordPrefix,
       recordKeyArn: target.recordKeyArn,
       caPem,
     };
   }
-  const outputs = await readStackOutputs(target.stack);
+  const outputs = await factory.stackOutputs(target.stack);
+  if (outputs.recordPrefix !== recordPrefix)
+    throw new InputError(
+      `--record-prefix: stack ${target.stack} reads cluster records under ${outputs.recordPrefix}, not ${recordPrefix}; pass --record-prefix ${outputs.recordPrefix} (to every command)`,
+    );
   return {
     webhookBase: outputs.webhookUrl,
-    recordPrefix: target.recordPrefix ?? outputs.recordPrefix,
+    recordPrefix,
     recordKeyArn: target.recordKeyArn ?? outputs.recordKeyArn,
     caPem,
   };

@@ -1,0 +1,194 @@
+/**
+ * `onboard --dry-run`: the same run, written out for GitOps instead of applied. Nothing in the
+ * cluster or AWS changes: the manifests, the record (with a placeholder for the refresher's token)
+ * and, with header authentication, the API server's files go to `--out`, stdout, or one JSON
+ * document.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
+import { admissionConfiguration, webhookCredentialsKubeconfig } from "../../../k8s/templates.ts";
+import {
+  REFRESHER_NAMESPACE,
+  REFRESHER_SERVICE_ACCOUNT,
+  REFRESHER_TOKEN_SECONDS,
+  refresherKubeconfig,
+  type WebhookToken,
+  webhookTokenFrom,
+  webhookUrl,
+} from "../../core/onboard-plan.ts";
+import type { Printer } from "../../ui.ts";
+import { need } from "../../ui.ts";
+import type { OnboardOptions, OnboardState, OnboardTarget } from "./target.ts";
+
+const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
+
+/** What a dry run renders: every file's content, and the notes that say where each goes. */
+interface Rendered {
+  readonly yaml: string;
+  readonly record: ClusterRecord;
+  readonly recordName: string;
+  readonly apiServerFiles: Record<string, string>;
+  readonly note: string[];
+}
+
+export class FilesTarget implements OnboardTarget {
+  readonly #options: OnboardOptions;
+  readonly #printer: Printer;
+
+  constructor(options: OnboardOptions, printer: Printer) {
+    this.#options = options;
+    this.#printer = printer;
+  }
+
+  async check(): Promise<string> {
+    return "nothing to check: a dry run changes nothing";
+  }
+
+  async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {
+    const kubeconfig = refresherKubeconfig({
+      clusterId: this.#options.clusterId,
+      server: this.#options.apiServerUrl ?? need(state.cluster).server,
+      caData: need(state.caData),
+      token: REFRESHER_TOKEN_PLACEHOLDER,
+    });
+    return { kubeconfig, outcome: "placeholder" };
+  }
+
+  webhookToken(): { token: WebhookToken; kept: boolean } {
+    return { token: webhookTokenFrom(randomBytes(32)), kept: false };
+  }
+
+  async putRecord(): Promise<string> {
+    return "rendered";
+  }
+
+  async putObjects(): Promise<string> {
+    return "rendered";
+  }
+
+  async verify(): Promise<string> {
+    return "skipped (dry run)";
+  }
+
+  async report(state: OnboardState): Promise<void> {
+    const rendered = this.#render(state);
+    if (this.#printer.format === "json") {
+      this.#printer.result(
+        {
+          ok: true,
+          dryRun: true,
+          clusterId: this.#options.clusterId,
+          manifests: state.manifests,
+          record: rendered.record,
+          recordName: rendered.recordName,
+          webhookToken: need(state.token).token,
+          apiServerFiles: rendered.apiServerFiles,
+          note: rendered.note,
+        },
+        () => "",
+      );
+      return;
+    }
+    if (this.#options.out) return this.#writeFiles(this.#options.out, rendered, state.manifests);
+    this.#printer.write(commentedOutput(rendered));
+  }
+
+  close(): void {}
+
+  #render(state: OnboardState): Rendered {
+    const options = this.#options;
+    const endpoints = need(state.endpoints);
+    const token = need(state.token);
+    const headerAuth = options.webhookAuth === "header";
+    const recordName = `${endpoints.recordPrefix}${options.clusterId}`;
+    const url = webhookUrl(endpoints.webhookBase, options.clusterId, undefined);
+    // Header auth: the token goes to kube-apiserver's host in a kubeconfig, never into a manifest.
+    const apiServerFiles: Record<string, string> = headerAuth
+      ? {
+          "admission.yaml": stringify(admissionConfiguration(options.admissionKubeconfigPath)),
+          "webhook-credentials.kubeconfig": stringify(
+            webhookCredentialsKubeconfig([{ webhookUrl: url, token: token.token }]),
+          ),
+        }
+      : {};
+    return {
+      yaml: state.manifests.map((manifest) => stringify(manifest)).join("---\n"),
+      record: need(state.record),
+      recordName,
+      apiServerFiles,
+      note: notes(options, token.token, recordName, endpoints.recordKeyArn),
+    };
+  }
+
+  async #writeFiles(
+    out: string,
+    rendered: Rendered,
+    manifests: readonly KubernetesObject[],
+  ): Promise<void> {
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, "ecr-anywhere.yaml"), rendered.yaml, { mode: 0o600 });
+    await writeFile(
+      join(out, "cluster-record.json"),
+      `${JSON.stringify(rendered.record, null, 2)}\n`,
+      { mode: 0o600 },
+    );
+    for (const [name, content] of Object.entries(rendered.apiServerFiles))
+      await writeFile(join(out, name), content, { mode: 0o600 });
+    const written = ["cluster-record.json", ...Object.keys(rendered.apiServerFiles)];
+    this.#printer.write(
+      [
+        `Wrote ${join(out, "ecr-anywhere.yaml")} (${manifests.length} objects), ${written
+          .map((name) => join(out, name))
+          .join(", ")}; nothing was changed.`,
+        ...rendered.note,
+        "",
+      ].join("\n"),
+    );
+  }
+}
+
+/** Where each rendered file goes, and the steps only a person can take. */
+function notes(
+  options: OnboardOptions,
+  token: string,
+  recordName: string,
+  recordKeyArn: string,
+): string[] {
+  const headerAuth = options.webhookAuth === "header";
+  return [
+    headerAuth
+      ? "The webhook token is only in webhook-credentials.kubeconfig, which belongs on the API server's hosts alone (mode 0600); the manifests carry no secret."
+      : `Webhook token (shown once; it is also in the MutatingWebhookConfiguration's URL, so keep that manifest encrypted or out of Git): ${token}`,
+    ...(headerAuth
+      ? [
+          `Install on every API server host, before applying the manifests: webhook-credentials.kubeconfig at ${options.admissionKubeconfigPath}, and admission.yaml beside it; start kube-apiserver with --admission-control-config-file=<path of admission.yaml> (kubeadm: apiServer.extraArgs and extraVolumes; k3s/RKE2: kube-apiserver-arg).`,
+        ]
+      : []),
+    `The record goes to Secrets Manager as ${recordName}, encrypted with ${recordKeyArn}:`,
+    `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${recordKeyArn} --secret-string file://cluster-record.json`,
+    `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,
+    `  kubectl create token ${REFRESHER_SERVICE_ACCOUNT} -n ${REFRESHER_NAMESPACE} --duration=${REFRESHER_TOKEN_SECONDS / 3600}h`,
+    "The refresher renews that token itself from then on.",
+  ];
+}
+
+/** Manifests for a pipe, with the record, API server files and notes as YAML comments. */
+function commentedOutput(rendered: Rendered): string {
+  const comments = [
+    "",
+    "Cluster record (cluster-record.json):",
+    ...JSON.stringify(rendered.record, null, 2).split("\n"),
+    "",
+    ...Object.entries(rendered.apiServerFiles).flatMap(([name, content]) => [
+      `${name} (for the API server's hosts):`,
+      ...content.trimEnd().split("\n"),
+      "",
+    ]),
+    ...rendered.note,
+  ];
+  return `${rendered.yaml}${comments.map((line) => `# ${line}`.trimEnd()).join("\n")}\n`;
+}

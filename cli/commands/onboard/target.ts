@@ -1,0 +1,57 @@
+/**
+ * Where an onboard run puts what it plans: the cluster and AWS (apply), or files for GitOps
+ * (`--dry-run`). The run itself (cli/commands/onboard.ts) is the same for both: it plans the
+ * objects, token and record, and hands each to the target in the same order.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
+import type { OnboardInputs, WebhookToken } from "../../core/onboard-plan.ts";
+import type { OperatorCluster } from "../../factory.ts";
+import type { StepRecord } from "../../ui.ts";
+import type { AwsTarget, Endpoints } from "./endpoints.ts";
+
+export interface OnboardOptions extends OnboardInputs {
+  readonly aws: AwsTarget;
+  readonly caBundleFile?: string | undefined;
+  readonly apiServerUrl?: string | undefined;
+  /** Accept calls with a URL token from any address (no `allowedSourceCidrs`). */
+  readonly allowAnySource: boolean;
+  readonly rotateToken: boolean;
+  readonly replaceExisting: boolean;
+  readonly dryRun: boolean;
+  /** Where the webhook token travels: the URL path, or a header from kube-apiserver's admission kubeconfig. */
+  readonly webhookAuth: "url" | "header";
+  /** With header auth: where the credentials kubeconfig will live on the API server's host. */
+  readonly admissionKubeconfigPath: string;
+  readonly out?: string | undefined;
+  readonly verifyTimeoutSeconds: number;
+}
+
+/** What the run found and decided so far; each step adds to it. */
+export interface OnboardState {
+  cluster?: OperatorCluster;
+  caData?: string;
+  endpoints?: Endpoints;
+  /** The refresher's kubeconfig for the record. */
+  kubeconfig?: string;
+  token?: WebhookToken;
+  record?: ClusterRecord;
+  /** Every object the run put (or would put) in the cluster, in order. */
+  readonly manifests: KubernetesObject[];
+}
+
+export interface OnboardTarget {
+  /** What this target must check before anything changes; a short outcome. */
+  check(state: OnboardState): Promise<string>;
+  /** The refresher's kubeconfig for the record, and how it was obtained. */
+  refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }>;
+  /** The webhook token: kept from the cluster's configuration, or new. */
+  webhookToken(state: OnboardState): { token: WebhookToken; kept: boolean };
+  putRecord(state: OnboardState, record: ClusterRecord): Promise<string>;
+  /** The webhook configuration goes first in `objects`; conflicting webhooks are replaced here. */
+  putObjects(state: OnboardState, objects: readonly KubernetesObject[]): Promise<string>;
+  verify(state: OnboardState, progress: (text: string) => void): Promise<string>;
+  /** The run's result, printed once every step is done. */
+  report(state: OnboardState, done: readonly StepRecord[]): Promise<void>;
+  close(): void;
+}

@@ -1,0 +1,107 @@
+/**
+ * Where every command gets what it talks to, as kubectl's `cmdutil.Factory` does: the operator's
+ * cluster (from `--kubeconfig`/`--context`), AWS (clients with `--region`/`--profile`), a record's
+ * own cluster, the printer chosen once from `--output`, the terminal. Commands never build an
+ * adapter themselves, so a test hands in stand-ins through `buildProgram(makeFactory)`.
+ */
+import { ClusterApi } from "../functions/adapters/kubernetes.ts";
+import {
+  type ContractNames,
+  contractNames,
+  DEFAULT_CLUSTER_RECORD_PREFIX,
+  DEFAULT_LABEL_PREFIX,
+} from "../functions/core/contract.ts";
+import {
+  type AwsClientConfig,
+  RecordStore,
+  readStackOutputs,
+  type StackOutputs,
+} from "./adapters/aws.ts";
+import { UserCluster } from "./adapters/user-cluster.ts";
+import { confirm, type OutputFormat, type Printer, printerFor } from "./ui.ts";
+
+/** The flags every command has, as the root command parsed them. */
+export interface GlobalFlags {
+  readonly kubeconfig?: string | undefined;
+  readonly context?: string | undefined;
+  readonly output: OutputFormat;
+  readonly labelPrefix?: string | undefined;
+  readonly recordPrefix?: string | undefined;
+  readonly region?: string | undefined;
+  readonly profile?: string | undefined;
+}
+
+/** The record store's surface the commands use: the Secrets Manager adapter, or a stand-in. */
+export type Records = Pick<
+  RecordStore,
+  "nameOf" | "problems" | "read" | "write" | "scheduleDeletion" | "clusterIds" | "close"
+>;
+
+/** The operator's cluster's surface the commands use. */
+export type OperatorCluster = Pick<
+  UserCluster,
+  | "config"
+  | "server"
+  | "caData"
+  | "deniedAccess"
+  | "missingNamespaces"
+  | "read"
+  | "apply"
+  | "remove"
+  | "webhookConfigurations"
+  | "namespacesWith"
+  | "roleBindingsWith"
+  | "requestToken"
+  | "dryRunManagedSecret"
+>;
+
+/** A cluster reached with a record's kubeconfig (the refresher's view). */
+export type RecordCluster = Pick<ClusterApi, "enabledNamespaces" | "managedSecrets">;
+
+export interface Factory {
+  /** Output format, prefixes and names: the same defaults for every command. */
+  readonly output: OutputFormat;
+  readonly labelPrefix: string;
+  readonly recordPrefix: string;
+  /** True when `--record-prefix` was given (onboard checks it against the stack's). */
+  readonly recordPrefixGiven: boolean;
+  readonly names: ContractNames;
+  readonly printer: Printer;
+  /** The operator's cluster; loading it checks the kubeconfig and context (exit 2 when wrong). */
+  operatorCluster(): OperatorCluster;
+  records(prefix?: string): Records;
+  stackOutputs(stack: string): Promise<StackOutputs>;
+  recordCluster(kubeconfig: string, signal: AbortSignal): RecordCluster;
+  confirm(question: string): Promise<boolean>;
+  sleep(ms: number): Promise<void>;
+}
+
+export type MakeFactory = (globals: GlobalFlags) => Factory;
+
+/** The real adapters. */
+export const defaultFactory: MakeFactory = (globals) => {
+  const aws: AwsClientConfig = {
+    ...(globals.region ? { region: globals.region } : {}),
+    ...(globals.profile ? { profile: globals.profile } : {}),
+  };
+  const labelPrefix = globals.labelPrefix ?? DEFAULT_LABEL_PREFIX;
+  const recordPrefix = globals.recordPrefix ?? DEFAULT_CLUSTER_RECORD_PREFIX;
+  let cluster: UserCluster | undefined;
+  return {
+    output: globals.output,
+    labelPrefix,
+    recordPrefix,
+    recordPrefixGiven: globals.recordPrefix !== undefined,
+    names: contractNames(labelPrefix),
+    printer: printerFor(globals.output, process),
+    operatorCluster: () => {
+      cluster ??= UserCluster.load({ kubeconfig: globals.kubeconfig, context: globals.context });
+      return cluster;
+    },
+    records: (prefix = recordPrefix) => new RecordStore(prefix, aws),
+    stackOutputs: (stack) => readStackOutputs(stack, aws),
+    recordCluster: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
+    confirm,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  };
+};
