@@ -14,30 +14,6 @@ const GroupVersionResource = v.object({
 
 const GroupVersionKind = v.object({ group: v.string(), version: v.string(), kind: v.string() });
 
-// valibot's record takes an array for an empty object ([] parses to {}); a patch built for that
-// object would not apply to the array the API server holds (found by `npm run fuzz`).
-const StringMap = v.pipe(
-  v.unknown(),
-  v.check((value) => !Array.isArray(value), "expected an object, not an array"),
-  v.record(v.string(), v.string()),
-);
-
-/** The parts of a Secret the webhook reads; everything else passes through untouched. */
-export const SecretSchema = v.looseObject({
-  metadata: v.optional(
-    v.looseObject({
-      name: v.optional(v.string()),
-      namespace: v.optional(v.string()),
-      labels: v.optional(v.nullable(StringMap)),
-      annotations: v.optional(v.nullable(StringMap)),
-    }),
-  ),
-  type: v.optional(v.string()),
-  data: v.optional(v.nullable(StringMap)),
-});
-
-export type SecretObject = v.InferOutput<typeof SecretSchema>;
-
 const AdmissionRequestSchema = v.looseObject({
   uid: v.pipe(v.string(), v.nonEmpty(), v.maxLength(256)),
   kind: GroupVersionKind,

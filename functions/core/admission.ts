@@ -2,7 +2,7 @@
  * What the webhook does with an admission request: ignore it, deny it, or write credentials.
  * Pure: the tokens a mutation needs are fetched by the caller and handed to `secretChanges`.
  */
-import { type AdmissionRequest, type SecretObject, SecretSchema } from "./admission-review.ts";
+import type { AdmissionRequest } from "./admission-review.ts";
 import {
   type ContractNames,
   DOCKER_CONFIG_JSON_KEY,
@@ -12,6 +12,7 @@ import {
 import { mergeDockerConfig, type RegistryCredential } from "./dockerconfig.ts";
 import type { SecretChanges } from "./patch.ts";
 import { type EcrRegistry, selectRegistries } from "./registries.ts";
+import { type SecretObject, SecretSchema } from "./secret.ts";
 import { toRfc3339 } from "./time.ts";
 import { parseWith } from "./validation.ts";
 

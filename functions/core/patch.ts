@@ -1,5 +1,5 @@
 /** JSON Patch (RFC 6902) for a Secret: the webhook's only way of changing what gets stored. Pure. */
-import type { SecretObject } from "./admission-review.ts";
+import type { SecretObject } from "./secret.ts";
 
 export interface JsonPatchOperation {
   readonly op: "add";

@@ -1,8 +1,8 @@
 /** Builders for the objects a kube-apiserver sends, and for cluster records and tokens. */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import jsonPatch from "fast-json-patch";
-import type { SecretObject } from "../../functions/core/admission-review.ts";
 import { contractNames } from "../../functions/core/contract.ts";
+import type { SecretObject } from "../../functions/core/secret.ts";
 import { toFunctionUrlEvent } from "../../functions/local/function-url-event.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 

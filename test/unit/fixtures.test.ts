@@ -4,8 +4,9 @@ import { join } from "node:path";
 import jsonPatch from "fast-json-patch";
 import { describe, expect, it } from "vitest";
 import { decideAdmission, secretChanges } from "../../functions/core/admission.ts";
-import { decodeAdmissionReview, type SecretObject } from "../../functions/core/admission-review.ts";
+import { decodeAdmissionReview } from "../../functions/core/admission-review.ts";
 import { buildSecretPatch } from "../../functions/core/patch.ts";
+import type { SecretObject } from "../../functions/core/secret.ts";
 import { decodeDockerConfig, names } from "../support/admission.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";

@@ -2,9 +2,9 @@ import fc from "fast-check";
 import jsonPatch from "fast-json-patch";
 import { describe, expect, it } from "vitest";
 import { secretChanges } from "../../functions/core/admission.ts";
-import type { SecretObject } from "../../functions/core/admission-review.ts";
 import type { RegistryCredential } from "../../functions/core/dockerconfig.ts";
 import { buildSecretPatch, escapePointerSegment } from "../../functions/core/patch.ts";
+import type { SecretObject } from "../../functions/core/secret.ts";
 import { decodeDockerConfig, names } from "../support/admission.ts";
 
 const HOSTS = [
