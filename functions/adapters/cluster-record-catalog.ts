@@ -10,8 +10,15 @@ import {
   PutSecretValueCommand,
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
-import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
+import {
+  applyRefresherChange,
+  CLUSTER_RECORD_VERSION,
+  type ClusterRecord,
+  parseClusterRecord,
+  type RefresherRecordChange,
+} from "../core/cluster-record.ts";
 import type { Partition } from "../core/registries.ts";
+import { parseJson } from "../core/validation.ts";
 
 export interface StoredClusterRecord {
   readonly secretName: string;
@@ -124,17 +131,38 @@ export async function readClusterRecord(
   return { secretName, secretArn: secret.ARN ?? secretName, record: parsed.value };
 }
 
-/** Writes a record back (the refresher's renewed kubeconfig) as a new secret version. */
-export async function saveClusterRecord(
+/**
+ * Writes the refresher's change back (its renewed kubeconfig, its open failures). The record is
+ * read again just before and only the refresher's fields are changed in it as it is stored now:
+ * every other field, known or not, is kept verbatim, and nothing is written when nothing changes.
+ * Secrets Manager has no conditional put, so a concurrent write can still be lost, but only within
+ * one read-and-put instead of a whole run; the change itself is conditional (a kubeconfig replaced
+ * meanwhile is kept, open failures are merged as additions and removals).
+ */
+export async function updateClusterRecord(
   client: SecretsManagerClient,
   stored: StoredClusterRecord,
-  record: ClusterRecord,
+  change: RefresherRecordChange,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<"written" | "unchanged"> {
+  const secret = await client.send(new GetSecretValueCommand({ SecretId: stored.secretArn }), {
+    abortSignal: signal,
+  });
+  const json = parseJson(secret.SecretString ?? "");
+  const current = json.ok ? json.value : undefined;
+  if (!isRecordObject(current) || current.version !== CLUSTER_RECORD_VERSION)
+    throw new Error(
+      `${stored.secretName}: the stored record is not a version ${CLUSTER_RECORD_VERSION} record any more; not writing it back`,
+    );
+  const next = applyRefresherChange(current, change);
+  if (next === undefined) return "unchanged";
   await client.send(
-    new PutSecretValueCommand({ SecretId: stored.secretArn, SecretString: JSON.stringify(record) }),
-    {
-      abortSignal: signal,
-    },
+    new PutSecretValueCommand({ SecretId: stored.secretArn, SecretString: JSON.stringify(next) }),
+    { abortSignal: signal },
   );
+  return "written";
+}
+
+function isRecordObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -7,7 +7,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { LimitFunction } from "p-limit";
 import type { StoredClusterRecord } from "../adapters/cluster-record-catalog.ts";
 import { type ClusterApi, KubernetesError, type ManagedSecret } from "../adapters/kubernetes.ts";
-import type { ClusterRecord } from "../core/cluster-record.ts";
+import {
+  type ClusterRecord,
+  type RefresherRecordChange,
+  readOpenFailures,
+} from "../core/cluster-record.ts";
 import type { RefresherConfig } from "../core/config.ts";
 import {
   checkKubeconfig,
@@ -51,11 +55,15 @@ export interface RefreshClusterDependencies {
   readonly markLimit: LimitFunction;
   /** For the backoff's jitter; tests pin it. */
   readonly random?: () => number;
+  /**
+   * Writes the refresher's change (renewed kubeconfig, open failures) into the record as stored
+   * now, keeping every other field (`updateClusterRecord`).
+   */
   readonly saveRecord: (
     stored: StoredClusterRecord,
-    record: ClusterRecord,
+    change: RefresherRecordChange,
     signal: AbortSignal,
-  ) => Promise<void>;
+  ) => Promise<unknown>;
 }
 
 export async function refreshCluster(
@@ -65,7 +73,6 @@ export async function refreshCluster(
 ): Promise<ClusterReport> {
   const { record } = stored;
   const { names } = deps.config;
-  const problems: string[] = [];
   const kubeconfigCheck = checkKubeconfig(record.kubeconfig, {
     allowLocalServers: deps.config.allowLocalApiServers,
   });
@@ -76,7 +83,9 @@ export async function refreshCluster(
     labelPrefix: names.labelPrefix,
     clusterId: record.clusterId,
     now: deps.now,
+    openFailures: readOpenFailures(record.refresher),
   });
+  const problems: string[] = [];
   const credentialsRenewed = await renewCredentials(stored, api, deps, signal).catch(
     (error: unknown) => {
       problems.push(`renewing the refresher's token failed: ${message(error)}`);
@@ -96,48 +105,89 @@ export async function refreshCluster(
   }
 
   const ensured = await ensureSecrets(record, enabled, api, deps.config, problems, events);
+  const listing = await listManagedSecrets(api, enabled, names.managedLabel, problems);
+  const nowMs = deps.now();
+  const marks = await markStaleSecrets(listing.secrets, nowMs, {
+    api,
+    deps,
+    signal,
+    events,
+    problems,
+  });
+  const stateProblem = await saveOpenFailures(stored, events, listing, nowMs, deps, signal);
+  return {
+    clusterId: record.clusterId,
+    ok: problems.length === 0,
+    problems,
+    secretsManaged: listing.secrets.length,
+    ...marks,
+    secretsCreated: ensured.created,
+    serviceAccountsLinked: ensured.linked,
+    credentialsRenewed,
+    apiCalls: api.calls,
+    eventsRecorded: events.recorded,
+    eventProblem: events.problem ?? stateProblem,
+  };
+}
 
+/** What one run needs to mark its stale Secrets and record what came of it. */
+interface MarkContext {
+  readonly api: ClusterApi;
+  readonly deps: RefreshClusterDependencies;
+  readonly signal: AbortSignal;
+  readonly events: ClusterEvents;
+  readonly problems: string[];
+}
+
+type MarkNumbers = Pick<
+  ClusterReport,
+  "secretsStale" | "secretsRefreshed" | "refreshFailures" | "minRemainingSeconds" | "markRetries"
+>;
+
+/** Every managed Secret of the enabled namespaces; `complete` is false when a list failed. */
+async function listManagedSecrets(
+  api: ClusterApi,
+  namespaces: readonly string[],
+  managedLabel: string,
+  problems: string[],
+): Promise<{ secrets: ManagedSecret[]; complete: boolean }> {
   const secrets: ManagedSecret[] = [];
-  for (const namespace of enabled) {
+  let complete = true;
+  for (const namespace of namespaces) {
     try {
-      secrets.push(...(await api.managedSecrets(namespace, names.managedLabel)));
+      secrets.push(...(await api.managedSecrets(namespace, managedLabel)));
     } catch (error) {
       problems.push(message(error));
+      complete = false;
     }
   }
+  return { secrets, complete };
+}
 
-  const nowMs = deps.now();
+/**
+ * Marks the stale Secrets (the webhook refreshes each one), within the invocation's shared budget
+ * of marks in flight, and records a failure, or a recovery, as an Event.
+ */
+async function markStaleSecrets(
+  secrets: readonly ManagedSecret[],
+  nowMs: number,
+  context: MarkContext,
+): Promise<MarkNumbers> {
+  const { deps, events, problems } = context;
   const stale = secrets.filter((secret) =>
-    isStale(secretTimes(secret.annotations, names), nowMs, deps.config.refreshBeforeMs),
+    isStale(secretTimes(secret.annotations, deps.config.names), nowMs, deps.config.refreshBeforeMs),
   );
   const marked = toRfc3339(nowMs);
   let markRetries = 0;
-  const markOne = async (
-    secret: ManagedSecret,
-  ): Promise<{ secret: ManagedSecret; refreshed: boolean; problem?: string }> => {
-    const before = secretTimes(secret.annotations, names).expiresAtMs;
-    try {
-      const after = await markWithRetries(api, secret, marked, deps, signal, () => {
-        markRetries++;
-      });
-      const afterMs = secretTimes(after.annotations, names).expiresAtMs;
-      // Only a later expiry proves the webhook wrote fresh credentials.
-      if (afterMs !== undefined && (before === undefined || afterMs > before))
-        return { secret: after, refreshed: true };
-      return {
-        secret: after,
-        refreshed: false,
-        problem: `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`,
-      };
-    } catch (error) {
-      return { secret, refreshed: false, problem: message(error) };
-    }
-  };
   const outcomes = await Promise.all(
     stale.map(async (secret) => {
       // One budget for the whole invocation: marks of every cluster share the webhook's capacity.
       // Only the mark holds a slot; the Event written after it is no webhook call.
-      const outcome = await deps.markLimit(() => markOne(secret));
+      const outcome = await deps.markLimit(() =>
+        markOne(secret, marked, context, () => {
+          markRetries++;
+        }),
+      );
       if (outcome.problem !== undefined) {
         problems.push(outcome.problem);
         await events.refreshFailed(secret, outcome.problem);
@@ -150,22 +200,63 @@ export async function refreshCluster(
     latest.set(`${outcome.secret.namespace}/${outcome.secret.name}`, outcome.secret);
   const refreshed = outcomes.filter((outcome) => outcome.refreshed).length;
   return {
-    clusterId: record.clusterId,
-    ok: problems.length === 0,
-    problems,
-    secretsManaged: secrets.length,
     secretsStale: stale.length,
     secretsRefreshed: refreshed,
     refreshFailures: stale.length - refreshed,
     minRemainingSeconds: leastRemainingSeconds([...latest.values()], deps.config, nowMs),
-    secretsCreated: ensured.created,
-    serviceAccountsLinked: ensured.linked,
-    credentialsRenewed,
-    apiCalls: api.calls,
     markRetries,
-    eventsRecorded: events.recorded,
-    eventProblem: events.problem,
   };
+}
+
+/** One mark, and whether the answer proves the webhook wrote fresh credentials. */
+async function markOne(
+  secret: ManagedSecret,
+  marked: string,
+  { api, deps, signal }: MarkContext,
+  onRetry: () => void,
+): Promise<{ secret: ManagedSecret; refreshed: boolean; problem?: string }> {
+  const { names } = deps.config;
+  const before = secretTimes(secret.annotations, names).expiresAtMs;
+  try {
+    const after = await markWithRetries(api, secret, marked, deps, signal, onRetry);
+    const afterMs = secretTimes(after.annotations, names).expiresAtMs;
+    // Only a later expiry proves the webhook wrote fresh credentials.
+    if (afterMs !== undefined && (before === undefined || afterMs > before))
+      return { secret: after, refreshed: true };
+    return {
+      secret: after,
+      refreshed: false,
+      problem: `Secret ${secret.namespace}/${secret.name}: expires_at did not move forward`,
+    };
+  } catch (error) {
+    return { secret, refreshed: false, problem: message(error) };
+  }
+}
+
+/**
+ * Merges what this run learnt about open failures into the record, when it learnt anything (a
+ * healthy run writes nothing). Best effort, like the Events themselves: a write that fails or is
+ * lost costs at most one extra recovery check, or one missed Refreshed Event, per Secret.
+ */
+async function saveOpenFailures(
+  stored: StoredClusterRecord,
+  events: ClusterEvents,
+  listing: { secrets: readonly ManagedSecret[]; complete: boolean },
+  nowMs: number,
+  deps: RefreshClusterDependencies,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const listed = listing.complete
+    ? new Set(listing.secrets.map((secret) => secret.uid))
+    : undefined;
+  const change = events.openFailuresChange(listed, nowMs);
+  if (change === undefined) return undefined;
+  try {
+    await deps.saveRecord(stored, { openFailures: change }, signal);
+    return undefined;
+  } catch (error) {
+    return `cannot remember open failures in the cluster record: ${message(error)}`;
+  }
 }
 
 /**
@@ -237,9 +328,10 @@ async function renewCredentials(
     token.name,
     Math.max(3600, lifetimeSeconds),
   );
+  const { kubeconfig } = stored.record;
   await deps.saveRecord(
     stored,
-    { ...stored.record, kubeconfig: withToken(stored.record.kubeconfig, renewed.token) },
+    { kubeconfig: { from: kubeconfig, to: withToken(kubeconfig, renewed.token) } },
     signal,
   );
   return true;

@@ -15,7 +15,7 @@ import {
   listClusterRecords,
   readClusterRecord,
   type StoredClusterRecord,
-  saveClusterRecord,
+  updateClusterRecord,
 } from "../adapters/cluster-record-catalog.ts";
 import { ClusterApi } from "../adapters/kubernetes.ts";
 import { redactWebhookTokens } from "../core/auth.ts";
@@ -70,7 +70,7 @@ export function refresherDependenciesFromEnv(
       listClusterRecordNames(secrets, config.clusterRecordPrefix, signal),
     readRecord: (clusterId, signal) =>
       readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal, config.partition),
-    saveRecord: (stored, record, signal) => saveClusterRecord(secrets, stored, record, signal),
+    saveRecord: (stored, change, signal) => updateClusterRecord(secrets, stored, change, signal),
     enqueue: async (clusterIds) => {
       if (!sqs || !config.fanoutQueueUrl)
         throw new Error("fan-out mode needs ECR_ANYWHERE_FANOUT_QUEUE_URL");
