@@ -4,6 +4,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import pLimit from "p-limit";
+import { ENV } from "../../functions/core/config.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
 import { parseClusterId, parseSeconds } from "../core/inputs.ts";
 import { type ClusterStatus, summarizeCluster, unreachableCluster } from "../core/status.ts";
@@ -68,7 +69,7 @@ async function clusterStatus(
   if (!stored || stored.deleted) return unreachableCluster(clusterId, "no cluster record");
   if (!stored.record) return unreachableCluster(clusterId, `invalid record: ${stored.invalid}`);
   const check = checkKubeconfig(stored.record.kubeconfig, {
-    allowLocalServers: process.env.ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS === "true",
+    allowLocalServers: process.env[ENV.allowLocalApiServers] === "true",
   });
   if (!check.ok) return unreachableCluster(clusterId, `record kubeconfig: ${check.error}`);
   try {

@@ -1,4 +1,8 @@
-/** Webhook settings from the Lambda environment, validated once at cold start. Pure. */
+/**
+ * The functions' settings from the Lambda environment, validated once at cold start. Pure. The
+ * variable names are defined here once, for the functions and for the infrastructure that sets
+ * them.
+ */
 import * as v from "valibot";
 import {
   type ContractNames,
@@ -8,6 +12,25 @@ import {
 } from "./contract.ts";
 import { type Partition, partitionOf } from "./registries.ts";
 import { parseWith } from "./validation.ts";
+
+/** Every environment variable the functions read, by what it sets. */
+export const ENV = {
+  labelPrefix: "ECR_ANYWHERE_LABEL_PREFIX",
+  clusterRecordPrefix: "ECR_ANYWHERE_CLUSTER_RECORD_PREFIX",
+  recordTtlSeconds: "ECR_ANYWHERE_RECORD_TTL_SECONDS",
+  admissionBudgetMs: "ECR_ANYWHERE_ADMISSION_BUDGET_MS",
+  maxBodyBytes: "ECR_ANYWHERE_MAX_BODY_BYTES",
+  tokenTable: "ECR_ANYWHERE_TOKEN_TABLE",
+  assumeRoleSeconds: "ECR_ANYWHERE_ASSUME_ROLE_SECONDS",
+  refreshBeforeSeconds: "ECR_ANYWHERE_REFRESH_BEFORE_SECONDS",
+  clusterConcurrency: "ECR_ANYWHERE_CLUSTER_CONCURRENCY",
+  markConcurrency: "ECR_ANYWHERE_MARK_CONCURRENCY",
+  markAttempts: "ECR_ANYWHERE_MARK_ATTEMPTS",
+  clusterDeadlineSeconds: "ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS",
+  refreshMode: "ECR_ANYWHERE_REFRESH_MODE",
+  fanoutQueueUrl: "ECR_ANYWHERE_FANOUT_QUEUE_URL",
+  allowLocalApiServers: "ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS",
+} as const;
 
 const positiveInteger = (fallback: number, max: number) =>
   v.optional(
@@ -22,32 +45,32 @@ const positiveInteger = (fallback: number, max: number) =>
   );
 
 const WebhookEnvSchema = v.object({
-  ECR_ANYWHERE_LABEL_PREFIX: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: v.optional(
+  [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+  [ENV.clusterRecordPrefix]: v.optional(
     v.pipe(v.string(), v.regex(/^[\w/+=.@-]+\/$/, "a Secrets Manager name prefix ending in /")),
     DEFAULT_CLUSTER_RECORD_PREFIX,
   ),
-  ECR_ANYWHERE_RECORD_TTL_SECONDS: positiveInteger(60, 3600),
-  ECR_ANYWHERE_ADMISSION_BUDGET_MS: positiveInteger(8000, 29_000),
-  ECR_ANYWHERE_MAX_BODY_BYTES: positiveInteger(4 * 1024 * 1024, 6 * 1024 * 1024),
-  ECR_ANYWHERE_TOKEN_TABLE: v.optional(v.pipe(v.string(), v.nonEmpty())),
-  ECR_ANYWHERE_ASSUME_ROLE_SECONDS: v.optional(
+  [ENV.recordTtlSeconds]: positiveInteger(60, 3600),
+  [ENV.admissionBudgetMs]: positiveInteger(8000, 29_000),
+  [ENV.maxBodyBytes]: positiveInteger(4 * 1024 * 1024, 6 * 1024 * 1024),
+  [ENV.tokenTable]: v.optional(v.pipe(v.string(), v.nonEmpty())),
+  [ENV.assumeRoleSeconds]: v.optional(
     v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(900), v.maxValue(43_200)),
     "3600",
   ),
 });
 
 const RefresherEnvSchema = v.object({
-  ECR_ANYWHERE_LABEL_PREFIX: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: WebhookEnvSchema.entries.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
-  ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: positiveInteger(6 * 3600, 11 * 3600),
-  ECR_ANYWHERE_CLUSTER_CONCURRENCY: positiveInteger(5, 50),
-  ECR_ANYWHERE_MARK_CONCURRENCY: positiveInteger(10, 500),
-  ECR_ANYWHERE_MARK_ATTEMPTS: positiveInteger(4, 10),
-  ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: positiveInteger(120, 900),
-  ECR_ANYWHERE_REFRESH_MODE: v.optional(v.picklist(["inline", "fanout"]), "inline"),
-  ECR_ANYWHERE_FANOUT_QUEUE_URL: v.optional(v.pipe(v.string(), v.url())),
-  ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: v.optional(v.picklist(["true", "false"]), "false"),
+  [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+  [ENV.clusterRecordPrefix]: WebhookEnvSchema.entries[ENV.clusterRecordPrefix],
+  [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
+  [ENV.clusterConcurrency]: positiveInteger(5, 50),
+  [ENV.markConcurrency]: positiveInteger(10, 500),
+  [ENV.markAttempts]: positiveInteger(4, 10),
+  [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
+  [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
+  [ENV.fanoutQueueUrl]: v.optional(v.pipe(v.string(), v.url())),
+  [ENV.allowLocalApiServers]: v.optional(v.picklist(["true", "false"]), "false"),
 });
 
 export interface RefresherConfig {
@@ -82,23 +105,23 @@ export function refresherConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): RefresherConfig {
   const settings = settingsFrom(RefresherEnvSchema, env, "refresher");
-  if (settings.ECR_ANYWHERE_REFRESH_MODE === "fanout" && !settings.ECR_ANYWHERE_FANOUT_QUEUE_URL) {
+  if (settings[ENV.refreshMode] === "fanout" && !settings[ENV.fanoutQueueUrl]) {
     throw new Error(
-      "invalid refresher configuration: ECR_ANYWHERE_REFRESH_MODE=fanout needs ECR_ANYWHERE_FANOUT_QUEUE_URL",
+      `invalid refresher configuration: ${ENV.refreshMode}=fanout needs ${ENV.fanoutQueueUrl}`,
     );
   }
   return {
-    names: contractNames(settings.ECR_ANYWHERE_LABEL_PREFIX),
-    clusterRecordPrefix: settings.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
-    refreshBeforeMs: settings.ECR_ANYWHERE_REFRESH_BEFORE_SECONDS * 1000,
-    clusterConcurrency: settings.ECR_ANYWHERE_CLUSTER_CONCURRENCY,
-    markConcurrency: settings.ECR_ANYWHERE_MARK_CONCURRENCY,
-    markAttempts: settings.ECR_ANYWHERE_MARK_ATTEMPTS,
-    clusterDeadlineMs: settings.ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS * 1000,
-    mode: settings.ECR_ANYWHERE_REFRESH_MODE,
-    fanoutQueueUrl: settings.ECR_ANYWHERE_FANOUT_QUEUE_URL,
+    names: contractNames(settings[ENV.labelPrefix]),
+    clusterRecordPrefix: settings[ENV.clusterRecordPrefix],
+    refreshBeforeMs: settings[ENV.refreshBeforeSeconds] * 1000,
+    clusterConcurrency: settings[ENV.clusterConcurrency],
+    markConcurrency: settings[ENV.markConcurrency],
+    markAttempts: settings[ENV.markAttempts],
+    clusterDeadlineMs: settings[ENV.clusterDeadlineSeconds] * 1000,
+    mode: settings[ENV.refreshMode],
+    fanoutQueueUrl: settings[ENV.fanoutQueueUrl],
     partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
-    allowLocalApiServers: settings.ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS === "true",
+    allowLocalApiServers: settings[ENV.allowLocalApiServers] === "true",
   };
 }
 
@@ -122,13 +145,13 @@ export function webhookConfigFromEnv(
 ): WebhookConfig {
   const settings = settingsFrom(WebhookEnvSchema, env, "webhook");
   return {
-    names: contractNames(settings.ECR_ANYWHERE_LABEL_PREFIX),
-    clusterRecordPrefix: settings.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX,
-    recordTtlMs: settings.ECR_ANYWHERE_RECORD_TTL_SECONDS * 1000,
-    admissionBudgetMs: settings.ECR_ANYWHERE_ADMISSION_BUDGET_MS,
-    maxBodyBytes: settings.ECR_ANYWHERE_MAX_BODY_BYTES,
-    assumeRoleDurationSeconds: settings.ECR_ANYWHERE_ASSUME_ROLE_SECONDS,
-    tokenTable: settings.ECR_ANYWHERE_TOKEN_TABLE,
+    names: contractNames(settings[ENV.labelPrefix]),
+    clusterRecordPrefix: settings[ENV.clusterRecordPrefix],
+    recordTtlMs: settings[ENV.recordTtlSeconds] * 1000,
+    admissionBudgetMs: settings[ENV.admissionBudgetMs],
+    maxBodyBytes: settings[ENV.maxBodyBytes],
+    assumeRoleDurationSeconds: settings[ENV.assumeRoleSeconds],
+    tokenTable: settings[ENV.tokenTable],
     partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
   };
 }
