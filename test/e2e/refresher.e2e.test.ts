@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse } from "yaml";
 import { readClusterRecord } from "../../functions/adapters/cluster-record-catalog.ts";
 import { ClusterApi, KubernetesError, METADATA_ONLY } from "../../functions/adapters/kubernetes.ts";
+import { readOpenFailures } from "../../functions/core/cluster-record.ts";
 import { serviceAccountToken } from "../../functions/core/kubeconfig.ts";
 import { parseRfc3339 } from "../../functions/core/time.ts";
 import {
@@ -122,6 +123,17 @@ async function listBody(namespace: string, accept: string | undefined): Promise<
       },
     ).on("error", reject);
   });
+}
+
+/** The open failures the refresher remembers in a cluster's record. */
+async function openFailures(clusterId: string) {
+  const { SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
+  const stored = await readClusterRecord(
+    new SecretsManagerClient({}),
+    `refresher-e2e/${clusterId}/`,
+    clusterId,
+  );
+  return readOpenFailures(stored.record.refresher);
 }
 
 async function expiresAt(namespace: string, name: string): Promise<number | undefined> {
@@ -409,9 +421,13 @@ describe("a refresh run", () => {
       'admission webhook "secrets.ecr-anywhere.centml.ai" denied the request: ecr-anywhere: AWS denied ecr:GetAuthorizationToken',
     );
     expect(failure?.metadata?.annotations?.["ecr-anywhere.centml.ai/refresh-failing"]).toBe("true");
+    // The open failure is remembered in the refresher's part of the record, so only this Secret's
+    // next successful refresh makes the recovery check.
+    expect((await openFailures("main")).uids).toContain(secret.metadata?.uid);
 
     now += 7 * HOUR;
     await refresher("refresher-e2e/main/").run();
+    expect((await openFailures("main")).uids).not.toContain(secret.metadata?.uid);
     const recovered = await eventsAbout("team-a", "Secret", "stale-one");
     const refreshed = recovered.filter((event) => event.reason === "Refreshed");
     expect(refreshed).toHaveLength(1);
