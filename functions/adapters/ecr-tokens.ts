@@ -1,33 +1,30 @@
 /**
- * ECR authorization tokens: minted with the function's own credentials, or with a cluster's role
- * assumed through STS under a session policy. Cached per (credentials, session policy, region);
+ * Registry tokens: minted with the function's own credentials, or with a cluster's role assumed
+ * through STS under a session policy. Cached per (credentials, session policy, endpoint);
  * concurrent misses share one call, and with a shared store so do other execution environments.
+ *
+ * One provider serves every registry kind: like Powertools' `BaseProvider`, which keeps caching and
+ * leaves `_get` to each concrete provider, it keeps what is common (caches, single flight, role
+ * credentials, the shared store's lease, error messages) and hands the one API call to the kind's
+ * `TokenMinter`. Composed rather than inherited: one admission asks for tokens of several kinds,
+ * which share one cache, one assumed role and one shared store.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
-import {
-  ECRPUBLICClient,
-  GetAuthorizationTokenCommand as GetPublicAuthorizationTokenCommand,
-} from "@aws-sdk/client-ecr-public";
 import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
 import { sha256Hex } from "../core/auth.ts";
-import { endpointKey, includesEcrPublic, type TokenEndpoint } from "../core/registries.ts";
+import { endpointKey, kindsOf, type RegistryKind, type TokenEndpoint } from "../core/registries.ts";
 import { sessionPolicyFor } from "../core/session-policy.ts";
 import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
+import type {
+  AwsCredentials,
+  EcrToken,
+  SharedToken,
+  SharedTokenStore,
+  TokenMinter,
+} from "../core/tokens.ts";
 import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
-import type { SharedToken, SharedTokenStore } from "./shared-tokens.ts";
-
-export interface EcrToken {
-  readonly region: string;
-  /** Minted at the region's FIPS endpoint (for `dkr.ecr-fips` hosts). */
-  readonly fips: boolean;
-  /** Minted by ECR Public (for `public.ecr.aws`). */
-  readonly ecrPublic: boolean;
-  readonly username: string;
-  readonly password: string;
-  /** The earliest of ECR's expiresAt and the expiry of the credentials that minted it. */
-  readonly expiresAtMs: number;
-}
+import { EcrMinter } from "./ecr-minter.ts";
+import { EcrPublicMinter } from "./ecr-public-minter.ts";
 
 /** Who asks for a token: the parts of a cluster record that decide which credentials mint it. */
 export interface TokenRequester {
@@ -35,7 +32,7 @@ export interface TokenRequester {
   readonly roleArn?: string | undefined;
   readonly repositories?: readonly string[] | undefined;
   readonly pullThroughCache?: boolean | undefined;
-  /** The record's registry hosts: ECR Public among them widens the session policy to mint its token. */
+  /** The record's registry hosts: each kind among them adds what minting its tokens needs to the session policy. */
   readonly registries?: readonly string[] | undefined;
 }
 
@@ -49,23 +46,13 @@ export class CredentialError extends Error {
   }
 }
 
-export interface AwsCredentials {
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly sessionToken: string;
-  readonly expiration: Date;
-}
-
 export interface EcrTokenProviderOptions {
   readonly sts: STSClient;
-  /** ECR client for a region; credentials are given when minting with an assumed role. */
-  readonly ecrClient?: (
-    region: string,
-    credentials: AwsCredentials | undefined,
-    fips: boolean,
-  ) => ECRClient;
-  /** ECR Public client (always us-east-1); credentials as for `ecrClient`. */
-  readonly ecrPublicClient?: (credentials: AwsCredentials | undefined) => ECRPUBLICClient;
+  /**
+   * One minter per registry kind the webhook serves, each naming its kind: registering a kind is
+   * adding its minter here. Default: private ECR (FIPS included) and ECR Public.
+   */
+  readonly minters?: readonly TokenMinter[];
   readonly now: () => number;
   /** AssumeRole session length. Role chaining from Lambda caps it at one hour. */
   readonly assumeRoleDurationSeconds?: number;
@@ -95,15 +82,24 @@ function storeSignal(signal: AbortSignal): AbortSignal {
   return AbortSignal.any([signal, AbortSignal.timeout(SHARED_STORE_TIMEOUT_MS)]);
 }
 
+/** The kinds ecr-anywhere serves, each with its minter. */
+export function defaultTokenMinters(): TokenMinter[] {
+  return [new EcrMinter(), new EcrPublicMinter()];
+}
+
 export class EcrTokenProvider {
   readonly #options: EcrTokenProviderOptions;
-  readonly #ownCredentialClients = new Map<string, ECRClient>();
-  #ownCredentialPublicClient: ECRPUBLICClient | undefined;
+  readonly #minters: ReadonlyMap<string, TokenMinter>;
+  /** The registered kinds, in registration order: what hosts are parsed against. */
+  readonly kinds: readonly RegistryKind[];
   readonly #tokens: ExpiringCache<string, LoadedToken>;
   readonly #roleCredentials: ExpiringCache<string, AwsCredentials>;
 
   constructor(options: EcrTokenProviderOptions) {
     this.#options = options;
+    const minters = options.minters ?? defaultTokenMinters();
+    this.#minters = new Map(minters.map((minter) => [minter.kind.id, minter]));
+    this.kinds = minters.map((minter) => minter.kind);
     this.#tokens = new ExpiringCache({ maxEntries: 2000, now: options.now });
     this.#roleCredentials = new ExpiringCache({ maxEntries: 1000, now: options.now });
   }
@@ -113,12 +109,12 @@ export class EcrTokenProvider {
     endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<{ token: EcrToken; source: TokenSource }> {
-    const policy = sessionPolicyOrError(requester);
+    const policy = sessionPolicyOrError(requester, this.kinds);
     const identity =
       requester.roleArn === undefined
         ? "self"
         : `${requester.clusterId}|${requester.roleArn}|${sha256Hex(policy ?? "")}`;
-    const key = `${identity}|${endpointKey(endpoint)}`;
+    const key = `${identity}|${endpointKey(endpoint, this.kinds)}`;
     const { value, source } = await this.#tokens.getOrLoad(key, () =>
       this.#load(key, requester, identity, policy, endpoint, signal),
     );
@@ -272,12 +268,11 @@ export class EcrTokenProvider {
     credentials: AwsCredentials | undefined,
     signal: AbortSignal,
   ): Promise<EcrToken> {
-    const { region, fips, ecrPublic } = endpoint;
-    const service = ecrPublic ? "ECR Public" : "ECR";
+    const minter = this.#minterOf(endpoint);
+    const { region } = endpoint;
+    const { service } = minter.kind;
     try {
-      const data = ecrPublic
-        ? await this.#mintPublic(credentials, signal)
-        : await this.#mintPrivate(endpoint, credentials, signal);
+      const data = await minter.mint(endpoint, credentials, signal);
       if (!data?.authorizationToken || !data.expiresAt) {
         throw new CredentialError(
           502,
@@ -292,95 +287,34 @@ export class EcrTokenProvider {
           `${service} in ${region} returned a token in an unknown format`,
         );
       return {
+        kind: endpoint.kind,
         region,
-        fips,
-        ecrPublic,
+        fips: endpoint.fips,
         username: decoded.slice(0, separator),
         password: decoded.slice(separator + 1),
         expiresAtMs: tokenExpiry(data.expiresAt.getTime(), credentials?.expiration.getTime()),
       };
     } catch (error) {
-      throw explainEcrError(error, region, ecrPublic);
+      throw explainEcrError(error, region, minter.kind);
     }
   }
 
-  async #mintPrivate(
-    endpoint: TokenEndpoint,
-    credentials: AwsCredentials | undefined,
-    signal: AbortSignal,
-  ): Promise<MintedToken | undefined> {
-    const client = this.#clientFor(endpoint, credentials);
-    try {
-      const result = await client.send(new GetAuthorizationTokenCommand({}), {
-        abortSignal: signal,
-      });
-      return result.authorizationData?.[0];
-    } finally {
-      if (credentials) client.destroy();
-    }
-  }
-
-  async #mintPublic(
-    credentials: AwsCredentials | undefined,
-    signal: AbortSignal,
-  ): Promise<MintedToken | undefined> {
-    const create = this.#options.ecrPublicClient ?? ecrPublicClientFor;
-    const client = credentials ? create(credentials) : this.#ownPublicClient(create);
-    try {
-      const result = await client.send(new GetPublicAuthorizationTokenCommand({}), {
-        abortSignal: signal,
-      });
-      return result.authorizationData;
-    } finally {
-      if (credentials) client.destroy();
-    }
-  }
-
-  #ownPublicClient(create: (credentials: undefined) => ECRPUBLICClient): ECRPUBLICClient {
-    if (this.#ownCredentialPublicClient === undefined)
-      this.#ownCredentialPublicClient = create(undefined);
-    return this.#ownCredentialPublicClient;
-  }
-
-  #clientFor(endpoint: TokenEndpoint, credentials: AwsCredentials | undefined): ECRClient {
-    const create = this.#options.ecrClient ?? ecrClientFor;
-    if (credentials) return create(endpoint.region, credentials, endpoint.fips);
-    const key = endpointKey(endpoint);
-    let client = this.#ownCredentialClients.get(key);
-    if (client === undefined) {
-      client = create(endpoint.region, undefined, endpoint.fips);
-      this.#ownCredentialClients.set(key, client);
-    }
-    return client;
+  #minterOf(endpoint: TokenEndpoint): TokenMinter {
+    const minter = this.#minters.get(endpoint.kind);
+    if (minter === undefined) throw new Error(`no minter for registry kind "${endpoint.kind}"`);
+    return minter;
   }
 }
 
-/** The SDK's own FIPS setting: a `dkr.ecr-fips` host's token comes from the region's FIPS API endpoint. */
-export function ecrClientFor(
-  region: string,
-  credentials: AwsCredentials | undefined,
-  fips: boolean,
-): ECRClient {
-  return new ECRClient({ region, credentials, useFipsEndpoint: fips });
-}
-
-/** ECR Public's API exists only in us-east-1, whatever region the function runs in. */
-export function ecrPublicClientFor(credentials: AwsCredentials | undefined): ECRPUBLICClient {
-  return new ECRPUBLICClient({ region: "us-east-1", credentials });
-}
-
-/** What both GetAuthorizationToken APIs answer with. */
-interface MintedToken {
-  readonly authorizationToken?: string | undefined;
-  readonly expiresAt?: Date | undefined;
-}
-
-function sessionPolicyOrError(requester: TokenRequester): string | undefined {
+function sessionPolicyOrError(
+  requester: TokenRequester,
+  kinds: readonly RegistryKind[],
+): string | undefined {
   try {
     return sessionPolicyFor(
       requester.repositories,
       requester.pullThroughCache === true,
-      includesEcrPublic(requester.registries),
+      kindsOf(requester.registries, kinds),
     );
   } catch (error) {
     throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
@@ -412,10 +346,10 @@ function isTimeout(name: string): boolean {
   return name === "AbortError" || name === "TimeoutError";
 }
 
-function explainEcrError(error: unknown, region: string, ecrPublic: boolean): Error {
+function explainEcrError(error: unknown, region: string, kind: RegistryKind): Error {
   if (error instanceof CredentialError) return error;
   const { name, message } = awsErrorParts(error);
-  const service = ecrPublic ? "ECR Public" : "ECR";
+  const { service, tokenAction: action, tokenPermissions: needs } = kind;
   if (isTimeout(name)) {
     return new CredentialError(
       504,
@@ -429,8 +363,6 @@ function explainEcrError(error: unknown, region: string, ecrPublic: boolean): Er
     );
   }
   if (DENIED.has(name)) {
-    const action = ecrPublic ? "ecr-public:GetAuthorizationToken" : "ecr:GetAuthorizationToken";
-    const needs = ecrPublic ? `${action} and sts:GetServiceBearerToken` : action;
     return new CredentialError(
       403,
       `AWS denied ${action} in ${region} (${name}): ${message} Check that the IAM policy of the role that mints tokens for this cluster allows ${needs}.`,

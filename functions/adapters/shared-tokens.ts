@@ -7,6 +7,7 @@
  * others wait for its result.
  */
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
@@ -14,20 +15,16 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { sha256Hex } from "../core/auth.ts";
-import type { EcrToken } from "./ecr-tokens.ts";
+import { ECR } from "../core/ecr-kind.ts";
+import { ECR_PUBLIC } from "../core/ecr-public-kind.ts";
+import type { SharedToken, SharedTokenStore } from "../core/tokens.ts";
 
-export interface SharedToken {
-  readonly token: EcrToken;
-  /** Until when any environment may serve it (the cache reuse rule). */
-  readonly reuseUntilMs: number;
-}
-
-export interface SharedTokenStore {
-  /** The token stored for the key while it may still be served at `nowMs`. */
-  read(key: string, nowMs: number, signal: AbortSignal): Promise<SharedToken | undefined>;
-  /** Takes the right to mint for `leaseMs`; false when another environment holds it. */
-  claim(key: string, nowMs: number, leaseMs: number, signal: AbortSignal): Promise<boolean>;
-  write(key: string, shared: SharedToken, signal: AbortSignal): Promise<void>;
+/**
+ * Items name their token's kind in `kind`. Items written before kinds had names carry only the
+ * `ecrPublic` flag; the flag is still written, for environments of that version reading new items.
+ */
+function kindOfItem(item: Record<string, AttributeValue> | undefined): string {
+  return item?.kind?.S ?? (item?.ecrPublic?.BOOL === true ? ECR_PUBLIC.id : ECR.id);
 }
 
 export class DynamoTokenStore implements SharedTokenStore {
@@ -52,9 +49,9 @@ export class DynamoTokenStore implements SharedTokenStore {
     if (!username || !password || !region || !(reuseUntilMs > nowMs)) return undefined;
     return {
       token: {
+        kind: kindOfItem(Item),
         region,
         fips: Item?.fips?.BOOL === true,
-        ecrPublic: Item?.ecrPublic?.BOOL === true,
         username,
         password,
         expiresAtMs,
@@ -97,9 +94,10 @@ export class DynamoTokenStore implements SharedTokenStore {
         // Replaces the lease too: the token is there for the waiting environments.
         Item: {
           pk: { S: itemKey(key) },
+          kind: { S: token.kind },
           region: { S: token.region },
           fips: { BOOL: token.fips },
-          ecrPublic: { BOOL: token.ecrPublic },
+          ecrPublic: { BOOL: token.kind === ECR_PUBLIC.id },
           username: { S: token.username },
           password: { S: token.password },
           expiresAtMs: { N: String(token.expiresAtMs) },

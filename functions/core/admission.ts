@@ -11,7 +11,12 @@ import {
 } from "./contract.ts";
 import { mergeDockerConfig, type RegistryCredential } from "./dockerconfig.ts";
 import type { SecretChanges } from "./patch.ts";
-import { type EcrRegistry, selectRegistries } from "./registries.ts";
+import {
+  type EcrRegistry,
+  REGISTRY_KINDS,
+  type RegistryKind,
+  selectRegistries,
+} from "./registries.ts";
 import { type SecretObject, SecretSchema } from "./secret.ts";
 import { toRfc3339 } from "./time.ts";
 import { parseWith } from "./validation.ts";
@@ -29,6 +34,7 @@ export function decideAdmission(
   request: AdmissionRequest,
   allowedRegistries: readonly string[],
   names: ContractNames,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
 ): AdmissionDecision {
   const { resource, subResource, operation } = request;
   if (resource.group !== "" || resource.resource !== "secrets" || subResource) {
@@ -62,6 +68,7 @@ export function decideAdmission(
     secret.metadata?.annotations?.[names.registriesAnnotation],
     allowedRegistries,
     names.registriesAnnotation,
+    kinds,
   );
   if (!selection.ok) {
     return {

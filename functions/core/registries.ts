@@ -1,104 +1,50 @@
-/** ECR registry hosts: parsing, and choosing which ones a Secret gets. Pure. */
+/**
+ * ECR registry hosts: parsing, and choosing which ones a Secret gets, over the registry kinds
+ * ecr-anywhere serves (registry-kind.ts). Every function takes the kinds, defaulting to the
+ * built-in ones. Pure.
+ */
+import { ECR } from "./ecr-kind.ts";
+import { ECR_PUBLIC } from "./ecr-public-kind.ts";
+import type {
+  EcrRegistry,
+  ParsedHost,
+  Partition,
+  RegistryKind,
+  TokenEndpoint,
+} from "./registry-kind.ts";
 
-export type Partition = "aws" | "aws-cn" | "aws-us-gov";
+export { ECR_PUBLIC_HOST } from "./ecr-public-kind.ts";
+export {
+  type EcrRegistry,
+  type ParsedHost,
+  type Partition,
+  partitionOf,
+  type RegistryKind,
+  type TokenEndpoint,
+} from "./registry-kind.ts";
 
-export interface EcrRegistry {
-  /** Host without scheme, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`. */
-  readonly host: string;
-  readonly accountId: string;
-  /** The region the token is minted for (a dual-stack host takes the region's ordinary token). */
-  readonly region: string;
-  readonly partition: Partition;
-  readonly fips: boolean;
-  /** IPv6 and IPv4 (`dkr-ecr`), for IPv6 clusters. */
-  readonly dualStack: boolean;
-  /** ECR Public (`public.ecr.aws`): its token comes from ECR Public's API, in us-east-1 only. */
-  readonly ecrPublic: boolean;
+/** The kinds ecr-anywhere serves: private ECR (FIPS included) and ECR Public. */
+export const REGISTRY_KINDS: readonly RegistryKind[] = [ECR, ECR_PUBLIC];
+
+/** The descriptor of a registry, endpoint or token's kind. */
+export function kindOf(id: string, kinds: readonly RegistryKind[] = REGISTRY_KINDS): RegistryKind {
+  const kind = kinds.find((candidate) => candidate.id === id);
+  if (kind === undefined) throw new Error(`no registry kind "${id}" is registered`);
+  return kind;
 }
 
-/** ECR Public's one registry host, as `docker login public.ecr.aws` names it. */
-export const ECR_PUBLIC_HOST = "public.ecr.aws";
-// ECR Public mints its tokens only in us-east-1, for the aws partition.
-const ECR_PUBLIC_REGISTRY: EcrRegistry = {
-  host: ECR_PUBLIC_HOST,
-  accountId: "",
-  region: "us-east-1",
-  partition: "aws",
-  fips: false,
-  dualStack: false,
-  ecrPublic: true,
-};
-
-export function partitionOf(region: string): Partition {
-  if (region.startsWith("cn-")) return "aws-cn";
-  if (region.startsWith("us-gov-")) return "aws-us-gov";
-  return "aws";
-}
-
-// Regions with FIPS endpoints for ECR.
-const FIPS_REGIONS = new Set([
-  "us-east-1",
-  "us-east-2",
-  "us-west-1",
-  "us-west-2",
-  "us-gov-east-1",
-  "us-gov-west-1",
-]);
-
-const REGION = "([a-z]{2}(?:-[a-z]+)+-\\d{1,2})";
-// <account>.dkr.ecr[-fips].<region>.<domain>, where China's domain is amazonaws.com.cn.
-const IPV4_HOST = new RegExp(
-  `^(\\d{12})\\.dkr\\.ecr(-fips)?\\.${REGION}\\.(amazonaws\\.com(?:\\.cn)?)$`,
-);
-// <account>.dkr-ecr[-fips].<region>.<dual-stack domain>: on.aws, or China's on.amazonwebservices.com.cn.
-const DUAL_STACK_HOST = new RegExp(
-  `^(\\d{12})\\.dkr-ecr(-fips)?\\.${REGION}\\.(on\\.aws|on\\.amazonwebservices\\.com\\.cn)$`,
-);
-const DOMAINS: Readonly<Record<Partition, { readonly ipv4: string; readonly dualStack: string }>> =
-  {
-    aws: { ipv4: "amazonaws.com", dualStack: "on.aws" },
-    "aws-us-gov": { ipv4: "amazonaws.com", dualStack: "on.aws" },
-    "aws-cn": { ipv4: "amazonaws.com.cn", dualStack: "on.amazonwebservices.com.cn" },
-  };
-
-export type ParsedHost =
-  | { readonly ok: true; readonly registry: EcrRegistry }
-  | { readonly ok: false; readonly problem: string };
-
-/** A registry host, exactly as ECR names them; otherwise what is wrong with it, in one line. */
-export function parseRegistryHost(host: string): ParsedHost {
-  if (host === ECR_PUBLIC_HOST) return { ok: true, registry: ECR_PUBLIC_REGISTRY };
-  const ipv4 = IPV4_HOST.exec(host);
-  const match = ipv4 ?? DUAL_STACK_HOST.exec(host);
-  if (!match)
-    return {
-      ok: false,
-      problem: `"${host}" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws, lower case, without scheme, port or path)`,
-    };
-  const [, accountId = "", fips, region = "", domain] = match;
-  const partition = partitionOf(region);
-  const expected = ipv4 ? DOMAINS[partition].ipv4 : DOMAINS[partition].dualStack;
-  if (domain !== expected)
-    return {
-      ok: false,
-      problem: `"${host}": registries in ${region} (partition ${partition}) are under ${expected}`,
-    };
-  if (fips && !FIPS_REGIONS.has(region))
-    return {
-      ok: false,
-      problem: `"${host}": ECR has no FIPS endpoint in ${region} (FIPS regions: ${[...FIPS_REGIONS].join(", ")})`,
-    };
+/** A registry host, exactly as its registry names it; otherwise what is wrong with it, in one line. */
+export function parseRegistryHost(
+  host: string,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): ParsedHost {
+  for (const kind of kinds) {
+    const parsed = kind.parseHost(host);
+    if (parsed !== undefined) return parsed;
+  }
   return {
-    ok: true,
-    registry: {
-      host,
-      accountId,
-      region,
-      partition,
-      fips: fips !== undefined,
-      dualStack: !ipv4,
-      ecrPublic: false,
-    },
+    ok: false,
+    problem: `"${host}" is not an ECR registry host (expected ${kinds.map((kind) => kind.hostPattern).join(" or ")}, lower case, without scheme, port or path)`,
   };
 }
 
@@ -106,26 +52,35 @@ export function parseRegistryHost(host: string): ParsedHost {
  * Why a host cannot be served by a stack in `partition`: ECR tokens (and the IAM behind them) never
  * cross partitions, so a China or GovCloud registry needs a stack deployed in that partition.
  */
-export function partitionProblem(host: string, partition: Partition): string | undefined {
-  const registry = parseEcrHost(host);
+export function partitionProblem(
+  host: string,
+  partition: Partition,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): string | undefined {
+  const registry = parseEcrHost(host, kinds);
   if (!registry || registry.partition === partition) return undefined;
-  if (registry.ecrPublic)
-    return `registry ${host} (ECR Public) exists only in partition aws, but this stack runs in ${partition}: ECR Public tokens are minted in us-east-1 (deploy an ecr-anywhere stack in partition aws for it)`;
-  return `registry ${host} is in partition ${registry.partition}, but this stack runs in ${partition}: ECR tokens cannot cross partitions (deploy an ecr-anywhere stack in ${registry.partition} for it)`;
+  return kindOf(registry.kind, kinds).crossPartitionProblem(registry, partition);
 }
 
-export function parseEcrHost(host: string): EcrRegistry | undefined {
-  const parsed = parseRegistryHost(host);
+export function parseEcrHost(
+  host: string,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): EcrRegistry | undefined {
+  const parsed = parseRegistryHost(host, kinds);
   return parsed.ok ? parsed.registry : undefined;
 }
 
-export function isEcrHost(host: string): boolean {
-  return parseEcrHost(host) !== undefined;
+export function isEcrHost(host: string, kinds: readonly RegistryKind[] = REGISTRY_KINDS): boolean {
+  return parseEcrHost(host, kinds) !== undefined;
 }
 
-/** True when any of `hosts` is ECR Public: its token needs its own permissions. */
-export function includesEcrPublic(hosts: readonly string[] | undefined): boolean {
-  return hosts?.includes(ECR_PUBLIC_HOST) === true;
+/** The kinds of `hosts` (in the order of `kinds`): what a session minting their tokens needs. */
+export function kindsOf(
+  hosts: readonly string[] | undefined,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): RegistryKind[] {
+  const used = new Set((hosts ?? []).map((host) => parseEcrHost(host, kinds)?.kind));
+  return kinds.filter((kind) => used.has(kind.id));
 }
 
 export type RegistrySelection =
@@ -141,6 +96,7 @@ export function selectRegistries(
   annotation: string | undefined,
   allowedHosts: readonly string[],
   annotationName: string,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
 ): RegistrySelection {
   const requested =
     annotation === undefined
@@ -152,13 +108,16 @@ export function selectRegistries(
   if (requested.length === 0) {
     return { ok: false, message: `annotation ${annotationName} lists no registry hosts` };
   }
-  const parsed = [...new Set(requested)].map((host) => ({ host, registry: parseEcrHost(host) }));
+  const parsed = [...new Set(requested)].map((host) => ({
+    host,
+    registry: parseEcrHost(host, kinds),
+  }));
   const malformed = parsed
     .filter((entry) => entry.registry === undefined)
     .map((entry) => entry.host);
   if (malformed.length > 0) {
     const problems = malformed.map((host) => {
-      const result = parseRegistryHost(host);
+      const result = parseRegistryHost(host, kinds);
       return result.ok ? host : result.problem;
     });
     return {
@@ -180,26 +139,35 @@ export function selectRegistries(
   };
 }
 
-/** Where a token is minted: a region's ordinary or FIPS ECR endpoint, or ECR Public. */
-export interface TokenEndpoint {
-  readonly region: string;
-  readonly fips: boolean;
-  readonly ecrPublic: boolean;
+/** Where a registry's token is minted. */
+export function endpointOf(
+  registry: EcrRegistry,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): TokenEndpoint {
+  return kindOf(registry.kind, kinds).endpointOf(registry);
 }
 
-export function endpointKey(endpoint: TokenEndpoint): string {
-  if (endpoint.ecrPublic) return `public|${endpoint.region}`;
-  return endpoint.fips ? `${endpoint.region}|fips` : endpoint.region;
+export function endpointKey(
+  endpoint: TokenEndpoint,
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): string {
+  return kindOf(endpoint.kind, kinds).endpointKey(endpoint);
 }
 
 /**
- * One token serves every registry of a region (dual-stack hosts included), but a FIPS host's
- * token must come from the FIPS endpoint, and ECR Public's from its own API: tokens are fetched
- * per (region, FIPS, public).
+ * The endpoints that mint the registries' tokens, each once: a kind decides which of its
+ * registries share one (ECR: one per region, a FIPS host's from the FIPS endpoint; ECR Public: one).
  */
-export function tokenEndpointsOf(registries: readonly EcrRegistry[]): TokenEndpoint[] {
+export function tokenEndpointsOf(
+  registries: readonly EcrRegistry[],
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): TokenEndpoint[] {
   const endpoints = new Map<string, TokenEndpoint>();
-  for (const { region, fips, ecrPublic } of registries)
-    endpoints.set(endpointKey({ region, fips, ecrPublic }), { region, fips, ecrPublic });
-  return [...endpoints.values()].sort((a, b) => endpointKey(a).localeCompare(endpointKey(b)));
+  for (const registry of registries) {
+    const endpoint = endpointOf(registry, kinds);
+    endpoints.set(endpointKey(endpoint, kinds), endpoint);
+  }
+  return [...endpoints.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([, endpoint]) => endpoint);
 }

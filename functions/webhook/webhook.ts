@@ -7,12 +7,7 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
-import {
-  CredentialError,
-  type EcrToken,
-  EcrTokenProvider,
-  type TokenSource,
-} from "../adapters/ecr-tokens.ts";
+import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
 import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
@@ -24,12 +19,19 @@ import {
   deny,
   reviewResponse,
 } from "../core/admission-review.ts";
-import { type AuthFailure, parseWebhookCaller, sourceAllowed, tokenMatches } from "../core/auth.ts";
+import {
+  type AuthFailure,
+  parseWebhookCaller,
+  sourceAllowed,
+  tokenMatches,
+  type WebhookCaller,
+} from "../core/auth.ts";
 import type { ClusterRecord } from "../core/cluster-record.ts";
 import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
-import { type EcrRegistry, endpointKey, tokenEndpointsOf } from "../core/registries.ts";
+import { type EcrRegistry, endpointKey, endpointOf, tokenEndpointsOf } from "../core/registries.ts";
 import { earliest } from "../core/time.ts";
+import type { EcrToken } from "../core/tokens.ts";
 import { SourceBudget } from "../lib/source-budget.ts";
 import { count, createTelemetry, type Telemetry } from "../telemetry.ts";
 import {
@@ -43,8 +45,9 @@ import {
 
 export interface WebhookDependencies {
   readonly config: WebhookConfig;
-  readonly records: ClusterRecordStore;
-  readonly tokens: EcrTokenProvider;
+  readonly records: Pick<ClusterRecordStore, "lookup" | "isKnown">;
+  /** Tokens, for the registry kinds it serves (hosts of other kinds are not registries here). */
+  readonly tokens: Pick<EcrTokenProvider, "tokenFor" | "kinds">;
   readonly telemetry: Telemetry;
   readonly now: () => number;
   /** Failed authentications per source address; a default one is made when omitted. */
@@ -76,13 +79,43 @@ export function createWebhook(dependencies: WebhookDependencies): Webhook {
       }),
   };
   return async (event, context) => {
+    const requestId = context?.awsRequestId ?? "local";
     try {
-      return await serve(event, deps, context?.awsRequestId ?? "local");
+      return await serve(event, deps, requestId);
+    } catch (error) {
+      return internalError(error, deps.telemetry, requestId);
     } finally {
-      // A rejected request counts nothing (the function URL's own 4xx metric has it).
-      if (deps.telemetry.metrics.hasStoredMetrics()) deps.telemetry.metrics.publishStoredMetrics();
+      publishMetrics(deps.telemetry, requestId);
     }
   };
+}
+
+/**
+ * What nothing in the pipeline expected (a bug, or a dependency failing in a way no step
+ * handles): a logged 500 that names the request, never a rejected invocation, whose answer would
+ * be Lambda's bare error.
+ */
+function internalError(error: unknown, telemetry: Telemetry, requestId: string): FunctionUrlResult {
+  const summary = errorSummary(error);
+  try {
+    telemetry.logger.error("request failed unexpectedly", { requestId, error: summary });
+  } catch {
+    // The logger is what failed: stderr still reaches the function's log group.
+    console.error(`request ${requestId} failed unexpectedly: ${summary}`);
+  }
+  return failure(
+    500,
+    `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
+  );
+}
+
+function publishMetrics({ metrics, logger }: Telemetry, requestId: string): void {
+  try {
+    // A rejected request counts nothing (the function URL's own 4xx metric has it).
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  } catch (error) {
+    logger.warn("metrics not published", { requestId, error: errorSummary(error) });
+  }
 }
 
 export interface WebhookOverrides {
@@ -126,94 +159,117 @@ export function createWebhookFromEnv(
   });
 }
 
-async function serve(
-  event: FunctionUrlEvent,
-  deps: WebhookDependencies & { readonly sources: SourceBudget },
-  requestId: string,
-): Promise<FunctionUrlResult> {
-  const { config, telemetry } = deps;
-  const { logger, metrics } = telemetry;
-  // One deadline for every AWS call of this request keeps the answer inside the API server's timeout.
-  const signal = AbortSignal.timeout(config.admissionBudgetMs);
+type Deps = WebhookDependencies & { readonly sources: SourceBudget };
 
-  const sourceIp = event.requestContext.http.sourceIp;
-  const rejectCaller = (
-    reason: AuthFailure | "invalid-record",
-    clusterId?: string,
-    detail?: string,
-  ) => {
-    count(metrics, "AuthFailures");
-    // Only strangers (ids no record has, paths no cluster uses) spend the source's budget: a
-    // shared egress address must not let anyone lock a real cluster out by guessing its token.
-    const usedUp =
-      (reason === "unknown-cluster" || reason === "malformed-path") &&
-      deps.sources.failed(sourceIp);
-    // An invalid record is the operator's mistake, not an attack: say so loudly.
-    const log = reason === "invalid-record" ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log("webhook caller rejected", { reason, clusterId, detail, sourceIp });
-    if (usedUp)
-      logger.warn("source address refused for the rest of the minute: too many failed calls", {
-        sourceIp,
-        failures: SOURCE_FAILURES_PER_MINUTE,
-      });
-    return FORBIDDEN;
-  };
-  const rejectRequest = (result: FunctionUrlResult, detail: string) => {
-    logger.warn("malformed request", { status: result.statusCode, detail, sourceIp });
-    return result;
-  };
+/** What every step of one request needs. */
+interface RequestScope {
+  readonly deps: Deps;
+  readonly requestId: string;
+  readonly sourceIp: string;
+  /** One deadline for every AWS call of this request keeps the answer inside the API server's timeout. */
+  readonly signal: AbortSignal;
+}
 
+/** A step hands its result on, or answers the request itself. */
+type Step<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly answer: FunctionUrlResult };
+
+/**
+ * The pipeline. The body is read once the caller is identified and before it is authenticated: a
+ * stranger is refused before its body is looked at, and no AWS call is made for a bad body.
+ */
+async function serve(event: FunctionUrlEvent, deps: Deps, requestId: string) {
+  const scope: RequestScope = {
+    deps,
+    requestId,
+    sourceIp: event.requestContext.http.sourceIp,
+    signal: AbortSignal.timeout(deps.config.admissionBudgetMs),
+  };
   const method = event.requestContext.http.method;
-  if (method !== "POST") return rejectRequest(failure(405, "Method Not Allowed"), method);
+  if (method !== "POST") return rejectRequest(scope, failure(405, "Method Not Allowed"), method);
+  const caller = identifyCaller(event, scope);
+  if (!caller.ok) return caller.answer;
+  const body = readBody(event, deps.config.maxBodyBytes);
+  if (!body.ok) return rejectRequest(scope, body.result, "body");
+  const record = await authenticate(caller.value, scope);
+  if (!record.ok) return record.answer;
+  const request = decode(body.text, scope);
+  if (!request.ok) return request.answer;
+  const decision = await decide(request.value, record.value, scope);
+  return respond(request.value, record.value, decision, scope);
+}
+
+/** Who calls, from the path or header; a source past its failure budget is refused here. */
+function identifyCaller(event: FunctionUrlEvent, scope: RequestScope): Step<WebhookCaller> {
+  const { deps, sourceIp } = scope;
   const caller = parseWebhookCaller(event.rawPath, event.headers?.authorization);
   // A source past its budget is refused before any lookup, silently (logging would be the cost),
   // unless it names a cluster known to exist.
   if (deps.sources.exhausted(sourceIp) && !(caller && deps.records.isKnown(caller.clusterId))) {
-    count(metrics, "AuthFailures");
-    return FORBIDDEN;
+    count(deps.telemetry.metrics, "AuthFailures");
+    return { ok: false, answer: FORBIDDEN };
   }
-  if (caller === undefined) return rejectCaller("malformed-path");
-  const body = readBody(event, config.maxBodyBytes);
-  if (!body.ok) return rejectRequest(body.result, "body");
+  if (caller === undefined) return { ok: false, answer: rejectCaller(scope, "malformed-path") };
+  return { ok: true, value: caller };
+}
 
+/** The caller's cluster record, once its token and source address match it. */
+async function authenticate(
+  caller: WebhookCaller,
+  scope: RequestScope,
+): Promise<Step<ClusterRecord>> {
+  const { deps } = scope;
   let lookup: RecordLookup;
   try {
-    lookup = (await deps.records.lookup(caller.clusterId, signal)).value;
+    lookup = (await deps.records.lookup(caller.clusterId, scope.signal)).value;
   } catch (error) {
-    logger.error("cannot read the cluster record", {
+    deps.telemetry.logger.error("cannot read the cluster record", {
       clusterId: caller.clusterId,
       error: errorSummary(error),
     });
-    return failure(503, "Service Unavailable");
+    return { ok: false, answer: failure(503, "Service Unavailable") };
   }
   if (!lookup.found) {
     const reason = lookup.reason === "missing" ? "unknown-cluster" : "invalid-record";
-    return rejectCaller(reason, caller.clusterId, lookup.detail);
+    return { ok: false, answer: rejectCaller(scope, reason, caller.clusterId, lookup.detail) };
   }
   const record = lookup.record;
-  if (!tokenMatches(caller.token, record.webhookTokenSha256)) {
-    return rejectCaller("wrong-token", record.clusterId);
-  }
-  if (!sourceAllowed(sourceIp, record.allowedSourceCidrs)) {
-    return rejectCaller("source-not-allowed", record.clusterId);
-  }
+  if (!tokenMatches(caller.token, record.webhookTokenSha256))
+    return { ok: false, answer: rejectCaller(scope, "wrong-token", record.clusterId) };
+  if (!sourceAllowed(scope.sourceIp, record.allowedSourceCidrs))
+    return { ok: false, answer: rejectCaller(scope, "source-not-allowed", record.clusterId) };
+  return { ok: true, value: record };
+}
 
-  const decoded = decodeAdmissionReview(body.text);
-  if (!decoded.ok) {
-    return rejectRequest(
-      failure(400, `Malformed AdmissionReview: ${decoded.error}`),
-      decoded.error,
-    );
-  }
-  count(metrics, "Admissions");
-  const request = decoded.value;
+function decode(body: string, scope: RequestScope): Step<AdmissionRequest> {
+  const decoded = decodeAdmissionReview(body);
+  if (decoded.ok) return decoded;
+  const answer = failure(400, `Malformed AdmissionReview: ${decoded.error}`);
+  return { ok: false, answer: rejectRequest(scope, answer, decoded.error) };
+}
+
+interface Decision {
+  readonly response: AdmissionResponse;
+  readonly tokenSources: TokenSources;
+  readonly durationMs: number;
+}
+
+/** The admission's answer; a failure no step explains becomes a denial naming the request. */
+async function decide(
+  request: AdmissionRequest,
+  record: ClusterRecord,
+  scope: RequestScope,
+): Promise<Decision> {
+  const { deps, requestId } = scope;
+  count(deps.telemetry.metrics, "Admissions");
   const startedAt = deps.now();
-  let response: AdmissionResponse;
   const tokenSources: TokenSources = {};
+  let response: AdmissionResponse;
   try {
-    response = await admit(request, record, deps, signal, tokenSources);
+    response = await admit(request, record, deps, scope.signal, tokenSources);
   } catch (error) {
-    logger.error("admission failed unexpectedly", {
+    deps.telemetry.logger.error("admission failed unexpectedly", {
       clusterId: record.clusterId,
       error: errorSummary(error),
     });
@@ -223,6 +279,16 @@ async function serve(
       `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
     );
   }
+  return { response, tokenSources, durationMs: deps.now() - startedAt };
+}
+
+function respond(
+  request: AdmissionRequest,
+  record: ClusterRecord,
+  { response, tokenSources, durationMs }: Decision,
+  { deps }: RequestScope,
+): FunctionUrlResult {
+  const { logger, metrics } = deps.telemetry;
   if (!response.allowed) count(metrics, "Denials");
   if (response.patch !== undefined) count(metrics, "Mutations");
   logger.info("admission", {
@@ -235,9 +301,41 @@ async function serve(
     outcome: response.patch !== undefined ? "mutated" : response.allowed ? "allowed" : "denied",
     status: response.status,
     tokenSources,
-    durationMs: deps.now() - startedAt,
+    durationMs,
   });
   return json(200, reviewResponse(response));
+}
+
+function rejectCaller(
+  { deps, sourceIp }: RequestScope,
+  reason: AuthFailure | "invalid-record",
+  clusterId?: string,
+  detail?: string,
+): FunctionUrlResult {
+  const { logger, metrics } = deps.telemetry;
+  count(metrics, "AuthFailures");
+  // Only strangers (ids no record has, paths no cluster uses) spend the source's budget: a
+  // shared egress address must not let anyone lock a real cluster out by guessing its token.
+  const usedUp =
+    (reason === "unknown-cluster" || reason === "malformed-path") && deps.sources.failed(sourceIp);
+  // An invalid record is the operator's mistake, not an attack: say so loudly.
+  const log = reason === "invalid-record" ? logger.error.bind(logger) : logger.warn.bind(logger);
+  log("webhook caller rejected", { reason, clusterId, detail, sourceIp });
+  if (usedUp)
+    logger.warn("source address refused for the rest of the minute: too many failed calls", {
+      sourceIp,
+      failures: SOURCE_FAILURES_PER_MINUTE,
+    });
+  return FORBIDDEN;
+}
+
+function rejectRequest(
+  { deps, sourceIp }: RequestScope,
+  result: FunctionUrlResult,
+  detail: string,
+): FunctionUrlResult {
+  deps.telemetry.logger.warn("malformed request", { status: result.statusCode, detail, sourceIp });
+  return result;
 }
 
 /** Where an admission's tokens came from, by source: logged with it, per cluster. */
@@ -250,7 +348,8 @@ async function admit(
   signal: AbortSignal,
   tokenSources: TokenSources,
 ): Promise<AdmissionResponse> {
-  const decision = decideAdmission(request, record.registries, deps.config.names);
+  const { kinds } = deps.tokens;
+  const decision = decideAdmission(request, record.registries, deps.config.names, kinds);
   switch (decision.kind) {
     case "ignore":
       return allow(request.uid);
@@ -261,9 +360,9 @@ async function admit(
       if (tokens instanceof CredentialError) {
         return deny(request.uid, tokens.status, `ecr-anywhere: ${tokens.message}`);
       }
-      const byEndpoint = new Map(tokens.map((token) => [endpointKey(token), token]));
+      const byEndpoint = new Map(tokens.map((token) => [endpointKey(token, kinds), token]));
       const credentials = decision.registries.flatMap((registry) => {
-        const token = byEndpoint.get(endpointKey(registry));
+        const token = byEndpoint.get(endpointKey(endpointOf(registry, kinds), kinds));
         return token
           ? [{ host: registry.host, username: token.username, password: token.password }]
           : [];
@@ -290,7 +389,9 @@ async function tokensFor(
 ): Promise<EcrToken[] | CredentialError> {
   const { metrics, logger } = deps.telemetry;
   const outcomes = await Promise.allSettled(
-    tokenEndpointsOf(registries).map((endpoint) => deps.tokens.tokenFor(record, endpoint, signal)),
+    tokenEndpointsOf(registries, deps.tokens.kinds).map((endpoint) =>
+      deps.tokens.tokenFor(record, endpoint, signal),
+    ),
   );
   const tokens: EcrToken[] = [];
   for (const outcome of outcomes) {

@@ -10,11 +10,16 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { ECR_PUBLIC_HOST, parseEcrHost, partitionOf } from "../../functions/core/registries.ts";
+import { ECR } from "../../functions/core/ecr-kind.ts";
+import type {
+  EcrRegistry,
+  Partition,
+  PolicyStatementJson,
+} from "../../functions/core/registry-kind.ts";
 import {
-  ECR_PUBLIC_TOKEN_STATEMENTS,
-  PULL_THROUGH_CACHE_ACTIONS,
-} from "../../functions/core/session-policy.ts";
+  parseAllowedRegistries,
+  registryRoleStatements,
+} from "../../functions/core/webhook-role.ts";
 import {
   ADMISSION_BUDGET_MS,
   acknowledge,
@@ -89,66 +94,21 @@ export class WebhookPart extends Construct {
 
   private grant(props: WebhookPartProps): void {
     const stack = Stack.of(this);
-    this.function.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "MintEcrTokens",
-        // GetAuthorizationToken has no resource-level permissions: AWS requires "*".
-        actions: ["ecr:GetAuthorizationToken"],
-        resources: ["*"],
-      }),
-    );
-    const registries = (props.allowedRegistries ?? []).map((host) => {
-      const registry = parseEcrHost(host);
-      if (!registry) throw new Error(`allowedRegistries: "${host}" is not an ECR registry host`);
-      return registry;
-    });
-    const repositoryArns = registries
-      .filter((registry) => !registry.ecrPublic)
-      .map(
-        (registry) =>
-          `arn:${partitionOf(registry.region)}:ecr:${registry.region}:${registry.accountId}:repository/*`,
-      );
-    if (registries.some((registry) => registry.ecrPublic)) {
-      if (!Token.isUnresolved(stack.region) && partitionOf(stack.region) !== "aws")
-        throw new Error(
-          `allowedRegistries: ${ECR_PUBLIC_HOST} exists only in partition aws; this stack is in ${stack.region}`,
-        );
-      // Only when a cluster may pull from ECR Public: exactly what minting its token needs.
-      for (const [index, statement] of ECR_PUBLIC_TOKEN_STATEMENTS.entries())
-        this.function.addToRolePolicy(
-          iam.PolicyStatement.fromJson({
-            Sid: index === 0 ? "MintEcrPublicTokens" : "EcrPublicBearerToken",
-            ...statement,
-          }),
-        );
-    }
-    // The default is this stack's own registry; a list of only public.ecr.aws grants no private pulls.
-    const pullableRepositories =
+    // With no allowed registries, tokens pull from the stack's own; a list of only public.ecr.aws
+    // grants no private pulls.
+    const registries =
       props.allowedRegistries === undefined
-        ? [stack.formatArn({ service: "ecr", resource: "repository", resourceName: "*" })]
-        : repositoryArns;
-    if (pullableRepositories.length > 0)
-      this.function.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: "PullFromAllowedRegistries",
-          // Tokens carry the minting principal's permissions: these are what kubelet can pull.
-          actions: [
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:BatchCheckLayerAvailability",
-          ],
-          resources: pullableRepositories,
-        }),
-      );
-    if (props.pullThroughCache && pullableRepositories.length > 0)
-      this.function.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: "ImportThroughPullThroughCache",
-          // Only when opted in: a first pull imports the upstream image, creating the repository.
-          actions: PULL_THROUGH_CACHE_ACTIONS,
-          resources: pullableRepositories,
-        }),
-      );
+        ? [ownRegistry(stack)]
+        : parseAllowedRegistries(
+            props.allowedRegistries,
+            Token.isUnresolved(stack.region) ? undefined : stack.region,
+          );
+    // Each registry kind's statements: minting its tokens, and what they may pull.
+    const registryStatements = registryRoleStatements(registries, {
+      pullThroughCache: props.pullThroughCache,
+    });
+    for (const statement of registryStatements)
+      this.function.addToRolePolicy(iam.PolicyStatement.fromJson(statement));
     if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
       this.function.addToRolePolicy(
         new iam.PolicyStatement({
@@ -197,7 +157,7 @@ export class WebhookPart extends Construct {
       ...Object.fromEntries(
         (props.allowedRegistries === undefined
           ? [DEFAULT_REPOSITORIES_FINDING]
-          : repositoryArns
+          : wildcardResources(registryStatements)
         ).map((arn) => [
           `AwsSolutions-IAM5[Resource::${arn}]`,
           "Tokens may pull any repository of an allowed registry; a cluster record's `repositories` narrows its own tokens with an STS session policy.",
@@ -205,6 +165,25 @@ export class WebhookPart extends Construct {
       ),
     });
   }
+}
+
+/** The stack's own private registry, in CloudFormation's terms. */
+function ownRegistry(stack: Stack): EcrRegistry {
+  return {
+    host: `${stack.account}.dkr.ecr.${stack.region}.${stack.urlSuffix}`,
+    kind: ECR.id,
+    accountId: stack.account,
+    region: stack.region,
+    partition: stack.partition as Partition,
+    fips: false,
+    dualStack: false,
+  };
+}
+
+/** Resources granted with a wildcard: each is a cdk-nag finding to acknowledge. */
+function wildcardResources(statements: readonly PolicyStatementJson[]): string[] {
+  const resources = statements.flatMap((statement) => [statement.Resource].flat());
+  return [...new Set(resources.filter((resource) => resource !== "*" && resource.includes("*")))];
 }
 
 const DEFAULT_REPOSITORIES_FINDING =

@@ -10,6 +10,8 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { STSClient } from "@aws-sdk/client-sts";
 import jsonPatch, { type Operation } from "fast-json-patch";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
+import { EcrMinter } from "../../functions/adapters/ecr-minter.ts";
+import { EcrPublicMinter } from "../../functions/adapters/ecr-public-minter.ts";
 import { EcrTokenProvider } from "../../functions/adapters/ecr-tokens.ts";
 import { parseClusterRecord } from "../../functions/core/cluster-record.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
@@ -64,7 +66,7 @@ const webhook = createWebhook({
   tokens: new EcrTokenProvider({
     sts: {} as STSClient,
     now: Date.now,
-    ecrClient: () => ecr,
+    minters: [new EcrMinter(() => ecr), new EcrPublicMinter()],
   }),
 });
 

@@ -5,7 +5,7 @@
  * permissions minting it needs.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import { ecrPublicClientFor } from "../../functions/adapters/ecr-tokens.ts";
+import { ecrPublicClientFor } from "../../functions/adapters/ecr-public-minter.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhookFromEnv } from "../../functions/webhook/webhook.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";

@@ -8,7 +8,9 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
-import { EcrTokenProvider, ecrClientFor } from "../../functions/adapters/ecr-tokens.ts";
+import { EcrMinter, ecrClientFor } from "../../functions/adapters/ecr-minter.ts";
+import { EcrPublicMinter } from "../../functions/adapters/ecr-public-minter.ts";
+import { EcrTokenProvider } from "../../functions/adapters/ecr-tokens.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhook, createWebhookFromEnv } from "../../functions/webhook/webhook.ts";
@@ -117,15 +119,18 @@ describe("FIPS registries", () => {
       tokens: new EcrTokenProvider({
         sts: new STSClient({}),
         now,
-        // The stand-in answers for both endpoints; what matters is which one was asked for.
-        ecrClient: (region, credentials, fips) => {
-          created.push({ region, fips });
-          return new ECRClient({
-            region,
-            endpoint: ecr.url,
-            ...(credentials ? { credentials } : {}),
-          });
-        },
+        minters: [
+          // The stand-in answers for both endpoints; what matters is which one was asked for.
+          new EcrMinter((region, credentials, fips) => {
+            created.push({ region, fips });
+            return new ECRClient({
+              region,
+              endpoint: ecr.url,
+              ...(credentials ? { credentials } : {}),
+            });
+          }),
+          new EcrPublicMinter(),
+        ],
       }),
     });
     const object = managedSecret();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
+import { ECR_PUBLIC } from "../../functions/core/ecr-public-kind.ts";
 import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
 import { earliest, parseRfc3339, toRfc3339 } from "../../functions/core/time.ts";
 import { reuseUntil, tokenExpiry } from "../../functions/core/token-lifetime.ts";
@@ -121,7 +122,7 @@ describe("sessionPolicyFor", () => {
     const statements = (policy: string | undefined) =>
       (JSON.parse(policy ?? "{}") as { Statement: unknown[] }).Statement;
     expect(statements(sessionPolicyFor(repositories))).toHaveLength(2);
-    expect(statements(sessionPolicyFor(repositories, false, true)).slice(2)).toEqual([
+    expect(statements(sessionPolicyFor(repositories, false, [ECR_PUBLIC])).slice(2)).toEqual([
       { Effect: "Allow", Action: "ecr-public:GetAuthorizationToken", Resource: "*" },
       {
         Effect: "Allow",

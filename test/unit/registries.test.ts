@@ -46,7 +46,7 @@ describe("registry host grammar", () => {
       partition,
       fips,
       dualStack,
-      ecrPublic: false,
+      kind: "ecr",
     });
   });
 
@@ -58,7 +58,7 @@ describe("registry host grammar", () => {
       partition: "aws",
       fips: false,
       dualStack: false,
-      ecrPublic: true,
+      kind: "ecr-public",
     });
     for (const partition of ["aws-cn", "aws-us-gov"] as const)
       expect(partitionProblem("public.ecr.aws", partition)).toMatch(
@@ -185,22 +185,22 @@ describe("selectRegistries", () => {
   it("groups registries into one token request per region and endpoint", () => {
     const selection = selectRegistries(undefined, [WEST, EAST, OTHER_EAST], ANNOTATION);
     expect(selection.ok && tokenEndpointsOf(selection.registries)).toEqual([
-      { region: "eu-west-1", fips: false, ecrPublic: false },
-      { region: "us-east-1", fips: false, ecrPublic: false },
+      { region: "eu-west-1", fips: false, kind: "ecr" },
+      { region: "us-east-1", fips: false, kind: "ecr" },
     ]);
     // A dual-stack host shares its region's token; a FIPS host needs the FIPS endpoint's.
     const dualStack = "123456789012.dkr-ecr.us-east-1.on.aws";
     const fips = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com";
     const mixed = selectRegistries(undefined, [EAST, dualStack, fips], ANNOTATION);
     expect(mixed.ok && tokenEndpointsOf(mixed.registries)).toEqual([
-      { region: "us-east-1", fips: false, ecrPublic: false },
-      { region: "us-east-1", fips: true, ecrPublic: false },
+      { region: "us-east-1", fips: false, kind: "ecr" },
+      { region: "us-east-1", fips: true, kind: "ecr" },
     ]);
     // ECR Public's token comes from its own API, even in the same region.
     const withPublic = selectRegistries(undefined, [EAST, "public.ecr.aws"], ANNOTATION);
     expect(withPublic.ok && tokenEndpointsOf(withPublic.registries)).toEqual([
-      { region: "us-east-1", fips: false, ecrPublic: true },
-      { region: "us-east-1", fips: false, ecrPublic: false },
+      { region: "us-east-1", fips: false, kind: "ecr-public" },
+      { region: "us-east-1", fips: false, kind: "ecr" },
     ]);
   });
 });
