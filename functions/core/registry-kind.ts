@@ -2,8 +2,12 @@
  * What a kind of registry is, as data and pure functions: the one place that knows a kind's host
  * grammar, where its tokens are minted, and what IAM minting and pulling need. Registries,
  * endpoints and tokens name their kind by `id`; code that needs more looks the descriptor up
- * (`kindOf` in registries.ts) instead of branching on the kind. Adding a kind takes a descriptor
- * here and a `TokenMinter` in functions/adapters, registered together (tokens.ts). Pure.
+ * (`kindOf` in registries.ts) instead of branching on the kind.
+ *
+ * Adding a kind takes a descriptor and a `TokenMinter` (tokens.ts) naming it. The token provider
+ * is given the minters, and its `kinds` are what the webhook parses hosts against; the product's
+ * kinds are listed in `REGISTRY_KINDS` (registries.ts: records, the stack's IAM) and their minters
+ * in `defaultTokenMinters` (adapters/ecr-tokens.ts), which a test keeps in step. Pure.
  */
 
 export type Partition = "aws" | "aws-cn" | "aws-us-gov";
