@@ -103,10 +103,11 @@ function internalError(error: unknown, telemetry: Telemetry, requestId: string):
     // The logger is what failed: stderr still reaches the function's log group.
     console.error(`request ${requestId} failed unexpectedly: ${summary}`);
   }
-  return failure(
-    500,
-    `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
-  );
+  return failure(500, internalErrorMessage(requestId));
+}
+
+function internalErrorMessage(requestId: string): string {
+  return `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`;
 }
 
 function publishMetrics({ metrics, logger }: Telemetry, requestId: string): void {
@@ -179,25 +180,42 @@ type Step<T> =
  * The pipeline. The body is read once the caller is identified and before it is authenticated: a
  * stranger is refused before its body is looked at, and no AWS call is made for a bad body.
  */
-async function serve(event: FunctionUrlEvent, deps: Deps, requestId: string) {
+async function serve(
+  event: FunctionUrlEvent,
+  deps: Deps,
+  requestId: string,
+): Promise<FunctionUrlResult> {
   const scope: RequestScope = {
     deps,
     requestId,
     sourceIp: event.requestContext.http.sourceIp,
     signal: AbortSignal.timeout(deps.config.admissionBudgetMs),
   };
-  const method = event.requestContext.http.method;
-  if (method !== "POST") return rejectRequest(scope, failure(405, "Method Not Allowed"), method);
+  const method = checkMethod(event, scope);
+  if (!method.ok) return method.answer;
   const caller = identifyCaller(event, scope);
   if (!caller.ok) return caller.answer;
-  const body = readBody(event, deps.config.maxBodyBytes);
-  if (!body.ok) return rejectRequest(scope, body.result, "body");
+  const body = readRequestBody(event, scope);
+  if (!body.ok) return body.answer;
   const record = await authenticate(caller.value, scope);
   if (!record.ok) return record.answer;
-  const request = decode(body.text, scope);
+  const request = decode(body.value, scope);
   if (!request.ok) return request.answer;
   const decision = await decide(request.value, record.value, scope);
   return respond(request.value, record.value, decision, scope);
+}
+
+function checkMethod(event: FunctionUrlEvent, scope: RequestScope): Step<void> {
+  const method = event.requestContext.http.method;
+  if (method === "POST") return { ok: true, value: undefined };
+  return { ok: false, answer: rejectRequest(scope, failure(405, "Method Not Allowed"), method) };
+}
+
+/** The body as text, within the size limit. */
+function readRequestBody(event: FunctionUrlEvent, scope: RequestScope): Step<string> {
+  const body = readBody(event, scope.deps.config.maxBodyBytes);
+  if (body.ok) return { ok: true, value: body.text };
+  return { ok: false, answer: rejectRequest(scope, body.result, "body") };
 }
 
 /** Who calls, from the path or header; a source past its failure budget is refused here. */
@@ -273,11 +291,7 @@ async function decide(
       clusterId: record.clusterId,
       error: errorSummary(error),
     });
-    response = deny(
-      request.uid,
-      500,
-      `ecr-anywhere: internal error (request ${requestId}); see the webhook's logs`,
-    );
+    response = deny(request.uid, 500, internalErrorMessage(requestId));
   }
   return { response, tokenSources, durationMs: deps.now() - startedAt };
 }
