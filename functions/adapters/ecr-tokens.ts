@@ -310,6 +310,8 @@ function sessionPolicyOrError(
   requester: TokenRequester,
   kinds: readonly RegistryKind[],
 ): string | undefined {
+  // Not narrowed: no policy, and no need to read the record's registry kinds.
+  if (requester.repositories === undefined || requester.repositories.length === 0) return undefined;
   try {
     return sessionPolicyFor(
       requester.repositories,
