@@ -172,9 +172,12 @@ interface RequestScope {
 }
 
 /** A step hands its result on, or answers the request itself. */
-type Step<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly answer: FunctionUrlResult };
+type Step<T> = { readonly ok: true; readonly value: T } | Answered;
+type Answered = { readonly ok: false; readonly answer: FunctionUrlResult };
+
+function answered(answer: FunctionUrlResult): Answered {
+  return { ok: false, answer };
+}
 
 /**
  * The pipeline. The body is read once the caller is identified and before it is authenticated: a
@@ -208,14 +211,14 @@ async function serve(
 function checkMethod(event: FunctionUrlEvent, scope: RequestScope): Step<void> {
   const method = event.requestContext.http.method;
   if (method === "POST") return { ok: true, value: undefined };
-  return { ok: false, answer: rejectRequest(scope, failure(405, "Method Not Allowed"), method) };
+  return rejectRequest(scope, failure(405, "Method Not Allowed"), method);
 }
 
 /** The body as text, within the size limit. */
 function readRequestBody(event: FunctionUrlEvent, scope: RequestScope): Step<string> {
   const body = readBody(event, scope.deps.config.maxBodyBytes);
   if (body.ok) return { ok: true, value: body.text };
-  return { ok: false, answer: rejectRequest(scope, body.result, "body") };
+  return rejectRequest(scope, body.result, "body");
 }
 
 /** Who calls, from the path or header; a source past its failure budget is refused here. */
@@ -226,9 +229,9 @@ function identifyCaller(event: FunctionUrlEvent, scope: RequestScope): Step<Webh
   // unless it names a cluster known to exist.
   if (deps.sources.exhausted(sourceIp) && !(caller && deps.records.isKnown(caller.clusterId))) {
     count(deps.telemetry.metrics, "AuthFailures");
-    return { ok: false, answer: FORBIDDEN };
+    return answered(FORBIDDEN);
   }
-  if (caller === undefined) return { ok: false, answer: rejectCaller(scope, "malformed-path") };
+  if (caller === undefined) return rejectCaller(scope, "malformed-path");
   return { ok: true, value: caller };
 }
 
@@ -246,17 +249,17 @@ async function authenticate(
       clusterId: caller.clusterId,
       error: errorSummary(error),
     });
-    return { ok: false, answer: failure(503, "Service Unavailable") };
+    return answered(failure(503, "Service Unavailable"));
   }
   if (!lookup.found) {
     const reason = lookup.reason === "missing" ? "unknown-cluster" : "invalid-record";
-    return { ok: false, answer: rejectCaller(scope, reason, caller.clusterId, lookup.detail) };
+    return rejectCaller(scope, reason, caller.clusterId, lookup.detail);
   }
   const record = lookup.record;
   if (!tokenMatches(caller.token, record.webhookTokenSha256))
-    return { ok: false, answer: rejectCaller(scope, "wrong-token", record.clusterId) };
+    return rejectCaller(scope, "wrong-token", record.clusterId);
   if (!sourceAllowed(scope.sourceIp, record.allowedSourceCidrs))
-    return { ok: false, answer: rejectCaller(scope, "source-not-allowed", record.clusterId) };
+    return rejectCaller(scope, "source-not-allowed", record.clusterId);
   return { ok: true, value: record };
 }
 
@@ -264,7 +267,7 @@ function decode(body: string, scope: RequestScope): Step<AdmissionRequest> {
   const decoded = decodeAdmissionReview(body);
   if (decoded.ok) return decoded;
   const answer = failure(400, `Malformed AdmissionReview: ${decoded.error}`);
-  return { ok: false, answer: rejectRequest(scope, answer, decoded.error) };
+  return rejectRequest(scope, answer, decoded.error);
 }
 
 interface Decision {
@@ -325,7 +328,7 @@ function rejectCaller(
   reason: AuthFailure | "invalid-record",
   clusterId?: string,
   detail?: string,
-): FunctionUrlResult {
+): Answered {
   const { logger, metrics } = deps.telemetry;
   count(metrics, "AuthFailures");
   // Only strangers (ids no record has, paths no cluster uses) spend the source's budget: a
@@ -340,16 +343,16 @@ function rejectCaller(
       sourceIp,
       failures: SOURCE_FAILURES_PER_MINUTE,
     });
-  return FORBIDDEN;
+  return answered(FORBIDDEN);
 }
 
 function rejectRequest(
   { deps, sourceIp }: RequestScope,
   result: FunctionUrlResult,
   detail: string,
-): FunctionUrlResult {
+): Answered {
   deps.telemetry.logger.warn("malformed request", { status: result.statusCode, detail, sourceIp });
-  return result;
+  return answered(result);
 }
 
 /** Where an admission's tokens came from, by source: logged with it, per cluster. */
