@@ -26,7 +26,7 @@ const PULL_ACTIONS = [
 
 // A pull-through cache repository's first pull imports the upstream image, creating the
 // repository when it does not exist yet.
-export const PULL_THROUGH_CACHE_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"];
+const PULL_THROUGH_CACHE_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"];
 
 // Regions with FIPS endpoints for ECR.
 const FIPS_REGIONS = new Set([
@@ -57,7 +57,7 @@ const DOMAINS: Readonly<Record<Partition, { readonly ipv4: string; readonly dual
 const ID = "ecr";
 
 /** Any repository of the registry: tokens carry the minting principal's permissions. */
-export function repositoriesOf(registry: EcrRegistry): string {
+function repositoriesOf(registry: EcrRegistry): string {
   return `arn:${registry.partition}:ecr:${registry.region}:${registry.accountId}:repository/*`;
 }
 

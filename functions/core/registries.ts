@@ -13,7 +13,6 @@ import type {
   TokenEndpoint,
 } from "./registry-kind.ts";
 
-export { ECR_PUBLIC_HOST } from "./ecr-public-kind.ts";
 export {
   type EcrRegistry,
   type ParsedHost,
