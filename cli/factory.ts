@@ -63,8 +63,6 @@ export interface Factory {
   readonly output: OutputFormat;
   readonly labelPrefix: string;
   readonly recordPrefix: string;
-  /** True when `--record-prefix` was given (onboard checks it against the stack's). */
-  readonly recordPrefixGiven: boolean;
   readonly names: ContractNames;
   readonly printer: Printer;
   /** The operator's cluster; loading it checks the kubeconfig and context (exit 2 when wrong). */
@@ -91,7 +89,6 @@ export const defaultFactory: MakeFactory = (globals) => {
     output: globals.output,
     labelPrefix,
     recordPrefix,
-    recordPrefixGiven: globals.recordPrefix !== undefined,
     names: contractNames(labelPrefix),
     printer: printerFor(globals.output, process),
     operatorCluster: () => {

@@ -1,8 +1,8 @@
 /**
- * The whole AWS side of ecr-anywhere as one construct, composed of its parts the way aws-cdk-lib's
- * own higher-level constructs are: the webhook (function URL, shared token table, IAM), the
- * refresher (schedule, fan-out), and monitoring (alarms, dashboard). They share the KMS key for
- * cluster records. The props are the only knobs.
+ * The whole AWS side of ecr-anywhere as one construct, composed of constructs that each stand
+ * alone: the webhook (function URL, shared token table, IAM), the refresher (schedule, fan-out),
+ * and monitoring (alarms, dashboard). They share the KMS key for cluster records. The props are
+ * the only knobs; each construct validates its own.
  */
 import { ArnFormat, Duration, Stack } from "aws-cdk-lib";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -14,9 +14,9 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { DEFAULT_CLUSTER_RECORD_PREFIX, DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
-import { MonitoringPart } from "./constructs/monitoring.ts";
-import { RefresherPart } from "./constructs/refresher.ts";
-import { WebhookPart } from "./constructs/webhook.ts";
+import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
+import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
+import { EcrAnywhereWebhook } from "./constructs/webhook.ts";
 
 export interface EcrAnywhereProps {
   /**
@@ -55,7 +55,7 @@ export interface EcrAnywhereProps {
    * @default inline
    */
   readonly refreshMode?: "inline" | "fanout";
-  /** Fan-out mode: clusters refreshed at once by the worker. @default 10 */
+  /** Fan-out mode only: clusters refreshed at once by the worker. @default 10 */
   readonly fanoutConcurrency?: number;
   /**
    * Let tokens import upstream images on a first pull through a pull-through cache rule
@@ -64,8 +64,6 @@ export interface EcrAnywhereProps {
    */
   readonly pullThroughCache?: boolean;
 }
-
-/** The webhook's answer must reach the API server inside its 10 s webhook timeout. */
 
 /**
  * The refresher's share of the webhook's reserved concurrency: every mark is a synchronous webhook
@@ -106,7 +104,7 @@ export class EcrAnywhere extends Construct {
       alias: "alias/ecr-anywhere-cluster-records",
     });
     const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
-    const webhook = new WebhookPart(this, "WebhookPart", {
+    const webhook = new EcrAnywhereWebhook(this, "Webhook", {
       recordKey: this.recordKey,
       recordPrefix: this.recordPrefix,
       recordSecretsArn,
@@ -114,11 +112,11 @@ export class EcrAnywhere extends Construct {
       allowedRegistries: props.allowedRegistries,
       clusterRoleArns: props.clusterRoleArns,
       pullThroughCache: props.pullThroughCache ?? false,
-      reservedConcurrency: webhookConcurrency,
+      reservedConcurrentExecutions: webhookConcurrency,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,
     });
-    const refresher = new RefresherPart(this, "RefresherPart", {
+    const refresher = new EcrAnywhereRefresher(this, "Refresher", {
       recordKey: this.recordKey,
       recordPrefix: this.recordPrefix,
       recordSecretsArn,
@@ -127,10 +125,10 @@ export class EcrAnywhere extends Construct {
       refreshBefore: props.refreshBefore ?? Duration.hours(6),
       markBudget: Math.max(1, Math.floor(webhookConcurrency * REFRESHER_SHARE_OF_WEBHOOK)),
       mode: props.refreshMode ?? "inline",
-      fanoutConcurrency: props.fanoutConcurrency ?? 10,
+      fanoutConcurrency: props.fanoutConcurrency,
       logRetention,
     });
-    const monitoring = new MonitoringPart(this, "MonitoringPart", {
+    const monitoring = new EcrAnywhereMonitoring(this, "Monitoring", {
       webhook,
       refresher,
       refreshInterval,

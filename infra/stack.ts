@@ -1,8 +1,7 @@
 /** The deployable stack: the EcrAnywhere construct, its outputs, and the security checks. */
-import { type CfnElement, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { EcrAnywhere, type EcrAnywhereProps } from "./ecr-anywhere.ts";
-import { logicalIdWithoutParts } from "./logical-ids.ts";
 
 export class EcrAnywhereStack extends Stack {
   readonly ecrAnywhere: EcrAnywhere;
@@ -31,10 +30,5 @@ export class EcrAnywhereStack extends Stack {
       description: "KMS key to encrypt cluster records with",
       value: this.ecrAnywhere.recordKey.keyArn,
     });
-  }
-
-  /** Resources keep their logical IDs whichever part of the construct builds them. */
-  protected override allocateLogicalId(element: CfnElement): string {
-    return logicalIdWithoutParts(this, element);
   }
 }

@@ -11,13 +11,22 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 import { METRICS_NAMESPACE } from "../../functions/core/contract.ts";
-import type { RefresherPart } from "./refresher.ts";
-import { acknowledge, WEBHOOK_TIMEOUT } from "./shared.ts";
-import type { WebhookPart } from "./webhook.ts";
+import type { EcrAnywhereRefresher } from "./refresher.ts";
+import { acknowledge, throwIfInvalid, WEBHOOK_TIMEOUT } from "./shared.ts";
+import type { EcrAnywhereWebhook } from "./webhook.ts";
 
-export interface MonitoringPartProps {
-  readonly webhook: WebhookPart;
-  readonly refresher: RefresherPart;
+/** What the alarms watch of the webhook. */
+export type MonitoredWebhook = Pick<EcrAnywhereWebhook, "function" | "logGroup">;
+/** What the alarms watch of the refresher (the fan-out parts when it has them). */
+export type MonitoredRefresher = Pick<
+  EcrAnywhereRefresher,
+  "function" | "deadLetters" | "worker" | "fanoutQueue" | "fanoutDeadLetters" | "logGroups"
+>;
+
+export interface EcrAnywhereMonitoringProps {
+  readonly webhook: MonitoredWebhook;
+  readonly refresher: MonitoredRefresher;
+  /** The refresher's schedule: a missed run is two of these without an invocation. */
   readonly refreshInterval: Duration;
   /** Email subscribed to a new alarm topic. */
   readonly alarmEmail?: string | undefined;
@@ -31,14 +40,22 @@ export interface MonitoringPartProps {
   readonly minRemainingAlarm?: Duration | undefined;
 }
 
-export class MonitoringPart extends Construct {
+/**
+ * Alarms on every failure mode of a webhook and a refresher, notifying one topic, and their
+ * dashboard. Stands alone: give it any webhook and refresher of this project.
+ */
+export class EcrAnywhereMonitoring extends Construct {
   readonly alarmTopic: sns.ITopic;
   readonly alarms: cloudwatch.Alarm[] = [];
 
-  constructor(scope: Construct, id: string, props: MonitoringPartProps) {
+  constructor(scope: Construct, id: string, props: EcrAnywhereMonitoringProps) {
     super(scope, id);
+    validateMonitoringProps(this, props);
     this.alarmTopic = props.alarmTopic ?? this.newAlarmTopic(props.alarmEmail);
-    this.createAlarms(props);
+    this.createRefresherAlarms(props);
+    this.createFanoutAlarms(props.refresher, props.refreshInterval);
+    this.createWebhookAlarms(props);
+    this.createFreshnessAlarm(props);
     this.createDashboard(props);
   }
 
@@ -89,14 +106,9 @@ export class MonitoringPart extends Construct {
     });
   }
 
-  private createAlarms(props: MonitoringPartProps): void {
+  private createRefresherAlarms(props: EcrAnywhereMonitoringProps): void {
     const { refreshInterval } = props;
     const refresher = props.refresher.function;
-    const webhook = props.webhook.function;
-    const { deadLetters, worker, fanoutQueue, fanoutDeadLetters } = props.refresher;
-    const fiveMinutes = Duration.minutes(5);
-    const sum = { statistic: cloudwatch.Stats.SUM, period: fiveMinutes };
-    const deepest = { statistic: cloudwatch.Stats.MAXIMUM, period: fiveMinutes };
     this.alarmWhenAtLeast(
       "RefresherErrorsAlarm",
       "The refresher failed for at least one cluster. Its logs and the per-cluster metrics say which.",
@@ -117,29 +129,53 @@ export class MonitoringPart extends Construct {
     this.alarmWhenAtLeast(
       "RefresherDeadLettersAlarm",
       "Refresher runs failed or could not be delivered; the dead-letter queue holds each event and its error.",
-      deadLetters.metricApproximateNumberOfMessagesVisible(deepest),
+      props.refresher.deadLetters.metricApproximateNumberOfMessagesVisible(DEEPEST),
     );
-    if (worker && fanoutQueue && fanoutDeadLetters) {
-      this.alarmWhenAtLeast(
-        "FanoutDeadLettersAlarm",
-        "A cluster failed three fan-out attempts in a row; its message is in the fan-out dead-letter queue and the worker's logs say why.",
-        fanoutDeadLetters.metricApproximateNumberOfMessagesVisible(deepest),
-      );
-      this.alarm("FanoutBacklogAlarm", {
-        alarmDescription:
-          "Fan-out messages wait longer than a refresh interval: the worker is failing or too slow (raise fanoutConcurrency).",
-        metric: fanoutQueue.metricApproximateAgeOfOldestMessage(deepest),
-        threshold: refreshInterval.toSeconds(),
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      this.alarmWhenAtLeast(
-        "RefresherWorkerErrorsAlarm",
-        "The fan-out worker crashed or timed out (cluster failures are reported per message instead).",
-        worker.metricErrors(sum),
-      );
-    }
+  }
+
+  /** The end-to-end promise: no managed Secret close to expiry, whatever broke. */
+  private createFreshnessAlarm(props: EcrAnywhereMonitoringProps): void {
+    this.alarm("MinRemainingAlarm", {
+      alarmDescription:
+        "A managed Secret in some cluster has less than the threshold left before its credentials expire: the refresher is not keeping up. See RefreshFailures and ClusterErrors per cluster.",
+      // The refresher also writes the minimum over all clusters without a ClusterId dimension.
+      metric: this.metric("MinRemainingSeconds", "ecr-anywhere-refresher", {
+        statistic: cloudwatch.Stats.MINIMUM,
+        period: props.refreshInterval,
+      }),
+      threshold: (props.minRemainingAlarm ?? Duration.hours(2)).toSeconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private createFanoutAlarms(refresher: MonitoredRefresher, refreshInterval: Duration): void {
+    const { worker, fanoutQueue, fanoutDeadLetters } = refresher;
+    if (!worker || !fanoutQueue || !fanoutDeadLetters) return;
+    this.alarmWhenAtLeast(
+      "FanoutDeadLettersAlarm",
+      "A cluster failed three fan-out attempts in a row; its message is in the fan-out dead-letter queue and the worker's logs say why.",
+      fanoutDeadLetters.metricApproximateNumberOfMessagesVisible(DEEPEST),
+    );
+    this.alarm("FanoutBacklogAlarm", {
+      alarmDescription:
+        "Fan-out messages wait longer than a refresh interval: the worker is failing or too slow (raise fanoutConcurrency).",
+      metric: fanoutQueue.metricApproximateAgeOfOldestMessage(DEEPEST),
+      threshold: refreshInterval.toSeconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarmWhenAtLeast(
+      "RefresherWorkerErrorsAlarm",
+      "The fan-out worker crashed or timed out (cluster failures are reported per message instead).",
+      worker.metricErrors(SUM),
+    );
+  }
+
+  private createWebhookAlarms(props: EcrAnywhereMonitoringProps): void {
+    const webhook = props.webhook.function;
     this.alarmWhenAtLeast(
       "WebhookErrorsAlarm",
       "The webhook function failed (crash, timeout) or answered 5xx (Secrets Manager unavailable): managed Secrets cannot be written.",
@@ -147,24 +183,24 @@ export class MonitoringPart extends Construct {
       new cloudwatch.MathExpression({
         expression: "errors + url5xx",
         usingMetrics: {
-          errors: webhook.metricErrors(sum),
-          url5xx: webhook.metric("Url5xxCount", sum),
+          errors: webhook.metricErrors(SUM),
+          url5xx: webhook.metric("Url5xxCount", SUM),
         },
         label: "webhook errors and 5xx answers",
-        period: sum.period,
+        period: SUM.period,
       }),
     );
     this.alarmWhenAtLeast(
       "WebhookThrottlesAlarm",
       "The webhook hit its reserved concurrency: admissions are refused. Raise webhookReservedConcurrency or look for abuse (AuthFailures).",
-      webhook.metricThrottles(sum),
+      webhook.metricThrottles(SUM),
     );
     this.alarm("WebhookSlowAlarm", {
       alarmDescription:
         "Webhook p99 duration is above half the API server's 10 s timeout: AWS calls are slow.",
       metric: webhook.metricDuration({
         statistic: cloudwatch.Stats.percentile(99),
-        period: fiveMinutes,
+        period: FIVE_MINUTES,
       }),
       threshold: WEBHOOK_TIMEOUT.toMilliseconds() / 2,
       evaluationPeriods: 3,
@@ -175,28 +211,32 @@ export class MonitoringPart extends Construct {
     this.alarmWhenAtLeast(
       "AuthFailuresAlarm",
       "Many rejected webhook callers: a misconfigured cluster (wrong token, invalid record) or someone probing the URL.",
-      this.metric("AuthFailures", "ecr-anywhere-webhook", sum),
+      this.metric("AuthFailures", "ecr-anywhere-webhook", SUM),
       props.authFailureAlarmThreshold ?? 20,
     );
     this.alarmWhenAtLeast(
       "DenialsAlarm",
       "The webhook refused to write managed Secrets (ECR throttled or denied, disallowed registry, wrong type). The admission log lines carry the message.",
-      // The webhook also counts Denials without ClusterId, for exactly this alarm.
-      this.metric("Denials", "ecr-anywhere-webhook", sum),
+      this.metric("Denials", "ecr-anywhere-webhook", SUM),
       props.denialAlarmThreshold ?? 1,
     );
-    this.alarm("MinRemainingAlarm", {
-      alarmDescription:
-        "A managed Secret in some cluster has less than the threshold left before its credentials expire: the refresher is not keeping up. See RefreshFailures and ClusterErrors per cluster.",
-      // The refresher also writes the minimum over all clusters without a ClusterId dimension.
-      metric: this.metric("MinRemainingSeconds", "ecr-anywhere-refresher", {
-        statistic: cloudwatch.Stats.MINIMUM,
-        period: refreshInterval,
-      }),
-      threshold: (props.minRemainingAlarm ?? Duration.hours(2)).toSeconds(),
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  }
+
+  /**
+   * Metrics are fleet totals (a ClusterId dimension would cost $0.30 a month per metric per
+   * cluster); per-cluster detail comes from the functions' structured log lines, through Logs
+   * Insights widgets, one click from the dashboard.
+   */
+  private createDashboard(props: EcrAnywhereMonitoringProps): void {
+    const total = (name: string, service: string, statistic = "Sum") =>
+      this.metric(name, service, { statistic, period: FIVE_MINUTES });
+    new cloudwatch.Dashboard(this, "Dashboard", {
+      dashboardName: `ecr-anywhere-${Stack.of(this).stackName}`,
+      widgets: [
+        [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 })],
+        ...metricRows(props, total),
+        clusterTables(props),
+      ],
     });
   }
 
@@ -212,103 +252,122 @@ export class MonitoringPart extends Construct {
       ...options,
     });
   }
+}
 
-  /**
-   * Metrics are fleet totals (a ClusterId dimension would cost $0.30 a month per metric per
-   * cluster); per-cluster detail comes from the functions' structured log lines, through Logs
-   * Insights widgets, one click from the dashboard.
-   */
-  private createDashboard(props: MonitoringPartProps): void {
-    const webhook = props.webhook.function;
-    const refresher = props.refresher.function;
-    const total = (name: string, service: string, statistic = "Sum") =>
-      this.metric(name, service, { statistic, period: Duration.minutes(5) });
-    const webhookTotal = (name: string) => total(name, "ecr-anywhere-webhook");
-    const refresherTotal = (name: string) => total(name, "ecr-anywhere-refresher");
-    const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
-      new cloudwatch.GraphWidget({ title, left: metrics, width: 12 });
-    const table = (title: string, logGroupNames: string[], queryLines: string[]) =>
-      new cloudwatch.LogQueryWidget({
-        title,
-        logGroupNames,
-        queryLines,
-        view: cloudwatch.LogQueryVisualizationType.TABLE,
-        width: 12,
-        height: 8,
-      });
-    new cloudwatch.Dashboard(this, "Dashboard", {
-      dashboardName: `ecr-anywhere-${Stack.of(this).stackName}`,
-      widgets: [
-        [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 })],
-        [
-          graph("Admissions, mutations, denials", [
-            webhookTotal("Admissions"),
-            webhookTotal("Mutations"),
-            webhookTotal("Denials"),
-          ]),
-          graph("Rejected callers, 4xx and 5xx answers (function URL)", [
-            webhookTotal("AuthFailures"),
-            webhook.metric("Url4xxCount", { statistic: "Sum" }),
-            webhook.metric("Url5xxCount", { statistic: "Sum" }),
-          ]),
-        ],
-        [
-          graph("ECR tokens", [
-            webhookTotal("TokenFetches"),
-            webhookTotal("TokenCacheHits"),
-            webhookTotal("TokenFetchErrors"),
-          ]),
-          graph("Webhook duration", [
-            webhook.metricDuration({ statistic: "p50" }),
-            webhook.metricDuration({ statistic: "p99" }),
-          ]),
-        ],
-        [
-          graph("Managed Secrets", [
-            refresherTotal("SecretsManaged"),
-            refresherTotal("SecretsStale"),
-            refresherTotal("SecretsRefreshed"),
-          ]),
-          graph("Refresh failures, clusters in error", [
-            refresherTotal("RefreshFailures"),
-            refresherTotal("ClusterErrors"),
-          ]),
-        ],
-        [
-          graph("Least time left on any managed Secret (s)", [
-            total("MinRemainingSeconds", "ecr-anywhere-refresher", "Minimum"),
-          ]),
-          graph("Function errors and throttles", [
-            webhook.metricErrors(),
-            webhook.metricThrottles(),
-            refresher.metricErrors(),
-            refresher.metricInvocations(),
-          ]),
-        ],
-        [
-          table(
-            "Clusters with the least time left (refresher logs)",
-            props.refresher.logGroups.map((group) => group.logGroupName),
-            [
-              "fields clusterId, minRemainingSeconds, secretsStale, refreshFailures, ok",
-              'filter message in ["cluster refreshed", "cluster refresh failed"]',
-              "stats min(minRemainingSeconds) as leastSecondsLeft, sum(refreshFailures) as failures, latest(ok) as lastRunOk by clusterId",
-              "sort leastSecondsLeft asc",
-              "limit 50",
-            ],
-          ),
-          table(
-            "Admissions by cluster (webhook logs)",
-            [props.webhook.logGroup.logGroupName],
-            [
-              'filter message = "admission"',
-              'stats count(*) as admissions, sum(outcome = "denied") as denied, pct(durationMs, 99) as p99Ms by clusterId',
-              "sort denied desc, admissions desc",
-              "limit 50",
-            ],
-          ),
-        ],
-      ],
+const FIVE_MINUTES = Duration.minutes(5);
+const SUM = { statistic: cloudwatch.Stats.SUM, period: FIVE_MINUTES };
+const DEEPEST = { statistic: cloudwatch.Stats.MAXIMUM, period: FIVE_MINUTES };
+
+type Total = (name: string, service: string, statistic?: string) => cloudwatch.IMetric;
+
+const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
+  new cloudwatch.GraphWidget({ title, left: metrics, width: 12 });
+
+/** The contract's metrics, two graphs a row. */
+function metricRows(props: EcrAnywhereMonitoringProps, total: Total): cloudwatch.IWidget[][] {
+  const webhook = props.webhook.function;
+  const refresher = props.refresher.function;
+  const webhookTotal = (name: string) => total(name, "ecr-anywhere-webhook");
+  const refresherTotal = (name: string) => total(name, "ecr-anywhere-refresher");
+  return [
+    [
+      graph("Admissions, mutations, denials", [
+        webhookTotal("Admissions"),
+        webhookTotal("Mutations"),
+        webhookTotal("Denials"),
+      ]),
+      graph("Rejected callers, 4xx and 5xx answers (function URL)", [
+        webhookTotal("AuthFailures"),
+        webhook.metric("Url4xxCount", { statistic: "Sum" }),
+        webhook.metric("Url5xxCount", { statistic: "Sum" }),
+      ]),
+    ],
+    [
+      graph("ECR tokens", [
+        webhookTotal("TokenFetches"),
+        webhookTotal("TokenCacheHits"),
+        webhookTotal("TokenFetchErrors"),
+      ]),
+      graph("Webhook duration", [
+        webhook.metricDuration({ statistic: "p50" }),
+        webhook.metricDuration({ statistic: "p99" }),
+      ]),
+    ],
+    [
+      graph("Managed Secrets", [
+        refresherTotal("SecretsManaged"),
+        refresherTotal("SecretsStale"),
+        refresherTotal("SecretsRefreshed"),
+      ]),
+      graph("Refresh failures, clusters in error", [
+        refresherTotal("RefreshFailures"),
+        refresherTotal("ClusterErrors"),
+      ]),
+    ],
+    [
+      graph("Least time left on any managed Secret (s)", [
+        total("MinRemainingSeconds", "ecr-anywhere-refresher", "Minimum"),
+      ]),
+      graph("Function errors and throttles", [
+        webhook.metricErrors(),
+        webhook.metricThrottles(),
+        refresher.metricErrors(),
+        refresher.metricInvocations(),
+      ]),
+    ],
+  ];
+}
+
+/** Per-cluster tables from the functions' log lines (Logs Insights). */
+function clusterTables(props: EcrAnywhereMonitoringProps): cloudwatch.IWidget[] {
+  const table = (title: string, logGroupNames: string[], queryLines: string[]) =>
+    new cloudwatch.LogQueryWidget({
+      title,
+      logGroupNames,
+      queryLines,
+      view: cloudwatch.LogQueryVisualizationType.TABLE,
+      width: 12,
+      height: 8,
     });
-  }
+  return [
+    table(
+      "Clusters with the least time left (refresher logs)",
+      props.refresher.logGroups.map((group) => group.logGroupName),
+      [
+        "fields clusterId, minRemainingSeconds, secretsStale, refreshFailures, ok",
+        'filter message in ["cluster refreshed", "cluster refresh failed"]',
+        "stats min(minRemainingSeconds) as leastSecondsLeft, sum(refreshFailures) as failures, latest(ok) as lastRunOk by clusterId",
+        "sort leastSecondsLeft asc",
+        "limit 50",
+      ],
+    ),
+    table(
+      "Admissions by cluster (webhook logs)",
+      [props.webhook.logGroup.logGroupName],
+      [
+        'filter message = "admission"',
+        'stats count(*) as admissions, sum(outcome = "denied") as denied, pct(durationMs, 99) as p99Ms by clusterId',
+        "sort denied desc, admissions desc",
+        "limit 50",
+      ],
+    ),
+  ];
+}
+
+/** Thresholds must be reachable: an alarm that can never fire is a silent hole. */
+function validateMonitoringProps(scope: Construct, props: EcrAnywhereMonitoringProps): void {
+  const problems = [
+    props.authFailureAlarmThreshold !== undefined &&
+    !(Number.isInteger(props.authFailureAlarmThreshold) && props.authFailureAlarmThreshold >= 1)
+      ? `authFailureAlarmThreshold must be a whole number >= 1, got ${props.authFailureAlarmThreshold}`
+      : undefined,
+    props.denialAlarmThreshold !== undefined &&
+    !(Number.isInteger(props.denialAlarmThreshold) && props.denialAlarmThreshold >= 1)
+      ? `denialAlarmThreshold must be a whole number >= 1, got ${props.denialAlarmThreshold}`
+      : undefined,
+    props.alarmTopic && props.alarmEmail
+      ? "alarmEmail subscribes to the topic this construct creates: with alarmTopic, subscribe the address to that topic yourself"
+      : undefined,
+  ];
+  throwIfInvalid(scope, problems);
 }

@@ -13,6 +13,7 @@ import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { ENV } from "../../functions/core/config.ts";
 import {
   acknowledge,
   CLUSTER_CONCURRENCY,
@@ -20,27 +21,37 @@ import {
   ecrAnywhereFunction,
   RECORD_SECRETS_FINDING,
   REFRESHER_TIMEOUT,
+  throwIfInvalid,
 } from "./shared.ts";
 
-export interface RefresherPartProps {
+export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, "memorySize"> {
   /** Decrypts records, and encrypts them when the refresher renews its own credentials. */
   readonly recordKey: kms.IKey;
+  /** Name prefix of cluster records in Secrets Manager, ending in `/`. */
   readonly recordPrefix: string;
   /** `arn:...:secret:<recordPrefix>*` */
   readonly recordSecretsArn: string;
+  /** Prefix of every label and annotation in the clusters. */
   readonly labelPrefix: string;
+  /** How often the refresher runs: whole minutes, at least one. */
   readonly refreshInterval: Duration;
-  /** Refresh a Secret this long before expiry (capped at half its lifetime). */
+  /** Refresh a Secret this long before expiry (capped at half its lifetime): 1 minute to 11 hours. */
   readonly refreshBefore: Duration;
   /** Webhook calls (marks) in flight at once across the refresh: split among fan-out workers. */
   readonly markBudget: number;
+  /** `inline`: one run visits every cluster; `fanout`: one SQS message and worker per cluster. */
   readonly mode: "inline" | "fanout";
-  /** Fan-out: clusters refreshed at once, one worker each. */
-  readonly fanoutConcurrency: number;
+  /** Fan-out only: clusters refreshed at once, one worker each (2 to 1,000). @default 10 */
+  readonly fanoutConcurrency?: number | undefined;
   readonly logRetention: logs.RetentionDays;
 }
 
-export class RefresherPart extends Construct {
+/**
+ * The refresher: a scheduled function that marks stale managed Secrets in every registered
+ * cluster, or queues one message per cluster for a worker (fan-out), with dead-letter queues and
+ * the grants on cluster records. Stands alone: give it the records' key and prefix.
+ */
+export class EcrAnywhereRefresher extends Construct {
   readonly function: lambda.Function;
   /** Where failed runs and undeliverable schedule events land. */
   readonly deadLetters: sqs.Queue;
@@ -52,10 +63,11 @@ export class RefresherPart extends Construct {
   readonly logGroups: logs.LogGroup[] = [];
   private readonly recordKey: kms.IKey;
 
-  constructor(scope: Construct, id: string, props: RefresherPartProps) {
+  constructor(scope: Construct, id: string, props: EcrAnywhereRefresherProps) {
     super(scope, id);
+    validateRefresherProps(this, props);
     this.recordKey = props.recordKey;
-    this.deadLetters = new sqs.Queue(this, "RefresherDeadLetters", {
+    this.deadLetters = new sqs.Queue(this, "DeadLetters", {
       encryption: sqs.QueueEncryption.KMS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
@@ -67,14 +79,16 @@ export class RefresherPart extends Construct {
         "A dead-letter queue has nowhere further to redrive to; its depth raises an alarm.",
     });
     const environment = {
-      ECR_ANYWHERE_LABEL_PREFIX: props.labelPrefix,
-      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: props.recordPrefix,
-      ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: String(props.refreshBefore.toSeconds()),
-      ECR_ANYWHERE_CLUSTER_CONCURRENCY: String(CLUSTER_CONCURRENCY),
-      ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: String(CLUSTER_DEADLINE.toSeconds()),
-      ECR_ANYWHERE_MARK_CONCURRENCY: String(props.markBudget),
+      [ENV.labelPrefix]: props.labelPrefix,
+      [ENV.clusterRecordPrefix]: props.recordPrefix,
+      [ENV.refreshBeforeSeconds]: String(props.refreshBefore.toSeconds()),
+      [ENV.clusterConcurrency]: String(CLUSTER_CONCURRENCY),
+      [ENV.clusterDeadlineSeconds]: String(CLUSTER_DEADLINE.toSeconds()),
+      [ENV.markConcurrency]: String(props.markBudget),
     };
-    const { fn, logGroup } = ecrAnywhereFunction(this, "Refresher", {
+    const { fn, logGroup } = ecrAnywhereFunction(this, {
+      name: "refresher",
+      memorySize: props.memorySize,
       entry: "functions/refresher/handler.ts",
       deadLetterQueue: this.deadLetters,
       description: "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster",
@@ -86,17 +100,15 @@ export class RefresherPart extends Construct {
     this.logGroups.push(logGroup);
     this.grantClusterRecords(this.function, props.recordSecretsArn, { list: true });
     if (props.mode === "fanout") {
+      const concurrency = props.fanoutConcurrency ?? DEFAULT_FANOUT_CONCURRENCY;
       // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
       const fanout = this.fanOut(
         {
           ...environment,
-          ECR_ANYWHERE_MARK_CONCURRENCY: String(
-            Math.max(1, Math.floor(props.markBudget / props.fanoutConcurrency)),
-          ),
+          [ENV.markConcurrency]: String(Math.max(1, Math.floor(props.markBudget / concurrency))),
         },
-        props.recordSecretsArn,
-        props.logRetention,
-        props.fanoutConcurrency,
+        props,
+        concurrency,
       );
       this.worker = fanout.worker;
       this.fanoutQueue = fanout.queue;
@@ -150,8 +162,7 @@ export class RefresherPart extends Construct {
   /** Fan-out: a queue of cluster ids, and a worker that refreshes one cluster per message. */
   private fanOut(
     environment: Record<string, string>,
-    recordSecretsArn: string,
-    logRetention: logs.RetentionDays,
+    props: EcrAnywhereRefresherProps,
     concurrency: number,
   ): { queue: sqs.Queue; worker: lambda.Function; deadLetters: sqs.Queue } {
     const deadLetters = new sqs.Queue(this, "FanoutDeadLetters", {
@@ -172,12 +183,14 @@ export class RefresherPart extends Construct {
       retentionPeriod: Duration.hours(1),
       deadLetterQueue: { queue: deadLetters, maxReceiveCount: 3 },
     });
-    const { fn: worker, logGroup } = ecrAnywhereFunction(this, "RefresherWorker", {
+    const { fn: worker, logGroup } = ecrAnywhereFunction(new Construct(this, "Worker"), {
+      name: "refresher worker",
+      memorySize: props.memorySize,
       entry: "functions/refresher/worker-handler.ts",
       description:
         "ecr-anywhere refresher worker: refreshes the one cluster named by each fan-out message",
       timeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() + 30),
-      logRetention,
+      logRetention: props.logRetention,
       environment,
     });
     acknowledge(worker, {
@@ -193,16 +206,16 @@ export class RefresherPart extends Construct {
         maxConcurrency: Math.max(2, concurrency),
       }),
     );
-    this.grantClusterRecords(worker, recordSecretsArn, { list: false });
+    this.grantClusterRecords(worker, props.recordSecretsArn, { list: false });
     queue.grantSendMessages(this.function);
-    this.function.addEnvironment("ECR_ANYWHERE_REFRESH_MODE", "fanout");
-    this.function.addEnvironment("ECR_ANYWHERE_FANOUT_QUEUE_URL", queue.queueUrl);
+    this.function.addEnvironment(ENV.refreshMode, "fanout");
+    this.function.addEnvironment(ENV.fanoutQueueUrl, queue.queueUrl);
     this.logGroups.push(logGroup);
     return { queue, worker, deadLetters };
   }
 
   private scheduleRefresher(interval: Duration, deadLetters: sqs.IQueue): events.Rule {
-    const rule = new events.Rule(this, "RefresherSchedule", {
+    const rule = new events.Rule(this, "Schedule", {
       description: "Runs the ecr-anywhere refresher",
       schedule: events.Schedule.rate(interval),
     });
@@ -216,4 +229,33 @@ export class RefresherPart extends Construct {
     );
     return rule;
   }
+}
+
+const DEFAULT_FANOUT_CONCURRENCY = 10;
+
+function validateRefresherProps(scope: Construct, props: EcrAnywhereRefresherProps): void {
+  const minutes = props.refreshInterval.toSeconds() / 60;
+  const before = props.refreshBefore.toSeconds();
+  throwIfInvalid(scope, [
+    Number.isInteger(minutes) && minutes >= 1
+      ? undefined
+      : `refreshInterval must be whole minutes, at least one (got ${props.refreshInterval.toHumanString()})`,
+    before >= 60 && before <= 11 * 3600
+      ? undefined
+      : `refreshBefore must be from 1 minute to 11 hours: ECR tokens last 12 (got ${props.refreshBefore.toHumanString()})`,
+    Number.isInteger(props.markBudget) && props.markBudget >= 1
+      ? undefined
+      : `markBudget must be a whole number >= 1 (got ${props.markBudget})`,
+    props.fanoutConcurrency !== undefined && props.mode !== "fanout"
+      ? "fanoutConcurrency applies only to mode fanout: remove it, or set the mode"
+      : undefined,
+    props.fanoutConcurrency !== undefined &&
+    !(
+      Number.isInteger(props.fanoutConcurrency) &&
+      props.fanoutConcurrency >= 2 &&
+      props.fanoutConcurrency <= 1000
+    )
+      ? `fanoutConcurrency must be a whole number from 2 to 1,000 (got ${props.fanoutConcurrency})`
+      : undefined,
+  ]);
 }

@@ -1,6 +1,7 @@
 /**
- * What every part of the EcrAnywhere construct shares: how a function is built (its own log group
- * and role, the project's esbuild bundle), how a cdk-nag finding is acknowledged, and timings.
+ * What every construct of this project shares: how a function is built (its own log group and
+ * role, the project's esbuild bundle), how props are refused, how a cdk-nag finding is
+ * acknowledged, and timings.
  */
 import { join } from "node:path";
 import { type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
@@ -25,25 +26,33 @@ export const CLUSTER_CONCURRENCY = 10;
 export const CLUSTER_DEADLINE = Duration.seconds(90);
 const repoRoot = join(import.meta.dirname, "../..");
 
-/** A function with its own log group and a role that may write only to it. */
+/**
+ * A function with its own log group and a role that may write only to it, in `scope`, the
+ * construct that owns them. The function is that construct's `Default` child, which CDK leaves out
+ * of logical IDs: `EcrAnywhere/Webhook/Default` gets the ID a function named `Webhook` would have,
+ * so the construct tree, not a copy of CDK's ID algorithm, keeps the function (and its URL) stable.
+ */
 export function ecrAnywhereFunction(
   scope: Construct,
-  id: string,
   options: {
+    /** What the function is, in its role's description ("webhook"). */
+    name: string;
     entry: string;
     description: string;
     timeout: Duration;
+    /** @default 512 MB */
+    memorySize?: number | undefined;
     logRetention: logs.RetentionDays;
     environment: Record<string, string>;
     reservedConcurrentExecutions?: number;
     deadLetterQueue?: sqs.IQueue;
   },
 ): { fn: lambda.Function; logGroup: logs.LogGroup } {
-  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: options.logRetention });
+  const logGroup = new logs.LogGroup(scope, "Logs", { retention: options.logRetention });
   // Our own role, so logging is granted on this log group only instead of a managed policy's "*".
-  const role = new iam.Role(scope, `${id}Role`, {
+  const role = new iam.Role(scope, "Role", {
     assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-    description: `ecr-anywhere ${id.toLowerCase()} execution role`,
+    description: `ecr-anywhere ${options.name} execution role`,
   });
   role.addToPolicy(
     new iam.PolicyStatement({
@@ -56,14 +65,14 @@ export function ecrAnywhereFunction(
     [`AwsSolutions-IAM5[${logStreams}]`]:
       "Lambda names its log streams at run time; the grant is limited to this function's own log group.",
   });
-  const fn = new lambdaNodejs.NodejsFunction(scope, id, {
+  const fn = new lambdaNodejs.NodejsFunction(scope, "Default", {
     entry: join(repoRoot, options.entry),
     projectRoot: repoRoot,
     depsLockFilePath: join(repoRoot, "package-lock.json"),
     handler: "handler",
     runtime: lambda.Runtime.NODEJS_24_X,
     architecture: lambda.Architecture.ARM_64,
-    memorySize: 512,
+    memorySize: options.memorySize ?? 512,
     timeout: options.timeout,
     description: options.description,
     role,
@@ -72,7 +81,6 @@ export function ecrAnywhereFunction(
     deadLetterQueue: options.deadLetterQueue,
     // A failed asynchronous run is not retried: the next scheduled run is the retry.
     retryAttempts: options.deadLetterQueue ? 0 : undefined,
-    // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
     environment: options.environment,
     bundling: {
       // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
@@ -81,6 +89,7 @@ export function ecrAnywhereFunction(
       target: BUNDLE_TARGET,
       mainFields: BUNDLE_MAIN_FIELDS,
       minify: true,
+      // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
       sourceMap: true,
       sourcesContent: false,
       externalModules: [],
@@ -103,6 +112,22 @@ export function ecrAnywhereFunction(
 
 // How cdk-nag spells the wildcard resources it reports, tokens included.
 export const RECORD_SECRETS_FINDING = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`;
+
+/**
+ * Props that break a construct's rules, refused in its constructor as CDK's own constructs do: one
+ * error naming the construct's path and every problem, before anything is synthesized.
+ */
+export class EcrAnywhereValidationError extends Error {
+  override readonly name = "ValidationError";
+  constructor(scope: IConstruct, problems: readonly string[]) {
+    super(`${scope.node.path}: ${problems.join("; ")}`);
+  }
+}
+
+export function throwIfInvalid(scope: IConstruct, problems: readonly (string | undefined)[]): void {
+  const found = problems.filter((problem) => problem !== undefined);
+  if (found.length > 0) throw new EcrAnywhereValidationError(scope, found);
+}
 
 /** Accepts cdk-nag findings on a construct, each with the reason it is right for this design. */
 export function acknowledge(scope: IConstruct, reasons: Readonly<Record<string, string>>): void {

@@ -10,6 +10,7 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { ENV } from "../../functions/core/config.ts";
 import { ECR } from "../../functions/core/ecr-kind.ts";
 import type {
   EcrRegistry,
@@ -25,10 +26,12 @@ import {
   acknowledge,
   ecrAnywhereFunction,
   RECORD_SECRETS_FINDING,
+  throwIfInvalid,
   WEBHOOK_TIMEOUT,
 } from "./shared.ts";
 
-export interface WebhookPartProps {
+export interface EcrAnywhereWebhookProps
+  extends Pick<lambda.FunctionOptions, "memorySize" | "reservedConcurrentExecutions"> {
   /** Decrypts cluster records, and encrypts the token table. */
   readonly recordKey: kms.IKey;
   readonly recordPrefix: string;
@@ -41,20 +44,25 @@ export interface WebhookPartProps {
   readonly clusterRoleArns?: readonly string[] | undefined;
   /** Also grant what a first pull through a pull-through cache rule needs. */
   readonly pullThroughCache: boolean;
-  readonly reservedConcurrency: number;
-  /** How long a record is cached: the longest a revoked token keeps working. */
+  /** How long a record is cached: the longest a revoked token keeps working (1 s to 1 hour). */
   readonly recordCacheTtl: Duration;
   readonly logRetention: logs.RetentionDays;
 }
 
-export class WebhookPart extends Construct {
+/**
+ * The webhook: its function behind a public function URL, the table where its execution
+ * environments share ECR tokens, and least-privilege IAM. Stands alone: give it the records' key
+ * and prefix.
+ */
+export class EcrAnywhereWebhook extends Construct {
   readonly function: lambda.Function;
   readonly functionUrl: lambda.FunctionUrl;
   readonly tokenTable: dynamodb.Table;
   readonly logGroup: logs.LogGroup;
 
-  constructor(scope: Construct, id: string, props: WebhookPartProps) {
+  constructor(scope: Construct, id: string, props: EcrAnywhereWebhookProps) {
     super(scope, id);
+    validateWebhookProps(this, props);
     this.tokenTable = new dynamodb.Table(this, "TokenStore", {
       partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -68,18 +76,20 @@ export class WebhookPart extends Construct {
       "AwsSolutions-DDB3":
         "A cache of tokens that expire within hours: nothing to recover to a point in time.",
     });
-    const { fn, logGroup } = ecrAnywhereFunction(this, "Webhook", {
+    const { fn, logGroup } = ecrAnywhereFunction(this, {
+      name: "webhook",
       entry: "functions/webhook/handler.ts",
       description: "ecr-anywhere webhook: writes fresh ECR credentials into managed Secrets",
       timeout: WEBHOOK_TIMEOUT,
-      reservedConcurrentExecutions: props.reservedConcurrency,
+      memorySize: props.memorySize,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       logRetention: props.logRetention,
       environment: {
-        ECR_ANYWHERE_LABEL_PREFIX: props.labelPrefix,
-        ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: props.recordPrefix,
-        ECR_ANYWHERE_RECORD_TTL_SECONDS: String(props.recordCacheTtl.toSeconds()),
-        ECR_ANYWHERE_ADMISSION_BUDGET_MS: String(ADMISSION_BUDGET_MS),
-        ECR_ANYWHERE_TOKEN_TABLE: this.tokenTable.tableName,
+        [ENV.labelPrefix]: props.labelPrefix,
+        [ENV.clusterRecordPrefix]: props.recordPrefix,
+        [ENV.recordTtlSeconds]: String(props.recordCacheTtl.toSeconds()),
+        [ENV.admissionBudgetMs]: String(ADMISSION_BUDGET_MS),
+        [ENV.tokenTable]: this.tokenTable.tableName,
       },
     });
     this.function = fn;
@@ -92,7 +102,7 @@ export class WebhookPart extends Construct {
     this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
   }
 
-  private grant(props: WebhookPartProps): void {
+  private grant(props: EcrAnywhereWebhookProps): void {
     const stack = Stack.of(this);
     // With no allowed registries, tokens pull from the stack's own; a list of only public.ecr.aws
     // grants no private pulls.
@@ -188,3 +198,16 @@ function wildcardResources(statements: readonly PolicyStatementJson[]): string[]
 
 const DEFAULT_REPOSITORIES_FINDING =
   "arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*";
+
+function validateWebhookProps(scope: Construct, props: EcrAnywhereWebhookProps): void {
+  const ttl = props.recordCacheTtl.toSeconds();
+  const reserved = props.reservedConcurrentExecutions;
+  throwIfInvalid(scope, [
+    ttl >= 1 && ttl <= 3600
+      ? undefined
+      : `recordCacheTtl must be from 1 second to 1 hour (got ${props.recordCacheTtl.toHumanString()})`,
+    reserved === undefined || (Number.isInteger(reserved) && reserved >= 1)
+      ? undefined
+      : `reservedConcurrentExecutions must be a whole number >= 1 (got ${reserved})`,
+  ]);
+}

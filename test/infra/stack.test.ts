@@ -387,37 +387,56 @@ describe("ECR Public", () => {
 });
 
 describe("logical IDs", () => {
-  it("keeps the IDs stateful resources had before the construct was split into parts", () => {
-    // A new logical ID means CloudFormation replaces the resource: a new function URL that every
-    // onboarded cluster would have to be told, a new KMS key that records are not encrypted with.
-    const ids = Object.entries(template.toJSON().Resources as Record<string, { Type: string }>)
-      .filter(([, resource]) =>
-        [
-          "AWS::Lambda::Function",
-          "AWS::Lambda::Url",
-          "AWS::KMS::Key",
-          "AWS::DynamoDB::Table",
-          "AWS::SQS::Queue",
-          "AWS::SNS::Topic",
-          "AWS::Logs::LogGroup",
-        ].includes(resource.Type),
-      )
-      .map(([id]) => id)
+  // A new logical ID means CloudFormation replaces the resource: a new function URL that every
+  // onboarded cluster would have to be told, a new KMS key that records are not encrypted with,
+  // lost logs and dead letters. The construct tree keeps them (each construct's function is its
+  // `Default` child); this snapshot makes any change to them a deliberate one.
+  const STATEFUL = [
+    "AWS::Lambda::Function",
+    "AWS::Lambda::Url",
+    "AWS::KMS::Key",
+    "AWS::KMS::Alias",
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::SNS::Topic",
+    "AWS::Logs::LogGroup",
+  ];
+  const statefulIds = (synthesized: Template) =>
+    Object.entries(synthesized.toJSON().Resources as Record<string, { Type: string }>)
+      .filter(([, resource]) => STATEFUL.includes(resource.Type))
+      .map(([id, resource]) => `${resource.Type} ${id}`)
       .sort();
-    expect(ids).toEqual(
-      [
-        "EcrAnywhereClusterRecordKey72C65D9A",
-        "EcrAnywhereTokenStore0185F01E",
-        "EcrAnywhereWebhookLogsAD2A5ED0",
-        "EcrAnywhereWebhookED048BFE",
-        "EcrAnywhereWebhookFunctionUrlA7719584",
-        "EcrAnywhereRefresherDeadLetters481459D8",
-        "EcrAnywhereRefresherLogs6DB81DCF",
-        "EcrAnywhereRefresherE786124A",
-        "EcrAnywhereAlarmTopicKey0875700A",
-        "EcrAnywhereAlarmTopic7FBFA1CA",
-      ].sort(),
+
+  it("are pinned for every stateful resource, inline and fan-out", () => {
+    expect(statefulIds(template)).toEqual([
+      "AWS::DynamoDB::Table EcrAnywhereWebhookTokenStore170BE49B",
+      "AWS::KMS::Alias EcrAnywhereClusterRecordKeyAliasB422B44E",
+      "AWS::KMS::Key EcrAnywhereClusterRecordKey72C65D9A",
+      "AWS::KMS::Key EcrAnywhereMonitoringAlarmTopicKeyF5666C8F",
+      "AWS::Lambda::Function EcrAnywhereRefresherE786124A",
+      "AWS::Lambda::Function EcrAnywhereWebhookED048BFE",
+      "AWS::Lambda::Url EcrAnywhereWebhookFunctionUrlA7719584",
+      "AWS::Logs::LogGroup EcrAnywhereRefresherLogs553CD076",
+      "AWS::Logs::LogGroup EcrAnywhereWebhookLogs88F9E601",
+      "AWS::SNS::Topic EcrAnywhereMonitoringAlarmTopic97FF99A3",
+      "AWS::SQS::Queue EcrAnywhereRefresherDeadLetters63F2CE8A",
+    ]);
+    const fanoutOnly = statefulIds(synthesize({ refreshMode: "fanout" })).filter(
+      (id) => !statefulIds(template).includes(id),
     );
+    expect(fanoutOnly).toEqual([
+      "AWS::Lambda::Function EcrAnywhereRefresherWorkerC0EC1E78",
+      "AWS::Logs::LogGroup EcrAnywhereRefresherWorkerLogsFB5BA919",
+      "AWS::SQS::Queue EcrAnywhereRefresherFanoutDeadLettersEDFAE4C1",
+      "AWS::SQS::Queue EcrAnywhereRefresherFanoutQueueC50176D2",
+    ]);
+  });
+
+  it("keep the function and its URL where they were before the construct was composed", () => {
+    // The two IDs every onboarded cluster depends on, as they were when the parts were inlined.
+    const ids = statefulIds(template);
+    expect(ids).toContain("AWS::Lambda::Function EcrAnywhereWebhookED048BFE");
+    expect(ids).toContain("AWS::Lambda::Url EcrAnywhereWebhookFunctionUrlA7719584");
   });
 });
 

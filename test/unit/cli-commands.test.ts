@@ -239,3 +239,50 @@ describe("onboard's rules between flags", () => {
     ).not.toThrow();
   });
 });
+
+describe("onboard into a cluster", () => {
+  it("keeps the refresher's own state in the record when it re-writes it", async () => {
+    const written: unknown[] = [];
+    const existingRecord = {
+      version: 1,
+      clusterId: "c",
+      kubeconfig: "k",
+      webhookTokenSha256: ["a".repeat(64)],
+      registries: [EAST],
+      refresher: { openFailures: ["uid-1"] },
+    };
+    const cli = harness(() => ({
+      operatorCluster: () =>
+        ({
+          server: "https://api.example.com:6443",
+          caData: () => CA_DATA,
+          deniedAccess: async () => [],
+          missingNamespaces: async () => [],
+          webhookConfigurations: async () => [],
+          apply: async () => "created",
+          requestToken: async () => "refresher-token-that-is-long-enough",
+          dryRunManagedSecret: async () => {
+            throw new Error("stop here: the record is written before verification");
+          },
+        }) as unknown as OperatorCluster,
+      records: () =>
+        ({
+          problems: async () => [],
+          read: async () => ({ record: existingRecord, kmsKeyId: KEY_ARN, deleted: false }),
+          write: async (record: unknown) => {
+            written.push(record);
+            return "updated";
+          },
+          nameOf: (id: string) => `ecr-anywhere/clusters/${id}`,
+          close() {},
+        }) as unknown as Records,
+    }));
+    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    await expect(cli.run("-o", "json", ...args, "--verify-timeout", "1")).rejects.toThrow(
+      /stop here/,
+    );
+    expect(written).toEqual([
+      expect.objectContaining({ clusterId: "gitops", refresher: { openFailures: ["uid-1"] } }),
+    ]);
+  });
+});

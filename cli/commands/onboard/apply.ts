@@ -103,7 +103,10 @@ export class ClusterTarget implements OnboardTarget {
 
   async putRecord(state: OnboardState, record: ClusterRecord): Promise<string> {
     const store = need(this.#store);
-    const outcome = await store.write(record, need(state.endpoints).recordKeyArn, this.#existing);
+    // The refresher's own state (open failures) is not onboard's to reset: a re-run keeps it.
+    const kept = this.#existing?.record?.refresher;
+    const written = kept === undefined ? record : { ...record, refresher: kept };
+    const outcome = await store.write(written, need(state.endpoints).recordKeyArn, this.#existing);
     return `record ${store.nameOf(this.#options.clusterId)} ${outcome}`;
   }
 

@@ -1,0 +1,144 @@
+/**
+ * Each construct stands alone (its own props, its own validation) and the functions' environment
+ * comes from the names functions/core/config.ts reads.
+ */
+import { App, Duration, Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as logs from "aws-cdk-lib/aws-logs";
+import { describe, expect, it } from "vitest";
+import { ENV } from "../../functions/core/config.ts";
+import { DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
+import { EcrAnywhereMonitoring } from "../../infra/constructs/monitoring.ts";
+import {
+  EcrAnywhereRefresher,
+  type EcrAnywhereRefresherProps,
+} from "../../infra/constructs/refresher.ts";
+import { EcrAnywhereValidationError } from "../../infra/constructs/shared.ts";
+import {
+  EcrAnywhereWebhook,
+  type EcrAnywhereWebhookProps,
+} from "../../infra/constructs/webhook.ts";
+import { EcrAnywhere } from "../../infra/ecr-anywhere.ts";
+
+const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+function records(stack: Stack) {
+  return {
+    recordKey: (stack.node.tryFindChild("Key") as kms.Key | undefined) ?? new kms.Key(stack, "Key"),
+    recordPrefix: DEFAULT_CLUSTER_RECORD_PREFIX,
+    recordSecretsArn: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`,
+    labelPrefix: "ecr-anywhere.centml.ai",
+    logRetention: logs.RetentionDays.ONE_WEEK,
+  };
+}
+
+const webhookProps = (stack: Stack): EcrAnywhereWebhookProps => ({
+  ...records(stack),
+  allowedRegistries: [EAST],
+  pullThroughCache: false,
+  recordCacheTtl: Duration.seconds(60),
+});
+
+const refresherProps = (stack: Stack): EcrAnywhereRefresherProps => ({
+  ...records(stack),
+  refreshInterval: Duration.minutes(15),
+  refreshBefore: Duration.hours(6),
+  markBudget: 25,
+  mode: "inline",
+});
+
+const newStack = () => new Stack(new App(), "Alone", { env: { region: "us-east-1" } });
+
+describe("constructs that stand alone", () => {
+  it("compose by hand into a webhook, a refresher and their monitoring, whose functions read only the configured names", () => {
+    const stack = newStack();
+    const webhook = new EcrAnywhereWebhook(stack, "Webhook", webhookProps(stack));
+    const refresher = new EcrAnywhereRefresher(stack, "Refresher", {
+      ...refresherProps(stack),
+      recordKey: kms.Key.fromKeyArn(
+        stack,
+        "Imported",
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      ),
+    });
+    new EcrAnywhereMonitoring(stack, "Monitoring", {
+      webhook,
+      refresher,
+      refreshInterval: Duration.minutes(15),
+    });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs("AWS::Lambda::Function", 2);
+    template.resourceCountIs("AWS::Lambda::Url", 1);
+    template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    const functions = Object.values(
+      template.findResources("AWS::Lambda::Function") as Record<
+        string,
+        { Properties: { Environment: { Variables: Record<string, unknown> } } }
+      >,
+    );
+    const known = new Set<string>(Object.values(ENV));
+    for (const fn of functions)
+      for (const name of Object.keys(fn.Properties.Environment.Variables))
+        expect(known, `${name} is not a name functions/core/config.ts reads`).toContain(name);
+  });
+});
+
+describe("validation in the constructor", () => {
+  it.each<[string, (stack: Stack) => void, RegExp]>([
+    [
+      "a record cache longer than an hour",
+      (stack) =>
+        new EcrAnywhereWebhook(stack, "W", {
+          ...webhookProps(stack),
+          recordCacheTtl: Duration.hours(2),
+        }),
+      /Alone\/W: recordCacheTtl must be from 1 second to 1 hour/,
+    ],
+    [
+      "a reserved concurrency of zero",
+      (stack) =>
+        new EcrAnywhereWebhook(stack, "W", {
+          ...webhookProps(stack),
+          reservedConcurrentExecutions: 0,
+        }),
+      /reservedConcurrentExecutions must be a whole number >= 1/,
+    ],
+    [
+      "refreshing more than 11 hours early",
+      (stack) =>
+        new EcrAnywhereRefresher(stack, "R", {
+          ...refresherProps(stack),
+          refreshBefore: Duration.hours(12),
+        }),
+      /Alone\/R: refreshBefore must be from 1 minute to 11 hours/,
+    ],
+    [
+      "a schedule in seconds",
+      (stack) =>
+        new EcrAnywhereRefresher(stack, "R", {
+          ...refresherProps(stack),
+          refreshInterval: Duration.seconds(90),
+        }),
+      /refreshInterval must be whole minutes/,
+    ],
+    [
+      "fanoutConcurrency without fan-out (it would be ignored)",
+      (stack) => new EcrAnywhere(stack, "E", { fanoutConcurrency: 20 }),
+      /Alone\/E\/Refresher: fanoutConcurrency applies only to mode fanout/,
+    ],
+    [
+      "an alarm email beside an existing topic (it would never be subscribed)",
+      (stack) =>
+        new EcrAnywhere(stack, "E", {
+          alarmEmail: "oncall@example.com",
+          alarmTopic: { topicArn: "arn:aws:sns:us-east-1:123456789012:t" } as never,
+        }),
+      /alarmEmail subscribes to the topic this construct creates/,
+    ],
+  ])("refuses %s, naming the construct", (_, build, message) => {
+    const stack = newStack();
+    expect(() => build(stack)).toThrow(EcrAnywhereValidationError);
+    expect(() => build(newStack())).toThrow(message);
+  });
+});
