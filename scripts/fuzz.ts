@@ -33,7 +33,8 @@ session.connect();
 await session.post("Profiler.enable");
 await session.post("Profiler.startPreciseCoverage", { callCount: false, detailed: true });
 const { checkParsers, checkRequest } = await import("../test/fuzz/request-path.ts");
-const { body, draw, mutate, request, seedCorpus } = await import("../test/fuzz/inputs.ts");
+const { body, draw, KUBECONFIG_DANGEROUS_KEYS, kubeconfigText, mutate, request, seedCorpus } =
+  await import("../test/fuzz/inputs.ts");
 type FuzzedRequest = Parameters<typeof checkRequest>[0];
 
 const PROJECT_CODE = `${join(import.meta.dirname, "../functions")}/`;
@@ -127,11 +128,17 @@ try {
           corpus[next() % corpus.length] as FuzzedRequest,
           next(),
         );
-    const parserInput = roll % 3 === 0 ? input.body : draw(body, next());
+    // A third of the parser inputs are record kubeconfigs with extra keys in random places.
+    const parserInput =
+      roll % 3 === 0
+        ? input.body
+        : roll % 3 === 1
+          ? draw(kubeconfigText, next())
+          : draw(body, next());
     captured = "";
     try {
       const outcome = await checkRequest(input, () => captured);
-      checkParsers(parserInput);
+      checkParsers(parserInput, KUBECONFIG_DANGEROUS_KEYS);
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
     } catch (error) {
       failure = { input, parserInput, error };

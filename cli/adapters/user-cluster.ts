@@ -19,6 +19,7 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { KubernetesError } from "../../functions/adapters/kubernetes.ts";
+import { makeNoRedirectClient } from "../../functions/adapters/no-redirect-http.ts";
 import {
   type ContractNames,
   DOCKER_CONFIG_JSON_KEY,
@@ -49,11 +50,12 @@ export class UserCluster {
 
   constructor(config: KubeConfig) {
     this.config = config;
-    this.#objects = KubernetesObjectApi.makeApiClient(config);
-    this.#core = config.makeApiClient(CoreV1Api);
-    this.#authorization = config.makeApiClient(AuthorizationV1Api);
-    this.#admission = config.makeApiClient(AdmissionregistrationV1Api);
-    this.#rbac = config.makeApiClient(RbacAuthorizationV1Api);
+    // The Kubernetes API never redirects: a redirect is refused, not followed with a PATCH body.
+    this.#objects = makeNoRedirectClient(config, KubernetesObjectApi);
+    this.#core = makeNoRedirectClient(config, CoreV1Api);
+    this.#authorization = makeNoRedirectClient(config, AuthorizationV1Api);
+    this.#admission = makeNoRedirectClient(config, AdmissionregistrationV1Api);
+    this.#rbac = makeNoRedirectClient(config, RbacAuthorizationV1Api);
   }
 
   /** Loads the kubeconfig as kubectl would; a missing file or unknown context is bad input. */

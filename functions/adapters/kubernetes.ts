@@ -22,6 +22,9 @@ import {
   MANAGED_VALUE,
   NAMESPACE_ENABLED_VALUE,
 } from "../core/contract.ts";
+import { parseKubeconfig } from "../core/kubeconfig.ts";
+import { sanitize } from "../core/sanitize.ts";
+import { NoRedirectHttpLibrary } from "./no-redirect-http.ts";
 
 export interface ManagedSecret {
   readonly namespace: string;
@@ -46,7 +49,8 @@ export interface PatchedEvent {
 export class KubernetesError extends Error {
   readonly status: number | undefined;
   constructor(action: string, error: unknown) {
-    super(`${action}: ${describe(error)}`);
+    // The API server's words are a hostile cluster's to choose: one bounded, printable line.
+    super(sanitize(`${action}: ${describe(error)}`));
     this.name = "KubernetesError";
     this.status = error instanceof ApiException ? error.code : undefined;
   }
@@ -74,14 +78,26 @@ export const MAX_CLUSTER_BYTES = 64 * 1024 * 1024;
 export class ClusterApi {
   readonly #core: CoreV1Api;
   readonly #events: EventsV1Api;
-  readonly #options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: "append" };
+  readonly #options: {
+    middleware: ObservableMiddleware[];
+    middlewareMergeStrategy: "append";
+    httpApi: NoRedirectHttpLibrary;
+  };
   #calls = 0;
   #bytesRead = 0;
   readonly #callsByMethod = new Map<string, number>();
 
+  /** Refuses a kubeconfig outside the allow-list before the client library reads any of it. */
   constructor(kubeconfig: string, signal: AbortSignal) {
+    const parsed = parseKubeconfig(kubeconfig);
+    if (!parsed.ok) throw new Error(`record kubeconfig: ${parsed.error}`);
     const config = new KubeConfig();
-    config.loadFromString(kubeconfig);
+    config.loadFromOptions({
+      clusters: parsed.value.clusters.map((cluster) => ({ ...cluster })),
+      users: parsed.value.users.map((user) => ({ ...user })),
+      contexts: parsed.value.contexts.map((context) => ({ ...context })),
+      currentContext: parsed.value.currentContext,
+    });
     this.#core = config.makeApiClient(CoreV1Api);
     this.#events = config.makeApiClient(EventsV1Api);
     const middleware: ObservableMiddleware = {
@@ -103,7 +119,11 @@ export class ClusterApi {
           ),
         ),
     };
-    this.#options = { middleware: [middleware], middlewareMergeStrategy: "append" };
+    this.#options = {
+      middleware: [middleware],
+      middlewareMergeStrategy: "append",
+      httpApi: new NoRedirectHttpLibrary(),
+    };
   }
 
   /** The body read in chunks, refused past the per-answer and per-cluster budgets. */

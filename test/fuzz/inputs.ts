@@ -3,6 +3,7 @@
  * recorded real AdmissionReviews, the seed corpus) and mutations of inputs that reached new code.
  */
 import fc from "fast-check";
+import { stringify } from "yaml";
 import {
   type FuzzedRequest,
   HEADER_PATH,
@@ -74,6 +75,73 @@ export const body = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 2000 }) },
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 500 }) },
 );
+/**
+ * Keys `@kubernetes/client-node` acts on as it loads a kubeconfig (kebab-case as kubectl writes
+ * them, camelCase as the library names them), and keys nobody uses: a record's kubeconfig must
+ * refuse them all, wherever they sit.
+ */
+export const KUBECONFIG_DANGEROUS_KEYS = [
+  "token-file",
+  "tokenFile",
+  "exec",
+  "auth-provider",
+  "authProvider",
+  "client-certificate",
+  "client-key",
+  "certFile",
+  "keyFile",
+  "certificate-authority",
+  "caFile",
+  "proxy-url",
+  "proxyUrl",
+  "insecure-skip-tls-verify",
+  "skipTLSVerify",
+  "username",
+  "password",
+  "impersonate",
+  "as",
+  "extensions",
+] as const;
+const KUBECONFIG_LEVELS = ["document", "cluster", "user", "context", "namedCluster"] as const;
+const validKubeconfig = () => ({
+  apiVersion: "v1",
+  kind: "Config",
+  clusters: [
+    {
+      name: "c",
+      cluster: { server: "https://k8s.example.com", "certificate-authority-data": "Y2E=" },
+    },
+  ],
+  users: [{ name: "u", user: { token: "t" } }],
+  contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+  "current-context": "x",
+});
+/** A valid record kubeconfig with extra keys at random levels, as YAML or JSON. */
+export const kubeconfigText = fc
+  .record({
+    extras: fc.array(
+      fc.tuple(
+        fc.constantFrom(...KUBECONFIG_LEVELS),
+        fc.oneof(fc.constantFrom(...KUBECONFIG_DANGEROUS_KEYS), fc.string({ maxLength: 12 })),
+        fc.oneof(fc.string(), fc.constant("/proc/self/environ"), fc.jsonValue()),
+      ),
+      { maxLength: 3 },
+    ),
+    yaml: fc.boolean(),
+  })
+  .map(({ extras, yaml }) => {
+    const document = validKubeconfig();
+    const places: Record<(typeof KUBECONFIG_LEVELS)[number], Record<string, unknown>> = {
+      document,
+      cluster: document.clusters[0]?.cluster ?? {},
+      user: document.users[0]?.user ?? {},
+      context: document.contexts[0]?.context ?? {},
+      namedCluster: document.clusters[0] ?? {},
+    };
+    for (const [level, key, value] of extras) places[level][key] = value;
+    return yaml ? stringify(document) : JSON.stringify(document);
+  });
+
 const path = fc.oneof(
   { weight: 6, arbitrary: fc.constant(VALID_PATH) },
   { weight: 2, arbitrary: fc.constant(HEADER_PATH) },

@@ -9,6 +9,7 @@ import type { ECRClient } from "@aws-sdk/client-ecr";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { STSClient } from "@aws-sdk/client-sts";
 import jsonPatch, { type Operation } from "fast-json-patch";
+import { parse } from "yaml";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
 import { EcrMinter } from "../../functions/adapters/ecr-minter.ts";
 import { EcrPublicMinter } from "../../functions/adapters/ecr-public-minter.ts";
@@ -116,12 +117,26 @@ export async function checkRequest(input: FuzzedRequest, logged: () => string): 
   return "mutated";
 }
 
-/** The record parser and the kubeconfig checks answer every input with a result, never a throw. */
-export function checkParsers(text: string): void {
+/**
+ * The record parser and the kubeconfig checks answer every input with a result, never a throw,
+ * and a kubeconfig they accept holds none of the keys the client library would act on.
+ */
+export function checkParsers(text: string, dangerousKeys: readonly string[] = []): void {
   const record = parseClusterRecord(text, CLUSTER_ID);
   if (typeof record.ok !== "boolean") throw new Error("parseClusterRecord returned no verdict");
   const kubeconfig = checkKubeconfig(text);
   if (typeof kubeconfig.ok !== "boolean") throw new Error("checkKubeconfig returned no verdict");
+  if (!kubeconfig.ok) return;
+  const found = keysIn(parse(text, { logLevel: "silent" })).filter((key) =>
+    dangerousKeys.includes(key),
+  );
+  if (found.length > 0) throw new Error(`a kubeconfig with ${found.join(", ")} was accepted`);
+}
+
+function keysIn(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(keysIn);
+  if (value === null || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([key, item]) => [key, ...keysIn(item)]);
 }
 
 export const VALID_PATH = `/v1/clusters/${CLUSTER_ID}/${WEBHOOK_TOKEN.token}`;

@@ -1,0 +1,35 @@
+/** The one sanitiser: printable, one line, bounded in bytes, whatever a cluster sends. */
+import { describe, expect, it } from "vitest";
+import {
+  boundProblems,
+  MAX_PROBLEM_BYTES,
+  sanitize,
+  truncateUtf8,
+} from "../../functions/core/sanitize.ts";
+
+describe("sanitize", () => {
+  it("removes terminal escapes, bidirectional overrides and line breaks", () => {
+    const osc52 = "\u001b]52;c;ZWNobyBwd25lZA==\u0007";
+    const cleaned = sanitize(`ns-${osc52}a\r\nb\u202Egnp.exe\u0000`);
+    expect(cleaned).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/);
+    expect(cleaned).toBe("ns-?]52;c;ZWNobyBwd25lZA==?a b?gnp.exe?");
+  });
+
+  it("bounds by UTF-8 bytes, never splitting a character", () => {
+    const long = "é".repeat(2000);
+    const cut = sanitize(long);
+    expect(Buffer.byteLength(cut, "utf8")).toBeLessThanOrEqual(MAX_PROBLEM_BYTES);
+    expect(cut.endsWith("…")).toBe(true);
+    expect(cut).not.toContain("\ufffd");
+    expect(truncateUtf8("😀😀😀", 9)).toBe("😀…");
+    expect(truncateUtf8("short", 9)).toBe("short");
+  });
+
+  it("keeps at most the bound of problems and says how many more there were", () => {
+    const problems = Array.from({ length: 50 }, (_, index) => `problem ${index}`);
+    const bounded = boundProblems(problems, 20);
+    expect(bounded).toHaveLength(20);
+    expect(bounded.at(-1)).toBe("… and 31 more problems");
+    expect(boundProblems(["a\nb"], 20)).toEqual(["a b"]);
+  });
+});
