@@ -6,8 +6,10 @@
  * from what it is about: a second failing run finds the same object (409 on create) and counts it
  * in `series` instead of adding another.
  */
+
 import { createHash } from "node:crypto";
 import { redactWebhookTokens } from "./auth.ts";
+import { sanitize } from "./sanitize.ts";
 
 export type EventReason = "RefreshFailed" | "Refreshed" | "EnsureFailed";
 
@@ -82,9 +84,13 @@ export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }
 
+/**
+ * An Event's note as kube-apiserver accepts it: tokens redacted, one printable line, at most 1,024
+ * UTF-8 bytes (it counts bytes, `len(note) > 1024`, so a cut by characters is refused with 422 as
+ * soon as the message holds a multi-byte character).
+ */
 export function truncateNote(note: string): string {
-  const clean = redactWebhookTokens(note);
-  return clean.length <= NOTE_LIMIT ? clean : `${clean.slice(0, NOTE_LIMIT - 1)}…`;
+  return sanitize(redactWebhookTokens(note), NOTE_LIMIT);
 }
 
 export interface NewEventOptions {

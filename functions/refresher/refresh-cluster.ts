@@ -20,6 +20,7 @@ import {
   withToken,
 } from "../core/kubeconfig.ts";
 import { backoffMs, isTransientMarkFailure } from "../core/retry.ts";
+import { boundProblems } from "../core/sanitize.ts";
 import { isStale, secretTimes } from "../core/staleness.ts";
 import { toRfc3339 } from "../core/time.ts";
 import { ClusterEvents } from "./cluster-events.ts";
@@ -118,7 +119,8 @@ export async function refreshCluster(
   return {
     clusterId: record.clusterId,
     ok: problems.length === 0,
-    problems,
+    // One hostile API server must not make one log line tens of MiB: bounded and printable.
+    problems: boundProblems(problems),
     secretsManaged: listing.secrets.length,
     ...marks,
     secretsCreated: ensured.created,
@@ -294,7 +296,7 @@ export function failedReport(clusterId: string, problems: string[]): ClusterRepo
   return {
     clusterId,
     ok: false,
-    problems,
+    problems: boundProblems(problems),
     secretsManaged: 0,
     secretsStale: 0,
     secretsRefreshed: 0,

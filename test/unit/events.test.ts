@@ -59,7 +59,8 @@ describe("Kubernetes Events", () => {
       type: "Warning",
       regarding: { kind: "Secret", name: "ecr-pull", namespace: "team-a", uid: secret.uid },
     });
-    expect(body.note).toHaveLength(1024);
+    // kube-apiserver counts bytes: the cut note with its ellipsis fits exactly.
+    expect(Buffer.byteLength(body.note, "utf8")).toBe(1024);
     expect(body.metadata.annotations).toEqual({
       "ecr-anywhere.centml.ai/refresh-failing": "true",
       "ecr-anywhere.centml.ai/latest-problem": body.note,
@@ -85,6 +86,9 @@ describe("Kubernetes Events", () => {
     expect(redacted).not.toContain("SeCrEt-ToKeN_123");
     expect(redacted).toContain("/v1/clusters/prod/<redacted>?timeout=10s");
     expect(truncateNote(message)).not.toContain("SeCrEt-ToKeN_123");
+    const multiByte = truncateNote("ü".repeat(2000));
+    expect(Buffer.byteLength(multiByte, "utf8")).toBeLessThanOrEqual(1024);
+    expect(multiByte.endsWith("…")).toBe(true);
     // Header-authenticated URLs carry no token: nothing to remove.
     expect(redactWebhookTokens("Post https://h/v1/clusters/prod?timeout=10s")).toBe(
       "Post https://h/v1/clusters/prod?timeout=10s",

@@ -37,3 +37,15 @@ describe("sanitize", () => {
     expect(boundProblems(["a\nb"], 20)).toEqual(["a b"]);
   });
 });
+
+describe("a cluster's report", () => {
+  it("carries at most 20 problems of at most 512 bytes, whatever the API server said", async () => {
+    const { failedReport } = await import("../../functions/refresher/refresh-cluster.ts");
+    const report = failedReport("hostile", Array(50).fill(`\u001b[2J${"x".repeat(100_000)}`));
+    expect(report.problems).toHaveLength(20);
+    for (const problem of report.problems) {
+      expect(Buffer.byteLength(problem, "utf8")).toBeLessThanOrEqual(512);
+      expect(problem).not.toContain("\u001b");
+    }
+  });
+});
