@@ -4,6 +4,7 @@
  */
 import { createInterface } from "node:readline/promises";
 import { Listr, PRESET_TIMER } from "listr2";
+import { sanitize } from "../functions/core/sanitize.ts";
 import { InputError } from "./core/inputs.ts";
 
 export type OutputFormat = "text" | "json";
@@ -148,7 +149,11 @@ export function scrub(text: string): string {
 
 /** One line for the person: what failed, what was already done, and that re-running resumes. */
 export function describeFailure(error: unknown): string {
-  return scrub(failureText(error));
+  // An API server's words reach the terminal here: each line printable and bounded.
+  return scrub(failureText(error))
+    .split("\n")
+    .map((line) => sanitize(line, 2048))
+    .join("\n");
 }
 
 function failureText(error: unknown): string {

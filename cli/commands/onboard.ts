@@ -6,6 +6,7 @@
  */
 import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { ENV } from "../../functions/core/config.ts";
 import {
   InputError,
   parseCidrs,
@@ -124,7 +125,8 @@ function authFlags<A extends any[], O extends OptionValues>(command: Command<A, 
     .option(
       "--allowed-source-cidrs <cidrs>",
       "comma-separated CIDRs the API server calls the webhook from",
-      checked(parseCidrs),
+      // The local test bed's API server calls from loopback, which no real cluster does.
+      checked((value) => parseCidrs(value, process.env[ENV.allowLocalApiServers] === "true")),
     )
     .option(
       "--allow-any-source",

@@ -6,6 +6,7 @@ import { Command } from "@commander-js/extra-typings";
 import pLimit from "p-limit";
 import { ENV } from "../../functions/core/config.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
+import { sanitize } from "../../functions/core/sanitize.ts";
 import { parseClusterId, parseSeconds } from "../core/inputs.ts";
 import { type ClusterStatus, summarizeCluster, unreachableCluster } from "../core/status.ts";
 import type { Factory, Records } from "../factory.ts";
@@ -109,15 +110,18 @@ export function statusTable(clusters: readonly ClusterStatus[]): string {
       "NEWEST UPDATE",
       "PROBLEMS",
     ],
-    clusters.map((cluster) => [
-      cluster.clusterId,
-      cluster.reachable ? "yes" : "no",
-      cluster.reachable ? cluster.namespaces.join(",") || "-" : "-",
-      cluster.reachable ? String(cluster.managedSecrets) : "-",
-      cluster.reachable ? String(cluster.staleSecrets) : "-",
-      cluster.leastRemainingMs === undefined ? "-" : formatDuration(cluster.leastRemainingMs),
-      cluster.newestUpdatedAt ?? "-",
-      cluster.problems.join("; ") || "ok",
-    ]),
+    // Names, times and messages come from the clusters: printable text only on a terminal.
+    clusters.map((cluster) =>
+      [
+        cluster.clusterId,
+        cluster.reachable ? "yes" : "no",
+        cluster.reachable ? cluster.namespaces.join(",") || "-" : "-",
+        cluster.reachable ? String(cluster.managedSecrets) : "-",
+        cluster.reachable ? String(cluster.staleSecrets) : "-",
+        cluster.leastRemainingMs === undefined ? "-" : formatDuration(cluster.leastRemainingMs),
+        cluster.newestUpdatedAt ?? "-",
+        cluster.problems.join("; ") || "ok",
+      ].map((cell) => sanitize(cell, 1024)),
+    ),
   );
 }

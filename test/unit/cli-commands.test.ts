@@ -3,11 +3,14 @@
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
  * and one record prefix for every command.
  */
+import { lstat, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { OnboardOptions } from "../../cli/commands/onboard/target.ts";
 import { validateOnboard } from "../../cli/commands/onboard.ts";
-import { InputError } from "../../cli/core/inputs.ts";
+import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
 import type { Factory, GlobalFlags, OperatorCluster, Records } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
 import { printerFor } from "../../cli/ui.ts";
@@ -284,5 +287,101 @@ describe("onboard into a cluster", () => {
     expect(written).toEqual([
       expect.objectContaining({ clusterId: "gitops", refresher: { openFailures: ["uid-1"] } }),
     ]);
+  });
+});
+
+describe("--allowed-source-cidrs", () => {
+  it.each([
+    ["0.0.0.0/0", /accepts every address: pass --allow-any-source instead/],
+    ["::/0", /accepts every address/],
+    ["10.1.0.0/16", /only ever sees public source addresses/],
+    ["172.20.0.0/16", /only ever sees public source addresses/],
+    ["192.168.1.0/24", /only ever sees public source addresses/],
+    ["100.64.0.0/10", /only ever sees public source addresses/],
+    ["127.0.0.1/32", /only ever sees public source addresses/],
+    ["169.254.169.254/32", /only ever sees public source addresses/],
+    ["fd12:3456::/48", /only ever sees public source addresses/],
+    ["fe80::/64", /only ever sees public source addresses/],
+    ["203.0.113.7", /is an address, not a CIDR: add \/32/],
+    ["2001:db8::1", /add \/128/],
+    ["203.0.113.0/33", /expected CIDRs/],
+  ])("refuses %s, saying why", (cidr, message) => {
+    expect(() => parseCidrs(cidr)).toThrow(InputError);
+    expect(() => parseCidrs(cidr)).toThrow(message);
+  });
+
+  it("accepts public ranges, and loopback only for the local test bed", () => {
+    expect(parseCidrs("203.0.113.0/24, 198.51.100.7/32,2001:db8::/48")).toEqual([
+      "203.0.113.0/24",
+      "198.51.100.7/32",
+      "2001:db8::/48",
+    ]);
+    expect(parseCidrs("127.0.0.1/32", true)).toEqual(["127.0.0.1/32"]);
+  });
+});
+
+describe("onboard --dry-run --out", () => {
+  it("replaces an existing readable file and a planted symlink with 0600 files, never writing through", async () => {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const elsewhere = join(out, "..", `${basename(out)}-victim`);
+    await writeFile(elsewhere, "untouched");
+    await writeFile(join(out, "ecr-anywhere.yaml"), "old", { mode: 0o644 });
+    await symlink(elsewhere, join(out, "cluster-record.json"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(...dryRunArgs, "--out", out);
+    for (const name of ["ecr-anywhere.yaml", "cluster-record.json"]) {
+      const file = await lstat(join(out, name));
+      expect(file.isFile(), name).toBe(true);
+      expect(file.mode & 0o777, name).toBe(0o600);
+    }
+    expect(await readFile(elsewhere, "utf8")).toBe("untouched");
+    expect(cli.stdout.join("")).toMatch(/nothing was changed/);
+  });
+
+  it("makes a new folder 0700 and refuses a folder that is a symlink", async () => {
+    const root = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(...dryRunArgs, "--out", join(root, "new"));
+    expect((await lstat(join(root, "new"))).mode & 0o777).toBe(0o700);
+    await symlink(join(root, "new"), join(root, "link"));
+    await expect(cli.run(...dryRunArgs, "--out", join(root, "link"))).rejects.toThrow(
+      /not a directory \(a symlink or a file is refused\)/,
+    );
+  });
+});
+
+describe("status on a terminal", () => {
+  it("prints nothing a hostile cluster could use to drive the terminal", async () => {
+    const osc52 = "\u001b]52;c;ZWNobyBwd25lZA==\u0007";
+    const cli = harness((flags) => ({
+      printer: printerFor(flags.output, { stdout: { write: (text) => cli.stdout.push(text) } }),
+      records: () =>
+        ({
+          clusterIds: async () => ["hostile"],
+          read: async () => ({
+            record: {
+              version: 1,
+              clusterId: "hostile",
+              kubeconfig: `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://k8s.example.com", certificate-authority-data: Y2E=}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+              webhookTokenSha256: ["a".repeat(64)],
+              registries: [EAST],
+            },
+            kmsKeyId: KEY_ARN,
+            deleted: false,
+          }),
+          close() {},
+        }) as unknown as Records,
+      recordCluster: () => ({
+        enabledNamespaces: async () => [`apps${osc52}`],
+        managedSecrets: async () => {
+          throw new Error(`boom\u001b[2J${osc52}`);
+        },
+      }),
+    }));
+    await cli.run("status");
+    const printed = cli.stdout.join("");
+    expect(printed).toContain("hostile");
+    expect(printed).not.toContain("\u001b");
+    expect(printed).not.toContain("\u0007");
   });
 });

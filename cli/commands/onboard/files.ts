@@ -5,12 +5,14 @@
  * document.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
 import { admissionConfiguration, webhookCredentialsKubeconfig } from "../../../k8s/templates.ts";
+import { InputError } from "../../core/inputs.ts";
 import {
   REFRESHER_NAMESPACE,
   REFRESHER_SERVICE_ACCOUNT,
@@ -129,26 +131,54 @@ export class FilesTarget implements OnboardTarget {
     rendered: Rendered,
     manifests: readonly KubernetesObject[],
   ): Promise<void> {
-    await mkdir(out, { recursive: true });
-    await writeFile(join(out, "ecr-anywhere.yaml"), rendered.yaml, { mode: 0o600 });
-    await writeFile(
-      join(out, "cluster-record.json"),
-      `${JSON.stringify(rendered.record, null, 2)}\n`,
-      { mode: 0o600 },
-    );
-    for (const [name, content] of Object.entries(rendered.apiServerFiles))
-      await writeFile(join(out, name), content, { mode: 0o600 });
-    const written = ["cluster-record.json", ...Object.keys(rendered.apiServerFiles)];
+    await privateDirectory(out);
+    const files: [string, string][] = [
+      ["ecr-anywhere.yaml", rendered.yaml],
+      ["cluster-record.json", `${JSON.stringify(rendered.record, null, 2)}\n`],
+      ...Object.entries(rendered.apiServerFiles),
+    ];
+    for (const [name, content] of files) await writePrivateFile(out, name, content);
+    const written = files.slice(1).map(([name]) => join(out, name));
     this.#printer.write(
       [
-        `Wrote ${join(out, "ecr-anywhere.yaml")} (${manifests.length} objects), ${written
-          .map((name) => join(out, name))
-          .join(", ")}; nothing was changed.`,
+        `Wrote ${join(out, "ecr-anywhere.yaml")} (${manifests.length} objects), ${written.join(", ")}; nothing was changed.`,
         ...rendered.note,
         "",
       ].join("\n"),
     );
   }
+}
+
+/** `--out`: made 0700 when new; an existing one must be a real directory, not a symlink. */
+async function privateDirectory(out: string): Promise<void> {
+  const found = await lstat(out).catch(() => undefined);
+  if (found === undefined) {
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    return;
+  }
+  if (!found.isDirectory())
+    throw new InputError(`--out ${out}: not a directory (a symlink or a file is refused)`);
+}
+
+/**
+ * Files that may hold the webhook token: written 0600 to a new temporary file (O_EXCL, never
+ * following a symlink), then renamed over the name, so an existing world-readable file or a symlink
+ * planted there is replaced, never written through.
+ */
+async function writePrivateFile(directory: string, name: string, content: string): Promise<void> {
+  const target = join(directory, name);
+  const temporary = join(directory, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(
+    temporary,
+    constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    await handle.writeFile(content);
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, target);
 }
 
 /** Where each rendered file goes, and the steps only a person can take. */
