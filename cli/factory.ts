@@ -53,6 +53,7 @@ export type OperatorCluster = Pick<
   | "roleBindingsWith"
   | "requestToken"
   | "dryRunManagedSecret"
+  | "serverVersion"
 >;
 
 /** A cluster reached with a record's kubeconfig (the refresher's view). */

@@ -152,3 +152,20 @@ export function webhookCredentialsKubeconfig(
     }),
   };
 }
+
+/** Kubernetes minor version from which ValidatingAdmissionPolicy is GA (admissionregistration/v1). */
+export const SECRET_POLICY_MINIMUM_MINOR = 30;
+
+/**
+ * The policy that narrows the refresher's Secret writes to managed dockerconfigjson Secrets, and its
+ * binding, in apply order (API servers 1.30 and later).
+ */
+export async function refresherSecretPolicy(
+  options: Pick<RefresherRbacOptions, "refresherNamespace" | "serviceAccount" | "labelPrefix"> = {},
+): Promise<Record<string, unknown>[]> {
+  return renderTemplates(await readTemplate("refresher-secret-policy.yaml"), {
+    REFRESHER_NAMESPACE: options.refresherNamespace ?? "ecr-anywhere",
+    SERVICE_ACCOUNT: options.serviceAccount ?? "ecr-anywhere-refresher",
+    LABEL_PREFIX: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
+  });
+}

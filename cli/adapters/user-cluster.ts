@@ -17,6 +17,7 @@ import {
   PatchStrategy,
   RbacAuthorizationV1Api,
   type V1Secret,
+  VersionApi,
 } from "@kubernetes/client-node";
 import { KubernetesError } from "../../functions/adapters/kubernetes.ts";
 import { makeNoRedirectClient } from "../../functions/adapters/no-redirect-http.ts";
@@ -47,6 +48,7 @@ export class UserCluster {
   readonly #authorization: AuthorizationV1Api;
   readonly #admission: AdmissionregistrationV1Api;
   readonly #rbac: RbacAuthorizationV1Api;
+  readonly #version: VersionApi;
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -56,6 +58,7 @@ export class UserCluster {
     this.#authorization = makeNoRedirectClient(config, AuthorizationV1Api);
     this.#admission = makeNoRedirectClient(config, AdmissionregistrationV1Api);
     this.#rbac = makeNoRedirectClient(config, RbacAuthorizationV1Api);
+    this.#version = makeNoRedirectClient(config, VersionApi);
   }
 
   /** Loads the kubeconfig as kubectl would; a missing file or unknown context is bad input. */
@@ -99,6 +102,12 @@ export class UserCluster {
     throw new InputError(
       `the kubeconfig's cluster ${JSON.stringify(cluster?.name)} has no CA (certificate-authority or -data); the refresher needs it to verify the API server`,
     );
+  }
+
+  /** The API server's Kubernetes version, as major and minor numbers (`1.30+` reads as 1.30). */
+  async serverVersion(): Promise<{ major: number; minor: number }> {
+    const info = await this.#call("read the server version", () => this.#version.getCode());
+    return { major: Number.parseInt(info.major, 10), minor: Number.parseInt(info.minor, 10) };
   }
 
   /** The checks the current user fails (SelfSubjectAccessReview). */

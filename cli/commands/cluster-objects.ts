@@ -4,7 +4,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
-import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
+import { refresherRbac, refresherSecretPolicy, webhookConfiguration } from "../../k8s/templates.ts";
 import {
   MANAGED_BY_LABEL,
   type OnboardInputs,
@@ -44,15 +44,24 @@ export async function registeredWebhook(
   );
 }
 
+/**
+ * The refresher's namespace, ServiceAccount and RBAC, and, where the API server has it (1.30+),
+ * the ValidatingAdmissionPolicy that narrows its Secret writes to managed ones.
+ */
 export async function refresherObjects(
-  options: OnboardInputs & { readonly labelPrefix?: string | undefined },
+  options: OnboardInputs & {
+    readonly labelPrefix?: string | undefined;
+    readonly secretPolicy: boolean;
+  },
 ): Promise<KubernetesObject[]> {
+  const labelPrefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
   const rbac = await refresherRbac({
     namespaces: options.namespaces,
     serviceAccountNamespaces: options.serviceAccounts ? options.namespaces : [],
-    labelPrefix: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
+    labelPrefix,
   });
-  return [refresherNamespaceObject(), ...rbac].map((object) =>
+  const policy = options.secretPolicy ? await refresherSecretPolicy({ labelPrefix }) : [];
+  return [refresherNamespaceObject(), ...rbac, ...policy].map((object) =>
     withManagedBy(object),
   ) as KubernetesObject[];
 }

@@ -6,7 +6,7 @@
 import { Command } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
-import { refresherRbac } from "../../k8s/templates.ts";
+import { refresherRbac, refresherSecretPolicy } from "../../k8s/templates.ts";
 import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";
 import {
   FIELD_MANAGER,
@@ -102,7 +102,10 @@ async function removeNamespaceLabels(cluster: OperatorCluster, factory: Factory)
 
 async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): Promise<string> {
   const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
-  const rbac = (await refresherRbac({ namespaces: [], labelPrefix })) as KubernetesObject[];
+  const rbac = [
+    ...(await refresherRbac({ namespaces: [], labelPrefix })),
+    ...(await refresherSecretPolicy({ labelPrefix })),
+  ] as KubernetesObject[];
   const objects: KubernetesObject[] = [
     ...bindings.map((binding) => ({
       apiVersion: "rbac.authorization.k8s.io/v1",

@@ -281,7 +281,14 @@ function onboardSteps(
     {
       title: "Apply the refresher's namespace, ServiceAccount and RBAC",
       run: async (state) =>
-        put(state, await refresherObjects({ ...options, labelPrefix: factory.labelPrefix })),
+        put(
+          state,
+          await refresherObjects({
+            ...options,
+            labelPrefix: factory.labelPrefix,
+            secretPolicy: state.secretPolicy === true,
+          }),
+        ),
     },
     {
       title: "Refresher credentials (bound ServiceAccount token)",

@@ -227,6 +227,8 @@ export function onboardAccess(inputs: OnboardInputs, replaceExisting: boolean): 
     { group: rbac, resource: "roles", namespace: REFRESHER_NAMESPACE },
     { group: rbac, resource: "rolebindings", namespace: REFRESHER_NAMESPACE },
     { group: admission, resource: "mutatingwebhookconfigurations" },
+    { group: admission, resource: "validatingadmissionpolicies" },
+    { group: admission, resource: "validatingadmissionpolicybindings" },
     ...inputs.namespaces.map((namespace) => ({ group: rbac, resource: "rolebindings", namespace })),
   ];
   const checks: AccessCheck[] = applied.flatMap((target) => [

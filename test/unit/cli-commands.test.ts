@@ -260,6 +260,7 @@ describe("onboard into a cluster", () => {
           server: "https://api.example.com:6443",
           caData: () => CA_DATA,
           deniedAccess: async () => [],
+          serverVersion: async () => ({ major: 1, minor: 36 }),
           missingNamespaces: async () => [],
           webhookConfigurations: async () => [],
           apply: async () => "created",

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { sha256Hex } from "../../../functions/core/auth.ts";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/templates.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
 import { InputError } from "../../core/inputs.ts";
 import {
@@ -48,6 +49,8 @@ export class ClusterTarget implements OnboardTarget {
     const options = this.#options;
     const cluster = need(state.cluster);
     await checkCluster(cluster, options);
+    const version = await cluster.serverVersion();
+    state.secretPolicy = version.major > 1 || version.minor >= SECRET_POLICY_MINIMUM_MINOR;
     const configurations = await cluster.webhookConfigurations();
     this.#conflicts = conflictingWebhooks(configurations, this.#factory.names);
     if (this.#conflicts.length > 0 && !options.replaceExisting)
@@ -67,7 +70,10 @@ export class ClusterTarget implements OnboardTarget {
     const problems = await this.#store.problems(endpoints.recordKeyArn);
     if (problems.length > 0) throw new AwsProblem(problems.join("; "));
     this.#existing = await this.#store.read(options.clusterId);
-    return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}`;
+    const narrowing = state.secretPolicy
+      ? ""
+      : `; Kubernetes ${version.major}.${version.minor} has no ValidatingAdmissionPolicy (1.${SECRET_POLICY_MINIMUM_MINOR}+), so the refresher's Secret writes are not narrowed to managed Secrets`;
+    return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}${narrowing}`;
   }
 
   async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {

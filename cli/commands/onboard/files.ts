@@ -11,7 +11,11 @@ import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
-import { admissionConfiguration, webhookCredentialsKubeconfig } from "../../../k8s/templates.ts";
+import {
+  admissionConfiguration,
+  SECRET_POLICY_MINIMUM_MINOR,
+  webhookCredentialsKubeconfig,
+} from "../../../k8s/templates.ts";
 import { InputError } from "../../core/inputs.ts";
 import {
   REFRESHER_NAMESPACE,
@@ -46,7 +50,9 @@ export class FilesTarget implements OnboardTarget {
     this.#printer = printer;
   }
 
-  async check(): Promise<string> {
+  async check(state: OnboardState): Promise<string> {
+    // Rendered for the API servers people run today; notes say how to drop it below 1.30.
+    state.secretPolicy = true;
     return "nothing to check: a dry run changes nothing";
   }
 
@@ -198,6 +204,7 @@ function notes(
           `Install on every API server host, before applying the manifests: webhook-credentials.kubeconfig at ${options.admissionKubeconfigPath}, and admission.yaml beside it; start kube-apiserver with --admission-control-config-file=<path of admission.yaml> (kubeadm: apiServer.extraArgs and extraVolumes; k3s/RKE2: kube-apiserver-arg).`,
         ]
       : []),
+    `ecr-anywhere.yaml includes a ValidatingAdmissionPolicy and its binding (ecr-anywhere-refresher-secrets) that let the refresher write only managed Secrets: they need Kubernetes 1.${SECRET_POLICY_MINIMUM_MINOR}+; on an older API server leave those two objects out.`,
     `The record goes to Secrets Manager as ${recordName}, encrypted with ${recordKeyArn}:`,
     `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${recordKeyArn} --secret-string file://cluster-record.json`,
     `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,

@@ -32,6 +32,8 @@ export interface OnboardState {
   cluster?: OperatorCluster;
   caData?: string;
   endpoints?: Endpoints;
+  /** Whether the refresher's Secret writes are narrowed by a ValidatingAdmissionPolicy (1.30+). */
+  secretPolicy?: boolean;
   /** The refresher's kubeconfig for the record. */
   kubeconfig?: string;
   token?: WebhookToken;
