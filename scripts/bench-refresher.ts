@@ -3,10 +3,12 @@
  * 1,000 and 5,000 managed Secrets of which 10% are stale, and proof that only stale ones are
  * written. Part of `npm run bench` (BENCH_REFRESHER_SIZES=1000,5000 changes the sizes).
  */
+
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import pLimit from "p-limit";
 import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { refresherConfigFromEnv } from "../functions/core/config.ts";
+import { MARK_SLOT_MS, MarkBudget } from "../functions/lib/mark-budget.ts";
 import { refreshCluster } from "../functions/refresher/refresh-cluster.ts";
 import { refresherRbac } from "../k8s/templates.ts";
 import { EAST, names, startWebhookHarness } from "../test/e2e/webhook-harness.ts";
@@ -108,7 +110,7 @@ export async function benchRefresher(): Promise<string[]> {
             return api;
           },
           saveRecord: async () => {},
-          markLimit: pLimit(config.markConcurrency),
+          markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
         },
         AbortSignal.timeout(600_000),
       );

@@ -4,7 +4,6 @@
  * through the webhook. Used by the inline refresher and by the fan-out worker alike.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { LimitFunction } from "p-limit";
 import type { StoredClusterRecord } from "../adapters/cluster-record-catalog.ts";
 import { type ClusterApi, KubernetesError, type ManagedSecret } from "../adapters/kubernetes.ts";
 import {
@@ -23,6 +22,7 @@ import { backoffMs, isTransientMarkFailure } from "../core/retry.ts";
 import { boundProblems } from "../core/sanitize.ts";
 import { isStale, secretTimes } from "../core/staleness.ts";
 import { toRfc3339 } from "../core/time.ts";
+import { type ClusterShare, type MarkBudget, SLOT_EXPIRED } from "../lib/mark-budget.ts";
 import { ClusterEvents } from "./cluster-events.ts";
 
 export interface ClusterReport {
@@ -52,8 +52,11 @@ export interface RefreshClusterDependencies {
   readonly config: RefresherConfig;
   readonly now: () => number;
   readonly clusterApi: (kubeconfig: string, signal: AbortSignal) => ClusterApi;
-  /** Shared by every cluster of an invocation: `config.markConcurrency` marks at once. */
-  readonly markLimit: LimitFunction;
+  /**
+   * Shared by every cluster of an invocation: `config.markConcurrency` marks at once, each cluster
+   * at most its fair share, and no mark holding its slot past the webhook's timeout.
+   */
+  readonly markBudget: MarkBudget;
   /** For the backoff's jitter; tests pin it. */
   readonly random?: () => number;
   /**
@@ -181,22 +184,21 @@ async function markStaleSecrets(
   );
   const marked = toRfc3339(nowMs);
   let markRetries = 0;
+  // One budget for the whole invocation: marks of every cluster share the webhook's capacity, this
+  // cluster at most its share. Only a mark attempt holds a slot; the Event after it is no webhook call.
+  const share = deps.markBudget.join();
   const outcomes = await Promise.all(
     stale.map(async (secret) => {
-      // One budget for the whole invocation: marks of every cluster share the webhook's capacity.
-      // Only the mark holds a slot; the Event written after it is no webhook call.
-      const outcome = await deps.markLimit(() =>
-        markOne(secret, marked, context, () => {
-          markRetries++;
-        }),
-      );
+      const outcome = await markOne(secret, marked, { ...context, share }, () => {
+        markRetries++;
+      });
       if (outcome.problem !== undefined) {
         problems.push(outcome.problem);
         await events.refreshFailed(secret, outcome.problem);
       } else await events.refreshed(secret);
       return outcome;
     }),
-  );
+  ).finally(() => share.leave());
   const latest = new Map(secrets.map((secret) => [`${secret.namespace}/${secret.name}`, secret]));
   for (const outcome of outcomes)
     latest.set(`${outcome.secret.namespace}/${outcome.secret.name}`, outcome.secret);
@@ -214,13 +216,18 @@ async function markStaleSecrets(
 async function markOne(
   secret: ManagedSecret,
   marked: string,
-  { api, deps, signal }: MarkContext,
+  { api, deps, signal, share }: MarkContext & { readonly share: ClusterShare },
   onRetry: () => void,
 ): Promise<{ secret: ManagedSecret; refreshed: boolean; problem?: string }> {
   const { names } = deps.config;
   const before = secretTimes(secret.annotations, names).expiresAtMs;
   try {
-    const after = await markWithRetries(api, secret, marked, deps, signal, onRetry);
+    const after = await markWithRetries(
+      () => share.run(() => annotate(api, secret, marked, deps)),
+      deps,
+      signal,
+      onRetry,
+    );
     const afterMs = secretTimes(after.annotations, names).expiresAtMs;
     // Only a later expiry proves the webhook wrote fresh credentials.
     if (afterMs !== undefined && (before === undefined || afterMs > before))
@@ -265,28 +272,46 @@ async function saveOpenFailures(
  * Marks one Secret; a failure caused by load (a throttled webhook, ECR throttling) is tried again
  * after a jittered backoff, within the cluster's deadline, before it counts.
  */
-async function markWithRetries(
+function annotate(
   api: ClusterApi,
   secret: ManagedSecret,
   marked: string,
   deps: RefreshClusterDependencies,
+): Promise<ManagedSecret> {
+  return api.annotate(
+    secret.namespace,
+    secret.name,
+    deps.config.names.markedForUpdateAtAnnotation,
+    marked,
+  );
+}
+
+/** A mark that got no answer within its slot: the API server's call to the webhook is over. */
+class MarkTimedOut extends Error {
+  constructor(slotMs: number) {
+    super(
+      `no answer to the mark within ${Math.round(slotMs / 1000)} s (the webhook's timeout and a margin): counted as failed, its slot given to other marks`,
+    );
+  }
+}
+
+async function markWithRetries(
+  attempt: () => Promise<ManagedSecret | typeof SLOT_EXPIRED>,
+  deps: RefreshClusterDependencies,
   signal: AbortSignal,
   onRetry: () => void,
 ): Promise<ManagedSecret> {
-  for (let attempt = 0; ; attempt++) {
+  for (let tries = 0; ; tries++) {
     try {
-      return await api.annotate(
-        secret.namespace,
-        secret.name,
-        deps.config.names.markedForUpdateAtAnnotation,
-        marked,
-      );
+      const answer = await attempt();
+      if (answer === SLOT_EXPIRED) throw new MarkTimedOut(deps.markBudget.slotMs);
+      return answer;
     } catch (error) {
       const transient =
         error instanceof KubernetesError && isTransientMarkFailure(error.status, error.message);
-      if (!transient || attempt + 1 >= deps.config.markAttempts || signal.aborted) throw error;
+      if (!transient || tries + 1 >= deps.config.markAttempts || signal.aborted) throw error;
       onRetry();
-      await sleep(backoffMs(attempt, (deps.random ?? Math.random)()), undefined, { signal });
+      await sleep(backoffMs(tries, (deps.random ?? Math.random)()), undefined, { signal });
     }
   }
 }

@@ -21,6 +21,7 @@ import { ClusterApi } from "../adapters/kubernetes.ts";
 import { redactWebhookTokens } from "../core/auth.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
 import { refresherConfigFromEnv } from "../core/config.ts";
+import { MARK_SLOT_MS, MarkBudget } from "../lib/mark-budget.ts";
 import { count, createTelemetry, MetricUnit, type Telemetry } from "../telemetry.ts";
 import {
   type ClusterReport,
@@ -63,7 +64,7 @@ export function refresherDependenciesFromEnv(
     telemetry: createTelemetry("ecr-anywhere-refresher"),
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     // One environment runs one invocation at a time, so this is the invocation's budget.
-    markLimit: pLimit(config.markConcurrency),
+    markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
     listRecords: (signal) =>
       listClusterRecords(secrets, config.clusterRecordPrefix, signal, config.partition),
     listRecordNames: (signal) =>

@@ -4,11 +4,11 @@
  * throttled mark must be retried rather than counted as a failure.
  */
 
-import pLimit from "p-limit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterApi } from "../../functions/adapters/kubernetes.ts";
 import { refresherConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
+import { MARK_SLOT_MS, MarkBudget } from "../../functions/lib/mark-budget.ts";
 import {
   type RefreshClusterDependencies,
   refreshCluster,
@@ -39,7 +39,7 @@ function refreshOnce(markConcurrency: number, markAttempts: number) {
     now: Date.now,
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     saveRecord: async () => {},
-    markLimit: pLimit(markConcurrency),
+    markBudget: new MarkBudget({ total: markConcurrency, slotMs: MARK_SLOT_MS }),
   };
   const record = {
     version: 1 as const,

@@ -5,6 +5,7 @@
  * is an in-memory stand-in for the API server calls the refresher makes, counting them; the real
  * kube-apiserver runs the same story in test/e2e/refresher.e2e.test.ts.
  */
+
 import { randomUUID } from "node:crypto";
 import {
   GetSecretValueCommand,
@@ -12,7 +13,6 @@ import {
   SecretsManagerClient as SecretsManagerClientClass,
 } from "@aws-sdk/client-secrets-manager";
 import { ApiException } from "@kubernetes/client-node";
-import pLimit from "p-limit";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import {
   readClusterRecord,
@@ -28,6 +28,7 @@ import { refresherConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
 import { eventName } from "../../functions/core/events.ts";
 import { toRfc3339 } from "../../functions/core/time.ts";
+import { MARK_SLOT_MS, MarkBudget } from "../../functions/lib/mark-budget.ts";
 import { refreshCluster } from "../../functions/refresher/refresh-cluster.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
@@ -202,7 +203,7 @@ async function run(cluster: Cluster, clusterId: string) {
       config,
       now: () => cluster.now,
       clusterApi: () => cluster.api(),
-      markLimit: pLimit(config.markConcurrency),
+      markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
       saveRecord: (target, change, signal) => updateClusterRecord(client, target, change, signal),
     },
     AbortSignal.timeout(20_000),
