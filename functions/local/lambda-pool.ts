@@ -4,6 +4,10 @@
  * idle environment starts a new, cold one, up to the reserved concurrency; past it the answer is
  * Lambda's throttle, a 429. Idle environments are reused warm and reclaimed after a while.
  *
+ * A function URL also refuses more than 10 x the reserved concurrency requests per second (AWS
+ * documents this for function URLs): modelled as a one-second sliding window, answered with the
+ * same 429.
+ *
  * The throttle carries no `Retry-After`: AWS documents `retryAfterSeconds` (the header) for the
  * Invoke API's TooManyRequestsException, not for function URLs, so the worst case is modelled.
  * kube-apiserver's client retries a 429 only with that header, so a throttled admission fails.
@@ -21,6 +25,10 @@ export interface LambdaPoolOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Reserved concurrency: the most environments at once. */
   readonly reservedConcurrency: number;
+  /** Requests per second allowed per unit of reserved concurrency. @default 10 (function URLs) */
+  readonly requestsPerSecondPerConcurrency?: number;
+  /** The clock of the request-rate window (tests pin it). @default performance.now */
+  readonly now?: () => number;
   /** An environment idle this long is reclaimed (Lambda: minutes, unspecified). */
   readonly idleMs?: number;
   /** Where environments' stdout and stderr go (logs, EMF); default: this process's. */
@@ -30,7 +38,10 @@ export interface LambdaPoolOptions {
 export interface LambdaPoolStats {
   readonly environmentsStarted: number;
   readonly invocations: number;
+  /** Every 429: no environment free, or the request rate past its limit. */
   readonly throttles: number;
+  /** The 429s the request rate caused. */
+  readonly rateThrottles: number;
   /** Environments alive now, and the most that were busy at once. */
   readonly live: number;
   readonly peakConcurrency: number;
@@ -69,7 +80,15 @@ export class LambdaPool {
   #busy = 0;
   #nextId = 0;
   #closed = false;
-  #stats = { environmentsStarted: 0, invocations: 0, throttles: 0, peakConcurrency: 0 };
+  #stats = {
+    environmentsStarted: 0,
+    invocations: 0,
+    throttles: 0,
+    rateThrottles: 0,
+    peakConcurrency: 0,
+  };
+  /** When the requests of the last second arrived, oldest first. */
+  readonly #recent: number[] = [];
   readonly #initMs: number[] = [];
 
   constructor(options: LambdaPoolOptions) {
@@ -88,6 +107,11 @@ export class LambdaPool {
     event: FunctionUrlEvent,
     context: { awsRequestId: string },
   ): Promise<FunctionUrlResult> => {
+    if (!this.#withinRate((this.#options.now ?? performance.now)())) {
+      this.#stats.throttles++;
+      this.#stats.rateThrottles++;
+      return THROTTLED;
+    }
     const environment = this.#idle.pop() ?? (await this.#startIfAllowed());
     if (!environment) {
       this.#stats.throttles++;
@@ -121,6 +145,16 @@ export class LambdaPool {
   async close(): Promise<void> {
     this.#closed = true;
     await this.recycle();
+  }
+
+  /** Counts the request in the one-second window; false when the window is full. */
+  #withinRate(nowMs: number): boolean {
+    const limit =
+      this.#options.reservedConcurrency * (this.#options.requestsPerSecondPerConcurrency ?? 10);
+    while ((this.#recent[0] ?? nowMs) <= nowMs - 1000) this.#recent.shift();
+    if (this.#recent.length >= limit) return false;
+    this.#recent.push(nowMs);
+    return true;
   }
 
   async #startIfAllowed(): Promise<Environment | undefined> {

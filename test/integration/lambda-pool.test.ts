@@ -88,4 +88,26 @@ describe("Lambda pool", () => {
     expect(second.environmentId).not.toBe(first.environmentId);
     expect(pool.stats.environmentsStarted).toBe(2);
   });
+
+  it("answers 429 past 10 x the reserved concurrency requests in a second, as a function URL does", async () => {
+    let nowMs = 0;
+    pool = new LambdaPool({
+      module: probe,
+      reservedConcurrency: 1,
+      output: "ignore",
+      now: () => nowMs,
+    });
+    const statuses: number[] = [];
+    // One at a time: concurrency never runs out, only the rate can.
+    for (let index = 0; index < 15; index++) {
+      nowMs = index * 10;
+      statuses.push((await invoke())?.statusCode ?? 0);
+    }
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
+    expect(statuses.slice(10)).toEqual(Array(5).fill(429));
+    expect(pool.stats).toMatchObject({ throttles: 5, rateThrottles: 5, environmentsStarted: 1 });
+    // Once the first requests are a second old, the window has room again.
+    nowMs = 1000;
+    expect((await invoke())?.statusCode).toBe(200);
+  });
 });
