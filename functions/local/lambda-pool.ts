@@ -107,7 +107,7 @@ export class LambdaPool {
     event: FunctionUrlEvent,
     context: { awsRequestId: string },
   ): Promise<FunctionUrlResult> => {
-    if (!this.#withinRate((this.#options.now ?? performance.now)())) {
+    if (!this.#withinRate(this.#options.now?.() ?? performance.now())) {
       this.#stats.throttles++;
       this.#stats.rateThrottles++;
       return THROTTLED;
