@@ -4,6 +4,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { DEFAULT_CLUSTER_RECORD_PREFIX, DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
+import packageJson from "../package.json" with { type: "json" };
 import { newOffboardCommand } from "./commands/offboard.ts";
 import { newOnboardCommand } from "./commands/onboard.ts";
 import { newRotateTokenCommand } from "./commands/rotate-token.ts";
@@ -16,6 +17,7 @@ export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
     .description(
       "Fresh Amazon ECR pull credentials for any Kubernetes cluster: onboard clusters, rotate their webhook tokens, see their state.",
     )
+    .version(packageJson.version, "-V, --version", "the CLI's version")
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()
     .option(

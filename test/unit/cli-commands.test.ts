@@ -386,3 +386,18 @@ describe("status on a terminal", () => {
     expect(printed).not.toContain("\u0007");
   });
 });
+
+describe("--version", () => {
+  it("prints the package's version", async () => {
+    const { readFile: read } = await import("node:fs/promises");
+    const { version } = JSON.parse(await read("package.json", "utf8")) as { version: string };
+    const written: string[] = [];
+    const program = buildProgram();
+    program.configureOutput({ writeOut: (text) => written.push(text) });
+    await expect(program.parseAsync(["node", "ecr-anywhere", "--version"])).rejects.toMatchObject({
+      code: "commander.version",
+      exitCode: 0,
+    });
+    expect(written.join("")).toBe(`${version}\n`);
+  });
+});
