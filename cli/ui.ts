@@ -58,7 +58,8 @@ async function runSteps<Context>(
         const started = performance.now();
         try {
           const outcome = await step.run(ctx, (text) => {
-            task.output = text;
+            // Progress repeats API-server errors, which can quote a webhook URL and its token.
+            task.output = sanitize(scrub(text), 2048);
           });
           completed.push({
             title: step.title,
@@ -69,7 +70,7 @@ async function runSteps<Context>(
         } catch (error) {
           const failure = new StepFailure(step.title, [...completed], error);
           // listr2 prints the message itself: it must be scrubbed too.
-          failure.message = scrub(failure.message);
+          failure.message = sanitize(scrub(failure.message), 2048);
           throw failure;
         }
       },

@@ -6,7 +6,11 @@
 import { Command } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
-import { refresherRbac, refresherSecretPolicy } from "../../k8s/templates.ts";
+import {
+  refresherRbac,
+  refresherSecretPolicy,
+  SECRET_POLICY_MINIMUM_MINOR,
+} from "../../k8s/templates.ts";
 import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";
 import {
   FIELD_MANAGER,
@@ -102,9 +106,15 @@ async function removeNamespaceLabels(cluster: OperatorCluster, factory: Factory)
 
 async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): Promise<string> {
   const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
+  // Below 1.30 the API server does not serve the policy's kind: there is nothing of it to remove.
+  const { major, minor } = await cluster.serverVersion();
+  const policy =
+    major > 1 || minor >= SECRET_POLICY_MINIMUM_MINOR
+      ? await refresherSecretPolicy({ labelPrefix })
+      : [];
   const rbac = [
     ...(await refresherRbac({ namespaces: [], labelPrefix })),
-    ...(await refresherSecretPolicy({ labelPrefix })),
+    ...policy,
   ] as KubernetesObject[];
   const objects: KubernetesObject[] = [
     ...bindings.map((binding) => ({

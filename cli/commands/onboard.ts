@@ -7,6 +7,7 @@
 import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { ENV } from "../../functions/core/config.ts";
+import { nonPublicCidrs } from "../core/cidrs.ts";
 import {
   InputError,
   parseCidrs,
@@ -125,8 +126,7 @@ function authFlags<A extends any[], O extends OptionValues>(command: Command<A, 
     .option(
       "--allowed-source-cidrs <cidrs>",
       "comma-separated CIDRs the API server calls the webhook from",
-      // The local test bed's API server calls from loopback, which no real cluster does.
-      checked((value) => parseCidrs(value, process.env[ENV.allowLocalApiServers] === "true")),
+      checked(parseCidrs),
     )
     .option(
       "--allow-any-source",
@@ -196,6 +196,8 @@ export function completeOnboard(clusterId: string, flags: OnboardFlags): Onboard
     repositories: flags.repositories,
     allowedSourceCidrs: flags.allowedSourceCidrs,
     allowAnySource: flags.allowAnySource,
+    // The local test bed's API server calls from loopback, which no real cluster's does.
+    allowPrivateSources: process.env[ENV.allowLocalApiServers] === "true",
     ensureSecret: flags.ensureSecret,
     pullThroughCache: flags.pullThroughCache,
     serviceAccounts: flags.serviceAccounts,
@@ -226,6 +228,12 @@ export function validateOnboard(options: OnboardOptions): void {
     );
   if (options.allowAnySource && options.allowedSourceCidrs)
     throw new InputError("--allow-any-source and --allowed-source-cidrs exclude each other");
+  // A function URL sees only public sources; a webhook of your own (--ca-bundle) may see others.
+  const hidden = nonPublicCidrs(options.allowedSourceCidrs ?? []);
+  if (hidden.length > 0 && !options.caBundleFile && !options.allowPrivateSources)
+    throw new InputError(
+      `--allowed-source-cidrs: ${hidden.join(", ")} ${hidden.length === 1 ? "reaches" : "reach"} into private, shared, loopback, link-local or reserved ranges, and a Lambda function URL only ever sees public source addresses: give your API server's public egress (NAT) addresses`,
+    );
   // The default path: a token in the URL is pinned to the control plane's egress addresses.
   if (options.webhookAuth === "url" && !options.allowedSourceCidrs && !options.allowAnySource)
     throw new InputError(
@@ -261,9 +269,13 @@ function onboardSteps(
   factory: Factory,
   target: OnboardTarget,
 ): Step<OnboardState>[] {
-  const put = async (state: OnboardState, objects: readonly KubernetesObject[]) => {
+  const put = async (
+    state: OnboardState,
+    objects: readonly KubernetesObject[],
+    replacesWebhook = false,
+  ) => {
     state.manifests.push(...objects);
-    return target.putObjects(state, objects);
+    return target.putObjects(state, objects, replacesWebhook);
   };
   return [
     {
@@ -314,12 +326,16 @@ function onboardSteps(
       run: async (state) => {
         const tokenInUrl = options.webhookAuth === "url" ? need(state.token).token : undefined;
         const url = webhookUrl(need(state.endpoints).webhookBase, options.clusterId, tokenInUrl);
-        return put(state, [
-          await ourWebhookConfiguration(url, need(state.endpoints).caPem, factory.labelPrefix),
-          ...(options.namespaces.map((namespace) =>
-            enabledNamespaceLabel(namespace, factory.names),
-          ) as KubernetesObject[]),
-        ]);
+        return put(
+          state,
+          [
+            await ourWebhookConfiguration(url, need(state.endpoints).caPem, factory.labelPrefix),
+            ...(options.namespaces.map((namespace) =>
+              enabledNamespaceLabel(namespace, factory.names),
+            ) as KubernetesObject[]),
+          ],
+          true,
+        );
       },
     },
     {

@@ -24,7 +24,11 @@ export function newStatusCommand(factory: () => Factory) {
     .description(
       "each registered cluster through its record's kubeconfig: reachable, namespaces, managed and stale Secrets; exit 1 on any problem",
     )
-    .argument("[cluster-id...]", "clusters to show (default: every record)")
+    .argument(
+      "[cluster-id...]",
+      "clusters to show (default: every record)",
+      (value: string, previous: string[] = []) => [...previous, checked(parseClusterId)(value)],
+    )
     .option(
       "--refresh-before <seconds>",
       "the refresher's refreshBefore (the stack's refreshBeforeHours)",
@@ -34,7 +38,7 @@ export function newStatusCommand(factory: () => Factory) {
     .option("--timeout <seconds>", "per cluster", checked(parseSeconds), 20)
     .action(async (clusterIds, flags) => {
       const options: StatusOptions = {
-        clusterIds: clusterIds.map(checked(parseClusterId)),
+        clusterIds: clusterIds ?? [],
         refreshBeforeSeconds: flags.refreshBefore,
         timeoutSeconds: flags.timeout,
       };

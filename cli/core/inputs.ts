@@ -2,14 +2,13 @@
  * The CLI's flag values, parsed and checked with the same rules as the cluster record. Pure: each
  * error says what was expected, and names the offending value only when it is not secret.
  */
-import { BlockList, isIP } from "node:net";
 import {
-  isCidr,
   isDns1123Label,
   isEcrRepositoryArn,
   isRoleArn,
 } from "../../functions/core/cluster-record.ts";
 import { parseRegistryHost } from "../../functions/core/registries.ts";
+import { cidrProblem } from "./cidrs.ts";
 
 /** Bad input: the command exits 2 and changes nothing. */
 export class InputError extends Error {
@@ -69,51 +68,14 @@ export function parseServiceAccounts(value: string): string[] {
   return each(value, (item) => DNS_1123_SUBDOMAIN.test(item), "ServiceAccount names");
 }
 
-// Addresses a Lambda function URL never sees as a caller's source: private, shared (CGNAT),
-// loopback, link-local and unspecified ranges, in both families.
-const NOT_PUBLIC = new BlockList();
-for (const [network, prefix] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.168.0.0", 16],
-] as const)
-  NOT_PUBLIC.addSubnet(network, prefix, "ipv4");
-for (const [network, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-] as const)
-  NOT_PUBLIC.addSubnet(network, prefix, "ipv6");
-
-/**
- * The API server's egress addresses, as CIDRs a function URL can see. `allowLocal` is the local
- * test bed's allowance (its API server calls from loopback).
- */
-export function parseCidrs(value: string, allowLocal = false): string[] {
+/** The API server's egress addresses as exact CIDRs (which ranges a webhook can see: onboard's rules). */
+export function parseCidrs(value: string): string[] {
   const items = csv(value);
   for (const item of items) {
-    const problem = cidrProblem(item, allowLocal);
+    const problem = cidrProblem(item);
     if (problem) throw new InputError(problem);
   }
   return items;
-}
-
-function cidrProblem(cidr: string, allowLocal: boolean): string | undefined {
-  const family = isIP(cidr);
-  if (family !== 0)
-    return `${JSON.stringify(cidr)} is an address, not a CIDR: add /${family === 4 ? 32 : 128} for that one address`;
-  if (!isCidr(cidr)) return `${JSON.stringify(cidr)}: expected CIDRs such as 203.0.113.0/24`;
-  const [address = "", bits = ""] = cidr.split("/");
-  if (Number(bits) === 0)
-    return `${cidr} accepts every address: pass --allow-any-source instead, which says so (see the security model)`;
-  if (!allowLocal && NOT_PUBLIC.check(address, isIP(address) === 6 ? "ipv6" : "ipv4"))
-    return `${cidr} is a private, shared, loopback or link-local range, and a Lambda function URL only ever sees public source addresses: give your API server's public egress (NAT) addresses`;
-  return undefined;
 }
 
 export function parseRepositories(value: string): string[] {

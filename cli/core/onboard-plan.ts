@@ -216,7 +216,11 @@ export interface AccessCheck {
  * Everything onboard does in the cluster, as access reviews to ask before changing anything. A
  * server-side apply is a PATCH that creates what is missing, so it needs both verbs.
  */
-export function onboardAccess(inputs: OnboardInputs, replaceExisting: boolean): AccessCheck[] {
+export function onboardAccess(
+  inputs: OnboardInputs,
+  replaceExisting: boolean,
+  secretPolicy = true,
+): AccessCheck[] {
   const rbac = "rbac.authorization.k8s.io";
   const admission = "admissionregistration.k8s.io";
   const applied: Omit<AccessCheck, "verb">[] = [
@@ -227,8 +231,13 @@ export function onboardAccess(inputs: OnboardInputs, replaceExisting: boolean): 
     { group: rbac, resource: "roles", namespace: REFRESHER_NAMESPACE },
     { group: rbac, resource: "rolebindings", namespace: REFRESHER_NAMESPACE },
     { group: admission, resource: "mutatingwebhookconfigurations" },
-    { group: admission, resource: "validatingadmissionpolicies" },
-    { group: admission, resource: "validatingadmissionpolicybindings" },
+    // Only where the API server has them (1.30+): asking below that would refuse a fine identity.
+    ...(secretPolicy
+      ? [
+          { group: admission, resource: "validatingadmissionpolicies" },
+          { group: admission, resource: "validatingadmissionpolicybindings" },
+        ]
+      : []),
     ...inputs.namespaces.map((namespace) => ({ group: rbac, resource: "rolebindings", namespace })),
   ];
   const checks: AccessCheck[] = applied.flatMap((target) => [

@@ -86,11 +86,14 @@ export class ClusterApi {
   #calls = 0;
   #bytesRead = 0;
   readonly #callsByMethod = new Map<string, number>();
+  /** The cluster's deadline: every request ends with it. */
+  readonly #signal: AbortSignal;
 
   /** Refuses a kubeconfig outside the allow-list before the client library reads any of it. */
   constructor(kubeconfig: string, signal: AbortSignal) {
     const parsed = parseKubeconfig(kubeconfig);
     if (!parsed.ok) throw new Error(`record kubeconfig: ${parsed.error}`);
+    this.#signal = signal;
     const config = new KubeConfig();
     config.loadFromOptions({
       clusters: parsed.value.clusters.map((cluster) => ({ ...cluster })),
@@ -233,16 +236,22 @@ export class ClusterApi {
    * Secret that comes back already holds whatever the webhook wrote (or the call fails with its
    * denial).
    */
+  /**
+   * A merge patch of one annotation. `signal` ends this request alone (a mark past its slot): the
+   * API server then cancels the request, and with it its call to the webhook.
+   */
   async annotate(
     namespace: string,
     name: string,
     annotation: string,
     value: string,
+    signal?: AbortSignal,
   ): Promise<ManagedSecret> {
+    const options = withContentType(this.#options, PatchStrategy.MergePatch);
     const secret = await this.#call(`mark Secret ${namespace}/${name}`, () =>
       this.#core.patchNamespacedSecret(
         { namespace, name, body: { metadata: { annotations: { [annotation]: value } } } },
-        withContentType(this.#options, PatchStrategy.MergePatch),
+        signal ? withSignal(options, AbortSignal.any([this.#signal, signal])) : options,
       ),
     );
     return toManagedSecret(secret, namespace);
@@ -420,6 +429,21 @@ function withContentType<T extends { middleware: ObservableMiddleware[] }>(
   contentType: string,
 ): T {
   return withHeader(options, "Content-Type", contentType);
+}
+
+/** Options whose requests carry `signal` instead of the cluster's own deadline alone. */
+function withSignal<T extends { middleware: ObservableMiddleware[] }>(
+  options: T,
+  signal: AbortSignal,
+): T {
+  const ending: ObservableMiddleware = {
+    pre: (context: RequestContext) => {
+      context.setSignal(signal);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { ...options, middleware: [...options.middleware, ending] };
 }
 
 function withHeader<T extends { middleware: ObservableMiddleware[] }>(

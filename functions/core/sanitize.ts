@@ -10,11 +10,12 @@ export const MAX_PROBLEM_BYTES = 512;
 export const MAX_PROBLEMS = 20;
 
 // C0 and C1 controls (escape sequences start with ESC or CSI), DEL, and the Unicode format
-// characters that reorder or hide text on a terminal (bidirectional overrides, isolates,
-// zero-width joiners and the BOM).
+// characters that reorder, hide or break text on a terminal: the soft hyphen, the Mongolian vowel
+// separator, zero-width characters and joiners, line and paragraph separators, bidirectional
+// marks, overrides and isolates, invisible operators, the BOM, interlinear annotations, and tags.
 const UNPRINTABLE =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb\u{e0000}-\u{e007f}]/gu;
 
 /** `text` as one printable line of at most `maxBytes` UTF-8 bytes ("…" marks a cut). */
 export function sanitize(text: string, maxBytes = MAX_PROBLEM_BYTES): string {

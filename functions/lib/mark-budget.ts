@@ -36,12 +36,16 @@ export class ClusterShare {
     this.#budget = budget;
   }
 
-  /** Runs `mark` in one of this cluster's slots; `SLOT_EXPIRED` when it outlived the slot. */
-  run<T>(mark: () => Promise<T>): Promise<T | typeof SLOT_EXPIRED> {
+  /**
+   * Runs `mark` in one of this cluster's slots; `SLOT_EXPIRED` when it outlived the slot, whose end
+   * also aborts the signal `mark` is given, so its request ends with it.
+   */
+  run<T>(mark: (signal: AbortSignal) => Promise<T>): Promise<T | typeof SLOT_EXPIRED> {
     return new Promise((resolve, reject) => {
       this.queue.push({
         start: () => {
           let released = false;
+          const slot = new AbortController();
           const release = () => {
             if (released) return;
             released = true;
@@ -50,9 +54,10 @@ export class ClusterShare {
           };
           const timer = setTimeout(() => {
             release();
+            slot.abort(new Error("the mark's slot expired"));
             resolve(SLOT_EXPIRED);
           }, this.#budget.slotMs);
-          mark().then(
+          mark(slot.signal).then(
             (value) => {
               release();
               resolve(value);
@@ -129,7 +134,7 @@ export class MarkBudget {
   /** One mark for each waiting cluster `eligible` accepts, while slots remain; false if none. */
   #round(eligible: (share: ClusterShare) => boolean): boolean {
     let started = false;
-    for (const share of this.#shares) {
+    for (const share of [...this.#shares]) {
       if (this.#active >= this.#total) break;
       if (share.queue.length === 0 || !eligible(share)) continue;
       const next = share.queue.shift();
@@ -137,6 +142,9 @@ export class MarkBudget {
       share.active++;
       this.#active++;
       started = true;
+      // Served: to the back of the line, so a freed slot goes to the cluster that waited longest.
+      this.#shares.delete(share);
+      this.#shares.add(share);
       next.start();
     }
     return started;

@@ -19,7 +19,7 @@ import {
   withToken,
 } from "../core/kubeconfig.ts";
 import { backoffMs, isTransientMarkFailure } from "../core/retry.ts";
-import { boundProblems } from "../core/sanitize.ts";
+import { boundProblems, sanitize } from "../core/sanitize.ts";
 import { isStale, secretTimes } from "../core/staleness.ts";
 import { toRfc3339 } from "../core/time.ts";
 import { type ClusterShare, type MarkBudget, SLOT_EXPIRED } from "../lib/mark-budget.ts";
@@ -131,7 +131,7 @@ export async function refreshCluster(
     credentialsRenewed,
     apiCalls: api.calls,
     eventsRecorded: events.recorded,
-    eventProblem: events.problem ?? stateProblem,
+    eventProblem: optionalSanitized(events.problem ?? stateProblem),
   };
 }
 
@@ -223,7 +223,7 @@ async function markOne(
   const before = secretTimes(secret.annotations, names).expiresAtMs;
   try {
     const after = await markWithRetries(
-      () => share.run(() => annotate(api, secret, marked, deps)),
+      () => share.run((slot) => annotate(api, secret, marked, deps, slot)),
       deps,
       signal,
       onRetry,
@@ -277,12 +277,14 @@ function annotate(
   secret: ManagedSecret,
   marked: string,
   deps: RefreshClusterDependencies,
+  slot: AbortSignal,
 ): Promise<ManagedSecret> {
   return api.annotate(
     secret.namespace,
     secret.name,
     deps.config.names.markedForUpdateAtAnnotation,
     marked,
+    slot,
   );
 }
 
@@ -290,7 +292,7 @@ function annotate(
 class MarkTimedOut extends Error {
   constructor(slotMs: number) {
     super(
-      `no answer to the mark within ${Math.round(slotMs / 1000)} s (the webhook's timeout and a margin): counted as failed, its slot given to other marks`,
+      `no answer to the mark within ${Math.round(slotMs / 1000)} s (the webhook's timeout and a margin): its request was ended and the mark counted as failed`,
     );
   }
 }
@@ -314,6 +316,11 @@ async function markWithRetries(
       await sleep(backoffMs(tries, (deps.random ?? Math.random)()), undefined, { signal });
     }
   }
+}
+
+/** Text from a cluster or AWS, fit for a log line, when there is any. */
+function optionalSanitized(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : sanitize(text);
 }
 
 /** The report of a cluster that could not be visited at all. */

@@ -392,6 +392,10 @@ describe("logical IDs", () => {
   // lost logs and dead letters. The construct tree keeps them (each construct's function is its
   // `Default` child); this snapshot makes any change to them a deliberate one.
   const STATEFUL = [
+    // Not state, but named from outside: cluster roles trust the webhook role's ARN.
+    "AWS::IAM::Role",
+    // A fixed name: a new logical ID would collide with the old dashboard during an update.
+    "AWS::CloudWatch::Dashboard",
     "AWS::Lambda::Function",
     "AWS::Lambda::Url",
     "AWS::KMS::Key",
@@ -409,7 +413,10 @@ describe("logical IDs", () => {
 
   it("are pinned for every stateful resource, inline and fan-out", () => {
     expect(statefulIds(template)).toEqual([
+      "AWS::CloudWatch::Dashboard EcrAnywhereMonitoringDashboardC56B504E",
       "AWS::DynamoDB::Table EcrAnywhereWebhookTokenStore170BE49B",
+      "AWS::IAM::Role EcrAnywhereRefresherRole9FD18ABE",
+      "AWS::IAM::Role EcrAnywhereWebhookRole9BE0757A",
       "AWS::KMS::Alias EcrAnywhereClusterRecordKeyAliasB422B44E",
       "AWS::KMS::Key EcrAnywhereClusterRecordKey72C65D9A",
       "AWS::KMS::Key EcrAnywhereMonitoringAlarmTopicKeyF5666C8F",
@@ -425,6 +432,7 @@ describe("logical IDs", () => {
       (id) => !statefulIds(template).includes(id),
     );
     expect(fanoutOnly).toEqual([
+      "AWS::IAM::Role EcrAnywhereRefresherWorkerRoleFD81D8EF",
       "AWS::Lambda::Function EcrAnywhereRefresherWorkerC0EC1E78",
       "AWS::Logs::LogGroup EcrAnywhereRefresherWorkerLogsFB5BA919",
       "AWS::SQS::Queue EcrAnywhereRefresherFanoutDeadLettersEDFAE4C1",

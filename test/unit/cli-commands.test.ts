@@ -3,7 +3,7 @@
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
  * and one record prefix for every command.
  */
-import { lstat, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -208,21 +208,24 @@ describe("status", () => {
   });
 });
 
+const VALID_ONBOARD: OnboardOptions = {
+  clusterId: "c",
+  registries: [EAST],
+  namespaces: ["apps"],
+  allowedSourceCidrs: ["203.0.113.0/24"],
+  allowAnySource: false,
+  allowPrivateSources: false,
+  aws: { stack: "EcrAnywhere" },
+  rotateToken: false,
+  replaceExisting: false,
+  dryRun: false,
+  webhookAuth: "url",
+  admissionKubeconfigPath: "/etc/x",
+  verifyTimeoutSeconds: 90,
+};
+
 describe("onboard's rules between flags", () => {
-  const valid: OnboardOptions = {
-    clusterId: "c",
-    registries: [EAST],
-    namespaces: ["apps"],
-    allowedSourceCidrs: ["203.0.113.0/24"],
-    allowAnySource: false,
-    aws: { stack: "EcrAnywhere" },
-    rotateToken: false,
-    replaceExisting: false,
-    dryRun: false,
-    webhookAuth: "url",
-    admissionKubeconfigPath: "/etc/x",
-    verifyTimeoutSeconds: 90,
-  };
+  const valid = VALID_ONBOARD;
   it.each<[Partial<OnboardOptions>, RegExp]>([
     [{ serviceAccounts: ["default"] }, /--service-accounts needs --ensure-secret/],
     [{ repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/a"] }, /needs --role-arn/],
@@ -293,31 +296,51 @@ describe("onboard into a cluster", () => {
 
 describe("--allowed-source-cidrs", () => {
   it.each([
-    ["0.0.0.0/0", /accepts every address: pass --allow-any-source instead/],
-    ["::/0", /accepts every address/],
-    ["10.1.0.0/16", /only ever sees public source addresses/],
-    ["172.20.0.0/16", /only ever sees public source addresses/],
-    ["192.168.1.0/24", /only ever sees public source addresses/],
-    ["100.64.0.0/10", /only ever sees public source addresses/],
-    ["127.0.0.1/32", /only ever sees public source addresses/],
-    ["169.254.169.254/32", /only ever sees public source addresses/],
-    ["fd12:3456::/48", /only ever sees public source addresses/],
-    ["fe80::/64", /only ever sees public source addresses/],
+    ["0.0.0.0/0", /accepts \(nearly\) any address.*--allow-any-source/],
+    ["::/0", /accepts \(nearly\) any address/],
+    ["1.0.0.0/1", /wider than \/8/],
+    ["2000::/3", /wider than \/16/],
     ["203.0.113.7", /is an address, not a CIDR: add \/32/],
     ["2001:db8::1", /add \/128/],
+    ["203.0.113.7/24", /has host bits set: the network is 203.0.113.0\/24/],
     ["203.0.113.0/33", /expected CIDRs/],
   ])("refuses %s, saying why", (cidr, message) => {
     expect(() => parseCidrs(cidr)).toThrow(InputError);
     expect(() => parseCidrs(cidr)).toThrow(message);
   });
 
-  it("accepts public ranges, and loopback only for the local test bed", () => {
+  it.each([
+    "10.1.0.0/16",
+    "172.20.0.0/16",
+    "192.168.1.0/24",
+    "100.64.0.0/10",
+    "127.0.0.1/32",
+    "169.254.169.254/32",
+    "198.18.0.0/15",
+    "224.0.0.0/8",
+    "8.0.0.0/8",
+    "fd12:3456::/48",
+    "fe80::/64",
+    "64:ff9b::/96",
+  ])("refuses %s for a function URL, which sees only public sources", (cidr) => {
+    const options = { ...VALID_ONBOARD, allowedSourceCidrs: parseCidrs(cidr) };
+    if (cidr === "8.0.0.0/8") {
+      // A public /8 that holds no private range is fine.
+      expect(() => validateOnboard(options)).not.toThrow();
+      return;
+    }
+    expect(() => validateOnboard(options)).toThrow(/only ever sees public source addresses/);
+    // A webhook of one's own (--ca-bundle) and the local test bed may see them.
+    expect(() => validateOnboard({ ...options, caBundleFile: "ca.pem" })).not.toThrow();
+    expect(() => validateOnboard({ ...options, allowPrivateSources: true })).not.toThrow();
+  });
+
+  it("accepts exact public networks", () => {
     expect(parseCidrs("203.0.113.0/24, 198.51.100.7/32,2001:db8::/48")).toEqual([
       "203.0.113.0/24",
       "198.51.100.7/32",
       "2001:db8::/48",
     ]);
-    expect(parseCidrs("127.0.0.1/32", true)).toEqual(["127.0.0.1/32"]);
   });
 });
 
@@ -399,5 +422,26 @@ describe("--version", () => {
       exitCode: 0,
     });
     expect(written.join("")).toBe(`${version}\n`);
+  });
+});
+
+describe("more bad input", () => {
+  it("names a bad cluster id given to status (exit 2 through commander)", async () => {
+    const cli = harness();
+    await expect(cli.run("status", "Bad_Id")).rejects.toMatchObject({
+      code: "commander.invalidArgument",
+      message: expect.stringMatching(/cluster id "Bad_Id": expected a DNS-1123 label/),
+    });
+  });
+
+  it("refuses an --out folder others can write to", async () => {
+    const root = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const shared = join(root, "shared");
+    await mkdir(shared);
+    await chmod(shared, 0o777);
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await expect(cli.run(...dryRunArgs, "--out", shared)).rejects.toThrow(
+      /writable by group or others \(mode 777\)/,
+    );
   });
 });

@@ -69,4 +69,42 @@ describe("MarkBudget", () => {
     expect(budget.active).toBe(0);
     share.leave();
   });
+
+  it("serves waiting clusters in turn, so one that joined last is not starved", async () => {
+    const budget = new MarkBudget({ total: 4, slotMs: 60_000 });
+    const order: string[] = [];
+    const shares = ["A", "B", "C", "D", "E"].map((name) => ({ name, share: budget.join() }));
+    await Promise.all(
+      shares.flatMap(({ name, share }) =>
+        Array.from({ length: 20 }, () =>
+          share.run(async () => {
+            order.push(name);
+            await soon(undefined);
+          }),
+        ),
+      ),
+    );
+    // Every cluster's first mark starts within the first two rounds of slots.
+    expect(order.indexOf("E")).toBeLessThan(8);
+    for (const { share } of shares) share.leave();
+  });
+
+  it("ends a mark's request when its slot expires", async () => {
+    vi.useFakeTimers();
+    try {
+      const budget = new MarkBudget({ total: 1, slotMs: 1000 });
+      const share = budget.join();
+      let seen: AbortSignal | undefined;
+      const mark = share.run((signal) => {
+        seen = signal;
+        return never();
+      });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(await mark).toBe(SLOT_EXPIRED);
+      expect(seen?.aborted).toBe(true);
+      share.leave();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

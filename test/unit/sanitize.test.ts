@@ -19,6 +19,10 @@ describe("sanitize", () => {
     expect(cleaned).toBe("ns-?]52;c;ZWNobyBwd25lZA==?a b?gnp.exe?");
   });
 
+  it("removes invisible and line-breaking format characters, tags included", () => {
+    expect(sanitize("a\u2028b\u2029c\u00add\u2060e\u{e0041}f\ufffbg")).toBe("a?b?c?d?e?f?g");
+  });
+
   it("bounds by UTF-8 bytes, never splitting a character", () => {
     const long = "é".repeat(2000);
     const cut = sanitize(long);

@@ -48,9 +48,9 @@ export class ClusterTarget implements OnboardTarget {
   async check(state: OnboardState): Promise<string> {
     const options = this.#options;
     const cluster = need(state.cluster);
-    await checkCluster(cluster, options);
     const version = await cluster.serverVersion();
     state.secretPolicy = version.major > 1 || version.minor >= SECRET_POLICY_MINIMUM_MINOR;
+    await checkCluster(cluster, options, state.secretPolicy);
     const configurations = await cluster.webhookConfigurations();
     this.#conflicts = conflictingWebhooks(configurations, this.#factory.names);
     if (this.#conflicts.length > 0 && !options.replaceExisting)
@@ -116,15 +116,21 @@ export class ClusterTarget implements OnboardTarget {
     return `record ${store.nameOf(this.#options.clusterId)} ${outcome}`;
   }
 
-  async putObjects(state: OnboardState, objects: readonly KubernetesObject[]): Promise<string> {
+  async putObjects(
+    state: OnboardState,
+    objects: readonly KubernetesObject[],
+    replacesWebhook: boolean,
+  ): Promise<string> {
     const cluster = need(state.cluster);
     const replaced: string[] = [];
-    // The old in-cluster webhook goes first: beside ours it would block writes whenever it is down.
-    for (const configuration of new Set(this.#conflicts.map((item) => item.configuration))) {
+    // The old in-cluster webhook goes right before ours: beside ours it would block writes whenever
+    // it is down, and removed any earlier a failed step would leave the cluster with no webhook.
+    const conflicts = replacesWebhook ? this.#conflicts : [];
+    for (const configuration of new Set(conflicts.map((item) => item.configuration))) {
       await cluster.remove(webhookConfigurationRef(configuration));
       replaced.push(configuration);
     }
-    this.#conflicts = [];
+    if (replacesWebhook) this.#conflicts = [];
     const summary = summarizeApply(await applyAll(cluster, objects));
     return replaced.length > 0 ? `${summary}; replaced ${replaced.join(", ")}` : summary;
   }
@@ -146,8 +152,14 @@ export class ClusterTarget implements OnboardTarget {
 }
 
 /** The operator may do everything onboard does, and every namespace exists. */
-async function checkCluster(cluster: OperatorCluster, options: OnboardOptions): Promise<void> {
-  const denied = await cluster.deniedAccess(onboardAccess(options, options.replaceExisting));
+async function checkCluster(
+  cluster: OperatorCluster,
+  options: OnboardOptions,
+  secretPolicy: boolean,
+): Promise<void> {
+  const denied = await cluster.deniedAccess(
+    onboardAccess(options, options.replaceExisting, secretPolicy),
+  );
   if (denied.length > 0)
     throw new Problem(
       `your Kubernetes identity may not: ${denied.map(describeAccess).join("; ")}. Use an identity with cluster-admin for onboarding`,

@@ -16,6 +16,8 @@ export interface OnboardOptions extends OnboardInputs {
   readonly apiServerUrl?: string | undefined;
   /** Accept calls with a URL token from any address (no `allowedSourceCidrs`). */
   readonly allowAnySource: boolean;
+  /** Source CIDRs in private ranges are accepted (the local test bed, whose API server is on loopback). */
+  readonly allowPrivateSources: boolean;
   readonly rotateToken: boolean;
   readonly replaceExisting: boolean;
   readonly dryRun: boolean;
@@ -50,8 +52,15 @@ export interface OnboardTarget {
   /** The webhook token: kept from the cluster's configuration, or new. */
   webhookToken(state: OnboardState): { token: WebhookToken; kept: boolean };
   putRecord(state: OnboardState, record: ClusterRecord): Promise<string>;
-  /** The webhook configuration goes first in `objects`; conflicting webhooks are replaced here. */
-  putObjects(state: OnboardState, objects: readonly KubernetesObject[]): Promise<string>;
+  /**
+   * Objects for the cluster, in order. With `replacesWebhook` they hold our webhook configuration
+   * (first), and conflicting in-cluster webhooks are replaced just before it, never earlier.
+   */
+  putObjects(
+    state: OnboardState,
+    objects: readonly KubernetesObject[],
+    replacesWebhook: boolean,
+  ): Promise<string>;
   verify(state: OnboardState, progress: (text: string) => void): Promise<string>;
   /** The run's result, printed once every step is done. */
   report(state: OnboardState, done: readonly StepRecord[]): Promise<void>;
