@@ -123,7 +123,7 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   const ecr = await startEcrStandIn();
   ecr.latencyMs = Number(flags["ecr-latency-ms"]);
   const awsEnv = {
-    ...localAwsEnv({ secretsManager: moto.url, sts: sts.url, ecr: ecr.url }),
+    ...localAwsEnv({ records: moto.url, sts: sts.url, ecr: ecr.url }),
     AWS_ENDPOINT_URL_DYNAMODB: moto.url,
   };
   // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
@@ -187,7 +187,6 @@ async function run(mode: string): Promise<Record<string, unknown>> {
           });
         const roleBound = index < Math.round(CLUSTERS * Number(flags["role-fraction"]));
         await putClusterRecord(moto.url, {
-          version: 1,
           clusterId: id,
           kubeconfig: kubeconfig(`${fleet.url}/clusters/${id}`, clusterTls.ca.cert, {
             name: "refresher",
@@ -365,7 +364,6 @@ async function startRealClusters(
       // The record before the webhook configuration, as onboard does: a call for a cluster with no
       // record yet is cached as unknown (403) by each warm environment for the record TTL.
       await putClusterRecord(motoUrl, {
-        version: 1,
         clusterId: id,
         kubeconfig: plane.adminKubeconfig,
         webhookTokenSha256: [sha256Hex(token)],

@@ -37,7 +37,7 @@ const ecr = await startEcrStandIn();
 try {
   Object.assign(
     process.env,
-    localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
+    localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url }),
     {
       POWERTOOLS_LOG_LEVEL: "SILENT",
       POWERTOOLS_METRICS_DISABLED: "true",

@@ -38,7 +38,7 @@ try {
   const bundle = join(workDir, "dist/webhook/index.mjs");
   const bytes = await readFile(bundle);
   const env = {
-    ...localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
+    ...localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url }),
     NODE_EXTRA_CA_CERTS: ca.certFile,
   };
   const cluster = newWebhookToken();

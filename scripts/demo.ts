@@ -95,7 +95,7 @@ async function demo(): Promise<void> {
   );
   ecr.expiresInSeconds = TOKEN_SECONDS;
   kubeconfigPath = controlPlane.kubeconfigPath;
-  env = localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
+  env = localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
   const keyArn = await createRecordKey(moto.url);
   const webhook = await startWebhookProcess({
     bundle: join(work, "dist/webhook/index.mjs"),

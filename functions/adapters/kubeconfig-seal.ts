@@ -66,14 +66,23 @@ export class KubeconfigSeal {
     envelope: KubeconfigEnvelope,
     signal?: AbortSignal,
   ): Promise<OpenedKubeconfig> {
-    const dataKey = await this.#kms.send(
-      new DecryptCommand({
-        CiphertextBlob: Buffer.from(envelope.edk, "base64"),
-        EncryptionContext: kubeconfigContext(clusterId),
-        ...(this.#keyArn === undefined ? {} : { KeyId: this.#keyArn }),
-      }),
-      { abortSignal: signal },
-    );
+    const dataKey = await this.#kms
+      .send(
+        new DecryptCommand({
+          CiphertextBlob: Buffer.from(envelope.edk, "base64"),
+          EncryptionContext: kubeconfigContext(clusterId),
+          ...(this.#keyArn === undefined ? {} : { KeyId: this.#keyArn }),
+        }),
+        { abortSignal: signal },
+      )
+      .catch((error: unknown) => {
+        // KMS's own messages are often empty ("UnknownError"): say what was refused.
+        const { name, message } = error instanceof Error ? error : new Error(String(error));
+        throw new Error(
+          `KMS did not open the kubeconfig data key of ${clusterId}: ${name}${message && message !== "UnknownError" ? `: ${message}` : ""}`,
+          { cause: error },
+        );
+      });
     if (!dataKey.Plaintext) throw new Error("KMS Decrypt returned no data key");
     try {
       return {

@@ -52,5 +52,7 @@ export function fromAttribute(value: AttributeValue): unknown {
 }
 
 export function fromItem(item: Readonly<Item>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(item).map(([name, field]) => [name, fromAttribute(field)]));
+  return Object.fromEntries(
+    Object.entries(item).map(([name, field]) => [name, fromAttribute(field)]),
+  );
 }

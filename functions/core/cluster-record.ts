@@ -199,7 +199,10 @@ export function parseWebhookItem(
 }
 
 /** Parses a refresher item (its kubeconfig still sealed). */
-export function parseRefresherItem(item: unknown, expectedClusterId?: string): Parsed<RefresherItem> {
+export function parseRefresherItem(
+  item: unknown,
+  expectedClusterId?: string,
+): Parsed<RefresherItem> {
   const layout = layoutProblem(item);
   if (layout !== undefined) return { ok: false, error: layout };
   const parsed = parseWith(RefresherItemSchema, item);

@@ -53,7 +53,7 @@ async function invokeAlone(bundle: string, events: unknown[], env: Record<string
           // Only what Lambda would set: no NODE_PATH, no inherited module paths.
           env: {
             PATH: process.env.PATH ?? "",
-            ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+            ...localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }),
             ...env,
           },
           timeout: 30_000,
@@ -78,7 +78,6 @@ it("the refresher bundle loads the Kubernetes client and reports an unreachable 
   await putClusterRecord(
     motoUrl,
     {
-      version: 1,
       clusterId: "bundle-down",
       kubeconfig: kubeconfigFor(`https://127.0.0.1:${closed}`),
       webhookTokenSha256: [cluster.sha256],

@@ -130,7 +130,7 @@ beforeAll(async () => {
   await writeFile(adminPath, adminKubeconfig);
   caFile = join(work, "webhook-ca.pem");
   await writeFile(caFile, harness.caPem);
-  const env = localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: harness.ecr.url });
+  const env = localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: harness.ecr.url });
   const kms = new KMSClient({
     endpoint: motoUrl,
     region: "us-east-1",
@@ -553,7 +553,6 @@ describe("status", () => {
     await putClusterRecord(
       motoUrl,
       {
-        version: 1,
         clusterId: "cli-down",
         kubeconfig: kubeconfig(`https://127.0.0.1:${closedPort}`, caPem, {
           name: "x",

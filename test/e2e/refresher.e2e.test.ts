@@ -66,7 +66,6 @@ const managed = (name: string) => ({
 
 function record(clusterId: string, extra: Record<string, unknown> = {}) {
   return {
-    version: 1,
     clusterId,
     kubeconfig: refresherKubeconfig,
     webhookTokenSha256: [newWebhookToken().sha256],

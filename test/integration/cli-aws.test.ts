@@ -27,7 +27,7 @@ beforeAll(async () => {
   Object.assign(
     process.env,
     localAwsEnv({
-      secretsManager: motoUrl,
+      records: motoUrl,
       sts: motoUrl,
       ecr: motoUrl,
       kms: motoUrl,

@@ -37,11 +37,10 @@ let ecr: EcrStandIn;
 
 beforeAll(async () => {
   ecr = await startEcrStandIn();
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }), {
+  Object.assign(process.env, localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }), {
     POWERTOOLS_LOG_LEVEL: "SILENT",
   });
   await putClusterRecord(motoUrl, {
-    version: 1,
     clusterId: "fips",
     kubeconfig: "apiVersion: v1\nkind: Config\n",
     webhookTokenSha256: [token.sha256],
@@ -53,7 +52,6 @@ describe("partitions", () => {
   it("refuses a record naming a registry of another partition, and logs why", async () => {
     const chinaToken = newWebhookToken();
     await putClusterRecord(motoUrl, {
-      version: 1,
       clusterId: "china",
       kubeconfig: "apiVersion: v1\nkind: Config\n",
       webhookTokenSha256: [chinaToken.sha256],

@@ -168,7 +168,6 @@ async function putRecord(clusterId: string, extra: Record<string, unknown> = {})
   await putClusterRecord(
     inject("motoUrl"),
     {
-      version: 1,
       clusterId,
       kubeconfig: refresherKubeconfig,
       webhookTokenSha256: [newWebhookToken().sha256],

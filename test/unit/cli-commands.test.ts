@@ -244,7 +244,6 @@ describe("onboard into a cluster", () => {
   it("keeps the refresher's own state in the record when it re-writes it", async () => {
     const written: unknown[] = [];
     const existingRecord = {
-      version: 1,
       clusterId: "c",
       kubeconfig: "k",
       webhookTokenSha256: ["a".repeat(64)],
