@@ -1,7 +1,7 @@
 /**
  * The CLI's commands run in-process with stand-ins from the factory: flags completed and
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
- * and one record prefix for every command.
+ * and one records name for every command.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -11,7 +11,7 @@ import { InputError } from "../../cli/core/inputs.ts";
 import type { Factory, GlobalFlags, OperatorCluster, Records } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
 import { printerFor } from "../../cli/ui.ts";
-import { contractNames, DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
+import { contractNames, DEFAULT_RECORDS_NAME } from "../../functions/core/contract.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -44,11 +44,11 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
     return {
       output: flags.output,
       labelPrefix,
-      recordPrefix: flags.recordPrefix ?? DEFAULT_CLUSTER_RECORD_PREFIX,
+      records: flags.records ?? DEFAULT_RECORDS_NAME,
       names: contractNames(labelPrefix),
       printer: printerFor(flags.output, { stdout: { write: (text) => stdout.push(text) } }),
       operatorCluster: () => untouchable<OperatorCluster>("operatorCluster"),
-      records: () => untouchable<Records>("records"),
+      recordStore: () => untouchable<Records>("recordStore"),
       stackOutputs: () => Promise.reject(new Error("stackOutputs was called")),
       recordCluster: () => {
         throw new Error("recordCluster was called");
@@ -100,8 +100,12 @@ afterEach(() => {
 describe("global flags", () => {
   it("reach the factory with every command", async () => {
     const cli = harness(() => ({
-      records: () =>
-        ({ clusterIds: async () => ["a"], read: async () => undefined, close() {} }) as never,
+      recordStore: () =>
+        ({
+          clusterIds: async () => ["a"],
+          readRefresherPart: async () => undefined,
+          close() {},
+        }) as never,
     }));
     await cli.run("--region", "eu-west-1", "--profile", "ops", "-o", "json", "status");
     expect(cli.globals).toEqual([
@@ -117,17 +121,26 @@ describe("onboard --dry-run", () => {
     const result = JSON.parse(cli.stdout.join("")) as {
       dryRun: boolean;
       manifests: { kind: string; webhooks?: { clientConfig: { url: string } }[] }[];
-      record: { clusterId: string; kubeconfig: string; webhookTokenSha256: string[] };
-      recordName: string;
+      records: {
+        webhook: { clusterId: string; webhookTokenSha256: string[] } & Record<string, unknown>;
+        refresher: { clusterId: string; kubeconfig: string };
+      };
+      tables: { webhook: string; refresher: string };
       webhookToken: string;
     };
     expect(result.dryRun).toBe(true);
-    expect(result.recordName).toBe(`${DEFAULT_CLUSTER_RECORD_PREFIX}gitops`);
+    expect(result.tables).toEqual({
+      webhook: `${DEFAULT_RECORDS_NAME}-webhook`,
+      refresher: `${DEFAULT_RECORDS_NAME}-refresher`,
+    });
+    // The webhook's part holds nothing secret: no kubeconfig.
+    expect(result.records.webhook.kubeconfig).toBeUndefined();
+    expect(result.records.refresher.clusterId).toBe("gitops");
     const webhook = result.manifests.find((item) => item.kind === "MutatingWebhookConfiguration");
     expect(webhook?.webhooks?.[0]?.clientConfig.url).toBe(
       `https://abc.lambda-url.us-east-1.on.aws/v1/clusters/gitops/${result.webhookToken}`,
     );
-    const kubeconfig = parse(result.record.kubeconfig) as {
+    const kubeconfig = parse(result.records.refresher.kubeconfig) as {
       clusters: { cluster: { server: string } }[];
       users: { user: { token: string } }[];
     };
@@ -152,13 +165,13 @@ describe("onboard --dry-run", () => {
   });
 });
 
-describe("record prefix", () => {
+describe("records name", () => {
   it("is the same default in every command, and onboard refuses a stack that reads elsewhere", async () => {
     const cli = harness(() => ({
       operatorCluster: dryRunCluster,
       stackOutputs: async () => ({
         webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
-        recordPrefix: "team-a/clusters/",
+        records: "team-a-clusters",
         recordKeyArn: KEY_ARN,
       }),
     }));
@@ -169,25 +182,26 @@ describe("record prefix", () => {
         ),
     );
     await expect(cli.run(...withStack)).rejects.toThrow(
-      /--record-prefix: stack EcrAnywhere reads cluster records under team-a\/clusters\/, not ecr-anywhere\/clusters\/; pass --record-prefix team-a\/clusters\//,
+      /--records: stack EcrAnywhere keeps cluster records in the tables of records name team-a-clusters, not ecr-anywhere-clusters; pass --records team-a-clusters/,
     );
-    await cli.run("-o", "json", "--record-prefix", "team-a/clusters/", ...withStack);
+    await cli.run("-o", "json", "--records", "team-a-clusters", ...withStack);
     expect(JSON.parse(cli.stdout.join(""))).toMatchObject({
-      recordName: "team-a/clusters/gitops",
+      tables: { webhook: "team-a-clusters-webhook", refresher: "team-a-clusters-refresher" },
     });
+    await expect(cli.run("--records", "no spaces", "status")).rejects.toThrow(
+      /"no spaces" is not a records name/,
+    );
   });
 });
 
 describe("status", () => {
   it("reads every record through the factory and exits 1 when a cluster has a problem", async () => {
     const cli = harness(() => ({
-      records: () =>
+      recordStore: () =>
         ({
           clusterIds: async () => ["gone", "broken"],
-          read: async (id: string) =>
-            id === "gone"
-              ? undefined
-              : { record: undefined, invalid: "not JSON", kmsKeyId: KEY_ARN, deleted: false },
+          readRefresherPart: async (id: string) =>
+            id === "gone" ? undefined : { record: undefined, invalid: "not JSON", deleted: false },
           close() {},
         }) as never,
     }));
@@ -264,7 +278,7 @@ describe("onboard into a cluster", () => {
             throw new Error("stop here: the record is written before verification");
           },
         }) as unknown as OperatorCluster,
-      records: () =>
+      recordStore: () =>
         ({
           problems: async () => [],
           read: async () => ({ record: existingRecord, kmsKeyId: KEY_ARN, deleted: false }),
@@ -272,7 +286,7 @@ describe("onboard into a cluster", () => {
             written.push(record);
             return "updated";
           },
-          nameOf: (id: string) => `ecr-anywhere/clusters/${id}`,
+          locationOf: (id: string) => id,
           close() {},
         }) as unknown as Records,
     }));
