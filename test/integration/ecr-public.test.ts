@@ -41,7 +41,7 @@ beforeAll(async () => {
     // The webhook runs in another region: ECR Public's token must still come from us-east-1.
     AWS_REGION: "eu-west-1",
   });
-  // moto keeps secrets per region: the records live where the webhook runs.
+  // moto keeps tables and keys per region: the records live where the webhook runs.
   const where = { region: "eu-west-1" };
   await putClusterRecord(motoUrl, clusterRecord("public", plain.sha256, [EAST, PUBLIC]), where);
   await putClusterRecord(

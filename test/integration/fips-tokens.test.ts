@@ -3,8 +3,9 @@
  * webhook asks for one token per (region, FIPS), the default client is configured for the FIPS
  * endpoint, and an admission fills a FIPS host and an ordinary one from different tokens.
  */
+
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ECRClient } from "@aws-sdk/client-ecr";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
@@ -109,8 +110,8 @@ describe("FIPS registries", () => {
       now,
       telemetry: createTelemetry("ecr-anywhere-webhook"),
       records: new ClusterRecordStore({
-        client: new SecretsManagerClient({}),
-        namePrefix: config.clusterRecordPrefix,
+        client: new DynamoDBClient({}),
+        table: config.webhookRecordTable,
         ttlMs: config.recordTtlMs,
         now,
       }),
