@@ -124,7 +124,6 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   ecr.latencyMs = Number(flags["ecr-latency-ms"]);
   const awsEnv = {
     ...localAwsEnv({ records: moto.url, sts: sts.url, ecr: ecr.url }),
-    AWS_ENDPOINT_URL_DYNAMODB: moto.url,
   };
   // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
   const tokenTable: Record<string, string> = flags.before
@@ -242,12 +241,10 @@ async function run(mode: string): Promise<Record<string, unknown>> {
       )
     ).reports;
   } else {
-    // The producer's list of record names, then SQS in front of FANOUT concurrent workers, each
+    // The producer's list of cluster ids, then SQS in front of FANOUT concurrent workers, each
     // its own environment (its own mark budget).
     const producer = refresherDependenciesFromEnv(env, { telemetry });
-    const queue = (await producer.listRecordNames(AbortSignal.timeout(60_000))).map((name) =>
-      name.slice(producer.config.clusterRecordPrefix.length),
-    );
+    const queue = await producer.listClusterIds(AbortSignal.timeout(60_000));
     const collected: ClusterReport[] = [];
     await Promise.all(
       Array.from({ length: FANOUT }, async () => {
