@@ -59,11 +59,9 @@ export class RefresherRecordTable {
 
   /** Every record not marked deleted, opened; bad ones are listed by id with the reason. */
   async list(signal?: AbortSignal): Promise<ClusterRecordListing> {
-    const items = await scanItems(
-      this.#client,
-      { TableName: this.#table, ConsistentRead: true },
-      signal,
-    );
+    // Eventually consistent (half the read units): every write-back is conditioned on the revision
+    // read, so a stale item costs a consistent re-read, never a lost change.
+    const items = await scanItems(this.#client, { TableName: this.#table }, signal);
     const listing: ClusterRecordListing = { valid: [], invalid: [] };
     const limit = pLimit(OPEN_CONCURRENCY);
     await Promise.all(
