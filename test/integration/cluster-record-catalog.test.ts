@@ -3,11 +3,12 @@
  * opening sealed kubeconfigs, bad and offboarded records.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { KMSClient } from "@aws-sdk/client-kms";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { RefresherRecordTable } from "../../functions/adapters/cluster-record-catalog.ts";
 import { KubeconfigSeal } from "../../functions/adapters/kubeconfig-seal.ts";
+import { scanItems } from "../../functions/adapters/record-scan.ts";
 import {
   createRefresher,
   refresherDependenciesFromEnv,
@@ -109,6 +110,59 @@ describe("the refresher's record table", () => {
       `${RECORDS}-refresher offboarded is offboarded`,
     );
     await expect(table.read("nobody")).rejects.toThrow(`${RECORDS}-refresher has no item nobody`);
+  });
+});
+
+describe("with the record key configured", () => {
+  it("opens only kubeconfigs sealed under it, and seals a renewed one under it", async () => {
+    const kms = new KMSClient({});
+    const other = (await kms.send(new CreateKeyCommand({}))).KeyMetadata?.Arn ?? "";
+    const configured = (records: string, keyArn: string) =>
+      new RefresherRecordTable({
+        client: new DynamoDBClient({}),
+        table: `${records}-refresher`,
+        seal: new KubeconfigSeal(kms, keyArn),
+      });
+    // cluster-3 was sealed under the test bed's key: a table told another key refuses it.
+    await expect(configured(RECORDS, other).read("cluster-3")).rejects.toThrow(
+      "KMS did not open the kubeconfig data key of cluster-3",
+    );
+    const own = configured(RECORDS, await testRecordKey(motoUrl));
+    const read = await own.read("cluster-3");
+    // A renewal under the configured key: the old key (the test bed's) is not used for it.
+    await putClusterRecord(motoUrl, record("rekeyed"), { records: "catalog-test-rekey" });
+    const rekey = configured("catalog-test-rekey", other);
+    await expect(rekey.read("rekeyed")).rejects.toThrow(/did not open/);
+    const fallback = new RefresherRecordTable({
+      client: new DynamoDBClient({}),
+      table: "catalog-test-rekey-refresher",
+      seal: new KubeconfigSeal(kms, undefined),
+    });
+    const before = await fallback.read("rekeyed");
+    const viaOther = new RefresherRecordTable({
+      client: new DynamoDBClient({}),
+      table: "catalog-test-rekey-refresher",
+      seal: new KubeconfigSeal(kms, other),
+    });
+    await viaOther.update(before, { kubeconfig: { from: unreachable, to: `${unreachable}#` } });
+    expect((await rekey.read("rekeyed")).keyArn).toBe(other);
+    expect(read.keyArn).toBe(await testRecordKey(motoUrl));
+  });
+});
+
+describe("the bounded scan", () => {
+  it("pages through a table, and stops past its page bound", async () => {
+    const client = new DynamoDBClient({});
+    const input = {
+      TableName: `${RECORDS}-refresher`,
+      ProjectionExpression: "clusterId",
+      Limit: 10,
+    };
+    const all = await scanItems(client, input);
+    expect(all.length).toBeGreaterThan(40);
+    await expect(scanItems(client, input, undefined, 2)).rejects.toThrow(
+      `${RECORDS}-refresher has more than 2 pages of cluster records`,
+    );
   });
 });
 

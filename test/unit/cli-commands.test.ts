@@ -3,6 +3,9 @@
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
  * and one records name for every command.
  */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { OnboardOptions } from "../../cli/commands/onboard/target.ts";
@@ -296,6 +299,85 @@ describe("onboard into a cluster", () => {
     );
     expect(written).toEqual([
       expect.objectContaining({ clusterId: "gitops", refresher: { openFailures: ["uid-1"] } }),
+    ]);
+  });
+});
+
+describe("put-record", () => {
+  /** The files onboard --dry-run writes, rendered by the same run. */
+  async function rendered(): Promise<string> {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-put-record-"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(...dryRunArgs, "--out", out);
+    return out;
+  }
+  const stack = (records: string) => async () => ({
+    webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
+    records,
+    recordKeyArn: KEY_ARN,
+  });
+
+  it("refuses a placeholder left in, and a stack that keeps records elsewhere, before touching the store", async () => {
+    const out = await rendered();
+    const cli = harness(() => ({ stackOutputs: stack("team-a-clusters") }));
+    await expect(cli.run("put-record", "gitops", "--from", out)).rejects.toThrow(
+      /replace REPLACE-WITH-REFRESHER-TOKEN in refresher-record.json's kubeconfig/,
+    );
+    const file = join(out, "refresher-record.json");
+    await writeFile(
+      file,
+      (await readFile(file, "utf8")).replace("REPLACE-WITH-REFRESHER-TOKEN", "t"),
+    );
+    await expect(cli.run("put-record", "gitops", "--from", out)).rejects.toThrow(
+      /--records: stack EcrAnywhere keeps cluster records in the tables of records name team-a-clusters/,
+    );
+    await expect(cli.run("put-record", "other-id", "--from", out)).rejects.toThrow(
+      /the record is invalid: .*does not match its key \(other-id\)/,
+    );
+  });
+
+  it("writes the joined record under the stack's key, keeping the stored refresher state", async () => {
+    const out = await rendered();
+    const file = join(out, "refresher-record.json");
+    await writeFile(
+      file,
+      (await readFile(file, "utf8")).replace("REPLACE-WITH-REFRESHER-TOKEN", "t"),
+    );
+    const written: unknown[] = [];
+    const cli = harness(() => ({
+      stackOutputs: stack(DEFAULT_RECORDS_NAME),
+      recordStore: () =>
+        ({
+          problems: async () => [],
+          read: async () => ({
+            record: { refresher: { openFailures: ["u-1"] } },
+            kmsKeyId: KEY_ARN,
+            deleted: false,
+          }),
+          write: async (record: unknown, keyArn: string) => {
+            written.push({ record, keyArn });
+            return "updated";
+          },
+          locationOf: (id: string) => id,
+          close() {},
+        }) as unknown as Records,
+    }));
+    await cli.run("-o", "json", "put-record", "gitops", "--from", out);
+    expect(JSON.parse(cli.stdout.join(""))).toEqual({
+      ok: true,
+      clusterId: "gitops",
+      outcome: "updated",
+    });
+    expect(written).toEqual([
+      {
+        keyArn: KEY_ARN,
+        record: expect.objectContaining({
+          clusterId: "gitops",
+          registries: [EAST],
+          kubeconfig: expect.stringContaining("token: t"),
+          refresher: { openFailures: ["u-1"] },
+        }),
+      },
     ]);
   });
 });
