@@ -7,6 +7,7 @@
  * and skipped, never stopping the others.
  */
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   type DynamoDBClient,
   GetItemCommand,
@@ -140,7 +141,7 @@ export class RefresherRecordTable {
     if (next === undefined) return current;
     const nextKubeconfig = next.kubeconfig as string;
     const set = ["revision = :next"];
-    const values: Record<string, ReturnType<typeof toAttribute>> = {
+    const values: Record<string, AttributeValue> = {
       ":next": { N: String(current.revision + 1) },
       ":read": { N: String(current.revision) },
     };
