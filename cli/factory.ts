@@ -8,8 +8,8 @@ import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import {
   type ContractNames,
   contractNames,
-  DEFAULT_CLUSTER_RECORD_PREFIX,
   DEFAULT_LABEL_PREFIX,
+  DEFAULT_RECORDS_NAME,
 } from "../functions/core/contract.ts";
 import {
   type AwsClientConfig,
@@ -26,15 +26,24 @@ export interface GlobalFlags {
   readonly context?: string | undefined;
   readonly output: OutputFormat;
   readonly labelPrefix?: string | undefined;
-  readonly recordPrefix?: string | undefined;
+  readonly records?: string | undefined;
   readonly region?: string | undefined;
   readonly profile?: string | undefined;
 }
 
-/** The record store's surface the commands use: the Secrets Manager adapter, or a stand-in. */
+/** The record store's surface the commands use: the DynamoDB adapter, or a stand-in. */
 export type Records = Pick<
   RecordStore,
-  "nameOf" | "problems" | "read" | "write" | "scheduleDeletion" | "clusterIds" | "close"
+  | "locationOf"
+  | "problems"
+  | "read"
+  | "readWebhookPart"
+  | "readRefresherPart"
+  | "write"
+  | "replaceTokenHashes"
+  | "scheduleDeletion"
+  | "clusterIds"
+  | "close"
 >;
 
 /** The operator's cluster's surface the commands use. */
@@ -60,15 +69,16 @@ export type OperatorCluster = Pick<
 export type RecordCluster = Pick<ClusterApi, "enabledNamespaces" | "managedSecrets">;
 
 export interface Factory {
-  /** Output format, prefixes and names: the same defaults for every command. */
+  /** Output format, prefix, records name and names: the same defaults for every command. */
   readonly output: OutputFormat;
   readonly labelPrefix: string;
-  readonly recordPrefix: string;
+  /** The records name N: tables `<N>-webhook` and `<N>-refresher`. */
+  readonly records: string;
   readonly names: ContractNames;
   readonly printer: Printer;
   /** The operator's cluster; loading it checks the kubeconfig and context (exit 2 when wrong). */
   operatorCluster(): OperatorCluster;
-  records(prefix?: string): Records;
+  recordStore(): Records;
   stackOutputs(stack: string): Promise<StackOutputs>;
   recordCluster(kubeconfig: string, signal: AbortSignal): RecordCluster;
   confirm(question: string): Promise<boolean>;
@@ -84,19 +94,19 @@ export const defaultFactory: MakeFactory = (globals) => {
     ...(globals.profile ? { profile: globals.profile } : {}),
   };
   const labelPrefix = globals.labelPrefix ?? DEFAULT_LABEL_PREFIX;
-  const recordPrefix = globals.recordPrefix ?? DEFAULT_CLUSTER_RECORD_PREFIX;
+  const records = globals.records ?? DEFAULT_RECORDS_NAME;
   let cluster: UserCluster | undefined;
   return {
     output: globals.output,
     labelPrefix,
-    recordPrefix,
+    records,
     names: contractNames(labelPrefix),
     printer: printerFor(globals.output, process),
     operatorCluster: () => {
       cluster ??= UserCluster.load({ kubeconfig: globals.kubeconfig, context: globals.context });
       return cluster;
     },
-    records: (prefix = recordPrefix) => new RecordStore(prefix, aws),
+    recordStore: () => new RecordStore(records, aws),
     stackOutputs: (stack) => readStackOutputs(stack, aws),
     recordCluster: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     confirm,

@@ -3,13 +3,16 @@
  * own flags in commands/. Exit codes: 0 ok, 1 a problem found, 2 usage.
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import { DEFAULT_CLUSTER_RECORD_PREFIX, DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
+import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
 import packageJson from "../package.json" with { type: "json" };
 import { newOffboardCommand } from "./commands/offboard.ts";
 import { newOnboardCommand } from "./commands/onboard.ts";
+import { newPutRecordCommand } from "./commands/put-record.ts";
 import { newRotateTokenCommand } from "./commands/rotate-token.ts";
 import { newStatusCommand } from "./commands/status.ts";
+import { parseRecordsName } from "./core/inputs.ts";
 import { defaultFactory, type MakeFactory } from "./factory.ts";
+import { checked } from "./flags.ts";
 
 /** The whole program; tests pass a factory of stand-ins. */
 export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
@@ -38,9 +41,11 @@ export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
     )
     .addOption(
       new Option(
-        "--record-prefix <prefix>",
-        "name prefix of cluster records (the stack's ClusterRecordPrefix)",
-      ).default(undefined, DEFAULT_CLUSTER_RECORD_PREFIX),
+        "--records <name>",
+        "records name N of the cluster record tables <N>-webhook and <N>-refresher (the stack's ClusterRecords)",
+      )
+        .argParser(checked(parseRecordsName))
+        .default(undefined, DEFAULT_RECORDS_NAME),
     )
     .option(
       "--region <region>",
@@ -54,6 +59,7 @@ export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
     newRotateTokenCommand(factory),
     newStatusCommand(factory),
     newOffboardCommand(factory),
+    newPutRecordCommand(factory),
   ])
     program.addCommand(command.exitOverride().showHelpAfterError("(add --help for usage)"));
   return program;

@@ -2,6 +2,7 @@
 import { Duration } from "aws-cdk-lib";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as v from "valibot";
+import { isRecordsName } from "../functions/core/contract.ts";
 import { isEcrHost } from "../functions/core/registries.ts";
 import { parseWith } from "../functions/core/validation.ts";
 import type { EcrAnywhereProps } from "./ecr-anywhere.ts";
@@ -40,6 +41,9 @@ const ContextSchema = v.strictObject({
   refreshIntervalMinutes: v.optional(wholeNumber(1, 360)),
   refreshBeforeHours: v.optional(wholeNumber(1, 11)),
   labelPrefix: v.optional(v.string()),
+  records: v.optional(
+    v.pipe(v.string(), v.check(isRecordsName, "a records name (1 to 200 of A-Za-z0-9_.-)")),
+  ),
   alarmEmail: v.optional(v.pipe(v.string(), v.email())),
   webhookReservedConcurrency: v.optional(wholeNumber(1, 1000)),
   logRetentionDays: v.optional(wholeNumber(1, 3653)),
@@ -80,6 +84,7 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     refreshBefore:
       c.refreshBeforeHours === undefined ? undefined : Duration.hours(c.refreshBeforeHours),
     labelPrefix: c.labelPrefix,
+    records: c.records,
     alarmEmail: c.alarmEmail,
     webhookReservedConcurrency: c.webhookReservedConcurrency,
     logRetention: c.logRetentionDays === undefined ? undefined : retention(c.logRetentionDays),

@@ -1,10 +1,10 @@
 /**
  * The whole AWS side of ecr-anywhere as one construct, composed of constructs that each stand
- * alone: the webhook (function URL, shared token table, IAM), the refresher (schedule, fan-out),
- * and monitoring (alarms, dashboard). They share the KMS key for cluster records. The props are
- * the only knobs; each construct validates its own.
+ * alone: the cluster record tables, the webhook (function URL, shared token table, IAM), the
+ * refresher (schedule, fan-out), and monitoring (alarms, dashboard). They share the record key.
+ * The props are the only knobs; each construct validates its own.
  */
-import { ArnFormat, Duration, Stack } from "aws-cdk-lib";
+import { Duration } from "aws-cdk-lib";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as kms from "aws-cdk-lib/aws-kms";
@@ -13,8 +13,9 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { DEFAULT_CLUSTER_RECORD_PREFIX, DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
+import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
+import { EcrAnywhereRecords } from "./constructs/records.ts";
 import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
 import { EcrAnywhereWebhook } from "./constructs/webhook.ts";
 
@@ -31,6 +32,11 @@ export interface EcrAnywhereProps {
   readonly refreshInterval?: Duration;
   /** Refresh a Secret this long before its credentials expire (capped at half their lifetime). @default 6 hours */
   readonly refreshBefore?: Duration;
+  /**
+   * The records name N: cluster records live in the DynamoDB tables `<N>-webhook` and
+   * `<N>-refresher` (the CLI's `--records`). @default ecr-anywhere-clusters
+   */
+  readonly records?: string;
   /** Prefix of every label and annotation in the clusters. @default ecr-anywhere.centml.ai */
   readonly labelPrefix?: string;
   /** Email address subscribed to the alarm topic. @default no subscription */
@@ -79,35 +85,32 @@ export class EcrAnywhere extends Construct {
   readonly fanoutQueue?: sqs.Queue;
   readonly functionUrl: lambda.FunctionUrl;
   readonly alarmTopic: sns.ITopic;
+  /** Seals the refresher's kubeconfigs (client-side), and encrypts the shared token table. */
   readonly recordKey: kms.Key;
   /** ECR tokens shared by the webhook's execution environments (encrypted with `recordKey`). */
   readonly tokenTable: dynamodb.Table;
-  readonly recordPrefix: string;
+  /** The two cluster record tables, `<records>-webhook` and `<records>-refresher`. */
+  readonly records: EcrAnywhereRecords;
   readonly alarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: EcrAnywhereProps = {}) {
     super(scope, id);
-    this.recordPrefix = DEFAULT_CLUSTER_RECORD_PREFIX;
     const labelPrefix = props.labelPrefix ?? DEFAULT_LABEL_PREFIX;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const refreshInterval = props.refreshInterval ?? Duration.minutes(15);
-    const recordSecretsArn = Stack.of(this).formatArn({
-      service: "secretsmanager",
-      resource: "secret",
-      resourceName: `${this.recordPrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    this.records = new EcrAnywhereRecords(this, "Records", {
+      recordsName: props.records ?? DEFAULT_RECORDS_NAME,
     });
     this.recordKey = new kms.Key(this, "ClusterRecordKey", {
       description:
-        "Encrypts ecr-anywhere cluster records (kubeconfigs, token hashes) in Secrets Manager",
+        "Seals ecr-anywhere cluster records' kubeconfigs (refresher table, client-side) and encrypts the shared token table",
       enableKeyRotation: true,
       alias: "alias/ecr-anywhere-cluster-records",
     });
     const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
     const webhook = new EcrAnywhereWebhook(this, "Webhook", {
       recordKey: this.recordKey,
-      recordPrefix: this.recordPrefix,
-      recordSecretsArn,
+      recordTable: this.records.webhookTable,
       labelPrefix,
       allowedRegistries: props.allowedRegistries,
       clusterRoleArns: props.clusterRoleArns,
@@ -118,8 +121,7 @@ export class EcrAnywhere extends Construct {
     });
     const refresher = new EcrAnywhereRefresher(this, "Refresher", {
       recordKey: this.recordKey,
-      recordPrefix: this.recordPrefix,
-      recordSecretsArn,
+      recordTable: this.records.refresherTable,
       labelPrefix,
       refreshInterval,
       refreshBefore: props.refreshBefore ?? Duration.hours(6),

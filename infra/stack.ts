@@ -22,12 +22,13 @@ export class EcrAnywhereStack extends Stack {
       description: "SNS topic the alarms notify",
       value: this.ecrAnywhere.alarmTopic.topicArn,
     });
-    new CfnOutput(this, "ClusterRecordPrefix", {
-      description: "Secrets Manager name prefix of cluster records",
-      value: this.ecrAnywhere.recordPrefix,
+    new CfnOutput(this, "ClusterRecords", {
+      description:
+        "Records name N of the cluster record tables <N>-webhook and <N>-refresher (the CLI's --records)",
+      value: this.ecrAnywhere.records.recordsName,
     });
     new CfnOutput(this, "ClusterRecordKeyArn", {
-      description: "KMS key to encrypt cluster records with",
+      description: "KMS key that seals the refresher's kubeconfigs in cluster records",
       value: this.ecrAnywhere.recordKey.keyArn,
     });
   }

@@ -123,8 +123,7 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   const ecr = await startEcrStandIn();
   ecr.latencyMs = Number(flags["ecr-latency-ms"]);
   const awsEnv = {
-    ...localAwsEnv({ secretsManager: moto.url, sts: sts.url, ecr: ecr.url }),
-    AWS_ENDPOINT_URL_DYNAMODB: moto.url,
+    ...localAwsEnv({ records: moto.url, sts: sts.url, ecr: ecr.url }),
   };
   // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
   const tokenTable: Record<string, string> = flags.before
@@ -187,7 +186,6 @@ async function run(mode: string): Promise<Record<string, unknown>> {
           });
         const roleBound = index < Math.round(CLUSTERS * Number(flags["role-fraction"]));
         await putClusterRecord(moto.url, {
-          version: 1,
           clusterId: id,
           kubeconfig: kubeconfig(`${fleet.url}/clusters/${id}`, clusterTls.ca.cert, {
             name: "refresher",
@@ -243,12 +241,10 @@ async function run(mode: string): Promise<Record<string, unknown>> {
       )
     ).reports;
   } else {
-    // The producer's list of record names, then SQS in front of FANOUT concurrent workers, each
+    // The producer's list of cluster ids, then SQS in front of FANOUT concurrent workers, each
     // its own environment (its own mark budget).
     const producer = refresherDependenciesFromEnv(env, { telemetry });
-    const queue = (await producer.listRecordNames(AbortSignal.timeout(60_000))).map((name) =>
-      name.slice(producer.config.clusterRecordPrefix.length),
-    );
+    const queue = await producer.listClusterIds(AbortSignal.timeout(60_000));
     const collected: ClusterReport[] = [];
     await Promise.all(
       Array.from({ length: FANOUT }, async () => {
@@ -365,7 +361,6 @@ async function startRealClusters(
       // The record before the webhook configuration, as onboard does: a call for a cluster with no
       // record yet is cached as unknown (403) by each warm environment for the record TTL.
       await putClusterRecord(motoUrl, {
-        version: 1,
         clusterId: id,
         kubeconfig: plane.adminKubeconfig,
         webhookTokenSha256: [sha256Hex(token)],

@@ -1,13 +1,14 @@
 /**
  * A local flood of unknown cluster ids (loopback only, 10,000 requests) against the webhook, before
- * (every id read from Secrets Manager, cached among the real records) and after (known-names check
- * and per-source budget): Secrets Manager calls, and how often the real clusters' admissions,
- * interleaved with the flood, were served from the record cache.
+ * (every id read from the record table, cached among the real records) and after (known-ids check
+ * and per-source budget): DynamoDB calls on the webhook's record table (GetItem reads, keys-only
+ * Scan listings), and how often the real clusters' admissions, interleaved with the flood, were
+ * served from the record cache. Fails when "after" spends more than 10 reads on the flood.
  *
  *   npm run bench:strangers [-- --requests 10000]
  */
 import { parseArgs } from "node:util";
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DynamoDBClient, GetItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore } from "../functions/adapters/cluster-records.ts";
 import { EcrTokenProvider } from "../functions/adapters/ecr-tokens.ts";
@@ -21,7 +22,7 @@ import {
   newWebhookToken,
   webhookEvent,
 } from "../test/support/admission.ts";
-import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../testbed/aws-env.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 
@@ -30,19 +31,18 @@ const requests = Math.min(Number(values.requests), 50_000);
 const REAL_CLUSTERS = 5;
 const REAL_EVERY = 20; // one real admission per 20 stranger requests
 const SOURCES = 250;
-const PREFIX = "bench-strangers/";
+const RECORDS = "bench-strangers";
+/** The target: the whole flood costs at most this many GetItem reads (real clusters' included). */
+const MAX_READS = 10;
 
 const moto = await startMoto();
 const ecr = await startEcrStandIn();
 try {
   Object.assign(
     process.env,
-    localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
-    {
-      POWERTOOLS_LOG_LEVEL: "SILENT",
-      POWERTOOLS_METRICS_DISABLED: "true",
-      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: PREFIX,
-    },
+    localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url }),
+    recordTablesEnv(RECORDS),
+    { POWERTOOLS_LOG_LEVEL: "SILENT", POWERTOOLS_METRICS_DISABLED: "true" },
   );
   const real = Array.from({ length: REAL_CLUSTERS }, (_, i) => ({
     id: `real-${i}`,
@@ -50,26 +50,28 @@ try {
   }));
   for (const cluster of real)
     await putClusterRecord(moto.url, clusterRecord(cluster.id, cluster.sha256), {
-      name: `${PREFIX}${cluster.id}`,
+      records: RECORDS,
     });
 
   const rows = [];
   for (const mode of ["before", "after"] as const) {
     const config = webhookConfigFromEnv(process.env);
-    const client = new SecretsManagerClient({});
+    const client = new DynamoDBClient({});
     let realReads = 0;
+    let scanPages = 0;
     const send = client.send.bind(client);
     client.send = ((command: unknown, options?: unknown) => {
       if (
-        command instanceof GetSecretValueCommand &&
-        real.some((cluster) => command.input.SecretId === `${PREFIX}${cluster.id}`)
+        command instanceof GetItemCommand &&
+        real.some((cluster) => command.input.Key?.clusterId?.S === cluster.id)
       )
         realReads++;
+      if (command instanceof ScanCommand) scanPages++;
       return (send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
     }) as typeof client.send;
     const records = new ClusterRecordStore({
       client,
-      namePrefix: PREFIX,
+      table: config.webhookRecordTable,
       ttlMs: config.recordTtlMs,
       now: Date.now,
       checkKnownNames: mode === "after",
@@ -127,8 +129,9 @@ try {
       mode,
       strangerRequests: requests,
       refused,
-      getSecretValue: records.calls.reads,
-      listSecrets: records.calls.lists,
+      getItem: records.calls.reads,
+      listings: records.calls.lists,
+      scanPages,
       realAdmissions,
       realCacheHitRate: `${(((realAdmissions - realReads) / realAdmissions) * 100).toFixed(1)} %`,
       seconds: seconds.toFixed(1),
@@ -136,6 +139,11 @@ try {
     client.destroy();
   }
   console.table(rows);
+  const after = rows.find((row) => row.mode === "after");
+  if (after === undefined || after.getItem > MAX_READS) {
+    console.error(`target missed: ${after?.getItem} reads for the flood (at most ${MAX_READS})`);
+    process.exitCode = 1;
+  }
 } finally {
   await ecr.stop();
   await moto.stop();

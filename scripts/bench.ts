@@ -1,7 +1,8 @@
 /**
  * Measures the webhook artifact: bundle size, cold start (a new Node process importing the bundle
  * and answering its first admission) and warm latency, against local stand-ins served over HTTPS
- * as AWS endpoints are (moto_server for Secrets Manager, the ECR stand-in for ECR). Then the
+ * as AWS endpoints are (moto_server for the webhook's DynamoDB record table, the ECR stand-in for
+ * ECR). Then the
  * refresher on the real kube-apiserver of the test bed (scripts/bench-refresher.ts).
  *
  *   npm run bench   (BENCH_COLD_RUNS, BENCH_WARM_ADMISSIONS, BENCH_REFRESHER_SIZES change the counts)
@@ -11,6 +12,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { toItem } from "../functions/adapters/record-items.ts";
+import { CLUSTER_RECORD_LAYOUT, splitClusterRecord } from "../functions/core/cluster-record.ts";
 import { loopbackServerTls } from "../functions/local/tls.ts";
 import {
   admissionReview,
@@ -18,8 +21,8 @@ import {
   newWebhookToken,
   webhookEvent,
 } from "../test/support/admission.ts";
-import { startSecretsManagerStandIn } from "../test/support/secrets-manager-stand-in.ts";
-import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { startRecordTableStandIn } from "../test/support/record-table-stand-in.ts";
+import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../testbed/aws-env.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { benchRefresher } from "./bench-refresher.ts";
@@ -38,7 +41,8 @@ try {
   const bundle = join(workDir, "dist/webhook/index.mjs");
   const bytes = await readFile(bundle);
   const env = {
-    ...localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url }),
+    ...localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url }),
+    ...recordTablesEnv("bench"),
     NODE_EXTRA_CA_CERTS: ca.certFile,
   };
   const cluster = newWebhookToken();
@@ -46,8 +50,12 @@ try {
     "123456789012.dkr.ecr.us-east-1.amazonaws.com",
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
   ]);
-  const recordJson = JSON.stringify(record);
-  await putClusterRecord(moto.url, record, { caPem: ca.cert });
+  await putClusterRecord(moto.url, record, { caPem: ca.cert, records: "bench" });
+  // The webhook's item, as its table holds it, for the in-memory stand-in below.
+  const webhookItem = toItem({
+    layout: CLUSTER_RECORD_LAYOUT,
+    ...splitClusterRecord(record).webhook,
+  });
   const event = () =>
     webhookEvent({ clusterId: "bench", token: cluster.token, body: admissionReview() });
 
@@ -62,15 +70,12 @@ try {
     return runs;
   };
   const cold = await coldRuns(env);
-  // The same against a Node stand-in for GetSecretValue: what is left is the webhook's own cost.
-  const fastSecrets = await startSecretsManagerStandIn(
-    { "ecr-anywhere/clusters/bench": recordJson },
-    tls,
-  );
+  // The same against a Node stand-in for GetItem: what is left is the webhook's own cost.
+  const fastTable = await startRecordTableStandIn({ "bench-webhook": { bench: webhookItem } }, tls);
   const coldFast = await coldRuns({
     ...env,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: fastSecrets.url,
-  }).finally(() => fastSecrets.stop());
+    AWS_ENDPOINT_URL_DYNAMODB: fastTable.url,
+  }).finally(() => fastTable.stop());
 
   // Warm: one process answering admission after admission, as a busy Lambda instance does.
   const warmReport = await invoke(
@@ -101,7 +106,7 @@ try {
     `process start to answer (median):       ${ms(median(cold.map((run) => run.processMs)))}`,
   );
   console.log(
-    `same, Secrets Manager from a Node stand-in instead of moto: import + first admission ${ms(median(coldFast.map((run) => run.importMs + run.firstMs)))} (first admission ${ms(median(coldFast.map((run) => run.firstMs)))})`,
+    `same, the record table from a Node stand-in instead of moto: import + first admission ${ms(median(coldFast.map((run) => run.importMs + run.firstMs)))} (first admission ${ms(median(coldFast.map((run) => run.firstMs)))})`,
   );
   console.log(
     `warm admission p50 / p99:               ${ms(percentile(warm, 50), 3)} / ${ms(percentile(warm, 99), 3)}`,

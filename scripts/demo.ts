@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the whole system on this machine with no AWS account. A real kube-apiserver and
- * etcd, moto for Secrets Manager, STS and KMS, the ECR stand-in, the built webhook bundle behind
- * the function-URL server, and the real CLI and refresher bundle, told as a short story.
+ * etcd, moto for DynamoDB (the cluster record tables), STS and KMS, the ECR stand-in, the built
+ * webhook bundle behind the function-URL server, and the real CLI and refresher bundle, told as a
+ * short story.
  *
  *   npm run demo                  walk through, then keep running for your own kubectl (Ctrl-C stops)
  *   npm run demo -- --no-wait     walk through and exit: 0 only if every step held
@@ -10,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CoreV1Api,
@@ -19,9 +21,14 @@ import {
   setHeaderOptions,
   type V1Secret,
 } from "@kubernetes/client-node";
-import { contractNames, DOCKER_CONFIG_JSON_KEY } from "../functions/core/contract.ts";
+import { ENV } from "../functions/core/config.ts";
+import {
+  contractNames,
+  DEFAULT_RECORDS_NAME,
+  DOCKER_CONFIG_JSON_KEY,
+} from "../functions/core/contract.ts";
 import { parseRfc3339 } from "../functions/core/time.ts";
-import { localAwsEnv } from "../testbed/aws-env.ts";
+import { ensureRecordTables, localAwsEnv } from "../testbed/aws-env.ts";
 import { startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
@@ -95,8 +102,11 @@ async function demo(): Promise<void> {
   );
   ecr.expiresInSeconds = TOKEN_SECONDS;
   kubeconfigPath = controlPlane.kubeconfigPath;
-  env = localAwsEnv({ secretsManager: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
+  env = localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
   const keyArn = await createRecordKey(moto.url);
+  // What the stack makes: the two record tables, and the refresher told the record key.
+  await createRecordTables(moto.url);
+  env[ENV.recordKeyArn] = keyArn;
   const webhook = await startWebhookProcess({
     bundle: join(work, "dist/webhook/index.mjs"),
     env,
@@ -222,6 +232,19 @@ async function buildControlPlane(): Promise<void> {
     stderr: "progress",
   });
   if (code !== 0) throw new Error("the control plane did not build (see the lines above)");
+}
+
+async function createRecordTables(motoUrl: string): Promise<void> {
+  const dynamodb = new DynamoDBClient({
+    endpoint: motoUrl,
+    region: env.AWS_REGION,
+    credentials: {
+      accessKeyId: env.AWS_ACCESS_KEY_ID ?? "",
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "",
+    },
+  });
+  await ensureRecordTables(dynamodb, DEFAULT_RECORDS_NAME);
+  dynamodb.destroy();
 }
 
 async function createRecordKey(motoUrl: string): Promise<string> {

@@ -1,4 +1,4 @@
-/** moto_server on a free loopback port: real AWS wire protocols for STS and Secrets Manager. */
+/** moto_server on a free loopback port: real AWS wire protocols for STS, DynamoDB, KMS, SQS and CloudFormation. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";

@@ -1,11 +1,12 @@
 /**
  * `ecr-anywhere offboard`: removes what onboard added, in the order that never blocks a write:
- * the webhook first, then labels and RBAC, then the record (with Secrets Manager's recovery
- * window). The users' Secrets stay as they are.
+ * the webhook first, then labels and RBAC, then the record (both items marked deleted, so the id is
+ * unknown at once; DynamoDB removes them when the recovery window ends, and onboard restores them
+ * before that). The users' Secrets stay as they are.
  */
 import { Command } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
+import { NAMESPACE_ENABLED_VALUE, recordTables } from "../../functions/core/contract.ts";
 import {
   refresherRbac,
   refresherSecretPolicy,
@@ -38,9 +39,9 @@ export function newOffboardCommand(factory: () => Factory) {
     .option("-y, --yes", "do not ask for confirmation", false)
     .option(
       "--recovery-window-days <days>",
-      "Secrets Manager keeps the record this long (7 to 30)",
+      "the record can be restored this long, then DynamoDB's TTL removes it (1 to 30)",
       checked(parseRecoveryDays),
-      30,
+      7,
     )
     .action(async (clusterId, flags) => {
       const options = { clusterId, recoveryDays: flags.recoveryWindowDays, yes: flags.yes };
@@ -54,7 +55,7 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
   const question = `Remove ecr-anywhere from cluster ${clusterId} (context ${cluster.config.currentContext}) and schedule its record for deletion?`;
   if (!options.yes && !(await factory.confirm(question)))
     throw new Problem("not confirmed: nothing was changed");
-  const store = factory.records();
+  const store = factory.recordStore();
   const steps: Step<undefined>[] = [
     {
       title: "Remove the webhook configuration",
@@ -83,13 +84,26 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
       [
         "",
         `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`,
-        `The record can be restored within ${recoveryDays} days: aws secretsmanager restore-secret --secret-id ${store.nameOf(clusterId)}`,
+        ...undoLines(clusterId, recoveryDays, factory.records),
         "",
       ].join("\n"),
     );
   } finally {
     store.close();
   }
+}
+
+/** How to undo the offboarding within the recovery window: onboard again, or clear the marks. */
+export function undoLines(clusterId: string, recoveryDays: number, records: string): string[] {
+  const tables = recordTables(records);
+  const key = `'{"clusterId":{"S":"${clusterId}"}}'`;
+  const unmark = (table: string) =>
+    `  aws dynamodb update-item --table-name ${table} --key ${key} --update-expression "REMOVE deletedAt, expiresAt"`;
+  return [
+    `The record (its token hashes and the refresher's kubeconfig) can be restored within ${recoveryDays} day(s): run the same ecr-anywhere onboard command again (it says "restored"), or clear the marks (the refresher's first):`,
+    unmark(tables.refresher),
+    unmark(tables.webhook),
+  ];
 }
 
 async function removeNamespaceLabels(cluster: OperatorCluster, factory: Factory): Promise<string> {

@@ -1,13 +1,14 @@
 /**
  * `ecr-anywhere rotate-token`: a new webhook token with no refused write. Both hashes are valid
  * while warm webhooks reload the record; only then does the API server switch URLs, and the old
- * hash goes once a write through the new URL is proven.
+ * hash goes once a write through the new URL is proven. It changes only the webhook's part of the
+ * record, each time conditioned on the hashes it read (no KMS call: nothing secret is read).
  */
 import { randomBytes } from "node:crypto";
 import { Command } from "@commander-js/extra-typings";
 import { sha256Hex } from "../../functions/core/auth.ts";
+import type { WebhookRecord } from "../../functions/core/cluster-record.ts";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
-import type { StoredRecord } from "../adapters/aws.ts";
 import { parseClusterId, parseSeconds } from "../core/inputs.ts";
 import {
   baseOfWebhookUrl,
@@ -64,7 +65,7 @@ class Rotation {
   readonly #factory: Factory;
   #cluster: OperatorCluster | undefined;
   #store: Records | undefined;
-  #stored: StoredRecord | undefined;
+  #stored: WebhookRecord | undefined;
   #current: RegisteredWebhook | undefined;
   #next: WebhookToken | undefined;
 
@@ -105,9 +106,9 @@ class Rotation {
   async #read(): Promise<string> {
     const { clusterId } = this.#options;
     this.#cluster = this.#factory.operatorCluster();
-    this.#store = this.#factory.records();
-    this.#stored = await this.#store.read(clusterId);
-    if (!this.#stored?.record)
+    this.#store = this.#factory.recordStore();
+    this.#stored = (await this.#store.readWebhookPart(clusterId))?.record;
+    if (!this.#stored)
       throw new Problem(`no valid cluster record for ${clusterId}: run onboard first`);
     this.#current = await registeredWebhook(this.#cluster, clusterId);
     if (this.#current) redact(this.#current.token);
@@ -115,7 +116,7 @@ class Rotation {
       throw new Problem(
         `cluster ${clusterId} has no webhook configuration here: run onboard first`,
       );
-    if (!this.#stored.record.webhookTokenSha256.includes(sha256Hex(this.#current.token)))
+    if (!this.#stored.webhookTokenSha256.includes(sha256Hex(this.#current.token)))
       throw new Problem(
         "the webhook configuration's token is not in the record (it would be refused already): run onboard --rotate-token to replace it at once",
       );
@@ -127,9 +128,13 @@ class Rotation {
     this.#next = webhookTokenFrom(randomBytes(32));
     redact(this.#next.token);
     const currentHash = sha256Hex(need(this.#current).token);
-    const updated = withNextToken(need(stored.record), currentHash, this.#next.sha256);
-    await need(this.#store).write(updated, need(stored.kmsKeyId), stored);
-    this.#stored = { ...stored, record: updated };
+    const updated = withNextToken(stored, currentHash, this.#next.sha256);
+    await need(this.#store).replaceTokenHashes(
+      stored.clusterId,
+      stored.webhookTokenSha256,
+      updated.webhookTokenSha256,
+    );
+    this.#stored = updated;
     return "both tokens valid";
   }
 
@@ -174,8 +179,12 @@ class Rotation {
     // API servers pick up the new URL asynchronously; give them a moment before the old one stops working.
     await this.#factory.sleep(Math.min(10, this.#options.propagationSeconds) * 1000);
     const stored = need(this.#stored);
-    const updated = withOnlyToken(need(stored.record), need(this.#next).sha256);
-    await need(this.#store).write(updated, need(stored.kmsKeyId), stored);
+    const updated = withOnlyToken(stored, need(this.#next).sha256);
+    await need(this.#store).replaceTokenHashes(
+      stored.clusterId,
+      stored.webhookTokenSha256,
+      updated.webhookTokenSha256,
+    );
     return "only the new token is valid";
   }
 

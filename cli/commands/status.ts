@@ -5,6 +5,7 @@
 import { Command } from "@commander-js/extra-typings";
 import pLimit from "p-limit";
 import { ENV } from "../../functions/core/config.ts";
+import { recordTables } from "../../functions/core/contract.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
 import { sanitize } from "../../functions/core/sanitize.ts";
 import { parseClusterId, parseSeconds } from "../core/inputs.ts";
@@ -47,10 +48,11 @@ export function newStatusCommand(factory: () => Factory) {
 }
 
 export async function runStatus(options: StatusOptions, factory: Factory): Promise<void> {
-  const store = factory.records();
+  const store = factory.recordStore();
   try {
     const ids = options.clusterIds.length > 0 ? options.clusterIds : await store.clusterIds();
-    if (ids.length === 0) throw new Problem(`no cluster records under ${factory.recordPrefix}`);
+    if (ids.length === 0)
+      throw new Problem(`no cluster records in ${recordTables(factory.records).refresher}`);
     const limit = pLimit(8);
     const clusters = await Promise.all(
       ids.map((clusterId) => limit(() => clusterStatus(clusterId, store, options, factory))),
@@ -69,7 +71,8 @@ async function clusterStatus(
   options: StatusOptions,
   factory: Factory,
 ): Promise<ClusterStatus> {
-  const stored = await store.read(clusterId).catch((error: Error) => error);
+  // The refresher's part: its kubeconfig is how status reaches the cluster, as the refresher does.
+  const stored = await store.readRefresherPart(clusterId).catch((error: Error) => error);
   if (stored instanceof Error) return unreachableCluster(clusterId, stored.message);
   if (!stored || stored.deleted) return unreachableCluster(clusterId, "no cluster record");
   if (!stored.record) return unreachableCluster(clusterId, `invalid record: ${stored.invalid}`);

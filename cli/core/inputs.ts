@@ -7,6 +7,7 @@ import {
   isEcrRepositoryArn,
   isRoleArn,
 } from "../../functions/core/cluster-record.ts";
+import { isRecordsName } from "../../functions/core/contract.ts";
 import { parseRegistryHost } from "../../functions/core/registries.ts";
 import { cidrProblem } from "./cidrs.ts";
 
@@ -121,9 +122,17 @@ export function parseSeconds(value: string): number {
 
 export function parseRecoveryDays(value: string): number {
   const days = /^\d{1,2}$/.test(value) ? Number(value) : Number.NaN;
-  if (!(days >= 7 && days <= 30))
-    throw new InputError("expected a whole number of days from 7 to 30 (Secrets Manager's range)");
+  if (!(days >= 1 && days <= 30))
+    throw new InputError("expected a whole number of days from 1 to 30");
   return days;
+}
+
+export function parseRecordsName(value: string): string {
+  if (!isRecordsName(value))
+    throw new InputError(
+      `"${value}" is not a records name: 1 to 200 of A-Z, a-z, 0-9, "_", "." and "-" (the tables are <name>-webhook and <name>-refresher)`,
+    );
+  return value;
 }
 
 export function parseWebhookAuth(value: string): "url" | "header" {

@@ -6,11 +6,7 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { parseWebhookCaller } from "../../functions/core/auth.ts";
-import {
-  CLUSTER_RECORD_VERSION,
-  type ClusterRecord,
-  ClusterRecordV1Schema,
-} from "../../functions/core/cluster-record.ts";
+import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
 import { type ContractNames, NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
 import {
   kubeconfigTarget,
@@ -18,7 +14,6 @@ import {
   serviceAccountToken,
 } from "../../functions/core/kubeconfig.ts";
 import { type Partition, partitionProblem } from "../../functions/core/registries.ts";
-import { parseWith } from "../../functions/core/validation.ts";
 
 /** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
 export const FIELD_MANAGER = "ecr-anywhere";
@@ -125,14 +120,16 @@ export function keepRefresherKubeconfig(
   );
 }
 
-/** The cluster record, checked with the webhook's own schema so a bad one is never written. */
+/**
+ * The cluster record (both parts), checked with the functions' own schemas and rules so a bad one
+ * is never written.
+ */
 export function buildClusterRecord(
   inputs: OnboardInputs,
   kubeconfig: string,
   tokenHashes: readonly string[],
 ): ClusterRecord {
   const record = {
-    version: CLUSTER_RECORD_VERSION,
     clusterId: inputs.clusterId,
     kubeconfig,
     webhookTokenSha256: [...tokenHashes],
@@ -151,9 +148,21 @@ export function buildClusterRecord(
         }
       : {}),
   };
-  const parsed = parseWith(ClusterRecordV1Schema, record);
+  const parsed = parseClusterRecord(record);
   if (!parsed.ok) throw new Error(`the cluster record would be invalid: ${parsed.error}`);
   return parsed.value;
+}
+
+/**
+ * The record to write over what is stored: the refresher's own state (its open failures) is not
+ * onboard's to reset, so a re-run keeps it.
+ */
+export function withRefresherState(
+  record: ClusterRecord,
+  stored: ClusterRecord | undefined,
+): ClusterRecord {
+  const kept = stored?.refresher;
+  return kept === undefined ? record : { ...record, refresher: kept };
 }
 
 /**

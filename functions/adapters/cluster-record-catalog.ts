@@ -1,34 +1,41 @@
 /**
- * The refresher's view of cluster records in Secrets Manager. Listing reads every record: names from ListSecrets (filtered by prefix, paginated), values with
- * BatchGetSecretValue (20 per call). Each record is validated with the webhook's schema; a bad one
- * is reported by name and skipped, never stopping the others.
+ * The refresher's part of cluster records, in its own DynamoDB table (`<records>-refresher`): it
+ * lists them (a paginated Scan), opens each sealed kubeconfig with KMS, and writes back its renewed
+ * kubeconfig and its open-failures state with an UpdateItem conditioned on the revision it read.
+ * It never reads or writes the webhook's table, so nothing it does can change who may call the
+ * webhook: an emergency token rotation stays as it was made. A bad item is reported by cluster id
+ * and skipped, never stopping the others.
  */
 import {
-  BatchGetSecretValueCommand,
-  GetSecretValueCommand,
-  ListSecretsCommand,
-  PutSecretValueCommand,
-  type SecretsManagerClient,
-} from "@aws-sdk/client-secrets-manager";
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import pLimit from "p-limit";
 import {
   applyRefresherChange,
-  CLUSTER_RECORD_VERSION,
-  type ClusterRecord,
-  parseClusterRecord,
+  isDeletedItem,
+  parseRefresherItem,
+  type RefresherRecord,
   type RefresherRecordChange,
 } from "../core/cluster-record.ts";
-import type { Partition } from "../core/registries.ts";
-import { parseJson } from "../core/validation.ts";
+import type { KubeconfigSeal } from "./kubeconfig-seal.ts";
+import { fromItem, toAttribute } from "./record-items.ts";
+import { scanItems, scanLiveClusterIds } from "./record-scan.ts";
 
 export interface StoredClusterRecord {
-  readonly secretName: string;
-  /** The secret's ARN: what a write-back (credential renewal) must name. */
-  readonly secretArn: string;
-  readonly record: ClusterRecord;
+  /** The refresher's part, its kubeconfig opened. */
+  readonly record: RefresherRecord;
+  /** The item's revision when read: a write-back is conditioned on it. */
+  readonly revision: number;
+  /** The key that sealed the kubeconfig (a renewed one is sealed under the configured key, or it). */
+  readonly keyArn: string;
 }
 
 export interface InvalidClusterRecord {
-  readonly secretName: string;
+  readonly clusterId: string;
   readonly error: string;
 }
 
@@ -37,132 +44,151 @@ export interface ClusterRecordListing {
   readonly invalid: InvalidClusterRecord[];
 }
 
-const BATCH_SIZE = 20; // the most BatchGetSecretValue takes by SecretIdList
+/** Kubeconfigs opened at once while listing: KMS Decrypt calls in flight. */
+const OPEN_CONCURRENCY = 8;
 
-export async function listClusterRecords(
-  client: SecretsManagerClient,
-  namePrefix: string,
-  signal?: AbortSignal,
-  partition?: Partition,
-): Promise<ClusterRecordListing> {
-  const names = await listClusterRecordNames(client, namePrefix, signal);
-  const listing: ClusterRecordListing = { valid: [], invalid: [] };
-  for (let start = 0; start < names.length; start += BATCH_SIZE) {
-    const batch = names.slice(start, start + BATCH_SIZE);
-    const result = await client.send(new BatchGetSecretValueCommand({ SecretIdList: batch }), {
-      abortSignal: signal,
-    });
-    const received = new Set<string>();
-    for (const secret of result.SecretValues ?? []) {
-      const secretName = secret.Name ?? "";
-      received.add(secretName);
-      const clusterId = secretName.slice(namePrefix.length);
-      const parsed = secret.SecretString
-        ? parseClusterRecord(secret.SecretString, clusterId, partition)
-        : ({ ok: false, error: "no SecretString" } as const);
-      if (parsed.ok)
-        listing.valid.push({
-          secretName,
-          secretArn: secret.ARN ?? secretName,
-          record: parsed.value,
-        });
-      else listing.invalid.push({ secretName, error: parsed.error });
-    }
-    for (const error of result.Errors ?? []) {
-      listing.invalid.push({
-        secretName: error.SecretId ?? "?",
-        error: `${error.ErrorCode}: ${error.Message}`,
-      });
-    }
-    for (const secretName of batch) {
-      const reported =
-        received.has(secretName) ||
-        (result.Errors ?? []).some((error) => error.SecretId === secretName);
-      if (!reported)
-        listing.invalid.push({ secretName, error: "missing from BatchGetSecretValue's answer" });
-    }
+export class RefresherRecordTable {
+  readonly #client: DynamoDBClient;
+  readonly #table: string;
+  readonly #seal: KubeconfigSeal;
+
+  constructor(options: { client: DynamoDBClient; table: string; seal: KubeconfigSeal }) {
+    this.#client = options.client;
+    this.#table = options.table;
+    this.#seal = options.seal;
   }
-  return listing;
-}
 
-/** The names of every record under the prefix (ListSecrets, paginated); no values are read. */
-export async function listClusterRecordNames(
-  client: SecretsManagerClient,
-  namePrefix: string,
-  signal?: AbortSignal,
-): Promise<string[]> {
-  const names: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await client.send(
-      new ListSecretsCommand({
-        Filters: [{ Key: "name", Values: [namePrefix] }],
-        MaxResults: 100,
-        NextToken: nextToken,
+  /** Every record not marked deleted, opened; bad ones are listed by id with the reason. */
+  async list(signal?: AbortSignal): Promise<ClusterRecordListing> {
+    // Eventually consistent (half the read units): every write-back is conditioned on the revision
+    // read, so a stale item costs a consistent re-read, never a lost change.
+    const items = await scanItems(this.#client, { TableName: this.#table }, signal);
+    const listing: ClusterRecordListing = { valid: [], invalid: [] };
+    const limit = pLimit(OPEN_CONCURRENCY);
+    await Promise.all(
+      items
+        .filter((item) => !isDeletedItem(item))
+        .map((item) =>
+          limit(async () => {
+            try {
+              listing.valid.push(await this.#open(item, undefined, signal));
+            } catch (error) {
+              const clusterId = typeof item.clusterId === "string" ? item.clusterId : "?";
+              listing.invalid.push({ clusterId, error: message(error) });
+            }
+          }),
+        ),
+    );
+    return listing;
+  }
+
+  /** The ids of every record not marked deleted (fan-out: each worker reads its own). */
+  listIds(signal?: AbortSignal): Promise<string[]> {
+    return scanLiveClusterIds(this.#client, this.#table, signal);
+  }
+
+  /** One record by cluster id, read consistently. Throws with the reason when unusable. */
+  async read(clusterId: string, signal?: AbortSignal): Promise<StoredClusterRecord> {
+    const { Item } = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.#table,
+        Key: { clusterId: { S: clusterId } },
+        ConsistentRead: true,
       }),
       { abortSignal: signal },
     );
-    // The name filter matches prefixes of words too; keep exact prefix matches only.
-    for (const secret of page.SecretList ?? []) {
-      if (secret.Name?.startsWith(namePrefix) && secret.DeletedDate === undefined)
-        names.push(secret.Name);
+    if (Item === undefined) throw new Error(`${this.#table} has no item ${clusterId}`);
+    const item = fromItem(Item);
+    if (isDeletedItem(item)) throw new Error(`${this.#table} ${clusterId} is offboarded`);
+    return this.#open(item, clusterId, signal);
+  }
+
+  /**
+   * Writes the refresher's change back (its renewed kubeconfig, its open failures), conditioned on
+   * the revision it read. When another writer got there first (a concurrent run, onboard), the
+   * item is read again and the change applied to it once more: the kubeconfig only while it is
+   * still the one that was renewed, open failures merged as additions and removals. Nothing is
+   * written when nothing would change. Returns the record as stored afterwards.
+   */
+  async update(
+    stored: StoredClusterRecord,
+    change: RefresherRecordChange,
+    signal?: AbortSignal,
+  ): Promise<StoredClusterRecord> {
+    try {
+      return await this.#write(stored, change, signal);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
-    nextToken = page.NextToken;
-  } while (nextToken);
-  return names;
-}
+    const current = await this.read(stored.record.clusterId, signal);
+    try {
+      return await this.#write(current, change, signal);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      throw new Error(
+        `${this.#table} ${stored.record.clusterId} changed twice while the refresher wrote it back; the next run tries again`,
+      );
+    }
+  }
 
-/** One record by cluster id (the fan-out worker's read). Throws with the reason when unusable. */
-export async function readClusterRecord(
-  client: SecretsManagerClient,
-  namePrefix: string,
-  clusterId: string,
-  signal?: AbortSignal,
-  partition?: Partition,
-): Promise<StoredClusterRecord> {
-  const secretName = `${namePrefix}${clusterId}`;
-  const secret = await client.send(new GetSecretValueCommand({ SecretId: secretName }), {
-    abortSignal: signal,
-  });
-  const parsed = secret.SecretString
-    ? parseClusterRecord(secret.SecretString, clusterId, partition)
-    : ({ ok: false, error: "no SecretString" } as const);
-  if (!parsed.ok) throw new Error(`${secretName}: ${parsed.error}`);
-  return { secretName, secretArn: secret.ARN ?? secretName, record: parsed.value };
-}
-
-/**
- * Writes the refresher's change back (its renewed kubeconfig, its open failures). The record is
- * read again just before and only the refresher's fields are changed in it as it is stored now:
- * every other field, known or not, is kept verbatim, and nothing is written when nothing changes.
- * Secrets Manager has no conditional put, so a concurrent write can still be lost, but only within
- * one read-and-put instead of a whole run; the change itself is conditional (a kubeconfig replaced
- * meanwhile is kept, open failures are merged as additions and removals).
- */
-export async function updateClusterRecord(
-  client: SecretsManagerClient,
-  stored: StoredClusterRecord,
-  change: RefresherRecordChange,
-  signal?: AbortSignal,
-): Promise<"written" | "unchanged"> {
-  const secret = await client.send(new GetSecretValueCommand({ SecretId: stored.secretArn }), {
-    abortSignal: signal,
-  });
-  const json = parseJson(secret.SecretString ?? "");
-  const current = json.ok ? json.value : undefined;
-  if (!isRecordObject(current) || current.version !== CLUSTER_RECORD_VERSION)
-    throw new Error(
-      `${stored.secretName}: the stored record is not a version ${CLUSTER_RECORD_VERSION} record any more; not writing it back`,
+  async #write(
+    current: StoredClusterRecord,
+    change: RefresherRecordChange,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredClusterRecord> {
+    const { clusterId, kubeconfig, refresher } = current.record;
+    const next = applyRefresherChange({ kubeconfig, refresher }, change);
+    if (next === undefined) return current;
+    const nextKubeconfig = next.kubeconfig as string;
+    const set = ["revision = :next"];
+    const values: Record<string, AttributeValue> = {
+      ":next": { N: String(current.revision + 1) },
+      ":read": { N: String(current.revision) },
+    };
+    if (nextKubeconfig !== kubeconfig) {
+      const sealed = await this.#seal.seal(clusterId, nextKubeconfig, signal, current.keyArn);
+      set.push("kubeconfig = :kubeconfig");
+      values[":kubeconfig"] = toAttribute(sealed);
+    }
+    if (next.refresher !== undefined) {
+      set.push("refresher = :refresher");
+      values[":refresher"] = toAttribute(next.refresher);
+    }
+    await this.#client.send(
+      new UpdateItemCommand({
+        TableName: this.#table,
+        Key: { clusterId: { S: clusterId } },
+        UpdateExpression: `SET ${set.join(", ")}${next.refresher === undefined ? " REMOVE refresher" : ""}`,
+        ConditionExpression: "revision = :read AND attribute_not_exists(deletedAt)",
+        ExpressionAttributeValues: values,
+      }),
+      { abortSignal: signal },
     );
-  const next = applyRefresherChange(current, change);
-  if (next === undefined) return "unchanged";
-  await client.send(
-    new PutSecretValueCommand({ SecretId: stored.secretArn, SecretString: JSON.stringify(next) }),
-    { abortSignal: signal },
-  );
-  return "written";
+    const { refresher: _, ...rest } = current.record;
+    return {
+      ...current,
+      record: {
+        ...rest,
+        kubeconfig: nextKubeconfig,
+        ...(next.refresher === undefined ? {} : { refresher: next.refresher }),
+      },
+      revision: current.revision + 1,
+    };
+  }
+
+  async #open(
+    item: Record<string, unknown>,
+    expectedClusterId: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredClusterRecord> {
+    const parsed = parseRefresherItem(item, expectedClusterId);
+    if (!parsed.ok) throw new Error(parsed.error);
+    const { layout: _, kubeconfig: sealed, revision, deletedAt, expiresAt, ...part } = parsed.value;
+    const opened = await this.#seal.open(part.clusterId, sealed, signal);
+    return { record: { ...part, kubeconfig: opened.kubeconfig }, revision, keyArn: opened.keyArn };
+  }
 }
 
-function isRecordObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

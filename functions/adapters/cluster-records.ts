@@ -1,24 +1,26 @@
 /**
- * Reads cluster records from AWS Secrets Manager, cached for a short TTL. Once a stranger (an id
- * with no record) has called, the record names are listed (at most once per TTL); while that
- * listing is fresh, an id not in it is refused without a read and never enters the record cache,
- * so a flood of made-up ids neither costs a GetSecretValue each nor evicts the real clusters'
- * records. Real clusters never wait for a listing: a cold start reads its record directly.
+ * The webhook's part of cluster records, read from its own DynamoDB table (`<records>-webhook`)
+ * and cached for a short TTL. A missing item, or one marked deleted, is an unknown id. Once a
+ * stranger (an unknown id) has called, the table's ids are listed (a keys-only Scan, at most once
+ * per TTL); while that listing is fresh, an id not in it is refused without a read and never
+ * enters the record cache, so a flood of made-up ids neither costs a read each nor evicts the real
+ * clusters' records. Real clusters never wait for a listing: a cold start reads its item directly.
  */
-import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { type ClusterRecord, parseClusterRecord } from "../core/cluster-record.ts";
+import { type DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { isDeletedItem, parseWebhookItem, type WebhookRecord } from "../core/cluster-record.ts";
 import type { Partition } from "../core/registries.ts";
 import { type CacheSource, ExpiringCache } from "../lib/expiring-cache.ts";
-import { listClusterRecordNames } from "./cluster-record-catalog.ts";
+import { fromItem } from "./record-items.ts";
+import { scanLiveClusterIds } from "./record-scan.ts";
 
 export type RecordLookup =
-  | { readonly found: true; readonly record: ClusterRecord }
+  | { readonly found: true; readonly record: WebhookRecord }
   | { readonly found: false; readonly reason: "missing" | "invalid"; readonly detail: string };
 
 export interface ClusterRecordStoreOptions {
-  readonly client: SecretsManagerClient;
-  /** Secret name prefix, `ecr-anywhere/clusters/` by default. */
-  readonly namePrefix: string;
+  readonly client: DynamoDBClient;
+  /** The webhook's table of cluster records, `ecr-anywhere-clusters-webhook` by default. */
+  readonly table: string;
   /** How long a lookup (found or not) is reused: the longest a revoked cluster keeps working. */
   readonly ttlMs: number;
   readonly now: () => number;
@@ -47,7 +49,7 @@ export class ClusterRecordStore {
     this.#cache = new ExpiringCache({ maxEntries: options.maxEntries ?? 1000, now: options.now });
   }
 
-  /** Throws only when Secrets Manager cannot answer; a missing or invalid record is a result. */
+  /** Throws only when DynamoDB cannot answer; a missing or invalid record is a result. */
   lookup(
     clusterId: string,
     signal: AbortSignal,
@@ -55,7 +57,7 @@ export class ClusterRecordStore {
     return this.#cache.getOrLoad(clusterId, async () => {
       if (!this.#mayExist(clusterId))
         // Not cached (already expired): strangers must not take the real clusters' places.
-        return { value: unknown(this.#options.namePrefix, clusterId), serveUntilMs: 0 };
+        return { value: unknown(this.#options.table, clusterId), serveUntilMs: 0 };
       const value = await this.#read(clusterId, signal);
       if (!value.found && value.reason === "missing" && this.#options.checkKnownNames !== false) {
         // A stranger: list the names now, so the next ones cost no read.
@@ -71,7 +73,7 @@ export class ClusterRecordStore {
     return this.#known?.ids.has(clusterId) === true;
   }
 
-  /** Secrets Manager calls made so far: GetSecretValue reads and ListSecrets listings. */
+  /** DynamoDB calls made so far: GetItem reads, and listings (each a paginated keys-only Scan). */
   get calls(): { readonly reads: number; readonly lists: number } {
     return { reads: this.#reads, lists: this.#lists };
   }
@@ -85,7 +87,7 @@ export class ClusterRecordStore {
     return this.#freshListing()?.ids.has(clusterId) ?? true;
   }
 
-  /** The listing of record names, while it is younger than the TTL. */
+  /** The listing of known ids, while it is younger than the TTL. */
   #freshListing(): KnownNames | undefined {
     const known = this.#known;
     return known !== undefined && this.#options.now() - known.listedAtMs < this.#options.ttlMs
@@ -104,46 +106,40 @@ export class ClusterRecordStore {
   /** A failed listing is no listing: strangers then cost a read each, as before. */
   async #list(signal: AbortSignal): Promise<void> {
     const listedAtMs = this.#options.now();
-    const prefix = this.#options.namePrefix;
     try {
       this.#lists++;
-      const names = await listClusterRecordNames(this.#options.client, prefix, signal);
-      this.#known = { ids: new Set(names.map((name) => name.slice(prefix.length))), listedAtMs };
+      const ids = await scanLiveClusterIds(this.#options.client, this.#options.table, signal);
+      this.#known = { ids: new Set(ids), listedAtMs };
     } catch {
       // Nothing to keep.
     }
   }
 
   async #read(clusterId: string, signal: AbortSignal): Promise<RecordLookup> {
-    const secretId = `${this.#options.namePrefix}${clusterId}`;
-    try {
-      this.#reads++;
-      const result = await this.#options.client.send(
-        new GetSecretValueCommand({ SecretId: secretId }),
-        {
-          abortSignal: signal,
-        },
-      );
-      if (result.SecretString === undefined) {
-        return { found: false, reason: "invalid", detail: `${secretId} has no SecretString` };
-      }
-      const parsed = parseClusterRecord(result.SecretString, clusterId, this.#options.partition);
-      return parsed.ok
-        ? { found: true, record: parsed.value }
-        : { found: false, reason: "invalid", detail: `${secretId}: ${parsed.error}` };
-    } catch (error) {
-      if (error instanceof Error && error.name === "ResourceNotFoundException") {
-        return { found: false, reason: "missing", detail: `${secretId} does not exist` };
-      }
-      throw error;
-    }
+    const { table } = this.#options;
+    this.#reads++;
+    // Eventually consistent: half the price, and a record is cached for the TTL anyway.
+    const { Item } = await this.#options.client.send(
+      new GetItemCommand({ TableName: table, Key: { clusterId: { S: clusterId } } }),
+      { abortSignal: signal },
+    );
+    if (Item === undefined)
+      return { found: false, reason: "missing", detail: `${table} has no item ${clusterId}` };
+    const item = fromItem(Item);
+    if (isDeletedItem(item))
+      return { found: false, reason: "missing", detail: `${table} ${clusterId} is offboarded` };
+    const parsed = parseWebhookItem(item, clusterId, this.#options.partition);
+    if (!parsed.ok)
+      return { found: false, reason: "invalid", detail: `${table} ${clusterId}: ${parsed.error}` };
+    const { layout: _, deletedAt: _deleted, expiresAt: _expires, ...record } = parsed.value;
+    return { found: true, record };
   }
 }
 
-function unknown(namePrefix: string, clusterId: string): RecordLookup {
+function unknown(table: string, clusterId: string): RecordLookup {
   return {
     found: false,
     reason: "missing",
-    detail: `${namePrefix}${clusterId} is not among the cluster records`,
+    detail: `${clusterId} is not among the ids in ${table}`,
   };
 }

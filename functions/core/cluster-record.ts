@@ -1,10 +1,19 @@
-/** The cluster record kept in Secrets Manager (docs/contract.md), validated at the boundary. */
+/**
+ * Cluster records, layout 2 (docs/contract.md): one cluster's record is two DynamoDB items, the
+ * webhook's part (what it needs to authenticate a call and mint tokens: nothing secret) and the
+ * refresher's part (its kubeconfig, sealed with KMS, and its own state). The webhook never reads
+ * the refresher's part, and the refresher never writes the webhook's. `ClusterRecord` is the whole
+ * as the CLI builds it and tests describe a cluster; it is split into the two parts to be stored.
+ * Validated at the boundary; pure.
+ */
 import { isIP } from "node:net";
 import * as v from "valibot";
+import { KubeconfigEnvelopeSchema } from "./envelope.ts";
 import { isEcrHost, type Partition, partitionProblem } from "./registries.ts";
-import { type Parsed, parseJson, parseWith } from "./validation.ts";
+import { type Parsed, parseWith } from "./validation.ts";
 
-export const CLUSTER_RECORD_VERSION = 1;
+/** The `layout` attribute both items carry: an item of another layout is invalid. */
+export const CLUSTER_RECORD_LAYOUT = 2;
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
@@ -33,11 +42,11 @@ export function isCidr(value: string): boolean {
 }
 
 const ClusterId = v.pipe(v.string(), v.check(isDns1123Label, "a DNS-1123 label"));
+const WholeNumber = v.pipe(v.number(), v.integer(), v.minValue(0));
 
-export const ClusterRecordV1Schema = v.strictObject({
-  version: v.literal(CLUSTER_RECORD_VERSION),
+/** The webhook's part: who may call for this cluster, and what its tokens may pull. */
+const webhookFields = {
   clusterId: ClusterId,
-  kubeconfig: v.pipe(v.string(), v.nonEmpty()),
   webhookTokenSha256: v.pipe(
     v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "64 hex digits"), v.toLowerCase())),
     v.minLength(1),
@@ -62,6 +71,10 @@ export const ClusterRecordV1Schema = v.strictObject({
       v.minLength(1),
     ),
   ),
+};
+
+/** The refresher's part, apart from its kubeconfig (plain in the whole, sealed in the item). */
+const refresherFields = {
   ensure: v.optional(
     v.strictObject({
       secretName: v.pipe(
@@ -73,68 +86,167 @@ export const ClusterRecordV1Schema = v.strictObject({
     }),
   ),
   /**
-   * The refresher's own state (see `OpenFailures` below). Not validated here: the webhook never
-   * reads it, so nothing the refresher stores can make the webhook refuse a record, and the
-   * refresher reads it tolerantly.
+   * The refresher's own state (see `OpenFailures` below). Not validated here: nothing the
+   * refresher stores can make its item invalid, and it reads the state tolerantly.
    */
   refresher: v.optional(v.unknown()),
-});
+};
 
-export type ClusterRecord = v.InferOutput<typeof ClusterRecordV1Schema>;
+/** Offboarded: the id is unknown from then on; DynamoDB deletes the item at `expiresAt`. */
+const deletionFields = {
+  /** When it was offboarded (ms since the epoch). */
+  deletedAt: v.optional(WholeNumber),
+  /** DynamoDB's TTL attribute (seconds since the epoch): the end of the recovery window. */
+  expiresAt: v.optional(WholeNumber),
+};
+
+const Kubeconfig = v.pipe(v.string(), v.nonEmpty());
+
+/** The whole record: both parts, the kubeconfig in the clear. */
+export const ClusterRecordSchema = v.strictObject({
+  ...webhookFields,
+  kubeconfig: Kubeconfig,
+  ...refresherFields,
+});
+export type ClusterRecord = v.InferOutput<typeof ClusterRecordSchema>;
+
+export const WebhookRecordSchema = v.strictObject(webhookFields);
+/** What the webhook reads for a cluster. */
+export type WebhookRecord = v.InferOutput<typeof WebhookRecordSchema>;
+
+/** The webhook table's item. Unknown attributes are refused: a misspelt CIDR list must not open it. */
+export const WebhookItemSchema = v.strictObject({
+  layout: v.literal(CLUSTER_RECORD_LAYOUT),
+  ...webhookFields,
+  ...deletionFields,
+});
+export type WebhookItem = v.InferOutput<typeof WebhookItemSchema>;
+
+export const RefresherRecordSchema = v.strictObject({
+  clusterId: ClusterId,
+  kubeconfig: Kubeconfig,
+  ...refresherFields,
+});
+/** What the refresher works with for a cluster, its kubeconfig opened. */
+export type RefresherRecord = v.InferOutput<typeof RefresherRecordSchema>;
+
+/** The refresher table's item: the kubeconfig sealed, and a revision for conditional writes. */
+export const RefresherItemSchema = v.strictObject({
+  layout: v.literal(CLUSTER_RECORD_LAYOUT),
+  clusterId: ClusterId,
+  kubeconfig: KubeconfigEnvelopeSchema,
+  ...refresherFields,
+  /** Bumped by every write; each write is conditioned on the revision its writer read. */
+  revision: WholeNumber,
+  ...deletionFields,
+});
+export type RefresherItem = v.InferOutput<typeof RefresherItemSchema>;
+
+/** The whole record's two parts, as they are stored. */
+export function splitClusterRecord(record: ClusterRecord): {
+  readonly webhook: WebhookRecord;
+  readonly refresher: RefresherRecord;
+} {
+  const { kubeconfig, ensure, refresher, ...webhook } = record;
+  return {
+    webhook,
+    refresher: {
+      clusterId: record.clusterId,
+      kubeconfig,
+      ...(ensure === undefined ? {} : { ensure }),
+      ...(refresher === undefined ? {} : { refresher }),
+    },
+  };
+}
+
+/** The whole record from its two parts (the CLI's view of a cluster). */
+export function joinClusterRecord(
+  webhook: WebhookRecord,
+  refresher: RefresherRecord,
+): ClusterRecord {
+  const { clusterId: _, ...refresherPart } = refresher;
+  return { ...webhook, ...refresherPart };
+}
+
+/** Validates a whole record (the CLI builds one before splitting it), with the webhook's rules. */
+export function parseClusterRecord(
+  value: unknown,
+  expectedClusterId?: string,
+  partition?: Partition,
+): Parsed<ClusterRecord> {
+  const parsed = parseWith(ClusterRecordSchema, value);
+  if (!parsed.ok) return parsed;
+  const problem = webhookRecordProblem(parsed.value, expectedClusterId, partition);
+  return problem === undefined ? parsed : { ok: false, error: problem };
+}
 
 /**
- * Parses a record's JSON text. An unknown `version` is reported as such rather than as a pile of
- * field errors, so an operator running an older release knows to upgrade.
+ * Parses a webhook item as GetItem returns it (unmarshalled). A `layout` other than this release's
+ * is reported as such rather than as a pile of field errors, so an operator knows to upgrade.
  */
-export function parseClusterRecord(
-  text: string,
+export function parseWebhookItem(
+  item: unknown,
   expectedClusterId?: string,
   /** The stack's partition: registries of another one are refused. */
   partition?: Partition,
-): Parsed<ClusterRecord> {
-  const json = parseJson(text);
-  if (!json.ok) return json;
-  const version = (json.value as { version?: unknown } | null)?.version;
-  if (version !== CLUSTER_RECORD_VERSION) {
-    return {
-      ok: false,
-      error: `unsupported cluster record version ${JSON.stringify(version ?? null)}; this release reads version ${CLUSTER_RECORD_VERSION}`,
-    };
-  }
-  const parsed = parseWith(ClusterRecordV1Schema, json.value);
-  if (
-    parsed.ok &&
-    expectedClusterId !== undefined &&
-    parsed.value.clusterId !== expectedClusterId
-  ) {
-    return {
-      ok: false,
-      error: `record clusterId "${parsed.value.clusterId}" does not match its name (${expectedClusterId})`,
-    };
-  }
+): Parsed<WebhookItem> {
+  const layout = layoutProblem(item);
+  if (layout !== undefined) return { ok: false, error: layout };
+  const parsed = parseWith(WebhookItemSchema, item);
+  if (!parsed.ok) return parsed;
+  const problem = webhookRecordProblem(parsed.value, expectedClusterId, partition);
+  return problem === undefined ? parsed : { ok: false, error: problem };
+}
+
+/** Parses a refresher item (its kubeconfig still sealed). */
+export function parseRefresherItem(
+  item: unknown,
+  expectedClusterId?: string,
+): Parsed<RefresherItem> {
+  const layout = layoutProblem(item);
+  if (layout !== undefined) return { ok: false, error: layout };
+  const parsed = parseWith(RefresherItemSchema, item);
+  if (parsed.ok && expectedClusterId !== undefined && parsed.value.clusterId !== expectedClusterId)
+    return { ok: false, error: clusterIdProblem(parsed.value.clusterId, expectedClusterId) };
+  return parsed;
+}
+
+/** True for an item marked deleted (offboarded), whatever else it holds: its id is unknown. */
+export function isDeletedItem(item: unknown): boolean {
+  return isObject(item) && item.deletedAt !== undefined;
+}
+
+function layoutProblem(item: unknown): string | undefined {
+  const layout = isObject(item) ? item.layout : undefined;
+  return layout === CLUSTER_RECORD_LAYOUT
+    ? undefined
+    : `unsupported cluster record layout ${JSON.stringify(layout ?? null)}; this release reads layout ${CLUSTER_RECORD_LAYOUT}`;
+}
+
+function clusterIdProblem(found: string, expected: string): string {
+  return `record clusterId "${found}" does not match its key (${expected})`;
+}
+
+/** The rules between the webhook's fields, beyond each field's own. */
+function webhookRecordProblem(
+  record: WebhookRecord,
+  expectedClusterId: string | undefined,
+  partition: Partition | undefined,
+): string | undefined {
+  if (expectedClusterId !== undefined && record.clusterId !== expectedClusterId)
+    return clusterIdProblem(record.clusterId, expectedClusterId);
   // A session policy narrows an assumed role: without a role the webhook's own credentials would
   // mint the token, and the narrowing the record asks for would silently not happen.
-  if (parsed.ok && parsed.value.roleArn === undefined) {
-    if (parsed.value.repositories !== undefined)
-      return {
-        ok: false,
-        error:
-          "repositories needs roleArn: the session policy it becomes narrows an assumed role, and without one nothing would be narrowed",
-      };
-    if (parsed.value.pullThroughCache === true)
-      return {
-        ok: false,
-        error:
-          "pullThroughCache in a record needs roleArn and repositories (without them the stack's own pullThroughCache setting applies)",
-      };
+  if (record.roleArn === undefined) {
+    if (record.repositories !== undefined)
+      return "repositories needs roleArn: the session policy it becomes narrows an assumed role, and without one nothing would be narrowed";
+    if (record.pullThroughCache === true)
+      return "pullThroughCache in a record needs roleArn and repositories (without them the stack's own pullThroughCache setting applies)";
   }
-  if (parsed.ok && partition !== undefined) {
-    const problem = parsed.value.registries
-      .map((host) => partitionProblem(host, partition))
-      .find((found) => found !== undefined);
-    if (problem) return { ok: false, error: problem };
-  }
-  return parsed;
+  if (partition === undefined) return undefined;
+  return record.registries
+    .map((host) => partitionProblem(host, partition))
+    .find((found) => found !== undefined);
 }
 
 // The refresher's part of the record: which RefreshFailed Events it left open.
@@ -144,8 +256,9 @@ export function parseClusterRecord(
  * its RefreshFailed Event was written; a run writes at most 50 Events per cluster
  * (`EVENT_WRITES_PER_RUN`), and kube-apiserver deletes an Event an hour after its last write
  * (`--event-ttl`, default 1h), so with the 15-minute schedule at most five runs' writes (250
- * Events) can be alive at once. 256 uids of 36 characters add at most 10 KB to a record (Secrets
- * Manager takes 64 KB; a kubeconfig is 2 to 6 KB). Beyond it, `untrackedSince` takes over.
+ * Events) can be alive at once. 256 uids of 36 characters add at most 10 KB to the refresher's
+ * item (DynamoDB takes 400 KB; a sealed kubeconfig is 3 to 8 KB). Beyond it, `untrackedSince`
+ * takes over.
  */
 export const OPEN_FAILURES_LIMIT = 256;
 
@@ -218,8 +331,9 @@ export function mergeOpenFailures(current: OpenFailures, change: OpenFailuresCha
 }
 
 /**
- * The refresher's change applied to a record as stored now (its raw JSON): every field it does not
- * own is kept as it is, unknown ones included. Undefined when nothing would change.
+ * The refresher's change applied to its part as stored now (`kubeconfig` in the clear and
+ * `refresher`): every other field is kept as it is, unknown ones included. Undefined when nothing
+ * would change.
  */
 export function applyRefresherChange(
   current: Readonly<Record<string, unknown>>,

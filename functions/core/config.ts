@@ -7,8 +7,9 @@ import * as v from "valibot";
 import {
   type ContractNames,
   contractNames,
-  DEFAULT_CLUSTER_RECORD_PREFIX,
   DEFAULT_LABEL_PREFIX,
+  DEFAULT_RECORDS_NAME,
+  recordTables,
 } from "./contract.ts";
 import { type Partition, partitionOf } from "./registries.ts";
 import { parseWith } from "./validation.ts";
@@ -16,7 +17,9 @@ import { parseWith } from "./validation.ts";
 /** Every environment variable the functions read, by what it sets. */
 export const ENV = {
   labelPrefix: "ECR_ANYWHERE_LABEL_PREFIX",
-  clusterRecordPrefix: "ECR_ANYWHERE_CLUSTER_RECORD_PREFIX",
+  webhookRecordTable: "ECR_ANYWHERE_WEBHOOK_RECORD_TABLE",
+  refresherRecordTable: "ECR_ANYWHERE_REFRESHER_RECORD_TABLE",
+  recordKeyArn: "ECR_ANYWHERE_RECORD_KEY_ARN",
   recordTtlSeconds: "ECR_ANYWHERE_RECORD_TTL_SECONDS",
   admissionBudgetMs: "ECR_ANYWHERE_ADMISSION_BUDGET_MS",
   maxBodyBytes: "ECR_ANYWHERE_MAX_BODY_BYTES",
@@ -44,12 +47,16 @@ const positiveInteger = (fallback: number, max: number) =>
     String(fallback),
   );
 
+const DEFAULT_TABLES = recordTables(DEFAULT_RECORDS_NAME);
+const tableName = (fallback: string) =>
+  v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{3,255}$/, "a DynamoDB table name")),
+    fallback,
+  );
+
 const WebhookEnvSchema = v.object({
   [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  [ENV.clusterRecordPrefix]: v.optional(
-    v.pipe(v.string(), v.regex(/^[\w/+=.@-]+\/$/, "a Secrets Manager name prefix ending in /")),
-    DEFAULT_CLUSTER_RECORD_PREFIX,
-  ),
+  [ENV.webhookRecordTable]: tableName(DEFAULT_TABLES.webhook),
   [ENV.recordTtlSeconds]: positiveInteger(60, 3600),
   [ENV.admissionBudgetMs]: positiveInteger(8000, 29_000),
   [ENV.maxBodyBytes]: positiveInteger(4 * 1024 * 1024, 6 * 1024 * 1024),
@@ -62,7 +69,10 @@ const WebhookEnvSchema = v.object({
 
 const RefresherEnvSchema = v.object({
   [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  [ENV.clusterRecordPrefix]: WebhookEnvSchema.entries[ENV.clusterRecordPrefix],
+  [ENV.refresherRecordTable]: tableName(DEFAULT_TABLES.refresher),
+  [ENV.recordKeyArn]: v.optional(
+    v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/\S+$/, "a KMS key ARN")),
+  ),
   [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
   [ENV.clusterConcurrency]: positiveInteger(5, 50),
   [ENV.markConcurrency]: positiveInteger(10, 500),
@@ -80,7 +90,13 @@ export interface RefresherConfig {
    */
   readonly allowLocalApiServers: boolean;
   readonly names: ContractNames;
-  readonly clusterRecordPrefix: string;
+  /** Its own table of cluster records (`<records>-refresher`): it never reads the webhook's. */
+  readonly refresherRecordTable: string;
+  /**
+   * The record key: renewed kubeconfigs are sealed under it, and sealed ones are opened only with
+   * it. Unset (local runs), a renewed kubeconfig is sealed under the key that sealed the old one.
+   */
+  readonly recordKeyArn: string | undefined;
   /** The configured `refreshBefore` of the staleness rule. */
   readonly refreshBeforeMs: number;
   /** Clusters visited at once (inline mode). */
@@ -97,8 +113,6 @@ export interface RefresherConfig {
   /** `inline` visits every cluster in this invocation; `fanout` sends one SQS message per cluster. */
   readonly mode: "inline" | "fanout";
   readonly fanoutQueueUrl: string | undefined;
-  /** From AWS_REGION, as for the webhook. */
-  readonly partition: Partition | undefined;
 }
 
 export function refresherConfigFromEnv(
@@ -112,7 +126,8 @@ export function refresherConfigFromEnv(
   }
   return {
     names: contractNames(settings[ENV.labelPrefix]),
-    clusterRecordPrefix: settings[ENV.clusterRecordPrefix],
+    refresherRecordTable: settings[ENV.refresherRecordTable],
+    recordKeyArn: settings[ENV.recordKeyArn],
     refreshBeforeMs: settings[ENV.refreshBeforeSeconds] * 1000,
     clusterConcurrency: settings[ENV.clusterConcurrency],
     markConcurrency: settings[ENV.markConcurrency],
@@ -120,14 +135,14 @@ export function refresherConfigFromEnv(
     clusterDeadlineMs: settings[ENV.clusterDeadlineSeconds] * 1000,
     mode: settings[ENV.refreshMode],
     fanoutQueueUrl: settings[ENV.fanoutQueueUrl],
-    partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
     allowLocalApiServers: settings[ENV.allowLocalApiServers] === "true",
   };
 }
 
 export interface WebhookConfig {
   readonly names: ContractNames;
-  readonly clusterRecordPrefix: string;
+  /** Its table of cluster records (`<records>-webhook`): it never reads the refresher's. */
+  readonly webhookRecordTable: string;
   /** How long a cluster record is cached: the longest a revoked cluster keeps working. */
   readonly recordTtlMs: number;
   /** Time from request to answer, inside the API server's 10 s webhook timeout. */
@@ -146,7 +161,7 @@ export function webhookConfigFromEnv(
   const settings = settingsFrom(WebhookEnvSchema, env, "webhook");
   return {
     names: contractNames(settings[ENV.labelPrefix]),
-    clusterRecordPrefix: settings[ENV.clusterRecordPrefix],
+    webhookRecordTable: settings[ENV.webhookRecordTable],
     recordTtlMs: settings[ENV.recordTtlSeconds] * 1000,
     admissionBudgetMs: settings[ENV.admissionBudgetMs],
     maxBodyBytes: settings[ENV.maxBodyBytes],

@@ -6,7 +6,25 @@ export const DEFAULT_LABEL_PREFIX = "ecr-anywhere.centml.ai";
 export const DOCKER_CONFIG_JSON_TYPE = "kubernetes.io/dockerconfigjson";
 export const DOCKER_CONFIG_JSON_KEY = ".dockerconfigjson";
 export const METRICS_NAMESPACE = "EcrAnywhere";
-export const DEFAULT_CLUSTER_RECORD_PREFIX = "ecr-anywhere/clusters/";
+/**
+ * Cluster records live in two DynamoDB tables named from one "records name" N (docs/contract.md,
+ * "Cluster records, layout 2"): `<N>-webhook` (what the webhook needs, nothing secret) and
+ * `<N>-refresher` (the refresher's kubeconfig, sealed, and its state).
+ */
+export const DEFAULT_RECORDS_NAME = "ecr-anywhere-clusters";
+const RECORDS_NAME = /^[A-Za-z0-9_.-]{1,200}$/;
+
+/** A records name that makes valid table names (DynamoDB: 3 to 255 of `A-Za-z0-9_.-`). */
+export function isRecordsName(value: string): boolean {
+  return RECORDS_NAME.test(value);
+}
+
+export function recordTables(recordsName: string): {
+  readonly webhook: string;
+  readonly refresher: string;
+} {
+  return { webhook: `${recordsName}-webhook`, refresher: `${recordsName}-refresher` };
+}
 
 export interface ContractNames {
   /** The prefix every name below shares (a DNS subdomain). */

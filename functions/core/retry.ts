@@ -12,7 +12,7 @@ const TRANSIENT = [
   /Too Many Requests/i, // the API server's own priority and fairness
   /Rate Exceeded/i,
   /ECR is throttling/i, // the webhook's denial when ECR throttled GetAuthorizationToken
-  /status code 503/i, // the webhook could not read Secrets Manager
+  /status code 503/i, // the webhook could not read its record table
 ];
 
 export function isTransientMarkFailure(status: number | undefined, message: string): boolean {

@@ -44,7 +44,7 @@ process.stderr.write(
     `  as Lambda runs it: up to ${reservedConcurrency} isolated environments, one request each`,
     `  webhook URL for a cluster:  ${server.url}/v1/clusters/<cluster-id>/<token>`,
     `  caBundle (base64):          ${caBundleFile}`,
-    "  cluster records are read from Secrets Manager with your AWS credentials; Ctrl-C stops.",
+    "  cluster records are read from DynamoDB (the webhook record table) with your AWS credentials; Ctrl-C stops.",
     "",
   ].join("\n"),
 );

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { StoredClusterRecord } from "../adapters/cluster-record-catalog.ts";
 import { type ClusterApi, KubernetesError, type ManagedSecret } from "../adapters/kubernetes.ts";
 import {
-  type ClusterRecord,
+  type RefresherRecord,
   type RefresherRecordChange,
   readOpenFailures,
 } from "../core/cluster-record.ts";
@@ -60,14 +60,14 @@ export interface RefreshClusterDependencies {
   /** For the backoff's jitter; tests pin it. */
   readonly random?: () => number;
   /**
-   * Writes the refresher's change (renewed kubeconfig, open failures) into the record as stored
-   * now, keeping every other field (`updateClusterRecord`).
+   * Writes the refresher's change (renewed kubeconfig, open failures) into its item as stored now,
+   * keeping every other field (`RefresherRecordTable.update`); returns the record as written.
    */
   readonly saveRecord: (
     stored: StoredClusterRecord,
     change: RefresherRecordChange,
     signal: AbortSignal,
-  ) => Promise<unknown>;
+  ) => Promise<StoredClusterRecord>;
 }
 
 export async function refreshCluster(
@@ -90,12 +90,12 @@ export async function refreshCluster(
     openFailures: readOpenFailures(record.refresher),
   });
   const problems: string[] = [];
-  const credentialsRenewed = await renewCredentials(stored, api, deps, signal).catch(
-    (error: unknown) => {
-      problems.push(`renewing the refresher's token failed: ${message(error)}`);
-      return false;
-    },
-  );
+  // A renewal bumps the item's revision: the state written later starts from what it wrote.
+  const renewed = await renewCredentials(stored, api, deps, signal).catch((error: unknown) => {
+    problems.push(`renewing the refresher's token failed: ${message(error)}`);
+    return undefined;
+  });
+  const credentialsRenewed = renewed !== undefined;
 
   let enabled: string[];
   try {
@@ -118,7 +118,8 @@ export async function refreshCluster(
     events,
     problems,
   });
-  const stateProblem = await saveOpenFailures(stored, events, listing, nowMs, deps, signal);
+  const latest = renewed ?? stored;
+  const stateProblem = await saveOpenFailures(latest, events, listing, nowMs, deps, signal);
   return {
     clusterId: record.clusterId,
     ok: problems.length === 0,
@@ -346,16 +347,17 @@ export function failedReport(clusterId: string, problems: string[]): ClusterRepo
 /**
  * When the kubeconfig holds a bound ServiceAccount token past half its life, asks the API server
  * for a new one for the same ServiceAccount (TokenRequest on itself) and writes the kubeconfig back
- * to the record, so no long-lived token is ever needed.
+ * to the record, so no long-lived token is ever needed. Returns the record as written, or
+ * undefined when no renewal was due.
  */
 async function renewCredentials(
   stored: StoredClusterRecord,
   api: ClusterApi,
   deps: RefreshClusterDependencies,
   signal: AbortSignal,
-): Promise<boolean> {
+): Promise<StoredClusterRecord | undefined> {
   const token = serviceAccountToken(stored.record.kubeconfig);
-  if (!token || !needsRenewal(token, deps.now())) return false;
+  if (!token || !needsRenewal(token, deps.now())) return undefined;
   const lifetimeSeconds = Math.round((token.expiresAtMs - token.issuedAtMs) / 1000);
   const renewed = await api.requestToken(
     token.namespace,
@@ -363,16 +365,15 @@ async function renewCredentials(
     Math.max(3600, lifetimeSeconds),
   );
   const { kubeconfig } = stored.record;
-  await deps.saveRecord(
+  return deps.saveRecord(
     stored,
     { kubeconfig: { from: kubeconfig, to: withToken(kubeconfig, renewed.token) } },
     signal,
   );
-  return true;
 }
 
 async function ensureSecrets(
-  record: ClusterRecord,
+  record: RefresherRecord,
   enabledNamespaces: readonly string[],
   api: ClusterApi,
   config: RefresherConfig,

@@ -5,18 +5,17 @@
  * at the end if any cluster failed, so the Errors alarm fires and the metrics say which.
  */
 
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { KMSClient } from "@aws-sdk/client-kms";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import pLimit from "p-limit";
 import {
   type ClusterRecordListing,
   type InvalidClusterRecord,
-  listClusterRecordNames,
-  listClusterRecords,
-  readClusterRecord,
+  RefresherRecordTable,
   type StoredClusterRecord,
-  updateClusterRecord,
 } from "../adapters/cluster-record-catalog.ts";
+import { KubeconfigSeal } from "../adapters/kubeconfig-seal.ts";
 import { ClusterApi } from "../adapters/kubernetes.ts";
 import { redactWebhookTokens } from "../core/auth.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
@@ -33,8 +32,8 @@ import {
 export interface RefresherDependencies extends RefreshClusterDependencies {
   readonly telemetry: Telemetry;
   readonly listRecords: (signal: AbortSignal) => Promise<ClusterRecordListing>;
-  /** Fan-out mode: record names only; each worker reads and validates its own record. */
-  readonly listRecordNames: (signal: AbortSignal) => Promise<string[]>;
+  /** Fan-out mode: cluster ids only; each worker reads and validates its own record. */
+  readonly listClusterIds: (signal: AbortSignal) => Promise<string[]>;
   readonly readRecord: (clusterId: string, signal: AbortSignal) => Promise<StoredClusterRecord>;
   /** Fan-out mode: one message per cluster. */
   readonly enqueue: (clusterIds: readonly string[]) => Promise<void>;
@@ -56,7 +55,11 @@ export function refresherDependenciesFromEnv(
   overrides: Partial<RefresherDependencies> = {},
 ): RefresherDependencies {
   const config = refresherConfigFromEnv(env);
-  const secrets = new SecretsManagerClient({});
+  const records = new RefresherRecordTable({
+    client: new DynamoDBClient({}),
+    table: config.refresherRecordTable,
+    seal: new KubeconfigSeal(new KMSClient({}), config.recordKeyArn),
+  });
   const sqs = config.mode === "fanout" ? new SQSClient({}) : undefined;
   return {
     config,
@@ -65,13 +68,10 @@ export function refresherDependenciesFromEnv(
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     // One environment runs one invocation at a time, so this is the invocation's budget.
     markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
-    listRecords: (signal) =>
-      listClusterRecords(secrets, config.clusterRecordPrefix, signal, config.partition),
-    listRecordNames: (signal) =>
-      listClusterRecordNames(secrets, config.clusterRecordPrefix, signal),
-    readRecord: (clusterId, signal) =>
-      readClusterRecord(secrets, config.clusterRecordPrefix, clusterId, signal, config.partition),
-    saveRecord: (stored, change, signal) => updateClusterRecord(secrets, stored, change, signal),
+    listRecords: (signal) => records.list(signal),
+    listClusterIds: (signal) => records.listIds(signal),
+    readRecord: (clusterId, signal) => records.read(clusterId, signal),
+    saveRecord: (stored, change, signal) => records.update(stored, change, signal),
     enqueue: async (clusterIds) => {
       if (!sqs || !config.fanoutQueueUrl)
         throw new Error("fan-out mode needs ECR_ANYWHERE_FANOUT_QUEUE_URL");
@@ -125,21 +125,17 @@ export async function refreshInline(
 }
 
 /**
- * Queues one message per record name. Values are not read here: the worker reads and validates
- * its own record, so a bad one fails there (and, after retries, lands in the dead-letter queue).
+ * Queues one message per cluster id. Items are not read here: the worker reads and validates its
+ * own record, so a bad one fails there (and, after retries, lands in the dead-letter queue).
  */
 async function fanOut(deps: RefresherDependencies, signal: AbortSignal): Promise<RunSummary> {
-  const prefix = deps.config.clusterRecordPrefix;
-  const names = await deps.listRecordNames(signal);
-  const clusterIds = names.map((name) => name.slice(prefix.length)).filter(isDns1123Label);
+  const ids = await deps.listClusterIds(signal);
+  const clusterIds = ids.filter(isDns1123Label);
   const invalidNames = reportInvalidRecords(
     deps,
-    names
-      .filter((name) => !isDns1123Label(name.slice(prefix.length)))
-      .map((secretName) => ({
-        secretName,
-        error: "the name does not end in a cluster id (a DNS-1123 label)",
-      })),
+    ids
+      .filter((id) => !isDns1123Label(id))
+      .map((clusterId) => ({ clusterId, error: "the key is not a cluster id (a DNS-1123 label)" })),
   );
   await deps.enqueue(clusterIds);
   deps.telemetry.logger.info("clusters queued", {
@@ -160,12 +156,12 @@ function reportInvalidRecords(
 ): string[] {
   for (const record of invalid) {
     deps.telemetry.logger.error("invalid cluster record skipped", {
-      secretName: record.secretName,
+      clusterId: record.clusterId,
       error: record.error,
     });
     publishInvalidRecord(deps);
   }
-  return invalid.map((record) => record.secretName);
+  return invalid.map((record) => record.clusterId);
 }
 
 /** Refreshes one cluster inside its deadline, logs and publishes its metrics; never throws. */

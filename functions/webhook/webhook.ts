@@ -4,7 +4,7 @@
  * local function-URL server run exactly this code.
  */
 
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { STSClient } from "@aws-sdk/client-sts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
@@ -26,7 +26,7 @@ import {
   tokenMatches,
   type WebhookCaller,
 } from "../core/auth.ts";
-import type { ClusterRecord } from "../core/cluster-record.ts";
+import type { WebhookRecord } from "../core/cluster-record.ts";
 import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
 import { buildSecretPatch } from "../core/patch.ts";
 import { type EcrRegistry, endpointKey, endpointOf, tokenEndpointsOf } from "../core/registries.ts";
@@ -135,13 +135,15 @@ export function createWebhookFromEnv(
   const config = webhookConfigFromEnv(env);
   const now = overrides.now ?? Date.now;
   const telemetry = overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook");
+  // One client for the record table and the token table.
+  const dynamodb = new DynamoDBClient({});
   return createWebhook({
     config,
     now,
     telemetry,
     records: new ClusterRecordStore({
-      client: new SecretsManagerClient({}),
-      namePrefix: config.clusterRecordPrefix,
+      client: dynamodb,
+      table: config.webhookRecordTable,
       ttlMs: config.recordTtlMs,
       now,
       partition: config.partition,
@@ -150,7 +152,7 @@ export function createWebhookFromEnv(
       sts: new STSClient({}),
       now,
       assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
-      ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable) } : {}),
+      ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable, dynamodb) } : {}),
       onSharedStoreError: (error) => {
         telemetry.logger.warn("shared token store failed: minted instead", {
           error: errorSummary(error),
@@ -239,7 +241,7 @@ function identifyCaller(event: FunctionUrlEvent, scope: RequestScope): Step<Webh
 async function authenticate(
   caller: WebhookCaller,
   scope: RequestScope,
-): Promise<Step<ClusterRecord>> {
+): Promise<Step<WebhookRecord>> {
   const { deps } = scope;
   let lookup: RecordLookup;
   try {
@@ -279,7 +281,7 @@ interface Decision {
 /** The admission's answer; a failure no step explains becomes a denial naming the request. */
 async function decide(
   request: AdmissionRequest,
-  record: ClusterRecord,
+  record: WebhookRecord,
   scope: RequestScope,
 ): Promise<Decision> {
   const { deps, requestId } = scope;
@@ -301,7 +303,7 @@ async function decide(
 
 function respond(
   request: AdmissionRequest,
-  record: ClusterRecord,
+  record: WebhookRecord,
   { response, tokenSources, durationMs }: Decision,
   { deps }: RequestScope,
 ): FunctionUrlResult {
@@ -360,7 +362,7 @@ type TokenSources = Partial<Record<TokenSource, number>>;
 
 async function admit(
   request: AdmissionRequest,
-  record: ClusterRecord,
+  record: WebhookRecord,
   deps: WebhookDependencies,
   signal: AbortSignal,
   tokenSources: TokenSources,
@@ -399,7 +401,7 @@ async function admit(
 
 async function tokensFor(
   registries: readonly EcrRegistry[],
-  record: ClusterRecord,
+  record: WebhookRecord,
   deps: WebhookDependencies,
   signal: AbortSignal,
   tokenSources: TokenSources,

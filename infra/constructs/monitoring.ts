@@ -178,7 +178,7 @@ export class EcrAnywhereMonitoring extends Construct {
     const webhook = props.webhook.function;
     this.alarmWhenAtLeast(
       "WebhookErrorsAlarm",
-      "The webhook function failed (crash, timeout) or answered 5xx (Secrets Manager unavailable): managed Secrets cannot be written.",
+      "The webhook function failed (crash, timeout) or answered 5xx (its record table unavailable): managed Secrets cannot be written.",
       // Lambda's Errors miss a 5xx the function returns; the function URL's own count has it.
       new cloudwatch.MathExpression({
         expression: "errors + url5xx",

@@ -1,9 +1,10 @@
 /**
  * The refresher: a scheduled function that marks stale managed Secrets in every registered
  * cluster (inline), or queues one message per cluster for a worker (fan-out), with their
- * dead-letter queues and the grants on cluster records.
+ * dead-letter queues and the grants on its own table of cluster records.
  */
 import { Duration } from "aws-cdk-lib";
+import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -14,23 +15,24 @@ import type * as logs from "aws-cdk-lib/aws-logs";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { ENV } from "../../functions/core/config.ts";
+import { KUBECONFIG_PURPOSE } from "../../functions/core/envelope.ts";
 import {
   acknowledge,
   CLUSTER_CONCURRENCY,
   CLUSTER_DEADLINE,
   ecrAnywhereFunction,
-  RECORD_SECRETS_FINDING,
   REFRESHER_TIMEOUT,
   throwIfInvalid,
 } from "./shared.ts";
 
 export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, "memorySize"> {
-  /** Decrypts records, and encrypts them when the refresher renews its own credentials. */
+  /**
+   * Opens sealed kubeconfigs, and seals renewed ones: only under the encryption context
+   * `purpose: ecr-anywhere-refresher-kubeconfig`.
+   */
   readonly recordKey: kms.IKey;
-  /** Name prefix of cluster records in Secrets Manager, ending in `/`. */
-  readonly recordPrefix: string;
-  /** `arn:...:secret:<recordPrefix>*` */
-  readonly recordSecretsArn: string;
+  /** The refresher's table of cluster records (`<records>-refresher`): nothing on the webhook's. */
+  readonly recordTable: dynamodb.ITable;
   /** Prefix of every label and annotation in the clusters. */
   readonly labelPrefix: string;
   /** How often the refresher runs: whole minutes, at least one. */
@@ -49,7 +51,7 @@ export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, 
 /**
  * The refresher: a scheduled function that marks stale managed Secrets in every registered
  * cluster, or queues one message per cluster for a worker (fan-out), with dead-letter queues and
- * the grants on cluster records. Stands alone: give it the records' key and prefix.
+ * the grants on its table of cluster records. Stands alone: give it the record key and its table.
  */
 export class EcrAnywhereRefresher extends Construct {
   readonly function: lambda.Function;
@@ -62,11 +64,13 @@ export class EcrAnywhereRefresher extends Construct {
   /** The scheduled function's log group, and the worker's in fan-out mode. */
   readonly logGroups: logs.LogGroup[] = [];
   private readonly recordKey: kms.IKey;
+  private readonly recordTable: dynamodb.ITable;
 
   constructor(scope: Construct, id: string, props: EcrAnywhereRefresherProps) {
     super(scope, id);
     validateRefresherProps(this, props);
     this.recordKey = props.recordKey;
+    this.recordTable = props.recordTable;
     this.deadLetters = new sqs.Queue(this, "DeadLetters", {
       encryption: sqs.QueueEncryption.KMS_MANAGED,
       enforceSSL: true,
@@ -80,7 +84,8 @@ export class EcrAnywhereRefresher extends Construct {
     });
     const environment = {
       [ENV.labelPrefix]: props.labelPrefix,
-      [ENV.clusterRecordPrefix]: props.recordPrefix,
+      [ENV.refresherRecordTable]: props.recordTable.tableName,
+      [ENV.recordKeyArn]: props.recordKey.keyArn,
       [ENV.refreshBeforeSeconds]: String(props.refreshBefore.toSeconds()),
       [ENV.clusterConcurrency]: String(CLUSTER_CONCURRENCY),
       [ENV.clusterDeadlineSeconds]: String(CLUSTER_DEADLINE.toSeconds()),
@@ -98,7 +103,8 @@ export class EcrAnywhereRefresher extends Construct {
     });
     this.function = fn;
     this.logGroups.push(logGroup);
-    this.grantClusterRecords(this.function, props.recordSecretsArn, { list: true });
+    // Fan-out: the scheduled run only lists ids; the worker reads, opens and writes back.
+    this.grantClusterRecords(this.function, props.mode === "fanout" ? "list" : "refresh");
     if (props.mode === "fanout") {
       const concurrency = props.fanoutConcurrency ?? DEFAULT_FANOUT_CONCURRENCY;
       // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
@@ -121,42 +127,31 @@ export class EcrAnywhereRefresher extends Construct {
     this.scheduleRefresher(props.refreshInterval, this.deadLetters);
   }
 
-  /** Read (and, for credential renewal, write back) cluster records; the scheduled run also lists them. */
-  private grantClusterRecords(
-    fn: lambda.Function,
-    recordSecretsArn: string,
-    options: { list: boolean },
-  ): void {
-    if (options.list) {
-      fn.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: "ListClusterRecords",
-          // Neither supports resource-level permissions; BatchGetSecretValue is then authorized per
-          // secret with GetSecretValue below. They reveal names, not values.
-          actions: ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"],
-          resources: ["*"],
-        }),
-      );
-    }
+  /**
+   * Its own table only: `list` is the fan-out producer's keys-only Scan; `refresh` also reads items,
+   * writes back its renewed kubeconfig and state (UpdateItem, which the code always conditions on
+   * the revision it read), and uses the record key only with the kubeconfig's encryption context.
+   */
+  private grantClusterRecords(fn: lambda.Function, reach: "list" | "refresh"): void {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: "ReadAndRenewClusterRecords",
-        actions: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
-        resources: [recordSecretsArn],
+        sid: "RefresherClusterRecords",
+        actions:
+          reach === "list"
+            ? ["dynamodb:Scan"]
+            : ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"],
+        resources: [this.recordTable.tableArn],
       }),
     );
-    // PutSecretValue asks KMS for a data key to encrypt the renewed record.
-    this.recordKey.grant(fn, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey");
-    acknowledge(fn.role ?? fn, {
-      ...(options.list
-        ? {
-            "AwsSolutions-IAM5[Resource::*]":
-              'secretsmanager:ListSecrets and the outer check of BatchGetSecretValue support no resource-level permissions: AWS requires "*". They reveal names, not values.',
-          }
-        : {}),
-      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
-        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
-    });
+    if (reach === "list") return;
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "OpenAndSealKubeconfigs",
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+        resources: [this.recordKey.keyArn],
+        conditions: { StringEquals: { "kms:EncryptionContext:purpose": KUBECONFIG_PURPOSE } },
+      }),
+    );
   }
 
   /** Fan-out: a queue of cluster ids, and a worker that refreshes one cluster per message. */
@@ -206,7 +201,7 @@ export class EcrAnywhereRefresher extends Construct {
         maxConcurrency: Math.max(2, concurrency),
       }),
     );
-    this.grantClusterRecords(worker, props.recordSecretsArn, { list: false });
+    this.grantClusterRecords(worker, "refresh");
     queue.grantSendMessages(this.function);
     this.function.addEnvironment(ENV.refreshMode, "fanout");
     this.function.addEnvironment(ENV.fanoutQueueUrl, queue.queueUrl);

@@ -11,7 +11,6 @@ import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct, IConstruct } from "constructs";
-import { DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
 import {
   BUNDLE_ALIASES,
   BUNDLE_MAIN_FIELDS,
@@ -109,9 +108,6 @@ export function ecrAnywhereFunction(
   });
   return { fn, logGroup };
 }
-
-// How cdk-nag spells the wildcard resources it reports, tokens included.
-export const RECORD_SECRETS_FINDING = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`;
 
 /**
  * Props that break a construct's rules, refused in its constructor as CDK's own constructs do: one

@@ -25,18 +25,19 @@ import {
   ADMISSION_BUDGET_MS,
   acknowledge,
   ecrAnywhereFunction,
-  RECORD_SECRETS_FINDING,
   throwIfInvalid,
   WEBHOOK_TIMEOUT,
 } from "./shared.ts";
 
 export interface EcrAnywhereWebhookProps
   extends Pick<lambda.FunctionOptions, "memorySize" | "reservedConcurrentExecutions"> {
-  /** Decrypts cluster records, and encrypts the token table. */
+  /**
+   * Encrypts the token table; the webhook may use it only through DynamoDB, for that table. (It
+   * also seals the refresher's kubeconfigs, which the webhook can never open.)
+   */
   readonly recordKey: kms.IKey;
-  readonly recordPrefix: string;
-  /** `arn:...:secret:<recordPrefix>*` */
-  readonly recordSecretsArn: string;
+  /** The webhook's table of cluster records (`<records>-webhook`): read-only, and nothing else. */
+  readonly recordTable: dynamodb.ITable;
   readonly labelPrefix: string;
   /** ECR hosts whose repositories tokens may pull from; none: the stack's own account and region. */
   readonly allowedRegistries?: readonly string[] | undefined;
@@ -51,8 +52,8 @@ export interface EcrAnywhereWebhookProps
 
 /**
  * The webhook: its function behind a public function URL, the table where its execution
- * environments share ECR tokens, and least-privilege IAM. Stands alone: give it the records' key
- * and prefix.
+ * environments share ECR tokens, and least-privilege IAM. Stands alone: give it the record key and
+ * its record table.
  */
 export class EcrAnywhereWebhook extends Construct {
   readonly function: lambda.Function;
@@ -86,7 +87,7 @@ export class EcrAnywhereWebhook extends Construct {
       logRetention: props.logRetention,
       environment: {
         [ENV.labelPrefix]: props.labelPrefix,
-        [ENV.clusterRecordPrefix]: props.recordPrefix,
+        [ENV.webhookRecordTable]: props.recordTable.tableName,
         [ENV.recordTtlSeconds]: String(props.recordCacheTtl.toSeconds()),
         [ENV.admissionBudgetMs]: String(ADMISSION_BUDGET_MS),
         [ENV.tokenTable]: this.tokenTable.tableName,
@@ -100,6 +101,37 @@ export class EcrAnywhereWebhook extends Construct {
     });
     this.grant(props);
     this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+  }
+
+  /**
+   * The record key only as DynamoDB uses it for the token table: the calls must come through
+   * DynamoDB (kms:ViaService) for that table (its encryption context). So the webhook can never
+   * call KMS itself, and could not open a sealed kubeconfig even if it held one. DescribeKey
+   * carries no encryption context, so it is bound to DynamoDB only.
+   */
+  private grantTokenTableKey(recordKey: kms.IKey): void {
+    const viaDynamoDb = { "kms:ViaService": dynamodbViaService(Stack.of(this)) };
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "TokenTableKeyThroughDynamoDB",
+        actions: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+        resources: [recordKey.keyArn],
+        conditions: {
+          StringEquals: {
+            ...viaDynamoDb,
+            "kms:EncryptionContext:aws:dynamodb:tableName": this.tokenTable.tableName,
+          },
+        },
+      }),
+    );
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "DescribeTokenTableKeyThroughDynamoDB",
+        actions: ["kms:DescribeKey"],
+        resources: [recordKey.keyArn],
+        conditions: { StringEquals: viaDynamoDb },
+      }),
+    );
   }
 
   private grant(props: EcrAnywhereWebhookProps): void {
@@ -130,17 +162,11 @@ export class EcrAnywhereWebhook extends Construct {
     }
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: "ListClusterRecordNames",
-        // Names only, filtered by prefix: an unknown cluster id is refused without reading a record.
-        actions: ["secretsmanager:ListSecrets"],
-        resources: ["*"],
-      }),
-    );
-    this.function.addToRolePolicy(
-      new iam.PolicyStatement({
         sid: "ReadClusterRecords",
-        actions: ["secretsmanager:GetSecretValue"],
-        resources: [props.recordSecretsArn],
+        // Its own part of each record (GetItem), and the known ids once a stranger calls (a
+        // keys-only Scan): nothing on the refresher's table, no writes.
+        actions: ["dynamodb:GetItem", "dynamodb:Scan"],
+        resources: [props.recordTable.tableArn],
       }),
     );
     this.function.addToRolePolicy(
@@ -151,19 +177,10 @@ export class EcrAnywhereWebhook extends Construct {
         resources: [this.tokenTable.tableArn],
       }),
     );
-    // Records are only read; the token table, encrypted with the same key, is also written.
-    props.recordKey.grant(
-      this.function,
-      "kms:Decrypt",
-      "kms:Encrypt",
-      "kms:GenerateDataKey",
-      "kms:DescribeKey",
-    );
+    this.grantTokenTableKey(props.recordKey);
     acknowledge(this.function.role ?? this.function, {
       "AwsSolutions-IAM5[Resource::*]":
-        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) and secretsmanager:ListSecrets (names, not values) support no resource-level permissions: AWS requires "*".',
-      [`AwsSolutions-IAM5[Resource::${RECORD_SECRETS_FINDING}]`]:
-        "One secret per cluster, named when the cluster is onboarded: the grant covers exactly the record prefix.",
+        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) supports no resource-level permissions: AWS requires "*".',
       ...Object.fromEntries(
         (props.allowedRegistries === undefined
           ? [DEFAULT_REPOSITORIES_FINDING]
@@ -175,6 +192,11 @@ export class EcrAnywhereWebhook extends Construct {
       ),
     });
   }
+}
+
+/** What `kms:ViaService` says for calls DynamoDB makes in this stack's region. */
+function dynamodbViaService(stack: Stack): string {
+  return `dynamodb.${stack.region}.${stack.urlSuffix}`;
 }
 
 /** The stack's own private registry, in CloudFormation's terms. */

@@ -1,6 +1,6 @@
 /** The built webhook artifact, alone in an empty directory, answers an admission on Node 24. */
 import { execFile } from "node:child_process";
-import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "aws-cdk-lib";
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { EcrAnywhereStack } from "../../infra/stack.ts";
 import { buildLambdas } from "../../scripts/build.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import { freePort } from "../../testbed/ports.ts";
 import {
@@ -53,7 +53,7 @@ async function invokeAlone(bundle: string, events: unknown[], env: Record<string
           // Only what Lambda would set: no NODE_PATH, no inherited module paths.
           env: {
             PATH: process.env.PATH ?? "",
-            ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+            ...localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }),
             ...env,
           },
           timeout: 30_000,
@@ -78,17 +78,18 @@ it("the refresher bundle loads the Kubernetes client and reports an unreachable 
   await putClusterRecord(
     motoUrl,
     {
-      version: 1,
       clusterId: "bundle-down",
       kubeconfig: kubeconfigFor(`https://127.0.0.1:${closed}`),
       webhookTokenSha256: [cluster.sha256],
       registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
     },
-    { name: "bundle-refresher/bundle-down" },
+    { records: "bundle-refresher" },
   );
-  const { report, output } = await invokeAlone("refresher", [{}], {
-    ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: "bundle-refresher/",
-  });
+  const { report, output } = await invokeAlone(
+    "refresher",
+    [{}],
+    recordTablesEnv("bundle-refresher"),
+  );
   expect(report.invocations[0].error).toMatch(/^refresh failed for 1 cluster\(s\): bundle-down;/);
   expect(output).toContain("ECONNREFUSED");
 });
@@ -108,6 +109,16 @@ it("the webhook bundle runs from an empty directory with no node_modules and ans
   });
   expect(patchOf(response)).toHaveLength(2);
   expect(ecr.callsIn("us-east-1")).toBe(1);
+});
+
+it("carries no Secrets Manager client, and the webhook no KMS client: each reaches only its own store", async () => {
+  const webhook = await readFile(join(workDir, "dist/webhook/index.mjs"), "utf8");
+  const refresher = await readFile(join(workDir, "dist/refresher/index.mjs"), "utf8");
+  for (const bundle of [webhook, refresher]) expect(bundle).not.toContain("secretsmanager");
+  // KMS's wire protocol names its operations TrentService.*: the refresher opens kubeconfigs...
+  expect(refresher).toContain("TrentService");
+  // ...and the webhook has no code that could, whatever its role allowed.
+  expect(webhook).not.toContain("TrentService");
 });
 
 function kubeconfigFor(server: string): string {

@@ -1,19 +1,15 @@
 /**
  * The `ecr-anywhere` CLI as a user runs it (a separate process, real exit codes and output) against
- * the real kube-apiserver, moto (Secrets Manager, KMS) and the webhook behind the function-URL
- * server.
+ * the real kube-apiserver, moto (the record tables in DynamoDB, KMS) and the webhook behind the
+ * function-URL server.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
-import {
-  DescribeSecretCommand,
-  GetSecretValueCommand,
-  SecretsManagerClient,
-} from "@aws-sdk/client-secrets-manager";
 import {
   ApiException,
   KubeConfig,
@@ -23,12 +19,19 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
+import { RecordStore } from "../../cli/adapters/aws.ts";
 import { sha256Hex } from "../../functions/core/auth.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import {
+  ensureRecordTables,
+  localAwsEnv,
+  putClusterRecord,
+  readClusterRecordItems,
+  recordTablesEnv,
+} from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig } from "../support/admission.ts";
-import { SECRETS_MANAGER_INTERNAL_ERROR, startFaultProxy } from "../support/fault-server.ts";
+import { DYNAMODB_INTERNAL_ERROR, startFaultProxy } from "../support/fault-server.ts";
 import { EAST, names, startWebhookHarness, WEST } from "./webhook-harness.ts";
 
 const motoUrl = inject("motoUrl");
@@ -38,14 +41,13 @@ const adminKubeconfig = inject("adminKubeconfig");
 const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
 const CLUSTER = "cli-e2e";
 const NAMESPACES = ["cli-apps", "cli-team"];
-const PREFIX = "cli-e2e/clusters/";
+const RECORDS = "cli-e2e";
 
 let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let work: string;
 let adminPath: string;
 let caFile: string;
 let keyArn: string;
-let secrets: SecretsManagerClient;
 
 interface CliResult {
   code: number;
@@ -80,8 +82,8 @@ function onboardArgs(...extra: string[]): string[] {
     keyArn,
     "--ca-bundle",
     caFile,
-    "--record-prefix",
-    PREFIX,
+    "--records",
+    RECORDS,
     "--kubeconfig",
     adminPath,
     "--allowed-source-cidrs",
@@ -101,14 +103,19 @@ async function webhookConfiguration() {
   }
 }
 
+/** The record's two items as stored (the kubeconfig opened); undefined when there is none. */
 async function storedRecord(clusterId = CLUSTER) {
-  const { SecretString } = await secrets.send(
-    new GetSecretValueCommand({ SecretId: `${PREFIX}${clusterId}` }),
-  );
-  return JSON.parse(SecretString ?? "{}") as {
+  const { webhook, refresher } = await readClusterRecordItems(motoUrl, clusterId, {
+    records: RECORDS,
+  });
+  if (!webhook && !refresher) return undefined;
+  return { ...refresher, ...webhook } as {
     webhookTokenSha256: string[];
     kubeconfig: string;
     registries: string[];
+    revision: number;
+    deletedAt?: number;
+    expiresAt?: number;
   };
 }
 
@@ -123,25 +130,29 @@ beforeAll(async () => {
   });
   // A short record TTL, so token rotation waits seconds, not a minute.
   process.env.ECR_ANYWHERE_RECORD_TTL_SECONDS = "1";
-  process.env.ECR_ANYWHERE_CLUSTER_RECORD_PREFIX = PREFIX;
+  Object.assign(process.env, recordTablesEnv(RECORDS));
   harness.reset();
   work = await mkdtemp(join(tmpdir(), "ecr-anywhere-cli-e2e-"));
   adminPath = join(work, "admin.kubeconfig");
   await writeFile(adminPath, adminKubeconfig);
   caFile = join(work, "webhook-ca.pem");
   await writeFile(caFile, harness.caPem);
-  const env = localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: harness.ecr.url });
+  const env = localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: harness.ecr.url });
   const kms = new KMSClient({
     endpoint: motoUrl,
     region: "us-east-1",
     credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
   });
   keyArn = (await kms.send(new CreateKeyCommand({}))).KeyMetadata?.Arn ?? "";
-  secrets = new SecretsManagerClient({
-    endpoint: motoUrl,
-    region: "us-east-1",
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
-  });
+  // The stack makes the tables; here the test bed does.
+  await ensureRecordTables(
+    new DynamoDBClient({
+      endpoint: motoUrl,
+      region: "us-east-1",
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
+    }),
+    RECORDS,
+  );
   for (const name of NAMESPACES)
     await harness.core.createNamespace({ body: { metadata: { name } } });
 });
@@ -180,7 +191,7 @@ describe("bad input: one line, exit 2, nothing changed", () => {
       ["onboard", "ok", "--registries", EAST, "--namespaces", "a", "--webhook-url", "http://x"],
       /expected an https:\/\/ URL/,
     ],
-    [["offboard", "ok", "--recovery-window-days", "3"], /from 7 to 30/],
+    [["offboard", "ok", "--recovery-window-days", "31"], /from 1 to 30/],
     [
       [
         "onboard",
@@ -245,7 +256,7 @@ describe("onboard", () => {
     );
     expect(result.stderr).toMatch(/create secrets in namespace cli-apps/);
     expect(await webhookConfiguration()).toBeUndefined();
-    await expect(storedRecord()).rejects.toThrow(/ResourceNotFound|can't find/i);
+    expect(await storedRecord()).toBeUndefined();
   });
 
   it("refuses to sit beside an in-cluster ECR Anywhere webhook unless told to replace it", async () => {
@@ -282,19 +293,15 @@ describe("onboard", () => {
   });
 
   it("stops midway with a clear message when the record store fails, and a re-run completes", async () => {
-    const proxy = await startFaultProxy(
-      motoUrl,
-      /CreateSecret|PutSecretValue/,
-      SECRETS_MANAGER_INTERNAL_ERROR,
-    );
+    const proxy = await startFaultProxy(motoUrl, /PutItem/, DYNAMODB_INTERNAL_ERROR);
     try {
       const failed = await cli(onboardArgs("--replace-existing"), {
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: proxy.url,
+        AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
         AWS_MAX_ATTEMPTS: "1",
       });
       expect(failed.code).toBe(1);
       expect(failed.stderr).toMatch(
-        /Webhook token and cluster record failed: write cluster record cli-e2e\/clusters\/cli-e2e: InternalServiceError/,
+        /Webhook token and cluster record failed: write cluster record cli-e2e \(tables cli-e2e-webhook, cli-e2e-refresher\): InternalServerError/,
       );
       expect(failed.stderr).toMatch(
         /already done: .*Apply the refresher's namespace, ServiceAccount and RBAC/,
@@ -338,17 +345,15 @@ describe("onboard", () => {
       Object.keys(decodeDockerConfig(secret.data?.[".dockerconfigjson"]).auths).sort(),
     ).toEqual([WEST, EAST].sort());
     const record = await storedRecord();
-    expect(record.registries).toEqual([EAST, WEST]);
-    expect(record.webhookTokenSha256).toEqual([
+    expect(record?.registries).toEqual([EAST, WEST]);
+    expect(record?.webhookTokenSha256).toEqual([
       sha256Hex(tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url)),
     ]);
   });
 
   it("changes nothing on a second run, and says so", async () => {
     const before = await webhookConfiguration();
-    const version = (
-      await secrets.send(new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` }))
-    ).VersionIdsToStages;
+    const stored = await readClusterRecordItems(motoUrl, CLUSTER, { records: RECORDS });
     const again = await cli(onboardArgs("--output", "json"));
     expect(again.code).toBe(0);
     const result = JSON.parse(again.stdout) as { changed: boolean; steps: { outcome: string }[] };
@@ -359,10 +364,8 @@ describe("onboard", () => {
     expect((await webhookConfiguration())?.metadata?.resourceVersion).toBe(
       before?.metadata?.resourceVersion,
     );
-    expect(
-      (await secrets.send(new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` })))
-        .VersionIdsToStages,
-    ).toEqual(version);
+    // Neither item was written: the refresher's revision and the webhook's item are as they were.
+    expect(await readClusterRecordItems(motoUrl, CLUSTER, { records: RECORDS })).toEqual(stored);
     const text = await cli(onboardArgs());
     expect(text.stdout).toMatch(/Cluster cli-e2e was already onboarded: nothing changed/);
   });
@@ -384,7 +387,7 @@ describe("onboard", () => {
       (document) => document.toJS(),
     );
     expect(documents.map((document) => document.kind)).toContain("MutatingWebhookConfiguration");
-    const record = JSON.parse(await readFile(join(out, "cluster-record.json"), "utf8")) as {
+    const record = JSON.parse(await readFile(join(out, "webhook-record.json"), "utf8")) as {
       clusterId: string;
       webhookTokenSha256: string[];
     };
@@ -392,6 +395,13 @@ describe("onboard", () => {
       clusterId: "gitops-cluster",
       webhookTokenSha256: [sha256Hex(token)],
     });
+    // The webhook's part holds nothing secret; the refresher's holds the kubeconfig to fill in.
+    expect(record).not.toHaveProperty("kubeconfig");
+    const refresherPart = JSON.parse(
+      await readFile(join(out, "refresher-record.json"), "utf8"),
+    ) as { clusterId: string; kubeconfig: string };
+    expect(refresherPart.kubeconfig).toContain("REPLACE-WITH-REFRESHER-TOKEN");
+    expect(result.stdout).toContain("ecr-anywhere put-record gitops-cluster --from");
     // Applies cleanly: a server-side dry-run apply of every document through the real API server.
     const config = new KubeConfig();
     config.loadFromString(adminKubeconfig);
@@ -408,7 +418,57 @@ describe("onboard", () => {
     expect((await webhookConfiguration())?.metadata?.resourceVersion).toBe(
       before?.metadata?.resourceVersion,
     );
-    await expect(storedRecord("gitops-cluster")).rejects.toThrow();
+    expect(await storedRecord("gitops-cluster")).toBeUndefined();
+  });
+
+  it("put-record stores the rendered record once the refresher's token is in it, sealed", async () => {
+    const out = join(work, "gitops");
+    const put = (...extra: string[]) =>
+      cli([
+        "put-record",
+        "gitops-cluster",
+        "--from",
+        out,
+        "--records",
+        RECORDS,
+        "--record-key-arn",
+        keyArn,
+        ...extra,
+      ]);
+    const unfilled = await put();
+    expect(unfilled.code).toBe(2);
+    expect(unfilled.stderr).toMatch(/replace REPLACE-WITH-REFRESHER-TOKEN/);
+    expect(await storedRecord("gitops-cluster")).toBeUndefined();
+    const { status } = await harness.core.createNamespacedServiceAccountToken({
+      namespace: "ecr-anywhere",
+      name: "ecr-anywhere-refresher",
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    const file = join(out, "refresher-record.json");
+    const token = status?.token ?? "";
+    await writeFile(
+      file,
+      (await readFile(file, "utf8")).replace("REPLACE-WITH-REFRESHER-TOKEN", token),
+    );
+    const stored = await put("--output", "json");
+    expect(stored.stderr).toBe("");
+    expect(JSON.parse(stored.stdout)).toMatchObject({ ok: true, outcome: "created" });
+    expect(stored.stdout).not.toContain(token);
+    const items = await readClusterRecordItems(motoUrl, "gitops-cluster", { records: RECORDS });
+    expect(items.refresher?.kubeconfig).toContain(token);
+    expect(items.webhook?.webhookTokenSha256).toHaveLength(1);
+    expect(JSON.parse((await put("--output", "json")).stdout)).toMatchObject({
+      outcome: "unchanged",
+    });
+    // The refresher's view of the stored record reaches the cluster.
+    const status2 = await cli(["status", "gitops-cluster", "--records", RECORDS, "-o", "json"]);
+    expect(JSON.parse(status2.stdout)).toMatchObject({
+      clusters: [{ clusterId: "gitops-cluster", reachable: true }],
+    });
+    // Out of the way of the status tests below: the same API server as the onboarded cluster.
+    const store = new RecordStore(RECORDS);
+    expect(await store.scheduleDeletion("gitops-cluster", 1)).toBe("scheduled");
+    store.close();
   });
 });
 
@@ -432,7 +492,7 @@ describe("onboard --webhook-auth header", () => {
     const manifests = await readFile(join(out, "ecr-anywhere.yaml"), "utf8");
     expect(manifests).not.toContain(token);
     expect(manifests).toContain(`${harness.server.url}/v1/clusters/header-cluster\n`);
-    const record = JSON.parse(await readFile(join(out, "cluster-record.json"), "utf8")) as {
+    const record = JSON.parse(await readFile(join(out, "webhook-record.json"), "utf8")) as {
       webhookTokenSha256: string[];
     };
     expect(record.webhookTokenSha256).toEqual([sha256Hex(token)]);
@@ -504,8 +564,8 @@ describe("rotate-token", () => {
     const rotated = await cli([
       "rotate-token",
       CLUSTER,
-      "--record-prefix",
-      PREFIX,
+      "--records",
+      RECORDS,
       "--kubeconfig",
       adminPath,
       "--propagation-seconds",
@@ -520,7 +580,7 @@ describe("rotate-token", () => {
     expect(harness.pool?.stats.environmentsStarted).toBeGreaterThan(1);
     const newToken = tokenOf((await webhookConfiguration())?.webhooks?.[0]?.clientConfig.url);
     expect(newToken).not.toBe(oldToken);
-    expect((await storedRecord()).webhookTokenSha256).toEqual([sha256Hex(newToken)]);
+    expect((await storedRecord())?.webhookTokenSha256).toEqual([sha256Hex(newToken)]);
     expect(rotated.stdout + rotated.stderr).not.toContain(newToken);
     expect(rotated.stdout + rotated.stderr).not.toContain(oldToken);
   });
@@ -528,7 +588,7 @@ describe("rotate-token", () => {
 
 describe("status", () => {
   it("reports a stale Secret and a down cluster, and exits 1", async () => {
-    const healthy = await cli(["status", CLUSTER, "--record-prefix", PREFIX, "--output", "json"]);
+    const healthy = await cli(["status", CLUSTER, "--records", RECORDS, "--output", "json"]);
     expect(healthy.code).toBe(0);
     expect(JSON.parse(healthy.stdout)).toMatchObject({
       ok: true,
@@ -553,7 +613,6 @@ describe("status", () => {
     await putClusterRecord(
       motoUrl,
       {
-        version: 1,
         clusterId: "cli-down",
         kubeconfig: kubeconfig(`https://127.0.0.1:${closedPort}`, caPem, {
           name: "x",
@@ -562,10 +621,10 @@ describe("status", () => {
         webhookTokenSha256: [sha256Hex("x".repeat(43))],
         registries: [EAST],
       },
-      { name: `${PREFIX}cli-down` },
+      { records: RECORDS },
     );
 
-    const all = await cli(["status", "--record-prefix", PREFIX, "--output", "json"]);
+    const all = await cli(["status", "--records", RECORDS, "--output", "json"]);
     expect(all.code).toBe(1);
     const report = JSON.parse(all.stdout) as {
       ok: boolean;
@@ -583,7 +642,7 @@ describe("status", () => {
     expect(byId["cli-down"]).toMatchObject({ reachable: false });
     expect(byId["cli-down"]?.problems.join()).toMatch(/ECONNREFUSED/);
 
-    const table = await cli(["status", "--record-prefix", PREFIX]);
+    const table = await cli(["status", "--records", RECORDS]);
     expect(table.code).toBe(1);
     expect(table.stdout).toMatch(
       /^CLUSTER\s+REACHABLE\s+NAMESPACES\s+MANAGED\s+STALE\s+LEAST LEFT/,
@@ -597,8 +656,8 @@ describe("offboard", () => {
     const result = await cli([
       "offboard",
       CLUSTER,
-      "--record-prefix",
-      PREFIX,
+      "--records",
+      RECORDS,
       "--kubeconfig",
       adminPath,
     ]);
@@ -612,8 +671,8 @@ describe("offboard", () => {
       "offboard",
       CLUSTER,
       "--yes",
-      "--record-prefix",
-      PREFIX,
+      "--records",
+      RECORDS,
       "--kubeconfig",
       adminPath,
     ]);
@@ -636,10 +695,17 @@ describe("offboard", () => {
       const namespace = await harness.core.readNamespace({ name });
       expect(namespace.metadata?.labels?.[names.namespaceLabel]).toBeUndefined();
     }
-    const described = await secrets.send(
-      new DescribeSecretCommand({ SecretId: `${PREFIX}${CLUSTER}` }),
+    // Both items marked deleted, DynamoDB's TTL at the end of the default 7-day window; the id is
+    // unknown to the webhook at once, and the output says how to undo it.
+    const { webhook, refresher } = await readClusterRecordItems(motoUrl, CLUSTER, {
+      records: RECORDS,
+    });
+    for (const item of [webhook, refresher])
+      expect(item?.expiresAt).toBe(Math.floor(Number(item?.deletedAt) / 1000) + 7 * 86_400);
+    expect(result.stdout).toMatch(/run the same ecr-anywhere onboard command again/);
+    expect(result.stdout).toContain(
+      `aws dynamodb update-item --table-name ${RECORDS}-webhook --key '{"clusterId":{"S":"${CLUSTER}"}}' --update-expression "REMOVE deletedAt, expiresAt"`,
     );
-    expect(described.DeletedDate).toBeDefined();
     const kept = await harness.core.readNamespacedSecret({
       namespace: "cli-apps",
       name: "ecr-pull",

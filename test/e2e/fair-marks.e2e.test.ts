@@ -16,7 +16,7 @@ import {
   refreshCluster,
 } from "../../functions/refresher/refresh-cluster.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
-import { EAST, startWebhookHarness } from "./webhook-harness.ts";
+import { startWebhookHarness } from "./webhook-harness.ts";
 
 const PREFIX = "fair.example.com";
 const NAMESPACE = "fair-apps";
@@ -77,17 +77,7 @@ async function startHungApiServer(): Promise<void> {
 }
 
 function record(clusterId: string, text: string) {
-  return {
-    secretName: clusterId,
-    secretArn: "arn",
-    record: {
-      version: 1 as const,
-      clusterId,
-      kubeconfig: text,
-      webhookTokenSha256: ["a".repeat(64)],
-      registries: [EAST],
-    },
-  };
+  return { record: { clusterId, kubeconfig: text }, revision: 0, keyArn: "" };
 }
 
 beforeAll(async () => {
@@ -137,7 +127,7 @@ describe("a hung API server beside a healthy one, in one run", () => {
       config,
       now: Date.now,
       clusterApi: (text, signal) => new ClusterApi(text, signal),
-      saveRecord: async () => {},
+      saveRecord: async (stored) => stored,
       // A short slot here; the stack's is the webhook's 10 s timeout plus a margin.
       markBudget: new MarkBudget({ total: 4, slotMs: 2000 }),
     };

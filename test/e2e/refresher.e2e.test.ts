@@ -17,7 +17,6 @@ import {
 import pLimit from "p-limit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse } from "yaml";
-import { readClusterRecord } from "../../functions/adapters/cluster-record-catalog.ts";
 import { ClusterApi, KubernetesError, METADATA_ONLY } from "../../functions/adapters/kubernetes.ts";
 import { readOpenFailures } from "../../functions/core/cluster-record.ts";
 import { serviceAccountToken } from "../../functions/core/kubeconfig.ts";
@@ -29,7 +28,11 @@ import {
 import { createWorker } from "../../functions/refresher/worker.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
-import { putClusterRecord } from "../../testbed/aws-env.ts";
+import {
+  putClusterRecord,
+  readClusterRecordItems,
+  recordTablesEnv,
+} from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
@@ -66,7 +69,6 @@ const managed = (name: string) => ({
 
 function record(clusterId: string, extra: Record<string, unknown> = {}) {
   return {
-    version: 1,
     clusterId,
     kubeconfig: refresherKubeconfig,
     webhookTokenSha256: [newWebhookToken().sha256],
@@ -75,7 +77,8 @@ function record(clusterId: string, extra: Record<string, unknown> = {}) {
   };
 }
 
-function refresher(prefix: string, mode: Record<string, string> = {}) {
+/** The refresher over one records name's tables (each group of clusters has its own). */
+function refresher(records: string, mode: Record<string, string> = {}) {
   // The harness quiets the webhook's logs; the refresher's are asserted here.
   const quiet = process.env.POWERTOOLS_LOG_LEVEL;
   process.env.POWERTOOLS_LOG_LEVEL = "INFO";
@@ -84,7 +87,7 @@ function refresher(prefix: string, mode: Record<string, string> = {}) {
   const deps = refresherDependenciesFromEnv(
     {
       ...process.env,
-      ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: prefix,
+      ...recordTablesEnv(records),
       ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS: "60",
       ...mode,
     },
@@ -127,13 +130,10 @@ async function listBody(namespace: string, accept: string | undefined): Promise<
 
 /** The open failures the refresher remembers in a cluster's record. */
 async function openFailures(clusterId: string) {
-  const { SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
-  const stored = await readClusterRecord(
-    new SecretsManagerClient({}),
-    `refresher-e2e/${clusterId}/`,
-    clusterId,
-  );
-  return readOpenFailures(stored.record.refresher);
+  const { refresher: item } = await readClusterRecordItems(motoUrl, clusterId, {
+    records: `refresher-e2e-${clusterId}`,
+  });
+  return readOpenFailures(item?.refresher);
 }
 
 async function expiresAt(namespace: string, name: string): Promise<number | undefined> {
@@ -192,7 +192,7 @@ beforeAll(async () => {
     record("main", {
       ensure: { secretName: "ecr-pull", namespaces: ["team-a"], serviceAccounts: ["builder"] },
     }),
-    { name: "refresher-e2e/main/main" },
+    { records: "refresher-e2e-main" },
   );
 }, 120_000);
 
@@ -304,7 +304,7 @@ describe("a refresh run", () => {
     await admin.createNamespacedSecret({ namespace: "team-b", body: managed("fresh-one") });
     const fresh = await admin.readNamespacedSecret({ namespace: "team-b", name: "fresh-one" });
 
-    const summary = await refresher("refresher-e2e/main/").run();
+    const summary = await refresher("refresher-e2e-main").run();
     const [report] = summary.reports;
     expect(report).toMatchObject({
       clusterId: "main",
@@ -343,20 +343,18 @@ describe("a refresh run", () => {
   });
 
   it("renewed its own token through TokenRequest and wrote a working kubeconfig back", async () => {
-    const { SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
-    const stored = await readClusterRecord(
-      new SecretsManagerClient({}),
-      "refresher-e2e/main/",
-      "main",
-    );
-    expect(stored.record.kubeconfig).not.toBe(refresherKubeconfig);
+    const { refresher: stored } = await readClusterRecordItems(motoUrl, "main", {
+      records: "refresher-e2e-main",
+    });
+    const renewed = String(stored?.kubeconfig);
+    expect(renewed).not.toBe(refresherKubeconfig);
     const before = serviceAccountToken(refresherKubeconfig);
-    const after = serviceAccountToken(stored.record.kubeconfig);
+    const after = serviceAccountToken(renewed);
     expect(after).toMatchObject({ namespace: SA_NAMESPACE, name: SA_NAME });
     expect(after?.issuedAtMs).toBeGreaterThanOrEqual(
       before?.issuedAtMs ?? Number.POSITIVE_INFINITY,
     );
-    const api = new ClusterApi(stored.record.kubeconfig, AbortSignal.timeout(10_000));
+    const api = new ClusterApi(renewed, AbortSignal.timeout(10_000));
     expect(await api.enabledNamespaces(names.namespaceLabel)).toContain("team-a");
   });
 
@@ -366,7 +364,7 @@ describe("a refresh run", () => {
     now += 7 * HOUR;
     const output = captureOutput();
     try {
-      await expect(refresher("refresher-e2e/main/").run()).rejects.toThrow(
+      await expect(refresher("refresher-e2e-main").run()).rejects.toThrow(
         /refresh failed for 1 cluster\(s\): main/,
       );
     } finally {
@@ -394,7 +392,7 @@ describe("a refresh run", () => {
     try {
       for (let run = 0; run < 2; run++) {
         now += 7 * HOUR;
-        await expect(refresher("refresher-e2e/main/").run()).rejects.toThrow(/main/);
+        await expect(refresher("refresher-e2e-main").run()).rejects.toThrow(/main/);
       }
     } finally {
       harness.ecr.behaviour = "ok";
@@ -426,7 +424,7 @@ describe("a refresh run", () => {
     expect((await openFailures("main")).uids).toContain(secret.metadata?.uid);
 
     now += 7 * HOUR;
-    await refresher("refresher-e2e/main/").run();
+    await refresher("refresher-e2e-main").run();
     expect((await openFailures("main")).uids).not.toContain(secret.metadata?.uid);
     const recovered = await eventsAbout("team-a", "Secret", "stale-one");
     const refreshed = recovered.filter((event) => event.reason === "Refreshed");
@@ -443,7 +441,7 @@ describe("a refresh run", () => {
 
     // Healthy runs after that add nothing.
     now += 7 * HOUR;
-    await refresher("refresher-e2e/main/").run();
+    await refresher("refresher-e2e-main").run();
     const later = await eventsAbout("team-a", "Secret", "stale-one");
     expect(later).toHaveLength(recovered.length);
     expect(later.find((event) => event.reason === "Refreshed")?.series).toBeUndefined();
@@ -484,13 +482,13 @@ describe("a refresh run", () => {
         caPem: harness.caPem,
       }),
     });
-    await putClusterRecord(motoUrl, record("leaky"), { name: "refresher-e2e/leaky/leaky" });
+    await putClusterRecord(motoUrl, record("leaky"), { records: "refresher-e2e-leaky" });
     const output = captureOutput();
     try {
       // The configuration reaches the admission chain asynchronously: run until a mark fails.
       for (let run = 0; run < 40 && !output.text().includes("failed calling webhook"); run++) {
         now += 7 * HOUR;
-        await refresher("refresher-e2e/leaky/")
+        await refresher("refresher-e2e-leaky")
           .run()
           .catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 250));
@@ -514,17 +512,17 @@ describe("a refresh run", () => {
 
   it("keeps going when another cluster is unreachable, then fails naming it", async () => {
     const closed = await freePort();
-    await putClusterRecord(motoUrl, record("healthy"), { name: "refresher-e2e/two/healthy" });
+    await putClusterRecord(motoUrl, record("healthy"), { records: "refresher-e2e-two" });
     await putClusterRecord(
       motoUrl,
       record("down", {
         kubeconfig: kubeconfig(`https://127.0.0.1:${closed}`, caPem, { name: "x", token: "t" }),
       }),
-      { name: "refresher-e2e/two/down" },
+      { records: "refresher-e2e-two" },
     );
     now += 7 * HOUR;
     const before = await expiresAt("team-a", "stale-one");
-    await expect(refresher("refresher-e2e/two/").run()).rejects.toThrow(
+    await expect(refresher("refresher-e2e-two").run()).rejects.toThrow(
       /refresh failed for 1 cluster\(s\): down;/,
     );
     expect(await expiresAt("team-a", "stale-one")).toBeGreaterThan(
@@ -546,21 +544,21 @@ describe("a refresh run", () => {
         record("cleartext", {
           kubeconfig: kubeconfig(`http://127.0.0.1:${port}`, caPem, { name: "x", token: "t" }),
         }),
-        { name: "refresher-e2e/cleartext/cleartext" },
+        { records: "refresher-e2e-cleartext" },
       );
       const output = captureOutput();
       try {
-        await expect(refresher("refresher-e2e/cleartext/").run()).rejects.toThrow(/cleartext/);
+        await expect(refresher("refresher-e2e-cleartext").run()).rejects.toThrow(/cleartext/);
         // Without the test-bed setting, the same record pointed at loopback over https is refused too.
         await putClusterRecord(
           motoUrl,
           record("cleartext", {
             kubeconfig: kubeconfig(`https://127.0.0.1:${port}`, caPem, { name: "x", token: "t" }),
           }),
-          { name: "refresher-e2e/cleartext/cleartext" },
+          { records: "refresher-e2e-cleartext" },
         );
         await expect(
-          refresher("refresher-e2e/cleartext/", {
+          refresher("refresher-e2e-cleartext", {
             ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "false",
           }).run(),
         ).rejects.toThrow(/cleartext/);
@@ -581,11 +579,11 @@ describe("a refresh run", () => {
       record("ensure-missing", {
         ensure: { secretName: "ecr-pull", namespaces: ["secret-elsewhere"] },
       }),
-      { name: "refresher-e2e/ensure/ensure-missing" },
+      { records: "refresher-e2e-ensure" },
     );
     const output = captureOutput();
     try {
-      await expect(refresher("refresher-e2e/ensure/").run()).rejects.toThrow(/ensure-missing/);
+      await expect(refresher("refresher-e2e-ensure").run()).rejects.toThrow(/ensure-missing/);
     } finally {
       output.restore();
     }
@@ -603,7 +601,7 @@ describe("a refresh run", () => {
     expect(event?.note).toContain("lacks the label ecr-anywhere.centml.ai/namespace=enabled");
 
     // A second run counts it again on the same Event.
-    await expect(refresher("refresher-e2e/ensure/").run()).rejects.toThrow(/ensure-missing/);
+    await expect(refresher("refresher-e2e-ensure").run()).rejects.toThrow(/ensure-missing/);
     const again = await eventsAbout("default", "Namespace", "secret-elsewhere");
     expect(again).toHaveLength(1);
     expect(again[0]?.series?.count).toBe(2);
@@ -637,11 +635,9 @@ describe("a refresh run", () => {
       `list of 1,000 managed Secrets: ${full.length} bytes full, ${metadataOnly.length} bytes metadata only`,
     );
 
-    await putClusterRecord(motoUrl, record("bulk-cluster"), {
-      name: "refresher-e2e/bulk/bulk-cluster",
-    });
+    await putClusterRecord(motoUrl, record("bulk-cluster"), { records: "refresher-e2e-bulk" });
     now += 7 * HOUR;
-    const summary = await refresher("refresher-e2e/bulk/").run();
+    const summary = await refresher("refresher-e2e-bulk").run();
     const [report] = summary.reports;
     expect(report?.secretsManaged).toBeGreaterThanOrEqual(1000);
     expect(report?.secretsStale).toBe(report?.secretsManaged);
@@ -655,7 +651,7 @@ describe("fan-out", () => {
     const { QueueUrl } = await sqs.send(
       new CreateQueueCommand({ QueueName: "refresher-e2e-fanout" }),
     );
-    const { run } = refresher("refresher-e2e/two/", {
+    const { run } = refresher("refresher-e2e-two", {
       ECR_ANYWHERE_REFRESH_MODE: "fanout",
       ECR_ANYWHERE_FANOUT_QUEUE_URL: QueueUrl ?? "",
     });
@@ -669,7 +665,7 @@ describe("fan-out", () => {
   });
 
   it("the worker refreshes the cluster named by each SQS message and reports failures per message", async () => {
-    const { deps } = refresher("refresher-e2e/two/");
+    const { deps } = refresher("refresher-e2e-two");
     const worker = createWorker(deps);
     now += 7 * HOUR;
     const record = (messageId: string, body: string) => ({

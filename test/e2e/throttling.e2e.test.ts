@@ -13,7 +13,7 @@ import {
   type RefreshClusterDependencies,
   refreshCluster,
 } from "../../functions/refresher/refresh-cluster.ts";
-import { EAST, startWebhookHarness } from "./webhook-harness.ts";
+import { startWebhookHarness } from "./webhook-harness.ts";
 
 const PREFIX = "throttle.example.com";
 const NAMESPACE = "throttle-apps";
@@ -38,21 +38,11 @@ function refreshOnce(markConcurrency: number, markAttempts: number) {
     config,
     now: Date.now,
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
-    saveRecord: async () => {},
+    saveRecord: async (stored) => stored,
     markBudget: new MarkBudget({ total: markConcurrency, slotMs: MARK_SLOT_MS }),
   };
-  const record = {
-    version: 1 as const,
-    clusterId: "throttle",
-    kubeconfig: adminKubeconfig,
-    webhookTokenSha256: ["a".repeat(64)],
-    registries: [EAST],
-  };
-  return refreshCluster(
-    { secretName: "throttle", secretArn: "arn", record },
-    deps,
-    AbortSignal.timeout(60_000),
-  );
+  const record = { clusterId: "throttle", kubeconfig: adminKubeconfig };
+  return refreshCluster({ record, revision: 0, keyArn: "" }, deps, AbortSignal.timeout(60_000));
 }
 
 /** Waits until every Secret's short-lived credentials are past half their life: all stale. */

@@ -67,7 +67,7 @@ export async function startWebhookHarness(
   options: HarnessOptions = {},
 ): Promise<WebhookHarness & { token: string; pool: LambdaPool | undefined }> {
   const ecr = await startEcrStandIn();
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }));
+  Object.assign(process.env, localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }));
   // Logs are asserted by the integration tests; here they would only bury the output.
   process.env.POWERTOOLS_LOG_LEVEL = "CRITICAL";
   const token = newWebhookToken();

@@ -1,12 +1,12 @@
 /**
  * The fuzz target: one request through the webhook's whole path (readBody, caller parsing, record
- * lookup, decode, decide, patch build) with stand-in AWS clients, plus the cluster-record parser
- * and the kubeconfig checks. Each check throws on a broken property; `npm run fuzz` drives it.
+ * lookup, decode, decide, patch build) with stand-in AWS clients, plus the cluster-record parsers
+ * (both items of layout 2) and the kubeconfig checks. Each check throws on a broken property; `npm run fuzz` drives it.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { ECRClient } from "@aws-sdk/client-ecr";
-import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { STSClient } from "@aws-sdk/client-sts";
 import jsonPatch, { type Operation } from "fast-json-patch";
 import { parse } from "yaml";
@@ -14,9 +14,16 @@ import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts"
 import { EcrMinter } from "../../functions/adapters/ecr-minter.ts";
 import { EcrPublicMinter } from "../../functions/adapters/ecr-public-minter.ts";
 import { EcrTokenProvider } from "../../functions/adapters/ecr-tokens.ts";
-import { parseClusterRecord } from "../../functions/core/cluster-record.ts";
+import { toItem } from "../../functions/adapters/record-items.ts";
+import {
+  CLUSTER_RECORD_LAYOUT,
+  parseRefresherItem,
+  parseWebhookItem,
+  splitClusterRecord,
+} from "../../functions/core/cluster-record.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
+import { parseJson } from "../../functions/core/validation.ts";
 import { toFunctionUrlEvent } from "../../functions/local/function-url-event.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhook } from "../../functions/webhook/webhook.ts";
@@ -27,7 +34,11 @@ export const WEBHOOK_TOKEN = newWebhookToken();
 export const ECR_PASSWORD = "ecr-password-sentinel-0c5f";
 export const CLUSTER_ID = "fuzzed";
 
-const recordJson = JSON.stringify(clusterRecord(CLUSTER_ID, WEBHOOK_TOKEN.sha256));
+/** The webhook's item as its table holds it. */
+const webhookItem = toItem({
+  layout: CLUSTER_RECORD_LAYOUT,
+  ...splitClusterRecord(clusterRecord(CLUSTER_ID, WEBHOOK_TOKEN.sha256)).webhook,
+});
 
 /** The recorded real AdmissionReviews: the seed corpus. */
 export const SEEDS: readonly unknown[] = [
@@ -36,10 +47,10 @@ export const SEEDS: readonly unknown[] = [
   "admission-review-dry-run.json",
 ].map((name) => JSON.parse(readFileSync(join(import.meta.dirname, "../fixtures", name), "utf8")));
 
-const secretsManager = {
-  send: async () => ({ SecretString: recordJson }),
+const dynamodb = {
+  send: async () => ({ Item: webhookItem }),
   destroy: () => undefined,
-} as unknown as SecretsManagerClient;
+} as unknown as DynamoDBClient;
 const ecr = {
   send: async () => ({
     authorizationData: [
@@ -58,8 +69,8 @@ const webhook = createWebhook({
   now: Date.now,
   telemetry: createTelemetry("ecr-anywhere-webhook"),
   records: new ClusterRecordStore({
-    client: secretsManager,
-    namePrefix: config.clusterRecordPrefix,
+    client: dynamodb,
+    table: config.webhookRecordTable,
     ttlMs: 60_000,
     now: Date.now,
     checkKnownNames: false,
@@ -118,12 +129,16 @@ export async function checkRequest(input: FuzzedRequest, logged: () => string): 
 }
 
 /**
- * The record parser and the kubeconfig checks answer every input with a result, never a throw,
+ * The record parsers and the kubeconfig checks answer every input with a result, never a throw,
  * and a kubeconfig they accept holds none of the keys the client library would act on.
  */
 export function checkParsers(text: string, dangerousKeys: readonly string[] = []): void {
-  const record = parseClusterRecord(text, CLUSTER_ID);
-  if (typeof record.ok !== "boolean") throw new Error("parseClusterRecord returned no verdict");
+  const json = parseJson(text);
+  const item = json.ok ? json.value : text;
+  for (const parse of [parseWebhookItem, parseRefresherItem]) {
+    const record = parse(item, CLUSTER_ID);
+    if (typeof record.ok !== "boolean") throw new Error(`${parse.name} returned no verdict`);
+  }
   const kubeconfig = checkKubeconfig(text);
   if (typeof kubeconfig.ok !== "boolean") throw new Error("checkKubeconfig returned no verdict");
   if (!kubeconfig.ok) return;

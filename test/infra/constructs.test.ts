@@ -4,12 +4,13 @@
  */
 import { App, Duration, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { ENV } from "../../functions/core/config.ts";
-import { DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
 import { EcrAnywhereMonitoring } from "../../infra/constructs/monitoring.ts";
+import { EcrAnywhereRecords } from "../../infra/constructs/records.ts";
 import {
   EcrAnywhereRefresher,
   type EcrAnywhereRefresherProps,
@@ -26,15 +27,18 @@ const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 function records(stack: Stack) {
   return {
     recordKey: (stack.node.tryFindChild("Key") as kms.Key | undefined) ?? new kms.Key(stack, "Key"),
-    recordPrefix: DEFAULT_CLUSTER_RECORD_PREFIX,
-    recordSecretsArn: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${DEFAULT_CLUSTER_RECORD_PREFIX}*`,
     labelPrefix: "ecr-anywhere.centml.ai",
     logRetention: logs.RetentionDays.ONE_WEEK,
   };
 }
 
+/** A record table made elsewhere (another stack, or by hand), as a construct is given one. */
+const importedTable = (stack: Stack, name: string) =>
+  dynamodb.Table.fromTableName(stack, `${name}Table`, name);
+
 const webhookProps = (stack: Stack): EcrAnywhereWebhookProps => ({
   ...records(stack),
+  recordTable: importedTable(stack, "ecr-anywhere-clusters-webhook"),
   allowedRegistries: [EAST],
   pullThroughCache: false,
   recordCacheTtl: Duration.seconds(60),
@@ -42,6 +46,7 @@ const webhookProps = (stack: Stack): EcrAnywhereWebhookProps => ({
 
 const refresherProps = (stack: Stack): EcrAnywhereRefresherProps => ({
   ...records(stack),
+  recordTable: importedTable(stack, "ecr-anywhere-clusters-refresher"),
   refreshInterval: Duration.minutes(15),
   refreshBefore: Duration.hours(6),
   markBudget: 25,
@@ -126,6 +131,11 @@ describe("validation in the constructor", () => {
       "fanoutConcurrency without fan-out (it would be ignored)",
       (stack) => new EcrAnywhere(stack, "E", { fanoutConcurrency: 20 }),
       /Alone\/E\/Refresher: fanoutConcurrency applies only to mode fanout/,
+    ],
+    [
+      "a records name that makes no table name",
+      (stack) => new EcrAnywhereRecords(stack, "Records", { recordsName: "no spaces allowed" }),
+      /Alone\/Records: recordsName must be 1 to 200 of/,
     ],
     [
       "an alarm email beside an existing topic (it would never be subscribed)",

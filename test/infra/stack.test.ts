@@ -45,6 +45,12 @@ function statementsOf(template: Template, rolePrefix: string): Statement[] {
 }
 
 const actions = (statement: Statement) => [statement.Action].flat();
+/** The logical ID of a resource of the EcrAnywhere construct whose path ends in `name`. */
+const tableId = (name: string) =>
+  Object.keys(template.toJSON().Resources).find((id) =>
+    new RegExp(`^EcrAnywhere${name}[0-9A-F]{8}$`).test(id),
+  ) ?? `no ${name}`;
+const keyId = () => tableId("ClusterRecordKey");
 const resources = (statement: Statement) => [statement.Resource].flat();
 
 let template: Template;
@@ -104,18 +110,19 @@ describe("functions", () => {
       Value: { "Fn::GetAtt": [Match.stringLikeRegexp("WebhookFunctionUrl"), "FunctionUrl"] },
     });
     template.hasOutput("AlarmTopicArn", {});
-    template.hasOutput("ClusterRecordPrefix", { Value: "ecr-anywhere/clusters/" });
+    template.hasOutput("ClusterRecords", { Value: "ecr-anywhere-clusters" });
   });
 });
 
 describe("least-privilege IAM", () => {
-  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles, read records and share tokens, and nothing else", () => {
+  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles, read its record table and share tokens, and nothing else", () => {
     const statements = statementsOf(template, "Webhook");
     const granted = [...new Set(statements.flatMap(actions))].sort();
     expect(granted).toEqual(
       [
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:Scan",
         "dynamodb:UpdateItem",
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
@@ -127,8 +134,6 @@ describe("least-privilege IAM", () => {
         "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:ListSecrets",
         "sts:AssumeRole",
       ].sort(),
     );
@@ -142,13 +147,16 @@ describe("least-privilege IAM", () => {
         statements.find((statement) => actions(statement).includes("sts:AssumeRole")) as Statement,
       ),
     ).toEqual([ROLE]);
+    // Its record table: read and list, on that table alone; never the refresher's.
     const read = statements.find((statement) =>
-      actions(statement).includes("secretsmanager:GetSecretValue"),
+      actions(statement).includes("dynamodb:Scan"),
     ) as Statement;
-    expect(JSON.stringify(read.Resource)).toContain(":secret:ecr-anywhere/clusters/*");
+    expect(actions(read).sort()).toEqual(["dynamodb:GetItem", "dynamodb:Scan"]);
+    expect(read.Resource).toEqual({ "Fn::GetAtt": [tableId("RecordsWebhookTable"), "Arn"] });
+    expect(JSON.stringify(statements)).not.toContain("RefresherTable");
     // The token table only, encrypted with the records key, and named to the webhook alone.
     const share = statements.find((statement) =>
-      actions(statement).includes("dynamodb:GetItem"),
+      actions(statement).includes("dynamodb:PutItem"),
     ) as Statement;
     expect(JSON.stringify(share.Resource)).toMatch(/TokenStore[A-Z0-9]+", *"Arn"/);
     template.hasResourceProperties("AWS::DynamoDB::Table", {
@@ -160,27 +168,89 @@ describe("least-privilege IAM", () => {
       Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_TOKEN_TABLE: Match.anyValue() }) },
     });
     expect(
-      statementsOf(template, "Refresher")
-        .flatMap(actions)
-        .some((action) => action.startsWith("dynamodb:")),
+      statementsOf(template, "Refresher").some((statement) =>
+        JSON.stringify(statement.Resource).match(/TokenStore|WebhookTable/),
+      ),
     ).toBe(false);
   });
 
-  it("lets the refresher list, read and renew records only", () => {
-    const granted = statementsOf(template, "Refresher").flatMap(actions);
+  it("lets the webhook use the record key only through DynamoDB, for the token table", () => {
+    const statements = statementsOf(template, "Webhook");
+    const kmsStatements = statements.filter((statement) =>
+      actions(statement).some((action) => action.startsWith("kms:")),
+    );
+    expect(kmsStatements.length).toBeGreaterThan(0);
+    const viaDynamoDb = {
+      "Fn::Join": ["", ["dynamodb.", { Ref: "AWS::Region" }, ".", { Ref: "AWS::URLSuffix" }]],
+    };
+    for (const statement of kmsStatements) {
+      expect(statement.Resource).toEqual({ "Fn::GetAtt": [keyId(), "Arn"] });
+      const conditions = (statement.Condition as { StringEquals: Record<string, unknown> })
+        .StringEquals;
+      expect(conditions["kms:ViaService"]).toEqual(viaDynamoDb);
+      // DescribeKey carries no encryption context; every call that does names the token table.
+      if (!actions(statement).includes("kms:DescribeKey"))
+        expect(conditions["kms:EncryptionContext:aws:dynamodb:tableName"]).toEqual({
+          Ref: tableId("WebhookTokenStore"),
+        });
+      else expect(actions(statement)).toEqual(["kms:DescribeKey"]);
+    }
+    expect(statements.flatMap(actions).some((action) => action.startsWith("secretsmanager:"))).toBe(
+      false,
+    );
+  });
+
+  it("lets the refresher read, list and write back only its own record table, and open and seal kubeconfigs only", () => {
+    const statements = statementsOf(template, "Refresher");
+    const granted = statements.flatMap(actions);
     expect([...new Set(granted)].sort()).toEqual(
       [
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
         "kms:Decrypt",
-        "kms:Encrypt",
         "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
-        "secretsmanager:BatchGetSecretValue",
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:ListSecrets",
-        "secretsmanager:PutSecretValue",
         "sqs:SendMessage",
       ].sort(),
+    );
+    const records = statements.find((statement) =>
+      actions(statement).includes("dynamodb:UpdateItem"),
+    ) as Statement;
+    expect(records.Resource).toEqual({ "Fn::GetAtt": [tableId("RecordsRefresherTable"), "Arn"] });
+    const key = statements.find((statement) =>
+      actions(statement).includes("kms:Decrypt"),
+    ) as Statement;
+    expect(key.Resource).toEqual({ "Fn::GetAtt": [keyId(), "Arn"] });
+    expect(key.Condition).toEqual({
+      StringEquals: { "kms:EncryptionContext:purpose": "ecr-anywhere-refresher-kubeconfig" },
+    });
+  });
+
+  it("keeps cluster records in two on-demand tables, AWS-owned encryption, TTL, point-in-time recovery, retained", () => {
+    for (const [id, name] of [
+      ["RecordsWebhookTable", "ecr-anywhere-clusters-webhook"],
+      ["RecordsRefresherTable", "ecr-anywhere-clusters-refresher"],
+    ] as const) {
+      const table = template.toJSON().Resources[tableId(id)];
+      expect(table).toMatchObject({
+        DeletionPolicy: "Retain",
+        Properties: {
+          TableName: name,
+          BillingMode: "PAY_PER_REQUEST",
+          KeySchema: [{ AttributeName: "clusterId", KeyType: "HASH" }],
+          SSESpecification: { SSEEnabled: false },
+          TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+          PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        },
+      });
+    }
+    const named = synthesize({ records: "team-a-clusters" });
+    named.hasResourceProperties("AWS::DynamoDB::Table", { TableName: "team-a-clusters-webhook" });
+    named.hasOutput("ClusterRecords", { Value: "team-a-clusters" });
+    expect(propsFromContext({ "ecr-anywhere:records": "team-a-clusters" }).props.records).toBe(
+      "team-a-clusters",
     );
   });
 
@@ -189,8 +259,6 @@ describe("least-privilege IAM", () => {
       "ecr:GetAuthorizationToken",
       "ecr-public:GetAuthorizationToken",
       "sts:GetServiceBearerToken",
-      "secretsmanager:ListSecrets",
-      "secretsmanager:BatchGetSecretValue",
     ]);
     const policies = template.findResources("AWS::IAM::Policy");
     for (const policy of Object.values(policies)) {
@@ -414,6 +482,8 @@ describe("logical IDs", () => {
   it("are pinned for every stateful resource, inline and fan-out", () => {
     expect(statefulIds(template)).toEqual([
       "AWS::CloudWatch::Dashboard EcrAnywhereMonitoringDashboardC56B504E",
+      "AWS::DynamoDB::Table EcrAnywhereRecordsRefresherTable1705EB7A",
+      "AWS::DynamoDB::Table EcrAnywhereRecordsWebhookTable7C04F72F",
       "AWS::DynamoDB::Table EcrAnywhereWebhookTokenStore170BE49B",
       "AWS::IAM::Role EcrAnywhereRefresherRole9FD18ABE",
       "AWS::IAM::Role EcrAnywhereWebhookRole9BE0757A",
@@ -476,8 +546,12 @@ describe("fan-out mode", () => {
       Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_MARK_CONCURRENCY: "1" }) },
     });
     const workerActions = statementsOf(fanout, "RefresherWorker").flatMap(actions);
-    expect(workerActions).not.toContain("secretsmanager:ListSecrets");
-    expect(workerActions).toContain("secretsmanager:GetSecretValue");
+    expect(workerActions).toEqual(
+      expect.arrayContaining(["dynamodb:GetItem", "dynamodb:UpdateItem", "kms:Decrypt"]),
+    );
+    // The scheduled function only lists ids: no item reads, no writes, no key.
+    const producer = statementsOf(fanout, "Refresher").flatMap(actions);
+    expect(producer.filter((action) => /^(dynamodb|kms):/.test(action))).toEqual(["dynamodb:Scan"]);
     expect(statementsOf(fanout, "Refresher").flatMap(actions)).toContain("sqs:SendMessage");
     expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(12);
   });

@@ -36,12 +36,12 @@ beforeAll(async () => {
   ecr = await startEcrStandIn();
   // Records STS requests on their way to moto (nothing fails: the pattern matches no target).
   sts = await startFaultProxy(motoUrl, /^never$/, STS_ACCESS_DENIED);
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: sts.url, ecr: ecr.url }), {
+  Object.assign(process.env, localAwsEnv({ records: motoUrl, sts: sts.url, ecr: ecr.url }), {
     POWERTOOLS_LOG_LEVEL: "SILENT",
     // The webhook runs in another region: ECR Public's token must still come from us-east-1.
     AWS_REGION: "eu-west-1",
   });
-  // moto keeps secrets per region: the records live where the webhook runs.
+  // moto keeps tables and keys per region: the records live where the webhook runs.
   const where = { region: "eu-west-1" };
   await putClusterRecord(motoUrl, clusterRecord("public", plain.sha256, [EAST, PUBLIC]), where);
   await putClusterRecord(

@@ -3,8 +3,9 @@
  * webhook asks for one token per (region, FIPS), the default client is configured for the FIPS
  * endpoint, and an admission fills a FIPS host and an ordinary one from different tokens.
  */
+
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ECRClient } from "@aws-sdk/client-ecr";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
@@ -37,11 +38,10 @@ let ecr: EcrStandIn;
 
 beforeAll(async () => {
   ecr = await startEcrStandIn();
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }), {
+  Object.assign(process.env, localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }), {
     POWERTOOLS_LOG_LEVEL: "SILENT",
   });
   await putClusterRecord(motoUrl, {
-    version: 1,
     clusterId: "fips",
     kubeconfig: "apiVersion: v1\nkind: Config\n",
     webhookTokenSha256: [token.sha256],
@@ -53,7 +53,6 @@ describe("partitions", () => {
   it("refuses a record naming a registry of another partition, and logs why", async () => {
     const chinaToken = newWebhookToken();
     await putClusterRecord(motoUrl, {
-      version: 1,
       clusterId: "china",
       kubeconfig: "apiVersion: v1\nkind: Config\n",
       webhookTokenSha256: [chinaToken.sha256],
@@ -111,8 +110,8 @@ describe("FIPS registries", () => {
       now,
       telemetry: createTelemetry("ecr-anywhere-webhook"),
       records: new ClusterRecordStore({
-        client: new SecretsManagerClient({}),
-        namePrefix: config.clusterRecordPrefix,
+        client: new DynamoDBClient({}),
+        table: config.webhookRecordTable,
         ttlMs: config.recordTtlMs,
         now,
       }),

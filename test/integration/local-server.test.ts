@@ -39,7 +39,7 @@ async function startLocal(
     {
       env: {
         PATH: process.env.PATH ?? "",
-        ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+        ...localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }),
         ECR_ANYWHERE_LOCAL_PORT: String(await freePort()),
         ...extraEnv,
       },

@@ -1,23 +1,21 @@
 /**
  * The refresher writes only for stale Secrets: which RefreshFailed Events are open lives in its
- * part of the cluster record (moto here, through the real SDK and the refresher's own read and
- * write-back), so the recovery check is made only for a Secret whose failure is open. The cluster
- * is an in-memory stand-in for the API server calls the refresher makes, counting them; the real
- * kube-apiserver runs the same story in test/e2e/refresher.e2e.test.ts.
+ * part of the cluster record (its own DynamoDB item in moto, through the real SDK and the
+ * refresher's own read and conditional write-back), so the recovery check is made only for a
+ * Secret whose failure is open. The cluster is an in-memory stand-in for the API server calls the
+ * refresher makes, counting them; the real kube-apiserver runs the same story in
+ * test/e2e/refresher.e2e.test.ts. Last, what a token rotation made during a run leaves behind.
  */
 
 import { randomUUID } from "node:crypto";
-import {
-  GetSecretValueCommand,
-  type SecretsManagerClient,
-  SecretsManagerClient as SecretsManagerClientClass,
-} from "@aws-sdk/client-secrets-manager";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { KMSClient } from "@aws-sdk/client-kms";
 import { ApiException } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import {
-  readClusterRecord,
-  updateClusterRecord,
-} from "../../functions/adapters/cluster-record-catalog.ts";
+import { RecordStore } from "../../cli/adapters/aws.ts";
+import { RefresherRecordTable } from "../../functions/adapters/cluster-record-catalog.ts";
+import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
+import { KubeconfigSeal } from "../../functions/adapters/kubeconfig-seal.ts";
 import {
   type ClusterApi,
   KubernetesError,
@@ -30,19 +28,24 @@ import { eventName } from "../../functions/core/events.ts";
 import { toRfc3339 } from "../../functions/core/time.ts";
 import { MARK_SLOT_MS, MarkBudget } from "../../functions/lib/mark-budget.ts";
 import { refreshCluster } from "../../functions/refresher/refresh-cluster.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import {
+  localAwsEnv,
+  putClusterRecord,
+  readClusterRecordItems,
+  testRecordKey,
+} from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
 import { newWebhookToken } from "../support/admission.ts";
 
 const HOUR = 3600_000;
-const PREFIX = "open-failures-test/";
+const RECORDS = "open-failures-test";
 const names = contractNames();
 const FAILING = "ecr-anywhere.centml.ai/refresh-failing";
 const DENIAL =
   'admission webhook "secrets.ecr-anywhere.centml.ai" denied the request: ecr-anywhere: AWS denied ecr:GetAuthorizationToken';
 const config = refresherConfigFromEnv({ ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "true" });
 const refresherKubeconfig = kubeconfig("https://127.0.0.1:6443", "ca", { name: "r", token: "t" });
-let client: SecretsManagerClient;
+let table: RefresherRecordTable;
 
 interface StandInEvent {
   reason: string;
@@ -63,6 +66,8 @@ class Cluster {
   readonly calls = { GET: 0, PATCH: 0, POST: 0 };
   /** Marks wait until this many lists were made (two runs that both listed before either marks). */
   marksAfterLists = 0;
+  /** Runs once, at the first mark: something that happens in the middle of a refresher run. */
+  duringRun: (() => Promise<void>) | undefined;
   #lists = 0;
   #listed: () => void = () => undefined;
   readonly #allListed = new Promise<void>((resolve) => {
@@ -115,6 +120,9 @@ class Cluster {
       annotate: async (namespace: string, name: string) => {
         calls.PATCH++;
         await this.#allListed;
+        const during = this.duringRun;
+        this.duringRun = undefined;
+        await during?.();
         if (this.denied.has(name))
           throw new KubernetesError(
             `mark Secret ${namespace}/${name}`,
@@ -169,34 +177,32 @@ async function putRecord(clusterId: string, extra: Record<string, unknown> = {})
   await putClusterRecord(
     inject("motoUrl"),
     {
-      version: 1,
       clusterId,
       kubeconfig: refresherKubeconfig,
       webhookTokenSha256: [newWebhookToken().sha256],
       registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
       ...extra,
     },
-    { name: `${PREFIX}${clusterId}` },
+    { records: RECORDS },
   );
 }
 
-/** The record as stored now: its refresher part and its version. */
+/** The refresher's item as stored now (kubeconfig opened): its state and its revision. */
 async function stored(clusterId: string) {
-  const secret = await client.send(
-    new GetSecretValueCommand({ SecretId: `${PREFIX}${clusterId}` }),
-  );
-  const value = JSON.parse(secret.SecretString ?? "{}") as Record<string, unknown>;
+  const { refresher: value = {} } = await readClusterRecordItems(inject("motoUrl"), clusterId, {
+    records: RECORDS,
+  });
   return {
     value,
     refresher: value.refresher as { openFailures?: string[]; untrackedSince?: string } | undefined,
-    versionId: secret.VersionId,
+    revision: value.revision,
   };
 }
 
 /** One run as the fan-out worker makes it: read the record, refresh, write back what changed. */
 async function run(cluster: Cluster, clusterId: string) {
   const before = { ...cluster.calls };
-  const record = await readClusterRecord(client, PREFIX, clusterId);
+  const record = await table.read(clusterId);
   const report = await refreshCluster(
     record,
     {
@@ -204,7 +210,7 @@ async function run(cluster: Cluster, clusterId: string) {
       now: () => cluster.now,
       clusterApi: () => cluster.api(),
       markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
-      saveRecord: (target, change, signal) => updateClusterRecord(client, target, change, signal),
+      saveRecord: (target, change, signal) => table.update(target, change, signal),
     },
     AbortSignal.timeout(20_000),
   );
@@ -218,13 +224,13 @@ async function run(cluster: Cluster, clusterId: string) {
 beforeAll(() => {
   Object.assign(
     process.env,
-    localAwsEnv({
-      secretsManager: inject("motoUrl"),
-      sts: inject("motoUrl"),
-      ecr: inject("motoUrl"),
-    }),
+    localAwsEnv({ records: inject("motoUrl"), sts: inject("motoUrl"), ecr: inject("motoUrl") }),
   );
-  client = new SecretsManagerClientClass({});
+  table = new RefresherRecordTable({
+    client: new DynamoDBClient({}),
+    table: `${RECORDS}-refresher`,
+    seal: new KubeconfigSeal(new KMSClient({}), undefined),
+  });
 });
 
 describe("open failures in the refresher's part of the cluster record", () => {
@@ -237,7 +243,7 @@ describe("open failures in the refresher's part of the cluster record", () => {
     expect(report).toMatchObject({ ok: true, secretsStale: 5, secretsRefreshed: 5 });
     expect(patches).toBe(5);
     expect(posts).toBe(0);
-    expect((await stored("healthy")).versionId).toBe(before.versionId);
+    expect((await stored("healthy")).revision).toBe(before.revision);
   });
 
   it("remembers a failed mark; the next successful refresh makes the recovery PATCH and records Refreshed once", async () => {
@@ -288,7 +294,7 @@ describe("open failures in the refresher's part of the cluster record", () => {
     expect(fourth.patches).toBe(4);
     expect(fourth.posts).toBe(0);
     expect(cluster.eventsAbout("s-1", "Refreshed")).toHaveLength(1);
-    expect((await stored("recovers")).versionId).toBe(after.versionId);
+    expect((await stored("recovers")).revision).toBe(after.revision);
   });
 
   it("stays bounded: past the limit it checks every refresh, as before, until a clean run", async () => {
@@ -373,29 +379,89 @@ describe("open failures in the refresher's part of the cluster record", () => {
     expect((await stored("concurrent")).refresher?.openFailures).toEqual([lonely.uid]);
   });
 
-  it("writes back around fields it does not know, and keeps a kubeconfig written meanwhile", async () => {
-    await putRecord("unknown-fields");
-    const read = await readClusterRecord(client, PREFIX, "unknown-fields");
+  it("writes back around fields of its state it does not know, and keeps a kubeconfig written meanwhile", async () => {
+    await putRecord("unknown-fields", { refresher: { later: { a: [1] } } });
+    const read = await table.read("unknown-fields");
     const current = (await stored("unknown-fields")).value;
-    // Written after the refresher read it: a newer kubeconfig and a field of a later release.
-    await putClusterRecord(
-      inject("motoUrl"),
-      { ...current, kubeconfig: `${refresherKubeconfig}\n# from onboard`, later: { a: [1] } },
-      { name: `${PREFIX}unknown-fields` },
-    );
-    const uid = randomUUID();
-    expect(
-      await updateClusterRecord(client, read, {
-        kubeconfig: { from: read.record.kubeconfig, to: "renewed" },
-        openFailures: { opened: [uid], closed: [], at: new Date().toISOString() },
-      }),
-    ).toBe("written");
-    const after = (await stored("unknown-fields")).value;
-    expect(after).toEqual({
-      ...current,
+    // Written after the refresher read it (onboard): a newer kubeconfig, and the revision moves on.
+    await putRecord("unknown-fields", {
       kubeconfig: `${refresherKubeconfig}\n# from onboard`,
-      later: { a: [1] },
-      refresher: { openFailures: [uid] },
+      refresher: { later: { a: [1] } },
+    });
+    const uid = randomUUID();
+    const written = await table.update(read, {
+      kubeconfig: { from: read.record.kubeconfig, to: "renewed" },
+      openFailures: { opened: [uid], closed: [], at: new Date().toISOString() },
+    });
+    // The conditional write lost to onboard's, so the change was applied to what is stored now.
+    expect(written.revision).toBe(Number(current.revision) + 2);
+    const after = (await stored("unknown-fields")).value;
+    expect(after).toMatchObject({
+      kubeconfig: `${refresherKubeconfig}\n# from onboard`,
+      refresher: { later: { a: [1] }, openFailures: [uid] },
+      revision: written.revision,
     });
   });
+});
+
+describe("a token rotation during a refresher run", () => {
+  const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+  const whole = (hash: string, extra: Record<string, unknown> = {}) => ({
+    clusterId: "rotated",
+    kubeconfig: refresherKubeconfig,
+    webhookTokenSha256: [hash],
+    registries: [EAST],
+    ...extra,
+  });
+
+  /** What the webhook says to a token now (a new lookup: no cache). */
+  async function webhookAccepts(token: string): Promise<boolean> {
+    const records = new ClusterRecordStore({
+      client: new DynamoDBClient({}),
+      table: `${RECORDS}-webhook`,
+      ttlMs: 60_000,
+      now: Date.now,
+      checkKnownNames: false,
+    });
+    const lookup = (await records.lookup("rotated", AbortSignal.timeout(10_000))).value;
+    return lookup.found && lookup.record.webhookTokenSha256.includes(token);
+  }
+
+  it.each([
+    ["changes only the webhook's item", {}],
+    [
+      "also changes the refresher's item (its revision moves on)",
+      { ensure: { secretName: "ecr-pull", namespaces: ["team-a"] } },
+    ],
+  ])(
+    "onboard --rotate-token's record change %s: the new hash stays, the old one stays gone",
+    async (_, refresherChange) => {
+      const [old, next] = ["0".repeat(64), "f".repeat(64)];
+      const store = new RecordStore(RECORDS);
+      const keyArn = await testRecordKey(inject("motoUrl"));
+      await store.write(whole(old), keyArn, await store.read("rotated"));
+      const cluster = new Cluster();
+      cluster.add("stale", HOUR);
+      cluster.denied.add("stale"); // a failure opens: the run writes its state back
+      // In the middle of the run (after it read its record, before it writes back), the operator
+      // replaces the token at once, as onboard --rotate-token does: read, then write the record.
+      cluster.duringRun = async () => {
+        const read = await store.read("rotated");
+        await store.write(whole(next, refresherChange), keyArn, read);
+      };
+      const { report } = await run(cluster, "rotated");
+      expect(report.refreshFailures).toBe(1);
+      expect(cluster.duringRun).toBeUndefined(); // it did run, mid-refresh
+      const items = await readClusterRecordItems(inject("motoUrl"), "rotated", {
+        records: RECORDS,
+      });
+      expect(items.webhook?.webhookTokenSha256).toEqual([next]);
+      expect(await webhookAccepts(next)).toBe(true);
+      expect(await webhookAccepts(old)).toBe(false);
+      // The refresher's write-back landed too, beside (not over) the operator's change.
+      expect(items.refresher?.refresher).toEqual({ openFailures: [cluster.uid("stale")] });
+      expect(items.refresher).toMatchObject(refresherChange);
+      store.close();
+    },
+  );
 });

@@ -31,7 +31,7 @@ beforeAll(async () => {
   ecr = await startEcrStandIn();
   // Records STS requests on their way to moto (nothing fails: the pattern matches no target).
   sts = await startFaultProxy(motoUrl, /^never$/, STS_ACCESS_DENIED);
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: sts.url, ecr: ecr.url }), {
+  Object.assign(process.env, localAwsEnv({ records: motoUrl, sts: sts.url, ecr: ecr.url }), {
     POWERTOOLS_LOG_LEVEL: "SILENT",
   });
   for (const [clusterId, token, pullThroughCache] of [

@@ -43,7 +43,7 @@ const ROLE = "arn:aws:iam::123456789012:role/ecr-pull-shared";
 beforeAll(async () => {
   ecr = await startEcrStandIn();
   baseEnv = {
-    ...localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }),
+    ...localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }),
     AWS_ENDPOINT_URL_DYNAMODB: motoUrl,
   };
   dynamo = new DynamoDBClient({
@@ -53,7 +53,6 @@ beforeAll(async () => {
   });
   const record = (clusterId: string, sha256: string, extra: Record<string, unknown> = {}) =>
     putClusterRecord(motoUrl, {
-      version: 1,
       clusterId,
       kubeconfig: "apiVersion: v1\nkind: Config\n",
       webhookTokenSha256: [sha256],

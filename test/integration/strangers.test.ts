@@ -1,9 +1,9 @@
 /**
  * Strangers cost almost nothing: requests naming cluster ids no record has are refused without a
- * Secrets Manager read each (one listing of record names per TTL instead), never enter the record
+ * DynamoDB read each (one keys-only listing of known ids per TTL instead), never enter the record
  * cache, and one source address past its budget is refused before any lookup.
  */
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClusterRecordStore } from "../../functions/adapters/cluster-records.ts";
@@ -11,7 +11,7 @@ import { EcrTokenProvider } from "../../functions/adapters/ecr-tokens.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhook } from "../../functions/webhook/webhook.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
@@ -28,13 +28,23 @@ let ecr: EcrStandIn;
 
 beforeAll(async () => {
   ecr = await startEcrStandIn();
-  Object.assign(process.env, localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url }), {
-    POWERTOOLS_LOG_LEVEL: "SILENT",
-    ECR_ANYWHERE_CLUSTER_RECORD_PREFIX: "strangers-test/",
-  });
+  Object.assign(
+    process.env,
+    localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url }),
+    recordTablesEnv("strangers-test"),
+    { POWERTOOLS_LOG_LEVEL: "SILENT" },
+  );
   await putClusterRecord(motoUrl, clusterRecord("real", real.sha256), {
-    name: "strangers-test/real",
+    records: "strangers-test",
   });
+  // Offboarded: listed by a scan like any item, but not as a known id.
+  await putClusterRecord(
+    motoUrl,
+    { ...clusterRecord("gone", real.sha256), deletedAt: 1 },
+    {
+      records: "strangers-test",
+    },
+  );
 });
 
 afterAll(async () => {
@@ -46,8 +56,8 @@ function setup(checkKnownNames: boolean, maxEntries = 1000) {
   const config = webhookConfigFromEnv(process.env);
   const now = Date.now;
   const records = new ClusterRecordStore({
-    client: new SecretsManagerClient({}),
-    namePrefix: config.clusterRecordPrefix,
+    client: new DynamoDBClient({}),
+    table: config.webhookRecordTable,
     ttlMs: config.recordTtlMs,
     now,
     maxEntries,
@@ -85,6 +95,10 @@ describe("unknown cluster ids", () => {
     // The real cluster's record is still cached: no read for it either.
     expect((await call("real", real.token, "203.0.113.1")).statusCode).toBe(200);
     expect(records.calls.reads).toBe(2);
+    // An offboarded id is not a known one: refused without a read while the listing is fresh.
+    expect((await call("gone", real.token, "198.51.100.1")).statusCode).toBe(403);
+    expect(records.isKnown("gone")).toBe(false);
+    expect(records.calls).toEqual({ reads: 2, lists: 1 });
   });
 
   it("before: each cost a read, and a flood larger than the cache evicted the real record", async () => {

@@ -1,6 +1,6 @@
 /**
- * The webhook end to end through the real AWS SDK over HTTP: moto_server for Secrets Manager and
- * STS, the ECR stand-in for GetAuthorizationToken, fault servers where a failure is needed.
+ * The webhook end to end through the real AWS SDK over HTTP: moto_server for DynamoDB (its record
+ * table) and STS, the ECR stand-in for GetAuthorizationToken, fault servers where a failure is needed.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createTelemetry } from "../../functions/telemetry.ts";
@@ -19,7 +19,7 @@ import {
 } from "../support/admission.ts";
 import { restoreEnv } from "../support/env.ts";
 import {
-  SECRETS_MANAGER_INTERNAL_ERROR,
+  DYNAMODB_INTERNAL_ERROR,
   STS_ACCESS_DENIED,
   startFaultServer,
 } from "../support/fault-server.ts";
@@ -45,7 +45,6 @@ const KUBECONFIG =
 
 function record(clusterId: string, sha256: string[], extra: Record<string, unknown> = {}) {
   return {
-    version: 1,
     clusterId,
     kubeconfig: KUBECONFIG,
     webhookTokenSha256: sha256,
@@ -56,7 +55,7 @@ function record(clusterId: string, sha256: string[], extra: Record<string, unkno
 
 beforeAll(async () => {
   ecr = await startEcrStandIn();
-  baseEnv = localAwsEnv({ secretsManager: motoUrl, sts: motoUrl, ecr: ecr.url });
+  baseEnv = localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url });
   await Promise.all([
     putClusterRecord(motoUrl, record("east", [east.sha256])),
     putClusterRecord(motoUrl, record("multi", [multi.sha256], { registries: [EAST, WEST] })),
@@ -72,7 +71,7 @@ beforeAll(async () => {
         repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"],
       }),
     ),
-    putClusterRecord(motoUrl, { version: 7, clusterId: "future" }),
+    putClusterRecord(motoUrl, { layout: 7, clusterId: "future" }),
   ]);
 });
 
@@ -294,11 +293,11 @@ describe("webhook over the real AWS SDK", () => {
     }
   });
 
-  it("answers 503, never a crash, when Secrets Manager fails", async () => {
-    const secretsManager = await startFaultServer(SECRETS_MANAGER_INTERNAL_ERROR);
+  it("answers 503, never a crash, when its record table fails", async () => {
+    const dynamodb = await startFaultServer(DYNAMODB_INTERNAL_ERROR);
     try {
       const handler = webhook({
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
+        AWS_ENDPOINT_URL_DYNAMODB: dynamodb.url,
         AWS_MAX_ATTEMPTS: "2",
       });
       const result = await handler(
@@ -310,12 +309,12 @@ describe("webhook over the real AWS SDK", () => {
         code: 503,
         message: "Service Unavailable",
       });
-      expect(secretsManager.requests).toBe(2);
+      expect(dynamodb.requests).toBe(2);
       expect(
         output.json().filter((line) => line.message === "cannot read the cluster record"),
       ).toHaveLength(1);
     } finally {
-      await secretsManager.stop();
+      await dynamodb.stop();
     }
   });
 
@@ -348,8 +347,29 @@ describe("webhook over the real AWS SDK", () => {
       });
     }
     expect(output.metric("AuthFailures")).toBe(attempts.length);
-    expect(output.text()).toContain("unsupported cluster record version 7");
+    expect(output.text()).toContain("unsupported cluster record layout 7");
     expect(ecr.calls).toHaveLength(0);
+  });
+
+  it("refuses an offboarded cluster as unknown: 403, charged to the source's budget, never 503", async () => {
+    const gone = newWebhookToken();
+    await putClusterRecord(motoUrl, {
+      ...record("offboarded", [gone.sha256]),
+      deletedAt: Date.now(),
+      expiresAt: Math.floor(Date.now() / 1000) + 7 * 86_400,
+    });
+    const handler = webhook();
+    for (let call = 0; call < 30; call++)
+      expect((await admit(handler, "offboarded", gone.token)).status).toBe(403);
+    const rejected = output
+      .json()
+      .filter(
+        (line) => line.message === "webhook caller rejected" && line.clusterId === "offboarded",
+      );
+    expect(rejected).toHaveLength(30);
+    expect(rejected[0]).toMatchObject({ reason: "unknown-cluster" });
+    // A stranger like any other: its source is refused for the rest of the minute.
+    expect(output.text()).toContain("source address refused for the rest of the minute");
   });
 
   it("accepts both tokens during rotation, and addresses inside the allowed CIDRs", async () => {

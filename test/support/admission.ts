@@ -109,14 +109,13 @@ export function decodeDockerConfig(
   return JSON.parse(Buffer.from(base64 ?? "", "base64").toString("utf8"));
 }
 
-/** A minimal valid cluster record: what the webhook needs to authenticate a cluster and mint tokens. */
+/** A minimal valid cluster record (the whole): what the webhook needs to authenticate a cluster and mint tokens. */
 export function clusterRecord(
   clusterId: string,
   tokenSha256: string,
   registries: string[] = [EAST_REGISTRY],
 ) {
   return {
-    version: 1,
     clusterId,
     kubeconfig: "apiVersion: v1\nkind: Config\n",
     webhookTokenSha256: [tokenSha256],

@@ -41,10 +41,13 @@ export const STS_ACCESS_DENIED: CannedReply = {
   body: `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/ecr-anywhere-webhook/fn is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/ecr-pull-gke</Message></Error><RequestId>fault</RequestId></ErrorResponse>`,
 };
 
-export const SECRETS_MANAGER_INTERNAL_ERROR: CannedReply = {
+export const DYNAMODB_INTERNAL_ERROR: CannedReply = {
   status: 500,
-  contentType: "application/x-amz-json-1.1",
-  body: JSON.stringify({ __type: "InternalServiceError", message: "internal failure" }),
+  contentType: "application/x-amz-json-1.0",
+  body: JSON.stringify({
+    __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+    message: "internal failure",
+  }),
 };
 
 export interface FaultProxy {

@@ -1,7 +1,7 @@
 /**
  * The CLI's commands run in-process with stand-ins from the factory: flags completed and
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
- * and one record prefix for every command.
+ * and one records name for every command.
  */
 import { chmod, lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
 import type { Factory, GlobalFlags, OperatorCluster, Records } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
 import { printerFor } from "../../cli/ui.ts";
-import { contractNames, DEFAULT_CLUSTER_RECORD_PREFIX } from "../../functions/core/contract.ts";
+import { contractNames, DEFAULT_RECORDS_NAME } from "../../functions/core/contract.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -47,11 +47,11 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
     return {
       output: flags.output,
       labelPrefix,
-      recordPrefix: flags.recordPrefix ?? DEFAULT_CLUSTER_RECORD_PREFIX,
+      records: flags.records ?? DEFAULT_RECORDS_NAME,
       names: contractNames(labelPrefix),
       printer: printerFor(flags.output, { stdout: { write: (text) => stdout.push(text) } }),
       operatorCluster: () => untouchable<OperatorCluster>("operatorCluster"),
-      records: () => untouchable<Records>("records"),
+      recordStore: () => untouchable<Records>("recordStore"),
       stackOutputs: () => Promise.reject(new Error("stackOutputs was called")),
       recordCluster: () => {
         throw new Error("recordCluster was called");
@@ -103,8 +103,12 @@ afterEach(() => {
 describe("global flags", () => {
   it("reach the factory with every command", async () => {
     const cli = harness(() => ({
-      records: () =>
-        ({ clusterIds: async () => ["a"], read: async () => undefined, close() {} }) as never,
+      recordStore: () =>
+        ({
+          clusterIds: async () => ["a"],
+          readRefresherPart: async () => undefined,
+          close() {},
+        }) as never,
     }));
     await cli.run("--region", "eu-west-1", "--profile", "ops", "-o", "json", "status");
     expect(cli.globals).toEqual([
@@ -120,17 +124,26 @@ describe("onboard --dry-run", () => {
     const result = JSON.parse(cli.stdout.join("")) as {
       dryRun: boolean;
       manifests: { kind: string; webhooks?: { clientConfig: { url: string } }[] }[];
-      record: { clusterId: string; kubeconfig: string; webhookTokenSha256: string[] };
-      recordName: string;
+      records: {
+        webhook: { clusterId: string; webhookTokenSha256: string[] } & Record<string, unknown>;
+        refresher: { clusterId: string; kubeconfig: string };
+      };
+      tables: { webhook: string; refresher: string };
       webhookToken: string;
     };
     expect(result.dryRun).toBe(true);
-    expect(result.recordName).toBe(`${DEFAULT_CLUSTER_RECORD_PREFIX}gitops`);
+    expect(result.tables).toEqual({
+      webhook: `${DEFAULT_RECORDS_NAME}-webhook`,
+      refresher: `${DEFAULT_RECORDS_NAME}-refresher`,
+    });
+    // The webhook's part holds nothing secret: no kubeconfig.
+    expect(result.records.webhook.kubeconfig).toBeUndefined();
+    expect(result.records.refresher.clusterId).toBe("gitops");
     const webhook = result.manifests.find((item) => item.kind === "MutatingWebhookConfiguration");
     expect(webhook?.webhooks?.[0]?.clientConfig.url).toBe(
       `https://abc.lambda-url.us-east-1.on.aws/v1/clusters/gitops/${result.webhookToken}`,
     );
-    const kubeconfig = parse(result.record.kubeconfig) as {
+    const kubeconfig = parse(result.records.refresher.kubeconfig) as {
       clusters: { cluster: { server: string } }[];
       users: { user: { token: string } }[];
     };
@@ -155,13 +168,13 @@ describe("onboard --dry-run", () => {
   });
 });
 
-describe("record prefix", () => {
+describe("records name", () => {
   it("is the same default in every command, and onboard refuses a stack that reads elsewhere", async () => {
     const cli = harness(() => ({
       operatorCluster: dryRunCluster,
       stackOutputs: async () => ({
         webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
-        recordPrefix: "team-a/clusters/",
+        records: "team-a-clusters",
         recordKeyArn: KEY_ARN,
       }),
     }));
@@ -172,25 +185,26 @@ describe("record prefix", () => {
         ),
     );
     await expect(cli.run(...withStack)).rejects.toThrow(
-      /--record-prefix: stack EcrAnywhere reads cluster records under team-a\/clusters\/, not ecr-anywhere\/clusters\/; pass --record-prefix team-a\/clusters\//,
+      /--records: stack EcrAnywhere keeps cluster records in the tables of records name team-a-clusters, not ecr-anywhere-clusters; pass --records team-a-clusters/,
     );
-    await cli.run("-o", "json", "--record-prefix", "team-a/clusters/", ...withStack);
+    await cli.run("-o", "json", "--records", "team-a-clusters", ...withStack);
     expect(JSON.parse(cli.stdout.join(""))).toMatchObject({
-      recordName: "team-a/clusters/gitops",
+      tables: { webhook: "team-a-clusters-webhook", refresher: "team-a-clusters-refresher" },
     });
+    await expect(cli.run("--records", "no spaces", "status")).rejects.toThrow(
+      /"no spaces" is not a records name/,
+    );
   });
 });
 
 describe("status", () => {
   it("reads every record through the factory and exits 1 when a cluster has a problem", async () => {
     const cli = harness(() => ({
-      records: () =>
+      recordStore: () =>
         ({
           clusterIds: async () => ["gone", "broken"],
-          read: async (id: string) =>
-            id === "gone"
-              ? undefined
-              : { record: undefined, invalid: "not JSON", kmsKeyId: KEY_ARN, deleted: false },
+          readRefresherPart: async (id: string) =>
+            id === "gone" ? undefined : { record: undefined, invalid: "not JSON", deleted: false },
           close() {},
         }) as never,
     }));
@@ -250,7 +264,6 @@ describe("onboard into a cluster", () => {
   it("keeps the refresher's own state in the record when it re-writes it", async () => {
     const written: unknown[] = [];
     const existingRecord = {
-      version: 1,
       clusterId: "c",
       kubeconfig: "k",
       webhookTokenSha256: ["a".repeat(64)],
@@ -272,7 +285,7 @@ describe("onboard into a cluster", () => {
             throw new Error("stop here: the record is written before verification");
           },
         }) as unknown as OperatorCluster,
-      records: () =>
+      recordStore: () =>
         ({
           problems: async () => [],
           read: async () => ({ record: existingRecord, kmsKeyId: KEY_ARN, deleted: false }),
@@ -280,7 +293,7 @@ describe("onboard into a cluster", () => {
             written.push(record);
             return "updated";
           },
-          nameOf: (id: string) => `ecr-anywhere/clusters/${id}`,
+          locationOf: (id: string) => id,
           close() {},
         }) as unknown as Records,
     }));
@@ -350,10 +363,10 @@ describe("onboard --dry-run --out", () => {
     const elsewhere = join(out, "..", `${basename(out)}-victim`);
     await writeFile(elsewhere, "untouched");
     await writeFile(join(out, "ecr-anywhere.yaml"), "old", { mode: 0o644 });
-    await symlink(elsewhere, join(out, "cluster-record.json"));
+    await symlink(elsewhere, join(out, "refresher-record.json"));
     const cli = harness(() => ({ operatorCluster: dryRunCluster }));
     await cli.run(...dryRunArgs, "--out", out);
-    for (const name of ["ecr-anywhere.yaml", "cluster-record.json"]) {
+    for (const name of ["ecr-anywhere.yaml", "refresher-record.json"]) {
       const file = await lstat(join(out, name));
       expect(file.isFile(), name).toBe(true);
       expect(file.mode & 0o777, name).toBe(0o600);
@@ -379,10 +392,10 @@ describe("status on a terminal", () => {
     const osc52 = "\u001b]52;c;ZWNobyBwd25lZA==\u0007";
     const cli = harness((flags) => ({
       printer: printerFor(flags.output, { stdout: { write: (text) => cli.stdout.push(text) } }),
-      records: () =>
+      recordStore: () =>
         ({
           clusterIds: async () => ["hostile"],
-          read: async () => ({
+          readRefresherPart: async () => ({
             record: {
               version: 1,
               clusterId: "hostile",
@@ -443,5 +456,84 @@ describe("more bad input", () => {
     await expect(cli.run(...dryRunArgs, "--out", shared)).rejects.toThrow(
       /writable by group or others \(mode 777\)/,
     );
+  });
+});
+
+describe("put-record", () => {
+  /** The files onboard --dry-run writes, rendered by the same run. */
+  async function rendered(): Promise<string> {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-put-record-"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(...dryRunArgs, "--out", out);
+    return out;
+  }
+  const stack = (records: string) => async () => ({
+    webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
+    records,
+    recordKeyArn: KEY_ARN,
+  });
+
+  it("refuses a placeholder left in, and a stack that keeps records elsewhere, before touching the store", async () => {
+    const out = await rendered();
+    const cli = harness(() => ({ stackOutputs: stack("team-a-clusters") }));
+    await expect(cli.run("put-record", "gitops", "--from", out)).rejects.toThrow(
+      /replace REPLACE-WITH-REFRESHER-TOKEN in refresher-record.json's kubeconfig/,
+    );
+    const file = join(out, "refresher-record.json");
+    await writeFile(
+      file,
+      (await readFile(file, "utf8")).replace("REPLACE-WITH-REFRESHER-TOKEN", "t"),
+    );
+    await expect(cli.run("put-record", "gitops", "--from", out)).rejects.toThrow(
+      /--records: stack EcrAnywhere keeps cluster records in the tables of records name team-a-clusters/,
+    );
+    await expect(cli.run("put-record", "other-id", "--from", out)).rejects.toThrow(
+      /the record is invalid: .*does not match its key \(other-id\)/,
+    );
+  });
+
+  it("writes the joined record under the stack's key, keeping the stored refresher state", async () => {
+    const out = await rendered();
+    const file = join(out, "refresher-record.json");
+    await writeFile(
+      file,
+      (await readFile(file, "utf8")).replace("REPLACE-WITH-REFRESHER-TOKEN", "t"),
+    );
+    const written: unknown[] = [];
+    const cli = harness(() => ({
+      stackOutputs: stack(DEFAULT_RECORDS_NAME),
+      recordStore: () =>
+        ({
+          problems: async () => [],
+          read: async () => ({
+            record: { refresher: { openFailures: ["u-1"] } },
+            kmsKeyId: KEY_ARN,
+            deleted: false,
+          }),
+          write: async (record: unknown, keyArn: string) => {
+            written.push({ record, keyArn });
+            return "updated";
+          },
+          locationOf: (id: string) => id,
+          close() {},
+        }) as unknown as Records,
+    }));
+    await cli.run("-o", "json", "put-record", "gitops", "--from", out);
+    expect(JSON.parse(cli.stdout.join(""))).toEqual({
+      ok: true,
+      clusterId: "gitops",
+      outcome: "updated",
+    });
+    expect(written).toEqual([
+      {
+        keyArn: KEY_ARN,
+        record: expect.objectContaining({
+          clusterId: "gitops",
+          registries: [EAST],
+          kubeconfig: expect.stringContaining("token: t"),
+          refresher: { openFailures: ["u-1"] },
+        }),
+      },
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import {
   InputError,
   parseClusterId,
   parseHttpsUrl,
+  parseRecordsName,
   parseRecoveryDays,
   parseRegistries,
   parseSeconds,
@@ -27,7 +28,16 @@ import {
 import { withNextToken, withOnlyToken } from "../../cli/core/rotation.ts";
 import { summarizeCluster } from "../../cli/core/status.ts";
 import { formatDuration, redact, scrub, table } from "../../cli/ui.ts";
-import { parseClusterRecord } from "../../functions/core/cluster-record.ts";
+import {
+  type ClusterRecord,
+  parseWebhookItem,
+  splitClusterRecord,
+} from "../../functions/core/cluster-record.ts";
+
+/** The webhook's own parser on the part of the record it reads, as stored. */
+const webhookParses = (record: ClusterRecord) =>
+  parseWebhookItem({ layout: 2, ...splitClusterRecord(record).webhook }, record.clusterId);
+
 import { contractNames } from "../../functions/core/contract.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
 import { toRfc3339 } from "../../functions/core/time.ts";
@@ -76,7 +86,11 @@ describe("flag checks", () => {
     expect(parseSeconds("90")).toBe(90);
     expect(() => parseSeconds("-1")).toThrow(InputError);
     expect(parseRecoveryDays("7")).toBe(7);
-    expect(() => parseRecoveryDays("31")).toThrow(/7 to 30/);
+    expect(parseRecoveryDays("1")).toBe(1);
+    expect(() => parseRecoveryDays("31")).toThrow(/1 to 30/);
+    expect(() => parseRecoveryDays("0")).toThrow(/1 to 30/);
+    expect(parseRecordsName("team-a.clusters_2")).toBe("team-a.clusters_2");
+    expect(() => parseRecordsName("a/b")).toThrow(/not a records name/);
   });
 });
 
@@ -156,7 +170,7 @@ describe("cluster record", () => {
       namespaces: ["apps", "web"],
       serviceAccounts: ["default"],
     });
-    expect(parseClusterRecord(JSON.stringify(record), "gke-prod")).toMatchObject({ ok: true });
+    expect(webhookParses(record)).toMatchObject({ ok: true });
     expect(buildClusterRecord(inputs, "k", ["a".repeat(64)])).not.toHaveProperty("ensure");
   });
 
@@ -172,7 +186,7 @@ describe("cluster record", () => {
       ["a".repeat(64)],
     );
     expect(record.pullThroughCache).toBe(true);
-    expect(parseClusterRecord(JSON.stringify(record), "gke-prod")).toMatchObject({ ok: true });
+    expect(webhookParses(record)).toMatchObject({ ok: true });
     expect(buildClusterRecord(inputs, "k", ["a".repeat(64)])).not.toHaveProperty(
       "pullThroughCache",
     );

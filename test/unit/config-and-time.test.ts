@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { webhookConfigFromEnv } from "../../functions/core/config.ts";
+import { refresherConfigFromEnv, webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
 import { ECR_PUBLIC } from "../../functions/core/ecr-public-kind.ts";
 import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
@@ -10,7 +10,7 @@ describe("webhookConfigFromEnv", () => {
   it("has defaults that fit the API server's 10 s webhook timeout", () => {
     const config = webhookConfigFromEnv({});
     expect(config).toMatchObject({
-      clusterRecordPrefix: "ecr-anywhere/clusters/",
+      webhookRecordTable: "ecr-anywhere-clusters-webhook",
       recordTtlMs: 60_000,
       admissionBudgetMs: 8000,
       maxBodyBytes: 4 * 1024 * 1024,
@@ -32,6 +32,28 @@ describe("webhookConfigFromEnv", () => {
     );
     expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_LABEL_PREFIX: "Not A Domain" })).toThrow(
       /DNS subdomain/,
+    );
+    expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_WEBHOOK_RECORD_TABLE: "a b" })).toThrow(
+      /ECR_ANYWHERE_WEBHOOK_RECORD_TABLE: expected/,
+    );
+  });
+});
+
+describe("refresherConfigFromEnv", () => {
+  it("reads its own record table and the record key, nothing of the webhook's", () => {
+    expect(refresherConfigFromEnv({})).toMatchObject({
+      refresherRecordTable: "ecr-anywhere-clusters-refresher",
+      recordKeyArn: undefined,
+    });
+    const key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    expect(
+      refresherConfigFromEnv({
+        ECR_ANYWHERE_REFRESHER_RECORD_TABLE: "team-a-refresher",
+        ECR_ANYWHERE_RECORD_KEY_ARN: key,
+      }),
+    ).toMatchObject({ refresherRecordTable: "team-a-refresher", recordKeyArn: key });
+    expect(() => refresherConfigFromEnv({ ECR_ANYWHERE_RECORD_KEY_ARN: "alias/x" })).toThrow(
+      /ECR_ANYWHERE_RECORD_KEY_ARN: expected/,
     );
   });
 });

@@ -273,7 +273,6 @@ describe("a registry kind added with only a descriptor and a minter", () => {
     const { example, provider } = setup();
     const caller = newWebhookToken();
     const record = {
-      version: 1,
       clusterId: "gke-prod",
       kubeconfig: "apiVersion: v1\nkind: Config\n",
       webhookTokenSha256: [caller.sha256],

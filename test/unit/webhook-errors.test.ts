@@ -16,7 +16,6 @@ import { type CapturedOutput, captureOutput } from "../support/output.ts";
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const caller = newWebhookToken();
 const record = {
-  version: 1,
   clusterId: "gke-prod",
   kubeconfig: "apiVersion: v1\nkind: Config\n",
   webhookTokenSha256: [caller.sha256],

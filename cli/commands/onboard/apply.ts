@@ -24,6 +24,7 @@ import {
   WEBHOOK_CONFIGURATION_NAME,
   type WebhookToken,
   webhookTokenFrom,
+  withRefresherState,
 } from "../../core/onboard-plan.ts";
 import type { Factory, OperatorCluster, Records } from "../../factory.ts";
 import { need, Problem, redact, type StepRecord } from "../../ui.ts";
@@ -66,7 +67,7 @@ export class ClusterTarget implements OnboardTarget {
     this.#currentToken = urls.map((url) => tokenInWebhookUrl(url, options.clusterId)).find(Boolean);
     if (this.#currentToken) redact(this.#currentToken);
     const endpoints = need(state.endpoints);
-    this.#store = this.#factory.records(endpoints.recordPrefix);
+    this.#store = this.#factory.recordStore();
     const problems = await this.#store.problems(endpoints.recordKeyArn);
     if (problems.length > 0) throw new AwsProblem(problems.join("; "));
     this.#existing = await this.#store.read(options.clusterId);
@@ -109,11 +110,9 @@ export class ClusterTarget implements OnboardTarget {
 
   async putRecord(state: OnboardState, record: ClusterRecord): Promise<string> {
     const store = need(this.#store);
-    // The refresher's own state (open failures) is not onboard's to reset: a re-run keeps it.
-    const kept = this.#existing?.record?.refresher;
-    const written = kept === undefined ? record : { ...record, refresher: kept };
+    const written = withRefresherState(record, this.#existing?.record);
     const outcome = await store.write(written, need(state.endpoints).recordKeyArn, this.#existing);
-    return `record ${store.nameOf(this.#options.clusterId)} ${outcome}`;
+    return `record ${store.locationOf(this.#options.clusterId)} ${outcome}`;
   }
 
   async putObjects(

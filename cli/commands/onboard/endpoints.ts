@@ -1,4 +1,4 @@
-/** Where onboarding writes and points: the webhook URL, record prefix and key, from flags or the stack. */
+/** Where onboarding writes and points: the webhook URL, records name and key, from flags or the stack. */
 import { readFile } from "node:fs/promises";
 import { InputError } from "../../core/inputs.ts";
 import type { Factory } from "../../factory.ts";
@@ -11,43 +11,39 @@ export interface AwsTarget {
 
 export interface Endpoints {
   readonly webhookBase: string;
-  readonly recordPrefix: string;
+  /** The records name N of the tables `<N>-webhook` and `<N>-refresher`. */
+  readonly records: string;
   readonly recordKeyArn: string;
   readonly caPem: string | undefined;
 }
 
 /**
- * The webhook's address and the record key: from the flags, or the stack's outputs. The record
- * prefix is the one every command uses (`--record-prefix`, or the default); a stack that reads
- * records elsewhere is refused, since a record written there would never be found.
+ * The webhook's address and the record key: from the flags, or the stack's outputs. The records
+ * name is the one every command uses (`--records`, or the default); a stack that reads records
+ * from other tables is refused, since a record written here would never be found.
  */
 export async function resolveEndpoints(
   target: AwsTarget,
   caBundleFile: string | undefined,
-  factory: Pick<Factory, "recordPrefix" | "stackOutputs">,
+  factory: Pick<Factory, "records" | "stackOutputs">,
 ): Promise<Endpoints> {
   const caPem = caBundleFile ? await readCaBundle(caBundleFile) : undefined;
-  const recordPrefix = factory.recordPrefix;
+  const records = factory.records;
   if (target.webhookUrl) {
     if (!target.recordKeyArn)
       throw new InputError(
         "--webhook-url needs --record-key-arn (the stack's ClusterRecordKeyArn)",
       );
-    return {
-      webhookBase: target.webhookUrl,
-      recordPrefix,
-      recordKeyArn: target.recordKeyArn,
-      caPem,
-    };
+    return { webhookBase: target.webhookUrl, records, recordKeyArn: target.recordKeyArn, caPem };
   }
   const outputs = await factory.stackOutputs(target.stack);
-  if (outputs.recordPrefix !== recordPrefix)
+  if (outputs.records !== records)
     throw new InputError(
-      `--record-prefix: stack ${target.stack} reads cluster records under ${outputs.recordPrefix}, not ${recordPrefix}; pass --record-prefix ${outputs.recordPrefix} (to every command)`,
+      `--records: stack ${target.stack} keeps cluster records in the tables of records name ${outputs.records}, not ${records}; pass --records ${outputs.records} (to every command)`,
     );
   return {
     webhookBase: outputs.webhookUrl,
-    recordPrefix,
+    records,
     recordKeyArn: target.recordKeyArn ?? outputs.recordKeyArn,
     caPem,
   };

@@ -1,8 +1,8 @@
 /**
  * `onboard --dry-run`: the same run, written out for GitOps instead of applied. Nothing in the
- * cluster or AWS changes: the manifests, the record (with a placeholder for the refresher's token)
- * and, with header authentication, the API server's files go to `--out`, stdout, or one JSON
- * document.
+ * cluster or AWS changes: the manifests, the record's two parts (the refresher's with a placeholder
+ * for its token; `ecr-anywhere put-record` seals and stores them) and, with header authentication,
+ * the API server's files go to `--out`, stdout, or one JSON document.
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
@@ -10,7 +10,12 @@ import { lstat, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
+import {
+  type RefresherRecord,
+  splitClusterRecord,
+  type WebhookRecord,
+} from "../../../functions/core/cluster-record.ts";
+import { recordTables } from "../../../functions/core/contract.ts";
 import {
   admissionConfiguration,
   SECRET_POLICY_MINIMUM_MINOR,
@@ -30,13 +35,16 @@ import type { Printer } from "../../ui.ts";
 import { need } from "../../ui.ts";
 import type { OnboardOptions, OnboardState, OnboardTarget } from "./target.ts";
 
-const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
+export const REFRESHER_TOKEN_PLACEHOLDER = "REPLACE-WITH-REFRESHER-TOKEN";
+/** The record's two parts as files (plain JSON): what `ecr-anywhere put-record --from` reads. */
+export const WEBHOOK_RECORD_FILE = "webhook-record.json";
+export const REFRESHER_RECORD_FILE = "refresher-record.json";
 
 /** What a dry run renders: every file's content, and the notes that say where each goes. */
 interface Rendered {
   readonly yaml: string;
-  readonly record: ClusterRecord;
-  readonly recordName: string;
+  readonly records: { readonly webhook: WebhookRecord; readonly refresher: RefresherRecord };
+  readonly tables: { readonly webhook: string; readonly refresher: string };
   readonly apiServerFiles: Record<string, string>;
   readonly note: string[];
 }
@@ -91,8 +99,8 @@ export class FilesTarget implements OnboardTarget {
           dryRun: true,
           clusterId: this.#options.clusterId,
           manifests: state.manifests,
-          record: rendered.record,
-          recordName: rendered.recordName,
+          records: rendered.records,
+          tables: rendered.tables,
           webhookToken: need(state.token).token,
           apiServerFiles: rendered.apiServerFiles,
           note: rendered.note,
@@ -112,7 +120,7 @@ export class FilesTarget implements OnboardTarget {
     const endpoints = need(state.endpoints);
     const token = need(state.token);
     const headerAuth = options.webhookAuth === "header";
-    const recordName = `${endpoints.recordPrefix}${options.clusterId}`;
+    const tables = recordTables(endpoints.records);
     const url = webhookUrl(endpoints.webhookBase, options.clusterId, undefined);
     // Header auth: the token goes to kube-apiserver's host in a kubeconfig, never into a manifest.
     const apiServerFiles: Record<string, string> = headerAuth
@@ -125,10 +133,10 @@ export class FilesTarget implements OnboardTarget {
       : {};
     return {
       yaml: state.manifests.map((manifest) => stringify(manifest)).join("---\n"),
-      record: need(state.record),
-      recordName,
+      records: splitClusterRecord(need(state.record)),
+      tables,
       apiServerFiles,
-      note: notes(options, token.token, recordName, endpoints.recordKeyArn),
+      note: notes(options, token.token, endpoints),
     };
   }
 
@@ -140,7 +148,8 @@ export class FilesTarget implements OnboardTarget {
     await privateDirectory(out);
     const files: [string, string][] = [
       ["ecr-anywhere.yaml", rendered.yaml],
-      ["cluster-record.json", `${JSON.stringify(rendered.record, null, 2)}\n`],
+      [WEBHOOK_RECORD_FILE, `${JSON.stringify(rendered.records.webhook, null, 2)}\n`],
+      [REFRESHER_RECORD_FILE, `${JSON.stringify(rendered.records.refresher, null, 2)}\n`],
       ...Object.entries(rendered.apiServerFiles),
     ];
     for (const [name, content] of files) await writePrivateFile(out, name, content);
@@ -206,9 +215,9 @@ async function writePrivateFile(directory: string, name: string, content: string
 function notes(
   options: OnboardOptions,
   token: string,
-  recordName: string,
-  recordKeyArn: string,
+  endpoints: { readonly records: string; readonly recordKeyArn: string },
 ): string[] {
+  const tables = recordTables(endpoints.records);
   const headerAuth = options.webhookAuth === "header";
   return [
     headerAuth
@@ -220,10 +229,11 @@ function notes(
         ]
       : []),
     `ecr-anywhere.yaml includes a ValidatingAdmissionPolicy and its binding (ecr-anywhere-refresher-secrets) that let the refresher write only managed Secrets: they need Kubernetes 1.${SECRET_POLICY_MINIMUM_MINOR}+; on an older API server leave those two objects out.`,
-    `The record goes to Secrets Manager as ${recordName}, encrypted with ${recordKeyArn}:`,
-    `  aws secretsmanager create-secret --name ${recordName} --kms-key-id ${recordKeyArn} --secret-string file://cluster-record.json`,
-    `Before storing it, replace ${REFRESHER_TOKEN_PLACEHOLDER} in its kubeconfig with a token for the refresher (after the manifests are applied):`,
+    `The record is two items: ${WEBHOOK_RECORD_FILE} for table ${tables.webhook} (token hashes and grants: nothing secret) and ${REFRESHER_RECORD_FILE} for table ${tables.refresher} (the refresher's kubeconfig: keep it out of Git).`,
+    `After the manifests are applied, replace ${REFRESHER_TOKEN_PLACEHOLDER} in ${REFRESHER_RECORD_FILE}'s kubeconfig with a token for the refresher:`,
     `  kubectl create token ${REFRESHER_SERVICE_ACCOUNT} -n ${REFRESHER_NAMESPACE} --duration=${REFRESHER_TOKEN_SECONDS / 3600}h`,
+    `then store both (the kubeconfig sealed with the record key; the refresher's item first, then the webhook's):`,
+    `  ecr-anywhere put-record ${options.clusterId} --from <dir of the two files> --records ${endpoints.records} --record-key-arn ${endpoints.recordKeyArn}`,
     "The refresher renews that token itself from then on.",
   ];
 }
@@ -232,8 +242,10 @@ function notes(
 function commentedOutput(rendered: Rendered): string {
   const comments = [
     "",
-    "Cluster record (cluster-record.json):",
-    ...JSON.stringify(rendered.record, null, 2).split("\n"),
+    `Cluster record, webhook's part (${WEBHOOK_RECORD_FILE}, table ${rendered.tables.webhook}):`,
+    ...JSON.stringify(rendered.records.webhook, null, 2).split("\n"),
+    `Cluster record, refresher's part (${REFRESHER_RECORD_FILE}, table ${rendered.tables.refresher}):`,
+    ...JSON.stringify(rendered.records.refresher, null, 2).split("\n"),
     "",
     ...Object.entries(rendered.apiServerFiles).flatMap(([name, content]) => [
       `${name} (for the API server's hosts):`,

@@ -20,7 +20,7 @@ export interface VerifiedNamespace {
 }
 
 const FORBIDDEN_HINT =
-  " (the webhook refused this cluster's token: check that the stack reads records under the same --record-prefix, and that --allowed-source-cidrs holds the API server's egress address)";
+  " (the webhook refused this cluster's token: check that the stack reads the same --records tables, and that --allowed-source-cidrs holds the API server's egress address)";
 
 export async function verifyRoundTrip(
   state: OnboardState,

@@ -1,0 +1,122 @@
+/**
+ * `ecr-anywhere put-record`: stores a record that `onboard --dry-run` rendered (GitOps), once the
+ * refresher's token is filled in: the kubeconfig is sealed with the record key, the refresher's
+ * item is written first and the webhook's after, as onboard does. Only what changed is written,
+ * and the refresher's own state in a stored record is kept.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Command } from "@commander-js/extra-typings";
+import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
+import { ENV } from "../../functions/core/config.ts";
+import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
+import { InputError, parseClusterId } from "../core/inputs.ts";
+import { withRefresherState } from "../core/onboard-plan.ts";
+import type { Factory } from "../factory.ts";
+import { checked } from "../flags.ts";
+import { Problem } from "../ui.ts";
+import {
+  REFRESHER_RECORD_FILE,
+  REFRESHER_TOKEN_PLACEHOLDER,
+  WEBHOOK_RECORD_FILE,
+} from "./onboard/files.ts";
+
+export interface PutRecordOptions {
+  readonly clusterId: string;
+  /** The directory `onboard --dry-run --out` wrote the record's two parts to. */
+  readonly from: string;
+  readonly stack: string;
+  readonly recordKeyArn?: string | undefined;
+}
+
+export function newPutRecordCommand(factory: () => Factory) {
+  return new Command("put-record")
+    .description(
+      "store a record onboard --dry-run rendered (GitOps): seal its kubeconfig with the record key, write the refresher's item, then the webhook's",
+    )
+    .argument("<cluster-id>", "the cluster", checked(parseClusterId))
+    .requiredOption(
+      "--from <dir>",
+      `the --out directory of onboard --dry-run (${WEBHOOK_RECORD_FILE}, ${REFRESHER_RECORD_FILE})`,
+    )
+    .option(
+      "--stack <name>",
+      "CloudFormation stack whose outputs give the record key",
+      "EcrAnywhere",
+    )
+    .option("--record-key-arn <arn>", "KMS key to seal the kubeconfig with (instead of --stack)")
+    .action(async (clusterId, flags) => {
+      await runPutRecord(
+        { clusterId, from: flags.from, stack: flags.stack, recordKeyArn: flags.recordKeyArn },
+        factory(),
+      );
+    });
+}
+
+export async function runPutRecord(options: PutRecordOptions, factory: Factory): Promise<void> {
+  const record = await readRenderedRecord(options.from, options.clusterId);
+  const keyArn = options.recordKeyArn ?? (await stackRecordKey(options.stack, factory));
+  const store = factory.recordStore();
+  try {
+    const problems = await store.problems(keyArn);
+    if (problems.length > 0) throw new Problem(problems.join("; "));
+    const existing = await store.read(options.clusterId);
+    const outcome = await store.write(
+      withRefresherState(record, existing?.record),
+      keyArn,
+      existing,
+    );
+    const where = store.locationOf(options.clusterId);
+    factory.printer.result(
+      { ok: true, clusterId: options.clusterId, outcome },
+      () => `Record ${where}: ${outcome}.\n`,
+    );
+  } finally {
+    store.close();
+  }
+}
+
+/** The two parts as rendered, joined and checked as onboard checks a record it builds. */
+export async function readRenderedRecord(dir: string, clusterId: string): Promise<ClusterRecord> {
+  const webhook = await readJson(join(dir, WEBHOOK_RECORD_FILE));
+  const refresher = await readJson(join(dir, REFRESHER_RECORD_FILE));
+  const parsed = parseClusterRecord({ ...refresher, ...webhook }, clusterId);
+  if (!parsed.ok) throw new InputError(`--from ${dir}: the record is invalid: ${parsed.error}`);
+  if (parsed.value.kubeconfig.includes(REFRESHER_TOKEN_PLACEHOLDER))
+    throw new InputError(
+      `--from ${dir}: replace ${REFRESHER_TOKEN_PLACEHOLDER} in ${REFRESHER_RECORD_FILE}'s kubeconfig with the refresher's token first (the note of onboard --dry-run says how)`,
+    );
+  const kubeconfig = checkKubeconfig(parsed.value.kubeconfig, {
+    allowLocalServers: process.env[ENV.allowLocalApiServers] === "true",
+  });
+  if (!kubeconfig.ok)
+    throw new InputError(`--from ${dir}: ${REFRESHER_RECORD_FILE}: ${kubeconfig.error}`);
+  return parsed.value;
+}
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new InputError(`--from: cannot read ${file}`);
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === "object" && value !== null && !Array.isArray(value))
+      return value as Record<string, unknown>;
+  } catch {
+    // Said below, without echoing the content (it holds a token).
+  }
+  throw new InputError(`--from: ${file} is not a JSON object`);
+}
+
+/** The stack's record key, from a stack that keeps records where this command writes them. */
+async function stackRecordKey(stack: string, factory: Factory): Promise<string> {
+  const outputs = await factory.stackOutputs(stack);
+  if (outputs.records !== factory.records)
+    throw new InputError(
+      `--records: stack ${stack} keeps cluster records in the tables of records name ${outputs.records}, not ${factory.records}; pass --records ${outputs.records}`,
+    );
+  return outputs.recordKeyArn;
+}
