@@ -11,6 +11,7 @@ import {
   DEFAULT_LABEL_PREFIX,
 } from "./contract.ts";
 import { type Partition, partitionOf } from "./registries.ts";
+import { TOKEN_SCOPING_MODES, type TokenScoping } from "./token-scoping.ts";
 import { parseWith } from "./validation.ts";
 
 /** Every environment variable the functions read, by what it sets. */
@@ -22,6 +23,10 @@ export const ENV = {
   maxBodyBytes: "ECR_ANYWHERE_MAX_BODY_BYTES",
   tokenTable: "ECR_ANYWHERE_TOKEN_TABLE",
   assumeRoleSeconds: "ECR_ANYWHERE_ASSUME_ROLE_SECONDS",
+  tokenScoping: "ECR_ANYWHERE_TOKEN_SCOPING",
+  brokerUser: "ECR_ANYWHERE_BROKER_USER",
+  pullRoleArn: "ECR_ANYWHERE_PULL_ROLE_ARN",
+  pullThroughCache: "ECR_ANYWHERE_PULL_THROUGH_CACHE",
   refreshBeforeSeconds: "ECR_ANYWHERE_REFRESH_BEFORE_SECONDS",
   clusterConcurrency: "ECR_ANYWHERE_CLUSTER_CONCURRENCY",
   markConcurrency: "ECR_ANYWHERE_MARK_CONCURRENCY",
@@ -58,6 +63,19 @@ const WebhookEnvSchema = v.object({
     v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(900), v.maxValue(43_200)),
     "3600",
   ),
+  [ENV.tokenScoping]: v.optional(v.picklist(TOKEN_SCOPING_MODES), "federation"),
+  [ENV.brokerUser]: v.optional(
+    v.pipe(v.string(), v.regex(/^[\w+=,.@-]{1,64}$/, "an IAM user name")),
+  ),
+  [ENV.pullRoleArn]: v.optional(
+    v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "an IAM role ARN")),
+  ),
+  [ENV.pullThroughCache]: v.optional(v.picklist(["true", "false"]), "false"),
+});
+
+const BrokerRotationEnvSchema = v.object({
+  [ENV.tokenTable]: v.pipe(v.string(), v.nonEmpty()),
+  [ENV.brokerUser]: WebhookEnvSchema.entries[ENV.brokerUser],
 });
 
 const RefresherEnvSchema = v.object({
@@ -138,12 +156,23 @@ export interface WebhookConfig {
   readonly tokenTable: string | undefined;
   /** From AWS_REGION (Lambda sets it): records naming registries of another partition are invalid. */
   readonly partition: Partition | undefined;
+  /** How clusters without a role of their own are scoped (docs/contract.md, "Token scoping"). */
+  readonly tokenScoping: TokenScoping;
+  /**
+   * Federation: the broker user whose key the token table holds. Undefined: the function's own
+   * credentials federate (local runs with an IAM user's keys; on Lambda, role credentials cannot,
+   * so nothing is minted unscoped).
+   */
+  readonly brokerUser: string | undefined;
+  /** The stack's pullThroughCache setting, which records that do not narrow inherit. */
+  readonly pullThroughCache: boolean;
 }
 
 export function webhookConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): WebhookConfig {
   const settings = settingsFrom(WebhookEnvSchema, env, "webhook");
+  const brokerUser = settings[ENV.brokerUser];
   return {
     names: contractNames(settings[ENV.labelPrefix]),
     clusterRecordPrefix: settings[ENV.clusterRecordPrefix],
@@ -153,7 +182,43 @@ export function webhookConfigFromEnv(
     assumeRoleDurationSeconds: settings[ENV.assumeRoleSeconds],
     tokenTable: settings[ENV.tokenTable],
     partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
+    tokenScoping: tokenScopingFrom(settings),
+    brokerUser,
+    pullThroughCache: settings[ENV.pullThroughCache] === "true",
   };
+}
+
+function tokenScopingFrom(settings: v.InferOutput<typeof WebhookEnvSchema>): TokenScoping {
+  const pullRoleArn = settings[ENV.pullRoleArn];
+  const brokerUser = settings[ENV.brokerUser];
+  if (settings[ENV.tokenScoping] === "role-session") {
+    if (pullRoleArn === undefined)
+      throw new Error(
+        `invalid webhook configuration: ${ENV.tokenScoping}=role-session needs ${ENV.pullRoleArn}`,
+      );
+    return { mode: "role-session", pullRoleArn };
+  }
+  if (brokerUser !== undefined && settings[ENV.tokenTable] === undefined)
+    throw new Error(
+      `invalid webhook configuration: ${ENV.brokerUser} needs ${ENV.tokenTable}, where the broker's key is kept`,
+    );
+  return { mode: "federation", broker: brokerUser ?? "self" };
+}
+
+export interface BrokerRotationConfig {
+  /** The webhook's token table, which holds the broker's key in one item. */
+  readonly tokenTable: string;
+  readonly brokerUser: string;
+}
+
+export function brokerRotationConfigFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): BrokerRotationConfig {
+  const settings = settingsFrom(BrokerRotationEnvSchema, env, "broker key rotation");
+  const brokerUser = settings[ENV.brokerUser];
+  if (brokerUser === undefined)
+    throw new Error(`invalid broker key rotation configuration: ${ENV.brokerUser} is required`);
+  return { tokenTable: settings[ENV.tokenTable], brokerUser };
 }
 
 function settingsFrom<const TSchema extends v.GenericSchema>(

@@ -4,11 +4,14 @@
  * local function-URL server run exactly this code.
  */
 
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
+import { DynamoBrokerKeyStore } from "../adapters/broker-key-store.ts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
 import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
+import { StoredKeyBroker } from "../adapters/token-sessions.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
   type AdmissionRequest,
@@ -146,17 +149,36 @@ export function createWebhookFromEnv(
       now,
       partition: config.partition,
     }),
-    tokens: new EcrTokenProvider({
-      sts: new STSClient({}),
-      now,
-      assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
-      ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable) } : {}),
-      onSharedStoreError: (error) => {
-        telemetry.logger.warn("shared token store failed: minted instead", {
-          error: errorSummary(error),
-        });
-      },
-    }),
+    tokens: tokenProviderFor(config, now, telemetry),
+  });
+}
+
+/**
+ * Tokens with the function's own STS client; the shared table and, with a broker user, the
+ * broker's key in one of its items (one DynamoDB client for both).
+ */
+function tokenProviderFor(
+  config: WebhookConfig,
+  now: () => number,
+  telemetry: Telemetry,
+): EcrTokenProvider {
+  const dynamo = config.tokenTable ? new DynamoDBClient({}) : undefined;
+  const table = config.tokenTable;
+  return new EcrTokenProvider({
+    sts: new STSClient({}),
+    now,
+    scoping: config.tokenScoping,
+    pullThroughCache: config.pullThroughCache,
+    assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
+    ...(table && dynamo ? { shared: new DynamoTokenStore(table, dynamo) } : {}),
+    ...(table && dynamo && config.brokerUser
+      ? { broker: new StoredKeyBroker(new DynamoBrokerKeyStore(table, dynamo), now) }
+      : {}),
+    onSharedStoreError: (error) => {
+      telemetry.logger.warn("shared token store failed: minted instead", {
+        error: errorSummary(error),
+      });
+    },
   });
 }
 
