@@ -78,7 +78,8 @@ const KEYS_PER_USER = 2;
  * - at once when nothing stored ever handed them out (no item yet, or created after the stored
  *   key by a run that failed before storing it);
  * - once the grace has passed since the stored key replaced them.
- * A new key is made when none usable is stored, or the stored one is older than the maximum age.
+ * A new key is made when none usable is stored, or the stored one was stored longer ago than the
+ * maximum age.
  */
 export function planRotation(input: RotationInput): RotationStep[] {
   const { keys, stored, nowMs } = input;
@@ -115,6 +116,7 @@ export function planRotation(input: RotationInput): RotationStep[] {
   ];
 }
 
+/** Ages are measured from when the key was stored, by this function's clock, not IAM's. */
 function dueReason(
   current: AccessKeyInfo | undefined,
   nowMs: number,
@@ -123,6 +125,6 @@ function dueReason(
 ): string | undefined {
   if (stored === undefined) return "no key stored yet";
   if (current === undefined) return "the stored key no longer exists";
-  if (nowMs - current.createdAtMs >= maxAgeMs) return "the key is due for rotation";
+  if (nowMs - stored.storedAtMs >= maxAgeMs) return "the key is due for rotation";
   return undefined;
 }
