@@ -34,9 +34,16 @@ interface Statement {
 }
 
 function statementsOf(template: Template, rolePrefix: string): Statement[] {
+  return policyStatements(template, `EcrAnywhere${rolePrefix}Role`);
+}
+
+/** The token broker user's policy: what every private token may do at most. */
+const BROKER_USER = "EcrAnywhereWebhookTokenBrokerUser";
+
+function policyStatements(template: Template, idPrefix: string): Statement[] {
   const policies = template.findResources("AWS::IAM::Policy");
   return Object.entries(policies)
-    .filter(([id]) => id.startsWith(`EcrAnywhere${rolePrefix}Role`))
+    .filter(([id]) => id.startsWith(idPrefix))
     .flatMap(
       ([, policy]) =>
         (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties
@@ -58,7 +65,8 @@ beforeAll(() => {
 
 describe("functions", () => {
   it("deploys both functions on nodejs24.x, arm64, with timeouts that fit the webhook's 10 s admission", () => {
-    template.resourceCountIs("AWS::Lambda::Function", 2);
+    // The webhook, the refresher, and the token broker's key rotation.
+    template.resourceCountIs("AWS::Lambda::Function", 3);
     template.hasResourceProperties("AWS::Lambda::Function", {
       Runtime: "nodejs24.x",
       Architectures: ["arm64"],
@@ -109,7 +117,7 @@ describe("functions", () => {
 });
 
 describe("least-privilege IAM", () => {
-  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles, read records and share tokens, and nothing else", () => {
+  it("lets the webhook assume listed roles, read records and share tokens, and nothing else: it cannot mint a private token itself", () => {
     const statements = statementsOf(template, "Webhook");
     const granted = [...new Set(statements.flatMap(actions))].sort();
     expect(granted).toEqual(
@@ -117,10 +125,6 @@ describe("least-privilege IAM", () => {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetAuthorizationToken",
-        "ecr:GetDownloadUrlForLayer",
         "kms:Decrypt",
         "kms:DescribeKey",
         "kms:Encrypt",
@@ -132,7 +136,10 @@ describe("least-privilege IAM", () => {
         "sts:AssumeRole",
       ].sort(),
     );
-    const pull = statements.find((statement) => actions(statement).includes("ecr:BatchGetImage"));
+    // Private tokens are the broker's: the most any session policy can leave them.
+    const pull = policyStatements(template, BROKER_USER).find((statement) =>
+      actions(statement).includes("ecr:BatchGetImage"),
+    );
     expect(resources(pull as Statement).sort()).toEqual([
       "arn:aws:ecr:eu-west-1:210987654321:repository/*",
       "arn:aws:ecr:us-east-1:123456789012:repository/*",
@@ -209,7 +216,7 @@ describe("least-privilege IAM", () => {
   it("does not allow sts:AssumeRole at all when no cluster roles are configured", () => {
     const plain = synthesize({});
     expect(statementsOf(plain, "Webhook").flatMap(actions)).not.toContain("sts:AssumeRole");
-    const pull = statementsOf(plain, "Webhook").find((statement) =>
+    const pull = policyStatements(plain, BROKER_USER).find((statement) =>
       actions(statement).includes("ecr:BatchGetImage"),
     ) as Statement;
     expect(JSON.stringify(pull.Resource)).toContain(":repository/*"); // the stack's own account and region
@@ -242,10 +249,10 @@ describe("schedule and observability", () => {
     const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")) as {
       Properties: Record<string, unknown>;
     }[];
-    expect(alarms).toHaveLength(9);
+    expect(alarms).toHaveLength(10);
     const byMetric = (name: string) =>
       alarms.filter((alarm) => alarm.Properties.MetricName === name);
-    expect(byMetric("Errors")).toHaveLength(1); // the refresher's
+    expect(byMetric("Errors")).toHaveLength(2); // the refresher's and the broker key rotation's
     // The webhook's: Lambda's Errors miss a 5xx it returns, so its function URL's count is added.
     const webhookErrors = alarms.find((alarm) =>
       JSON.stringify(alarm.Properties.Metrics ?? "").includes("Url5xxCount"),
@@ -323,7 +330,7 @@ describe("pull-through cache", () => {
       allowedRegistries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
       pullThroughCache: true,
     });
-    const statement = statementsOf(optedIn, "Webhook").find((item) =>
+    const statement = policyStatements(optedIn, BROKER_USER).find((item) =>
       actions(item).includes("ecr:BatchImportUpstreamImage"),
     ) as Statement;
     expect(actions(statement).sort()).toEqual([
@@ -331,9 +338,15 @@ describe("pull-through cache", () => {
       "ecr:CreateRepository",
     ]);
     expect(resources(statement)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
-    expect(statementsOf(template, "Webhook").flatMap(actions)).not.toContain(
+    expect(policyStatements(template, BROKER_USER).flatMap(actions)).not.toContain(
       "ecr:CreateRepository",
     );
+    // Records that do not narrow inherit the stack's setting in their session policy.
+    optedIn.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({ ECR_ANYWHERE_PULL_THROUGH_CACHE: "true" }),
+      },
+    });
     expect(
       propsFromContext({ "ecr-anywhere:pullThroughCache": "true" }).props.pullThroughCache,
     ).toBe(true);
@@ -355,8 +368,8 @@ describe("ECR Public", () => {
     expect(bearer.Condition).toEqual({
       StringEquals: { "sts:AWSServiceName": "ecr-public.amazonaws.com" },
     });
-    // Its pulls stay those of the private registries listed.
-    const pull = statements.find((item) =>
+    // Its pulls stay those of the private registries listed, and the broker's.
+    const pull = policyStatements(withPublic, BROKER_USER).find((item) =>
       actions(item).includes("ecr:BatchGetImage"),
     ) as Statement;
     expect(resources(pull)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
@@ -372,6 +385,9 @@ describe("ECR Public", () => {
   it("grants no private pulls when ECR Public is the only allowed registry", () => {
     const onlyPublic = synthesize({ allowedRegistries: ["public.ecr.aws"] });
     expect(statementsOf(onlyPublic, "Webhook").flatMap(actions)).not.toContain("ecr:BatchGetImage");
+    expect(policyStatements(onlyPublic, BROKER_USER).flatMap(actions)).not.toContain(
+      "ecr:BatchGetImage",
+    );
   });
 
   it("refuses public.ecr.aws in a stack of another partition", () => {
@@ -415,9 +431,11 @@ describe("logical IDs", () => {
       "AWS::KMS::Key EcrAnywhereMonitoringAlarmTopicKeyF5666C8F",
       "AWS::Lambda::Function EcrAnywhereRefresherE786124A",
       "AWS::Lambda::Function EcrAnywhereWebhookED048BFE",
+      "AWS::Lambda::Function EcrAnywhereWebhookTokenBrokerE21146DF",
       "AWS::Lambda::Url EcrAnywhereWebhookFunctionUrlA7719584",
       "AWS::Logs::LogGroup EcrAnywhereRefresherLogs553CD076",
       "AWS::Logs::LogGroup EcrAnywhereWebhookLogs88F9E601",
+      "AWS::Logs::LogGroup EcrAnywhereWebhookTokenBrokerLogsB3448F16",
       "AWS::SNS::Topic EcrAnywhereMonitoringAlarmTopic97FF99A3",
       "AWS::SQS::Queue EcrAnywhereRefresherDeadLetters63F2CE8A",
     ]);
@@ -444,7 +462,7 @@ describe("fan-out mode", () => {
   it("adds a queue with a dead-letter queue, a worker fed by it, and their alarms, and still passes cdk-nag", () => {
     const fanout = synthesize({ refreshMode: "fanout", fanoutConcurrency: 20 });
     template.resourceCountIs("AWS::SQS::Queue", 1);
-    fanout.resourceCountIs("AWS::Lambda::Function", 3);
+    fanout.resourceCountIs("AWS::Lambda::Function", 4);
     fanout.hasResourceProperties("AWS::SQS::Queue", {
       RedrivePolicy: { maxReceiveCount: 3, deadLetterTargetArn: Match.anyValue() },
     });
@@ -471,7 +489,7 @@ describe("fan-out mode", () => {
     expect(workerActions).not.toContain("secretsmanager:ListSecrets");
     expect(workerActions).toContain("secretsmanager:GetSecretValue");
     expect(statementsOf(fanout, "Refresher").flatMap(actions)).toContain("sqs:SendMessage");
-    expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(12);
+    expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(13);
   });
 });
 
