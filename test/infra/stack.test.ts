@@ -402,6 +402,132 @@ describe("ECR Public", () => {
   });
 });
 
+describe("token scoping", () => {
+  const userPolicy = (synthesized: Template) => policyStatements(synthesized, BROKER_USER);
+
+  it("creates a token broker user with no console, no groups and one inline policy: mint, pull the allowed registries, federate ecr-anywhere-* only", () => {
+    template.resourceCountIs("AWS::IAM::User", 1);
+    const [user] = Object.values(template.findResources("AWS::IAM::User")) as {
+      Properties?: Record<string, unknown>;
+    }[];
+    expect(user?.Properties?.LoginProfile).toBeUndefined();
+    expect(user?.Properties?.Groups).toBeUndefined();
+    expect(user?.Properties?.ManagedPolicyArns).toBeUndefined();
+    template.resourceCountIs("AWS::IAM::AccessKey", 0); // the key is never in the template
+    const statements = userPolicy(template);
+    expect([...new Set(statements.flatMap(actions))].sort()).toEqual([
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetAuthorizationToken",
+      "ecr:GetDownloadUrlForLayer",
+      "sts:GetFederationToken",
+    ]);
+    const federate = statements.find((statement) =>
+      actions(statement).includes("sts:GetFederationToken"),
+    ) as Statement;
+    expect(JSON.stringify(federate.Resource)).toMatch(
+      /":sts::",\{"Ref":"AWS::AccountId"\},":federated-user\/ecr-anywhere-\*"/,
+    );
+  });
+
+  it("lets the rotation function manage that user's keys and write that one item, and nothing else", () => {
+    const statements = policyStatements(template, "EcrAnywhereWebhookTokenBrokerRole");
+    expect([...new Set(statements.flatMap(actions))].sort()).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "iam:CreateAccessKey",
+      "iam:DeleteAccessKey",
+      "iam:ListAccessKeys",
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]);
+    const iamStatement = statements.find((statement) =>
+      actions(statement).includes("iam:CreateAccessKey"),
+    ) as Statement;
+    expect(JSON.stringify(iamStatement.Resource)).toMatch(/TokenBrokerUser[A-Z0-9]+", *"Arn"/);
+    const item = statements.find((statement) =>
+      actions(statement).includes("dynamodb:PutItem"),
+    ) as Statement;
+    expect(item.Condition).toEqual({
+      "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["ecr-anywhere/broker-key"] },
+    });
+    const kms = statements.find((statement) =>
+      actions(statement).includes("kms:Encrypt"),
+    ) as Statement;
+    expect(JSON.stringify(kms.Condition)).toContain("kms:ViaService");
+    // The first key is made by the custom resource when the stack deploys; rotation runs daily.
+    template.hasResourceProperties("Custom::EcrAnywhereBrokerKey", {
+      ServiceToken: { "Fn::GetAtt": [Match.stringLikeRegexp("TokenBroker"), "Arn"] },
+      UserName: { Ref: Match.stringLikeRegexp("TokenBrokerUser") },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 day)" });
+  });
+
+  it("gives the webhook no IAM action, the broker's name, and no way to write its key", () => {
+    const statements = statementsOf(template, "Webhook");
+    expect(statements.flatMap(actions).filter((action) => action.startsWith("iam:"))).toEqual([]);
+    const deny = statements.find((statement) => statement.Effect === "Deny") as Statement;
+    expect(actions(deny).sort()).toEqual(["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+    expect(deny.Condition).toEqual({
+      "ForAnyValue:StringEquals": { "dynamodb:LeadingKeys": ["ecr-anywhere/broker-key"] },
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_TOKEN_SCOPING: "federation",
+          ECR_ANYWHERE_BROKER_USER: { Ref: Match.stringLikeRegexp("TokenBrokerUser") },
+        }),
+      },
+    });
+  });
+
+  it("role-session: no IAM user; a pull role only the webhook may assume, for an hour, holding the pulls", () => {
+    const roleSession = synthesize({ allowedRegistries: [EAST], tokenScoping: "role-session" });
+    roleSession.resourceCountIs("AWS::IAM::User", 0);
+    roleSession.resourceCountIs("AWS::Lambda::Function", 2);
+    roleSession.resourceCountIs("Custom::EcrAnywhereBrokerKey", 0);
+    const roles = roleSession.findResources("AWS::IAM::Role", {
+      Properties: { MaxSessionDuration: 3600 },
+    }) as Record<string, { Properties: { AssumeRolePolicyDocument: unknown } }>;
+    const [pullRoleId, pullRole] = Object.entries(roles)[0] ?? [];
+    expect(JSON.stringify(pullRole?.Properties.AssumeRolePolicyDocument)).toMatch(
+      /"AWS":\{"Fn::GetAtt":\["EcrAnywhereWebhookRole[A-Z0-9]+","Arn"\]\}/,
+    );
+    const pulls = policyStatements(roleSession, String(pullRoleId).replace(/[A-F0-9]{8}$/, ""));
+    expect(pulls.flatMap(resources)).toContain("arn:aws:ecr:us-east-1:123456789012:repository/*");
+    const assume = statementsOf(roleSession, "Webhook").find((statement) =>
+      actions(statement).includes("sts:AssumeRole"),
+    ) as Statement;
+    expect(JSON.stringify(assume.Resource)).toContain(String(pullRoleId));
+    roleSession.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_TOKEN_SCOPING: "role-session",
+          ECR_ANYWHERE_PULL_ROLE_ARN: Match.anyValue(),
+        }),
+      },
+    });
+  });
+
+  it("reads the setting from context and refuses anything else, in context and in the construct", () => {
+    expect(
+      propsFromContext({ "ecr-anywhere:tokenScoping": "role-session" }).props.tokenScoping,
+    ).toBe("role-session");
+    expect(() => propsFromContext({ "ecr-anywhere:tokenScoping": "none" })).toThrow(/tokenScoping/);
+    const app = new App();
+    expect(
+      () =>
+        new EcrAnywhereStack(app, "Bad", {
+          ecrAnywhere: { tokenScoping: "none" as never },
+        }),
+    ).toThrow(/Bad\/EcrAnywhere\/Webhook: tokenScoping must be federation or role-session/);
+  });
+});
+
 describe("logical IDs", () => {
   // A new logical ID means CloudFormation replaces the resource: a new function URL that every
   // onboarded cluster would have to be told, a new KMS key that records are not encrypted with,
