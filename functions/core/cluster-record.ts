@@ -112,22 +112,19 @@ export function parseClusterRecord(
       error: `record clusterId "${parsed.value.clusterId}" does not match its name (${expectedClusterId})`,
     };
   }
-  // A session policy narrows an assumed role: without a role the webhook's own credentials would
-  // mint the token, and the narrowing the record asks for would silently not happen.
-  if (parsed.ok && parsed.value.roleArn === undefined) {
-    if (parsed.value.repositories !== undefined)
-      return {
-        ok: false,
-        error:
-          "repositories needs roleArn: the session policy it becomes narrows an assumed role, and without one nothing would be narrowed",
-      };
-    if (parsed.value.pullThroughCache === true)
-      return {
-        ok: false,
-        error:
-          "pullThroughCache in a record needs roleArn and repositories (without them the stack's own pullThroughCache setting applies)",
-      };
-  }
+  // Every token is minted under a session policy built from the record (docs/contract.md, "Token
+  // scoping"), so `repositories` narrows with or without a role. `pullThroughCache` opts a
+  // narrowed record in; a record that does not narrow inherits the stack's setting instead.
+  if (
+    parsed.ok &&
+    parsed.value.pullThroughCache === true &&
+    parsed.value.repositories === undefined
+  )
+    return {
+      ok: false,
+      error:
+        "pullThroughCache in a record needs repositories (a record without them inherits the stack's pullThroughCache setting)",
+    };
   if (parsed.ok && partition !== undefined) {
     const problem = parsed.value.registries
       .map((host) => partitionProblem(host, partition))
