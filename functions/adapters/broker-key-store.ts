@@ -8,19 +8,20 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { BROKER_KEY_ITEM, type BrokerKeyStore, type StoredBrokerKey } from "../core/broker-key.ts";
 
-export class DynamoBrokerKeyStore implements BrokerKeyStore {
-  readonly #client: DynamoDBClient;
-  readonly #table: string;
+/** What the webhook needs: reading. (Writing, below, stays out of its bundle.) */
+export class DynamoBrokerKeyReader implements Pick<BrokerKeyStore, "read"> {
+  protected readonly client: DynamoDBClient;
+  protected readonly table: string;
 
   constructor(table: string, client = new DynamoDBClient({})) {
-    this.#table = table;
-    this.#client = client;
+    this.table = table;
+    this.client = client;
   }
 
   async read(signal: AbortSignal): Promise<StoredBrokerKey | undefined> {
-    const { Item } = await this.#client.send(
+    const { Item } = await this.client.send(
       new GetItemCommand({
-        TableName: this.#table,
+        TableName: this.table,
         Key: { pk: { S: BROKER_KEY_ITEM } },
         ConsistentRead: true,
       }),
@@ -32,11 +33,14 @@ export class DynamoBrokerKeyStore implements BrokerKeyStore {
     if (!accessKeyId || !secretAccessKey || !Number.isFinite(storedAtMs)) return undefined;
     return { accessKeyId, secretAccessKey, storedAtMs };
   }
+}
 
+/** The rotation function's: reading which key is current, and storing a new one. */
+export class DynamoBrokerKeyStore extends DynamoBrokerKeyReader implements BrokerKeyStore {
   async write(key: StoredBrokerKey, signal: AbortSignal): Promise<void> {
-    await this.#client.send(
+    await this.client.send(
       new PutItemCommand({
-        TableName: this.#table,
+        TableName: this.table,
         // No `expiresAt`: the table's TTL must never remove the key.
         Item: {
           pk: { S: BROKER_KEY_ITEM },

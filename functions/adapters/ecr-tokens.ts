@@ -29,7 +29,7 @@ import type {
   TokenMinter,
 } from "../core/tokens.ts";
 import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
-import { awsErrorParts, CredentialError, DENIED, isTimeout, THROTTLING } from "./aws-errors.ts";
+import { CredentialError, explainAwsError } from "./aws-errors.ts";
 import { EcrMinter } from "./ecr-minter.ts";
 import { EcrPublicMinter } from "./ecr-public-minter.ts";
 import { type BrokerSts, TokenSessions } from "./token-sessions.ts";
@@ -103,17 +103,8 @@ export class EcrTokenProvider {
     this.kinds = minters.map((minter) => minter.kind);
     this.#tokens = new ExpiringCache({ maxEntries: 2000, now: options.now });
     this.#scoping = options.scoping ?? { mode: "federation", broker: "self" };
-    this.#sessions = new TokenSessions({
-      sts: options.sts,
-      now: options.now,
-      ...(options.broker ? { broker: options.broker } : {}),
-      ...(options.assumeRoleDurationSeconds === undefined
-        ? {}
-        : { assumeRoleDurationSeconds: options.assumeRoleDurationSeconds }),
-      ...(options.minimumRemainingMs === undefined
-        ? {}
-        : { minimumRemainingMs: options.minimumRemainingMs }),
-    });
+    // The session options are a subset of these, under the same names.
+    this.#sessions = new TokenSessions(options);
   }
 
   async tokenFor(
@@ -269,29 +260,12 @@ export class EcrTokenProvider {
 }
 
 function explainEcrError(error: unknown, region: string, kind: RegistryKind): Error {
-  if (error instanceof CredentialError) return error;
-  const { name, message } = awsErrorParts(error);
-  const { service, tokenAction: action, tokenPermissions: needs } = kind;
-  if (isTimeout(name)) {
-    return new CredentialError(
-      504,
-      `timed out waiting for ${service} GetAuthorizationToken in ${region}; try again shortly`,
-    );
-  }
-  if (THROTTLING.has(name)) {
-    return new CredentialError(
-      429,
-      `${service} is throttling GetAuthorizationToken in ${region}; try again shortly (if it persists, raise the ${service} quota or reduce how often Secrets are written)`,
-    );
-  }
-  if (DENIED.has(name)) {
-    return new CredentialError(
-      403,
-      `AWS denied ${action} in ${region} (${name}): ${message} Check that the IAM policy of the role that mints tokens for this cluster allows ${needs}.`,
-    );
-  }
-  return new CredentialError(
-    502,
-    `${service} GetAuthorizationToken failed in ${region} (${name}): ${message}`,
-  );
+  const { service } = kind;
+  return explainAwsError(error, {
+    service,
+    operation: `GetAuthorizationToken in ${region}`,
+    throttled: ` (if it persists, raise the ${service} quota or reduce how often Secrets are written)`,
+    denied: `AWS denied ${kind.tokenAction} in ${region}`,
+    check: `Check that the IAM policy of the role that mints tokens for this cluster allows ${kind.tokenPermissions}.`,
+  });
 }

@@ -10,20 +10,21 @@ import {
   GetFederationTokenCommand,
   STSClient,
 } from "@aws-sdk/client-sts";
-import type { BrokerKeyStore, StoredBrokerKey } from "../core/broker-key.ts";
-import { BROKER_KEY_CACHE_MS } from "../core/broker-key.ts";
+import {
+  BROKER_KEY_CACHE_MS,
+  type BrokerKeyStore,
+  type StoredBrokerKey,
+} from "../core/broker-key.ts";
 import { credentialsReuseUntil } from "../core/token-lifetime.ts";
 import { FEDERATION_SESSION_SECONDS, type MintPlan } from "../core/token-scoping.ts";
 import type { AwsCredentials } from "../core/tokens.ts";
 import { ExpiringCache } from "../lib/expiring-cache.ts";
 import {
+  type AwsCall,
   awsErrorParts,
   CredentialError,
-  DENIED,
-  isTimeout,
+  explainAwsError,
   KEY_REFUSED,
-  POLICY_REFUSED,
-  THROTTLING,
 } from "./aws-errors.ts";
 
 /** Where sts:GetFederationToken is sent from: an STS client holding the broker's key. */
@@ -43,12 +44,12 @@ export function ownCredentialsBroker(sts: STSClient): BrokerSts {
  * execution environment (and again at once when STS refuses it), with one STS client per key.
  */
 export class StoredKeyBroker implements BrokerSts {
-  readonly #store: BrokerKeyStore;
+  readonly #store: Pick<BrokerKeyStore, "read">;
   readonly #keys: ExpiringCache<"key", StoredBrokerKey>;
   readonly #now: () => number;
   #client: { readonly accessKeyId: string; readonly client: STSClient } | undefined;
 
-  constructor(store: BrokerKeyStore, now: () => number) {
+  constructor(store: Pick<BrokerKeyStore, "read">, now: () => number) {
     this.#store = store;
     this.#keys = new ExpiringCache({ maxEntries: 1, now });
     this.#now = now;
@@ -60,10 +61,11 @@ export class StoredKeyBroker implements BrokerSts {
         const { name, message } = awsErrorParts(error);
         throw new CredentialError(503, `cannot read the token broker's key (${name}): ${message}`);
       });
+      // The rotation function stores the first key while the stack deploys.
       if (stored === undefined)
         throw new CredentialError(
           503,
-          "the token broker has no access key yet: the broker key rotation function stores one when the stack is deployed (see its log)",
+          "the token broker has no access key yet: see its rotation function's log",
         );
       return { value: stored, serveUntilMs: this.#now() + BROKER_KEY_CACHE_MS };
     });
@@ -141,7 +143,7 @@ export class TokenSessions {
       );
       return sessionCredentials(result.Credentials, `STS AssumeRole on ${roleArn}`);
     } catch (error) {
-      throw explainAssumeRoleError(error, roleArn);
+      throw explainAwsError(error, assumeRoleCall(roleArn));
     }
   }
 
@@ -150,13 +152,14 @@ export class TokenSessions {
     try {
       return await this.#getFederationToken(name, policy, signal);
     } catch (error) {
-      if (!KEY_REFUSED.has(awsErrorParts(error).name)) throw explainFederationError(error);
+      if (!KEY_REFUSED.has(awsErrorParts(error).name))
+        throw explainAwsError(error, FEDERATION_CALL);
       this.#broker.invalidate();
       try {
         return await this.#getFederationToken(name, policy, signal);
       } catch (again) {
         if (KEY_REFUSED.has(awsErrorParts(again).name)) this.#broker.invalidate();
-        throw explainFederationError(again);
+        throw explainAwsError(again, FEDERATION_CALL);
       }
     }
   }
@@ -196,50 +199,19 @@ function sessionCredentials(credentials: Credentials | undefined, call: string):
   };
 }
 
-/** STS refused the policy built from the record: too many registries or repositories. */
-function policyRefused(name: string, message: string): CredentialError {
-  return new CredentialError(
-    400,
-    `STS refused the session policy built from this cluster's record (${name}): ${message} List fewer registries, or narrow with wildcard repositories.`,
-  );
+function assumeRoleCall(roleArn: string): AwsCall {
+  return {
+    service: "STS",
+    operation: `AssumeRole on ${roleArn}`,
+    denied: `the webhook cannot assume role ${roleArn}`,
+    check:
+      "Check that the role's trust policy allows the ecr-anywhere webhook role and that the webhook may call sts:AssumeRole on it.",
+  };
 }
 
-function explainAssumeRoleError(error: unknown, roleArn: string): Error {
-  if (error instanceof CredentialError) return error;
-  const { name, message } = awsErrorParts(error);
-  if (isTimeout(name))
-    return new CredentialError(504, `timed out assuming role ${roleArn}; try again shortly`);
-  if (THROTTLING.has(name))
-    return new CredentialError(
-      429,
-      `STS is throttling AssumeRole on ${roleArn}; try again shortly`,
-    );
-  if (POLICY_REFUSED.has(name)) return policyRefused(name, message);
-  if (DENIED.has(name)) {
-    return new CredentialError(
-      403,
-      `the webhook cannot assume role ${roleArn} (${name}): ${message} Check that the role's trust policy allows the ecr-anywhere webhook role and that the webhook may call sts:AssumeRole on it.`,
-    );
-  }
-  return new CredentialError(502, `STS AssumeRole on ${roleArn} failed (${name}): ${message}`);
-}
-
-function explainFederationError(error: unknown): Error {
-  if (error instanceof CredentialError) return error;
-  const { name, message } = awsErrorParts(error);
-  if (isTimeout(name))
-    return new CredentialError(
-      504,
-      "timed out waiting for STS GetFederationToken; try again shortly",
-    );
-  if (THROTTLING.has(name))
-    return new CredentialError(429, "STS is throttling GetFederationToken; try again shortly");
-  if (POLICY_REFUSED.has(name)) return policyRefused(name, message);
-  if (DENIED.has(name) || KEY_REFUSED.has(name)) {
-    return new CredentialError(
-      403,
-      `the token broker cannot federate a session for this cluster (${name}): ${message} Check that the broker user may call sts:GetFederationToken on federated-user/ecr-anywhere-* and that its access key is the one the broker key rotation function stored.`,
-    );
-  }
-  return new CredentialError(502, `STS GetFederationToken failed (${name}): ${message}`);
-}
+const FEDERATION_CALL: AwsCall = {
+  service: "STS",
+  operation: "GetFederationToken",
+  denied: "the token broker cannot federate a session",
+  check: "Check the broker user's policy and its key's rotation function's log.",
+};

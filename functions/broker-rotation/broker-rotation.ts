@@ -7,9 +7,10 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import * as v from "valibot";
 import { DynamoBrokerKeyStore } from "../adapters/broker-key-store.ts";
 import { IamAccessKeys } from "../adapters/iam-access-keys.ts";
-import { brokerRotationConfigFromEnv } from "../core/config.ts";
+import { ENV, settingsFrom } from "../core/config.ts";
 import { createTelemetry } from "../telemetry.ts";
 import { type RotationDependencies, removeBrokerKeys, rotateBrokerKey } from "./rotation.ts";
 
@@ -117,19 +118,25 @@ async function answerCloudFormation(
   if (!answer.ok) throw new Error(`CloudFormation's response URL answered ${answer.status}`);
 }
 
+/** Its settings (names from core/config.ts): the token table and the broker user. */
+const RotationEnvSchema = v.object({
+  [ENV.tokenTable]: v.pipe(v.string(), v.nonEmpty()),
+  [ENV.brokerUser]: v.pipe(v.string(), v.regex(/^[\w+=,.@-]{1,64}$/, "an IAM user name")),
+});
+
 /** The production wiring: IAM and DynamoDB with the function's own credentials and region. */
 export function createBrokerRotationFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): (event: RotationEvent) => Promise<void> {
-  const config = brokerRotationConfigFromEnv(env);
+  const settings = settingsFrom(RotationEnvSchema, env, "broker key rotation");
   const { logger } = createTelemetry("ecr-anywhere-broker-rotation");
   return createBrokerRotation({
     keys: new IamAccessKeys({
       region: env.AWS_REGION ?? "us-east-1",
       endpoint: env.AWS_ENDPOINT_URL_IAM,
     }),
-    store: new DynamoBrokerKeyStore(config.tokenTable, new DynamoDBClient({})),
-    userName: config.brokerUser,
+    store: new DynamoBrokerKeyStore(settings[ENV.tokenTable], new DynamoDBClient({})),
+    userName: settings[ENV.brokerUser],
     now: Date.now,
     log: (message, details) => logger.info(message, { ...details }),
   });

@@ -64,32 +64,29 @@ const WebhookEnvSchema = v.object({
     "3600",
   ),
   [ENV.tokenScoping]: v.optional(v.picklist(TOKEN_SCOPING_MODES), "federation"),
-  [ENV.brokerUser]: v.optional(
-    v.pipe(v.string(), v.regex(/^[\w+=,.@-]{1,64}$/, "an IAM user name")),
-  ),
-  [ENV.pullRoleArn]: v.optional(
-    v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "an IAM role ARN")),
-  ),
+  // Set by the stack from the user and role it creates; STS refuses a wrong one by name.
+  [ENV.brokerUser]: v.optional(v.pipe(v.string(), v.nonEmpty())),
+  [ENV.pullRoleArn]: v.optional(v.pipe(v.string(), v.nonEmpty())),
   [ENV.pullThroughCache]: v.optional(v.picklist(["true", "false"]), "false"),
 });
 
-const BrokerRotationEnvSchema = v.object({
-  [ENV.tokenTable]: v.pipe(v.string(), v.nonEmpty()),
-  [ENV.brokerUser]: WebhookEnvSchema.entries[ENV.brokerUser],
-});
-
-const RefresherEnvSchema = v.object({
-  [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  [ENV.clusterRecordPrefix]: WebhookEnvSchema.entries[ENV.clusterRecordPrefix],
-  [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
-  [ENV.clusterConcurrency]: positiveInteger(5, 50),
-  [ENV.markConcurrency]: positiveInteger(10, 500),
-  [ENV.markAttempts]: positiveInteger(4, 10),
-  [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
-  [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
-  [ENV.fanoutQueueUrl]: v.optional(v.pipe(v.string(), v.url())),
-  [ENV.allowLocalApiServers]: v.optional(v.picklist(["true", "false"]), "false"),
-});
+/**
+ * Built when asked, not at import: the webhook's bundle imports this module too, and a schema made
+ * at the top level would stay in it unused.
+ */
+const refresherEnvSchema = () =>
+  v.object({
+    [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+    [ENV.clusterRecordPrefix]: WebhookEnvSchema.entries[ENV.clusterRecordPrefix],
+    [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
+    [ENV.clusterConcurrency]: positiveInteger(5, 50),
+    [ENV.markConcurrency]: positiveInteger(10, 500),
+    [ENV.markAttempts]: positiveInteger(4, 10),
+    [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
+    [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
+    [ENV.fanoutQueueUrl]: v.optional(v.pipe(v.string(), v.url())),
+    [ENV.allowLocalApiServers]: v.optional(v.picklist(["true", "false"]), "false"),
+  });
 
 export interface RefresherConfig {
   /**
@@ -122,7 +119,7 @@ export interface RefresherConfig {
 export function refresherConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): RefresherConfig {
-  const settings = settingsFrom(RefresherEnvSchema, env, "refresher");
+  const settings = settingsFrom(refresherEnvSchema(), env, "refresher");
   if (settings[ENV.refreshMode] === "fanout" && !settings[ENV.fanoutQueueUrl]) {
     throw new Error(
       `invalid refresher configuration: ${ENV.refreshMode}=fanout needs ${ENV.fanoutQueueUrl}`,
@@ -191,37 +188,18 @@ export function webhookConfigFromEnv(
 function tokenScopingFrom(settings: v.InferOutput<typeof WebhookEnvSchema>): TokenScoping {
   const pullRoleArn = settings[ENV.pullRoleArn];
   const brokerUser = settings[ENV.brokerUser];
-  if (settings[ENV.tokenScoping] === "role-session") {
-    if (pullRoleArn === undefined)
-      throw new Error(
-        `invalid webhook configuration: ${ENV.tokenScoping}=role-session needs ${ENV.pullRoleArn}`,
-      );
-    return { mode: "role-session", pullRoleArn };
-  }
-  if (brokerUser !== undefined && settings[ENV.tokenTable] === undefined)
-    throw new Error(
-      `invalid webhook configuration: ${ENV.brokerUser} needs ${ENV.tokenTable}, where the broker's key is kept`,
-    );
-  return { mode: "federation", broker: brokerUser ?? "self" };
+  const role = settings[ENV.tokenScoping] === "role-session";
+  // The broker's key is kept in the token table.
+  const missing = role
+    ? !pullRoleArn && ENV.pullRoleArn
+    : brokerUser && !settings[ENV.tokenTable] && ENV.tokenTable;
+  if (missing) throw new Error(`invalid webhook configuration: ${missing} is required`);
+  return role && pullRoleArn
+    ? { mode: "role-session", pullRoleArn }
+    : { mode: "federation", broker: brokerUser ?? "self" };
 }
 
-export interface BrokerRotationConfig {
-  /** The webhook's token table, which holds the broker's key in one item. */
-  readonly tokenTable: string;
-  readonly brokerUser: string;
-}
-
-export function brokerRotationConfigFromEnv(
-  env: Readonly<Record<string, string | undefined>>,
-): BrokerRotationConfig {
-  const settings = settingsFrom(BrokerRotationEnvSchema, env, "broker key rotation");
-  const brokerUser = settings[ENV.brokerUser];
-  if (brokerUser === undefined)
-    throw new Error(`invalid broker key rotation configuration: ${ENV.brokerUser} is required`);
-  return { tokenTable: settings[ENV.tokenTable], brokerUser };
-}
-
-function settingsFrom<const TSchema extends v.GenericSchema>(
+export function settingsFrom<const TSchema extends v.GenericSchema>(
   schema: TSchema,
   env: Readonly<Record<string, string | undefined>>,
   fn: string,

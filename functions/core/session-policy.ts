@@ -51,11 +51,8 @@ export function sessionPolicyFor(
   if (statements.length === 0) return undefined;
   const policy = JSON.stringify({ Version: "2012-10-17", Statement: statements });
   if (policy.length > MAX_SESSION_POLICY_CHARS) {
-    const what = repositories
-      ? `${repositories.length} repositories`
-      : `${scope.registries.length} registries`;
     throw new RangeError(
-      `the session policy for ${what} is ${policy.length} characters; STS allows ${MAX_SESSION_POLICY_CHARS}: use wildcards such as arn:aws:ecr:<region>:<account>:repository/team-a/*`,
+      `the session policy for ${(repositories ?? scope.registries).length} repositories is ${policy.length} characters; STS allows ${MAX_SESSION_POLICY_CHARS}: use wildcards such as arn:aws:ecr:<region>:<account>:repository/team-a/*`,
     );
   }
   return policy;

@@ -7,7 +7,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
-import { DynamoBrokerKeyStore } from "../adapters/broker-key-store.ts";
+import { DynamoBrokerKeyReader } from "../adapters/broker-key-store.ts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
 import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
@@ -172,7 +172,7 @@ function tokenProviderFor(
     assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
     ...(table && dynamo ? { shared: new DynamoTokenStore(table, dynamo) } : {}),
     ...(table && dynamo && config.brokerUser
-      ? { broker: new StoredKeyBroker(new DynamoBrokerKeyStore(table, dynamo), now) }
+      ? { broker: new StoredKeyBroker(new DynamoBrokerKeyReader(table, dynamo), now) }
       : {}),
     onSharedStoreError: (error) => {
       telemetry.logger.warn("shared token store failed: minted instead", {
