@@ -65,6 +65,12 @@ export interface EcrTokenProviderOptions {
 /** Where a token came from: this environment's cache, the shared store, or a mint. */
 export type TokenSource = CacheSource | "store";
 
+interface PlannedToken {
+  readonly plan: MintPlan;
+  /** The cache key: (principal, session policy, endpoint). */
+  readonly key: string;
+}
+
 interface LoadedToken {
   readonly token: EcrToken;
   readonly fromStore: boolean;
@@ -93,8 +99,11 @@ export class EcrTokenProvider {
   readonly #tokens: ExpiringCache<string, LoadedToken>;
   readonly #sessions: TokenSessions;
   readonly #scoping: TokenScoping;
-  /** Plans per record object (records are cached objects): no parsing or hashing per request. */
-  readonly #plans = new WeakMap<TokenRequester, Map<string, MintPlan>>();
+  /**
+   * Per record object (records are cached objects), per endpoint: how its token is minted and its
+   * cache key. No parsing or hashing per request, and one key string, whose hash V8 keeps.
+   */
+  readonly #plans = new WeakMap<TokenRequester, Map<string, PlannedToken>>();
 
   constructor(options: EcrTokenProviderOptions) {
     this.#options = options;
@@ -112,8 +121,7 @@ export class EcrTokenProvider {
     endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<{ token: EcrToken; source: TokenSource }> {
-    const plan = this.#planFor(requester, endpoint);
-    const key = `${plan.identity}|${endpointKey(endpoint, this.kinds)}`;
+    const { plan, key } = this.#planFor(requester, endpoint);
     const { value, source } = await this.#tokens.getOrLoad(key, () =>
       this.#load(key, plan, endpoint, signal),
     );
@@ -123,20 +131,22 @@ export class EcrTokenProvider {
     };
   }
 
-  #planFor(requester: TokenRequester, endpoint: TokenEndpoint): MintPlan {
+  #planFor(requester: TokenRequester, endpoint: TokenEndpoint): PlannedToken {
     let plans = this.#plans.get(requester);
     if (plans === undefined) {
       plans = new Map();
       this.#plans.set(requester, plans);
     }
-    const known = plans.get(endpoint.kind);
+    const where = endpointKey(endpoint, this.kinds);
+    const known = plans.get(`${endpoint.kind}|${where}`);
     if (known !== undefined) return known;
     try {
       const kind = kindOf(endpoint.kind, this.kinds);
       const pullThroughCache = this.#options.pullThroughCache === true;
       const plan = planMint(requester, kind, this.kinds, this.#scoping, pullThroughCache);
-      plans.set(endpoint.kind, plan);
-      return plan;
+      const planned = { plan, key: `${plan.identity}|${where}` };
+      plans.set(`${endpoint.kind}|${where}`, planned);
+      return planned;
     } catch (error) {
       throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
     }
