@@ -27,6 +27,9 @@ import {
   KEY_REFUSED,
 } from "./aws-errors.ts";
 
+/** As long as an admission's whole budget: a request may join the read in flight. */
+const PREFETCH_TIMEOUT_MS = 8000;
+
 /** Where sts:GetFederationToken is sent from: an STS client holding the broker's key. */
 export interface BrokerSts {
   client(signal: AbortSignal): Promise<STSClient>;
@@ -53,6 +56,16 @@ export class StoredKeyBroker implements BrokerSts {
     this.#store = store;
     this.#keys = new ExpiringCache({ maxEntries: 1, now });
     this.#now = now;
+  }
+
+  /**
+   * One whose key is already being read: a cold environment reads it beside the cluster record
+   * instead of after it, and the first mint waits for one call less. A failed read is not kept.
+   */
+  static prefetched(store: Pick<BrokerKeyStore, "read">, now: () => number): StoredKeyBroker {
+    const broker = new StoredKeyBroker(store, now);
+    broker.client(AbortSignal.timeout(PREFETCH_TIMEOUT_MS)).catch(() => undefined);
+    return broker;
   }
 
   async client(signal: AbortSignal): Promise<STSClient> {

@@ -172,7 +172,7 @@ function tokenProviderFor(
     assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
     ...(table && dynamo ? { shared: new DynamoTokenStore(table, dynamo) } : {}),
     ...(table && dynamo && config.brokerUser
-      ? { broker: new StoredKeyBroker(new DynamoBrokerKeyReader(table, dynamo), now) }
+      ? { broker: StoredKeyBroker.prefetched(new DynamoBrokerKeyReader(table, dynamo), now) }
       : {}),
     onSharedStoreError: (error) => {
       telemetry.logger.warn("shared token store failed: minted instead", {
