@@ -78,6 +78,8 @@ interface LoadedToken {
 
 /** How long one environment may mint while the others wait for its token. */
 const SHARED_LEASE_MS = 3000;
+/** Two leases (6 s) at most, then mint: the admission's whole budget is 8 s. */
+const SHARED_LEASES_AWAITED = 2;
 const SHARED_POLL_MS = 100;
 /** A slow store must not eat the admission's budget: past this, mint. */
 const SHARED_STORE_TIMEOUT_MS = 1000;
@@ -207,17 +209,24 @@ export class EcrTokenProvider {
     }
   }
 
-  /** Another environment is minting: its token, if it lands within the lease. */
+  /**
+   * Another environment is minting: its token, if it lands. When a lease runs out first, one
+   * waiter takes it over and mints while the others wait one lease more, so a slow mint (a
+   * session, then the token) does not turn every waiter into a minter. Undefined: mint here.
+   */
   async #awaitStore(
     store: SharedTokenStore,
     key: string,
     signal: AbortSignal,
   ): Promise<SharedToken | undefined> {
-    const deadline = Date.now() + SHARED_LEASE_MS;
-    while (Date.now() < deadline && !signal.aborted) {
-      await sleep(SHARED_POLL_MS, undefined, { signal }).catch(() => undefined);
-      const found = await this.#fromStore(store, key, signal);
-      if (found) return found;
+    for (let lease = 1; lease <= SHARED_LEASES_AWAITED; lease++) {
+      const deadline = Date.now() + SHARED_LEASE_MS;
+      while (Date.now() < deadline && !signal.aborted) {
+        await sleep(SHARED_POLL_MS, undefined, { signal }).catch(() => undefined);
+        const found = await this.#fromStore(store, key, signal);
+        if (found) return found;
+      }
+      if (signal.aborted || (await this.#claim(store, key, signal))) return undefined;
     }
     return undefined;
   }

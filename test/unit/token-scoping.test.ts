@@ -1,11 +1,16 @@
 /**
  * Who mints a cluster's token, under which session policy (core/token-scoping.ts); how long a
  * session is reused (core/token-lifetime.ts); when the broker's key is rotated
- * (core/broker-key.ts); and the sessions adapter reading the broker's key again when STS refuses
- * it. Pure, except the last, which runs against stubs of its ports.
+ * (core/broker-key.ts); the sessions adapter reading the broker's key again when STS refuses it,
+ * and waiting environments taking over a lease that ran out. Pure, except the last two, which run
+ * against stubs of their ports.
  */
+import type { ECRClient } from "@aws-sdk/client-ecr";
 import type { STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
+import { EcrMinter } from "../../functions/adapters/ecr-minter.ts";
+import { EcrPublicMinter } from "../../functions/adapters/ecr-public-minter.ts";
+import { EcrTokenProvider } from "../../functions/adapters/ecr-tokens.ts";
 import { StoredKeyBroker, TokenSessions } from "../../functions/adapters/token-sessions.ts";
 import {
   type AccessKeyInfo,
@@ -24,6 +29,7 @@ import {
   planMint,
   type TokenScoping,
 } from "../../functions/core/token-scoping.ts";
+import type { SharedToken, SharedTokenStore } from "../../functions/core/tokens.ts";
 
 const A = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
 const A_FIPS = "111111111111.dkr.ecr-fips.us-east-1.amazonaws.com";
@@ -277,4 +283,76 @@ describe("the broker's key in the webhook", () => {
     expect(used).toEqual(["AKIAOLDKEY", "AKIANEWKEY"]);
     expect(reads).toBe(2);
   });
+});
+
+describe("environments waiting for another's mint", () => {
+  it("take over a lease that ran out one at a time: one mints, the others get its token", async () => {
+    // The shared table's rules (adapters/shared-tokens.ts), in memory.
+    const items = new Map<string, { shared?: SharedToken; leaseUntilMs?: number }>();
+    const store: SharedTokenStore = {
+      read: async (key, nowMs) => {
+        const shared = items.get(key)?.shared;
+        return shared && shared.reuseUntilMs > nowMs ? shared : undefined;
+      },
+      claim: async (key, nowMs, leaseMs) => {
+        const item = items.get(key) ?? {};
+        if ((item.leaseUntilMs ?? 0) >= nowMs || (item.shared?.reuseUntilMs ?? 0) > nowMs)
+          return false;
+        items.set(key, { ...item, leaseUntilMs: nowMs + leaseMs });
+        return true;
+      },
+      write: async (key, shared) => {
+        items.set(key, { shared });
+      },
+    };
+    let mints = 0;
+    const ecr = () =>
+      ({
+        send: async () => {
+          mints++;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return {
+            authorizationData: [
+              {
+                authorizationToken: Buffer.from(`AWS:password-${mints}`).toString("base64"),
+                expiresAt: new Date(Date.now() + 12 * HOUR),
+              },
+            ],
+          };
+        },
+        destroy: () => undefined,
+      }) as unknown as ECRClient;
+    const sts = {
+      send: async () => ({
+        Credentials: {
+          AccessKeyId: "ASIAFEDERATED",
+          SecretAccessKey: "s",
+          SessionToken: "t",
+          Expiration: new Date(Date.now() + 36 * HOUR),
+        },
+      }),
+    } as unknown as STSClient;
+    const environment = () =>
+      new EcrTokenProvider({
+        sts,
+        now: Date.now,
+        shared: store,
+        minters: [new EcrMinter(ecr), new EcrPublicMinter()],
+      });
+    const requester = { clusterId: "c", registries: [A] };
+    const endpoint = { kind: "ecr", region: "us-east-1", fips: false };
+    // An environment claimed the lease and died before writing its token.
+    const first = await environment().tokenFor(requester, endpoint, AbortSignal.timeout(8000));
+    const key = [...items.keys()][0] ?? "";
+    items.set(key, { leaseUntilMs: Date.now() + 3000 });
+    const before = mints;
+    const waiters = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        environment().tokenFor(requester, endpoint, AbortSignal.timeout(8000)),
+      ),
+    );
+    expect(mints - before).toBe(1);
+    expect(new Set(waiters.map((answer) => answer.token.password)).size).toBe(1);
+    expect(waiters[0]?.token.password).not.toBe(first.token.password);
+  }, 15_000);
 });
