@@ -4,6 +4,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as v from "valibot";
 import { isRecordsName } from "../functions/core/contract.ts";
 import { isEcrHost } from "../functions/core/registries.ts";
+import { TOKEN_SCOPING_MODES } from "../functions/core/token-scoping.ts";
 import { parseWith } from "../functions/core/validation.ts";
 import type { EcrAnywhereProps } from "./ecr-anywhere.ts";
 
@@ -56,6 +57,7 @@ const ContextSchema = v.strictObject({
     ),
   ),
   fanoutConcurrency: v.optional(wholeNumber(2, 1000)),
+  tokenScoping: v.optional(v.picklist(TOKEN_SCOPING_MODES)),
   stackName: v.optional(
     v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
   ),
@@ -91,6 +93,7 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     refreshMode: c.refreshMode,
     pullThroughCache: c.pullThroughCache,
     fanoutConcurrency: c.fanoutConcurrency,
+    tokenScoping: c.tokenScoping,
   };
   return { stackName: c.stackName ?? "EcrAnywhere", props };
 }

@@ -14,6 +14,7 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
+import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
 import { EcrAnywhereRecords } from "./constructs/records.ts";
 import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
@@ -69,6 +70,14 @@ export interface EcrAnywhereProps {
    * narrowed by `repositories` also needs `pullThroughCache: true` in its record. @default false
    */
   readonly pullThroughCache?: boolean;
+  /**
+   * How the tokens of clusters without a `roleArn` are scoped to their record (every token is):
+   * `federation`, federated sessions of a token broker IAM user whose key a rotation function
+   * keeps (12 h tokens); `role-session`, sessions of a pull role the webhook assumes (no IAM user,
+   * but 1 h tokens: 12 times the admissions). See docs/contract.md, "Token scoping".
+   * @default federation
+   */
+  readonly tokenScoping?: TokenScopingMode;
 }
 
 /**
@@ -115,6 +124,7 @@ export class EcrAnywhere extends Construct {
       allowedRegistries: props.allowedRegistries,
       clusterRoleArns: props.clusterRoleArns,
       pullThroughCache: props.pullThroughCache ?? false,
+      tokenScoping: props.tokenScoping,
       reservedConcurrentExecutions: webhookConcurrency,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,

@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import pLimit from "p-limit";
+import { DynamoBrokerKeyStore } from "../functions/adapters/broker-key-store.ts";
 import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { sha256Hex } from "../functions/core/auth.ts";
 import { contractNames } from "../functions/core/contract.ts";
@@ -125,10 +126,14 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   const awsEnv = {
     ...localAwsEnv({ records: moto.url, sts: sts.url, ecr: ecr.url }),
   };
-  // The stack's shared token table (moto's DynamoDB); the refresher as it was had none.
+  // The stack's shared token table (moto's DynamoDB), holding the token broker's key as the
+  // stack's does; the refresher as it was had none (and its webhook federated with its own keys).
   const tokenTable: Record<string, string> = flags.before
     ? {}
-    : { ECR_ANYWHERE_TOKEN_TABLE: await createTokenTable(awsEnv) };
+    : {
+        ECR_ANYWHERE_TOKEN_TABLE: await createTokenTable(awsEnv),
+        ECR_ANYWHERE_BROKER_USER: "ecr-anywhere-token-broker",
+      };
   Object.assign(process.env, awsEnv, {
     POWERTOOLS_LOG_LEVEL: "SILENT",
     POWERTOOLS_METRICS_DISABLED: "true",
@@ -422,6 +427,14 @@ async function createTokenTable(env: Record<string, string>): Promise<string> {
       AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
       BillingMode: "PAY_PER_REQUEST",
     }),
+  );
+  await new DynamoBrokerKeyStore("ecr-anywhere-tokens", client).write(
+    {
+      accessKeyId: "AKIABENCHBROKERKEY01",
+      secretAccessKey: "bench-broker-secret",
+      storedAtMs: Date.now(),
+    },
+    AbortSignal.timeout(5000),
   );
   client.destroy();
   return "ecr-anywhere-tokens";

@@ -12,6 +12,7 @@ export const LAMBDA_ENTRY_POINTS = {
   webhook: "functions/webhook/handler.ts",
   refresher: "functions/refresher/handler.ts",
   "refresher-worker": "functions/refresher/worker-handler.ts",
+  "broker-rotation": "functions/broker-rotation/handler.ts",
 } as const;
 
 export async function buildLambdas(outRoot = "dist"): Promise<Record<string, number>> {

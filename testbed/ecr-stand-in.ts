@@ -2,7 +2,9 @@
  * A controllable stand-in for Amazon ECR's and ECR Public's GetAuthorizationToken, speaking their
  * real awsJson1_1 protocols (targets, SigV4 scopes, answer shapes) so the real AWS SDK talks to it. moto cannot be used here: its tokens always expire in
  * 2015. It can answer with any expiry, throttle, deny or stall, and it records each call's region
- * (from the SigV4 credential scope) and access key.
+ * (from the SigV4 credential scope), access key and session token, and each token it handed out.
+ * A test that knows when the session behind a key ends can have it cap the token's expiry there,
+ * as older ECR documentation said happens for tokens minted with temporary credentials.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -19,6 +21,12 @@ export interface EcrCall {
   readonly service: string;
   /** When it arrived (epoch ms, real time): for calls-per-second peaks. */
   readonly atMs: number;
+  /** The SigV4 session token (`x-amz-security-token`): which session signed; none for long-term keys. */
+  readonly sessionToken: string | undefined;
+  /** The password handed out, when the call succeeded. */
+  password?: string;
+  /** The expiresAt answered (epoch ms), when the call succeeded. */
+  expiresAtMs?: number;
 }
 
 export interface EcrStandIn {
@@ -32,6 +40,11 @@ export interface EcrStandIn {
   readonly lastPassword: Map<string, string>;
   /** Clock for expiresAt; tests move it with their own. */
   now: () => number;
+  /**
+   * When the session behind a call's credentials ends, if the test knows (epoch ms): the answered
+   * expiresAt is capped there. Undefined: ECR's 12 h (or `expiresInSeconds`) alone.
+   */
+  sessionExpiresAtMs: ((call: EcrCall) => number | undefined) | undefined;
   callsIn(region: string): number;
   reset(): void;
   stop(): Promise<void>;
@@ -55,6 +68,7 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     latencyMs: 0,
     lastPassword: new Map(),
     now: Date.now,
+    sessionExpiresAtMs: undefined,
     callsIn: (region) => state.calls.filter((call) => call.region === region).length,
     reset: () => {
       state.calls.length = 0;
@@ -62,6 +76,7 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
       state.expiresInSeconds = 12 * 3600;
       state.latencyMs = 0;
       state.now = Date.now;
+      state.sessionExpiresAtMs = undefined;
       state.lastPassword.clear();
     },
   };
@@ -73,7 +88,16 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
       String(request.headers.authorization ?? ""),
     );
     const [, accessKeyId = "", region = "", service = ""] = scope ?? [];
-    state.calls.push({ region, accessKeyId, target, service, atMs: Date.now() });
+    const sessionToken = request.headers["x-amz-security-token"];
+    const call: EcrCall = {
+      region,
+      accessKeyId,
+      target,
+      service,
+      atMs: Date.now(),
+      sessionToken: typeof sessionToken === "string" ? sessionToken : undefined,
+    };
+    state.calls.push(call);
     if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
     const reply = (status: number, body: unknown) => {
       if (response.destroyed) return;
@@ -104,7 +128,13 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
         const password = `stand-in-${ecrPublic ? "public" : region}-${randomId()}`;
         state.lastPassword.set(ecrPublic ? "public" : region, password);
         const authorizationToken = Buffer.from(`AWS:${password}`).toString("base64");
-        const expiresAt = Math.floor(state.now() / 1000) + state.expiresInSeconds;
+        const sessionEnd = state.sessionExpiresAtMs?.(call);
+        const expiresAt = Math.min(
+          Math.floor(state.now() / 1000) + state.expiresInSeconds,
+          sessionEnd === undefined ? Number.POSITIVE_INFINITY : Math.floor(sessionEnd / 1000),
+        );
+        call.password = password;
+        call.expiresAtMs = expiresAt * 1000;
         // ECR Public answers with one object; ECR with a list carrying the proxy endpoint.
         return reply(
           200,

@@ -73,7 +73,7 @@ function grantFlags<A extends any[], O extends OptionValues>(command: Command<A,
     )
     .option(
       "--repositories <arns>",
-      "comma-separated ECR repository ARNs (wildcards allowed) the tokens may pull",
+      "comma-separated ECR repository ARNs (wildcards allowed): the tokens may pull only these, instead of every repository of --registries",
       checked(parseRepositories),
     )
     .option(
@@ -218,13 +218,9 @@ export function completeOnboard(clusterId: string, flags: OnboardFlags): Onboard
 export function validateOnboard(options: OnboardOptions): void {
   if (options.serviceAccounts && !options.ensureSecret)
     throw new InputError("--service-accounts needs --ensure-secret (the Secret to add to them)");
-  if (options.repositories && !options.roleArn)
-    throw new InputError(
-      "--repositories needs --role-arn: the session policy narrows an assumed role, and without one nothing would be narrowed",
-    );
   if (options.pullThroughCache && !options.repositories)
     throw new InputError(
-      "--pull-through-cache needs --repositories and --role-arn (otherwise the stack's pullThroughCache setting applies)",
+      "--pull-through-cache needs --repositories (without them the cluster inherits the stack's pullThroughCache setting)",
     );
   if (options.allowAnySource && options.allowedSourceCidrs)
     throw new InputError("--allow-any-source and --allowed-source-cidrs exclude each other");

@@ -1,20 +1,26 @@
 /**
- * Registry tokens: minted with the function's own credentials, or with a cluster's role assumed
- * through STS under a session policy. Cached per (credentials, session policy, endpoint);
+ * Registry tokens, each minted under a session scoped to its cluster's record: with the cluster's
+ * own role, the token broker's federated session or the stack's pull role (core/token-scoping.ts
+ * decides, adapters/token-sessions.ts holds the sessions), or the function's own credentials for a
+ * kind whose tokens reach only public content. Cached per (principal, session policy, endpoint);
  * concurrent misses share one call, and with a shared store so do other execution environments.
  *
  * One provider serves every registry kind: like Powertools' `BaseProvider`, which keeps caching and
- * leaves `_get` to each concrete provider, it keeps what is common (caches, single flight, role
- * credentials, the shared store's lease, error messages) and hands the one API call to the kind's
+ * leaves `_get` to each concrete provider, it keeps what is common (caches, single flight,
+ * sessions, the shared store's lease, error messages) and hands the one API call to the kind's
  * `TokenMinter`. Composed rather than inherited: one admission asks for tokens of several kinds,
- * which share one cache, one assumed role and one shared store.
+ * which share one cache, one set of sessions and one shared store.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { AssumeRoleCommand, type STSClient } from "@aws-sdk/client-sts";
-import { sha256Hex } from "../core/auth.ts";
-import { endpointKey, kindsOf, type RegistryKind, type TokenEndpoint } from "../core/registries.ts";
-import { sessionPolicyFor } from "../core/session-policy.ts";
+import type { STSClient } from "@aws-sdk/client-sts";
+import { endpointKey, kindOf, type RegistryKind, type TokenEndpoint } from "../core/registries.ts";
 import { reuseUntil, tokenExpiry } from "../core/token-lifetime.ts";
+import {
+  type MintPlan,
+  planMint,
+  type TokenRequester,
+  type TokenScoping,
+} from "../core/token-scoping.ts";
 import type {
   AwsCredentials,
   EcrToken,
@@ -23,30 +29,16 @@ import type {
   TokenMinter,
 } from "../core/tokens.ts";
 import { type CacheSource, type Expiring, ExpiringCache } from "../lib/expiring-cache.ts";
+import { CredentialError, explainAwsError } from "./aws-errors.ts";
 import { EcrMinter } from "./ecr-minter.ts";
 import { EcrPublicMinter } from "./ecr-public-minter.ts";
+import { type BrokerSts, TokenSessions } from "./token-sessions.ts";
 
-/** Who asks for a token: the parts of a cluster record that decide which credentials mint it. */
-export interface TokenRequester {
-  readonly clusterId: string;
-  readonly roleArn?: string | undefined;
-  readonly repositories?: readonly string[] | undefined;
-  readonly pullThroughCache?: boolean | undefined;
-  /** The record's registry hosts: each kind among them adds what minting its tokens needs to the session policy. */
-  readonly registries?: readonly string[] | undefined;
-}
-
-/** A failure an operator can act on, with the HTTP status the admission denial carries. */
-export class CredentialError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "CredentialError";
-    this.status = status;
-  }
-}
+export type { TokenRequester } from "../core/token-scoping.ts";
+export { CredentialError } from "./aws-errors.ts";
 
 export interface EcrTokenProviderOptions {
+  /** STS with the function's own credentials: AssumeRole (and GetFederationToken without `broker`). */
   readonly sts: STSClient;
   /**
    * One minter per registry kind the webhook serves, each naming its kind: registering a kind is
@@ -54,6 +46,12 @@ export interface EcrTokenProviderOptions {
    */
   readonly minters?: readonly TokenMinter[];
   readonly now: () => number;
+  /** How clusters without a role are scoped. Default: federation with the function's own credentials. */
+  readonly scoping?: TokenScoping;
+  /** Where federated sessions come from. Default: the function's own credentials (`sts`). */
+  readonly broker?: BrokerSts;
+  /** The stack's pullThroughCache setting, which records that do not narrow inherit. */
+  readonly pullThroughCache?: boolean;
   /** AssumeRole session length. Role chaining from Lambda caps it at one hour. */
   readonly assumeRoleDurationSeconds?: number;
   /** Never serve a cached token with less than this left. */
@@ -67,6 +65,12 @@ export interface EcrTokenProviderOptions {
 /** Where a token came from: this environment's cache, the shared store, or a mint. */
 export type TokenSource = CacheSource | "store";
 
+interface PlannedToken {
+  readonly plan: MintPlan;
+  /** The cache key: (principal, session policy, endpoint). */
+  readonly key: string;
+}
+
 interface LoadedToken {
   readonly token: EcrToken;
   readonly fromStore: boolean;
@@ -74,6 +78,8 @@ interface LoadedToken {
 
 /** How long one environment may mint while the others wait for its token. */
 const SHARED_LEASE_MS = 3000;
+/** Two leases (6 s) at most, then mint: the admission's whole budget is 8 s. */
+const SHARED_LEASES_AWAITED = 2;
 const SHARED_POLL_MS = 100;
 /** A slow store must not eat the admission's budget: past this, mint. */
 const SHARED_STORE_TIMEOUT_MS = 1000;
@@ -93,7 +99,13 @@ export class EcrTokenProvider {
   /** The registered kinds, in registration order: what hosts are parsed against. */
   readonly kinds: readonly RegistryKind[];
   readonly #tokens: ExpiringCache<string, LoadedToken>;
-  readonly #roleCredentials: ExpiringCache<string, AwsCredentials>;
+  readonly #sessions: TokenSessions;
+  readonly #scoping: TokenScoping;
+  /**
+   * Per record object (records are cached objects), per endpoint: how its token is minted and its
+   * cache key. No parsing or hashing per request, and one key string, whose hash V8 keeps.
+   */
+  readonly #plans = new WeakMap<TokenRequester, Map<string, PlannedToken>>();
 
   constructor(options: EcrTokenProviderOptions) {
     this.#options = options;
@@ -101,7 +113,9 @@ export class EcrTokenProvider {
     this.#minters = new Map(minters.map((minter) => [minter.kind.id, minter]));
     this.kinds = minters.map((minter) => minter.kind);
     this.#tokens = new ExpiringCache({ maxEntries: 2000, now: options.now });
-    this.#roleCredentials = new ExpiringCache({ maxEntries: 1000, now: options.now });
+    this.#scoping = options.scoping ?? { mode: "federation", broker: "self" };
+    // The session options are a subset of these, under the same names.
+    this.#sessions = new TokenSessions(options);
   }
 
   async tokenFor(
@@ -109,19 +123,35 @@ export class EcrTokenProvider {
     endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<{ token: EcrToken; source: TokenSource }> {
-    const policy = sessionPolicyOrError(requester, this.kinds);
-    const identity =
-      requester.roleArn === undefined
-        ? "self"
-        : `${requester.clusterId}|${requester.roleArn}|${sha256Hex(policy ?? "")}`;
-    const key = `${identity}|${endpointKey(endpoint, this.kinds)}`;
+    const { plan, key } = this.#planFor(requester, endpoint);
     const { value, source } = await this.#tokens.getOrLoad(key, () =>
-      this.#load(key, requester, identity, policy, endpoint, signal),
+      this.#load(key, plan, endpoint, signal),
     );
     return {
       token: value.token,
       source: source === "loaded" && value.fromStore ? "store" : source,
     };
+  }
+
+  #planFor(requester: TokenRequester, endpoint: TokenEndpoint): PlannedToken {
+    let plans = this.#plans.get(requester);
+    if (plans === undefined) {
+      plans = new Map();
+      this.#plans.set(requester, plans);
+    }
+    const where = endpointKey(endpoint, this.kinds);
+    const known = plans.get(`${endpoint.kind}|${where}`);
+    if (known !== undefined) return known;
+    try {
+      const kind = kindOf(endpoint.kind, this.kinds);
+      const pullThroughCache = this.#options.pullThroughCache === true;
+      const plan = planMint(requester, kind, this.kinds, this.#scoping, pullThroughCache);
+      const planned = { plan, key: `${plan.identity}|${where}` };
+      plans.set(`${endpoint.kind}|${where}`, planned);
+      return planned;
+    } catch (error) {
+      throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -131,9 +161,7 @@ export class EcrTokenProvider {
    */
   async #load(
     key: string,
-    requester: TokenRequester,
-    identity: string,
-    policy: string | undefined,
+    plan: MintPlan,
     endpoint: TokenEndpoint,
     signal: AbortSignal,
   ): Promise<Expiring<LoadedToken>> {
@@ -148,16 +176,7 @@ export class EcrTokenProvider {
         return { value: { token: found.token, fromStore: true }, serveUntilMs: found.reuseUntilMs };
     }
     const fetchedAtMs = this.#options.now();
-    const credentials =
-      requester.roleArn === undefined
-        ? undefined
-        : await this.#assumedCredentials(
-            identity,
-            requester.roleArn,
-            policy,
-            requester.clusterId,
-            signal,
-          );
+    const credentials = await this.#sessions.credentialsFor(plan, signal);
     const token = await this.#fetchToken(endpoint, credentials, signal);
     const reuseUntilMs = this.#reuseUntil(fetchedAtMs, token.expiresAtMs);
     if (store)
@@ -190,77 +209,30 @@ export class EcrTokenProvider {
     }
   }
 
-  /** Another environment is minting: its token, if it lands within the lease. */
+  /**
+   * Another environment is minting: its token, if it lands. When a lease runs out first, one
+   * waiter takes it over and mints while the others wait one lease more, so a slow mint (a
+   * session, then the token) does not turn every waiter into a minter. Undefined: mint here.
+   */
   async #awaitStore(
     store: SharedTokenStore,
     key: string,
     signal: AbortSignal,
   ): Promise<SharedToken | undefined> {
-    const deadline = Date.now() + SHARED_LEASE_MS;
-    while (Date.now() < deadline && !signal.aborted) {
-      await sleep(SHARED_POLL_MS, undefined, { signal }).catch(() => undefined);
-      const found = await this.#fromStore(store, key, signal);
-      if (found) return found;
+    for (let lease = 1; lease <= SHARED_LEASES_AWAITED; lease++) {
+      const deadline = Date.now() + SHARED_LEASE_MS;
+      while (Date.now() < deadline && !signal.aborted) {
+        await sleep(SHARED_POLL_MS, undefined, { signal }).catch(() => undefined);
+        const found = await this.#fromStore(store, key, signal);
+        if (found) return found;
+      }
+      if (signal.aborted || (await this.#claim(store, key, signal))) return undefined;
     }
     return undefined;
   }
 
   #reuseUntil(fetchedAtMs: number, expiresAtMs: number): number {
     return reuseUntil(fetchedAtMs, expiresAtMs, this.#options.minimumRemainingMs);
-  }
-
-  async #assumedCredentials(
-    key: string,
-    roleArn: string,
-    policy: string | undefined,
-    clusterId: string,
-    signal: AbortSignal,
-  ): Promise<AwsCredentials> {
-    const { value } = await this.#roleCredentials.getOrLoad(key, async () => {
-      const fetchedAtMs = this.#options.now();
-      const credentials = await this.#assumeRole(roleArn, policy, clusterId, signal);
-      return {
-        value: credentials,
-        serveUntilMs: this.#reuseUntil(fetchedAtMs, credentials.expiration.getTime()),
-      };
-    });
-    return value;
-  }
-
-  async #assumeRole(
-    roleArn: string,
-    policy: string | undefined,
-    clusterId: string,
-    signal: AbortSignal,
-  ): Promise<AwsCredentials> {
-    try {
-      const result = await this.#options.sts.send(
-        new AssumeRoleCommand({
-          RoleArn: roleArn,
-          RoleSessionName: `ecr-anywhere-${clusterId}`.slice(0, 64),
-          DurationSeconds: this.#options.assumeRoleDurationSeconds ?? 3600,
-          Policy: policy,
-        }),
-        { abortSignal: signal },
-      );
-      const credentials = result.Credentials;
-      if (
-        !credentials?.AccessKeyId ||
-        !credentials.SecretAccessKey ||
-        !credentials.SessionToken ||
-        !credentials.Expiration
-      ) {
-        throw new CredentialError(502, `STS AssumeRole on ${roleArn} returned no credentials`);
-      }
-      return {
-        accessKeyId: credentials.AccessKeyId,
-        secretAccessKey: credentials.SecretAccessKey,
-        sessionToken: credentials.SessionToken,
-        expiration: credentials.Expiration,
-      };
-    } catch (error) {
-      throw explainStsError(error, roleArn);
-    }
   }
 
   async #fetchToken(
@@ -306,91 +278,13 @@ export class EcrTokenProvider {
   }
 }
 
-function sessionPolicyOrError(
-  requester: TokenRequester,
-  kinds: readonly RegistryKind[],
-): string | undefined {
-  // Not narrowed: no policy, and no need to read the record's registry kinds.
-  if (requester.repositories === undefined || requester.repositories.length === 0) return undefined;
-  try {
-    return sessionPolicyFor(
-      requester.repositories,
-      requester.pullThroughCache === true,
-      kindsOf(requester.registries, kinds),
-    );
-  } catch (error) {
-    throw new CredentialError(400, `cluster record: ${(error as Error).message}`);
-  }
-}
-
-const THROTTLING = new Set([
-  "ThrottlingException",
-  "Throttling",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "LimitExceededException",
-]);
-const DENIED = new Set([
-  "AccessDeniedException",
-  "AccessDenied",
-  "UnrecognizedClientException",
-  "InvalidClientTokenId",
-  "ExpiredTokenException",
-  "ExpiredToken",
-]);
-
-function awsErrorParts(error: unknown): { name: string; message: string } {
-  if (error instanceof Error) return { name: error.name, message: error.message.slice(0, 300) };
-  return { name: "Error", message: String(error).slice(0, 300) };
-}
-
-function isTimeout(name: string): boolean {
-  return name === "AbortError" || name === "TimeoutError";
-}
-
 function explainEcrError(error: unknown, region: string, kind: RegistryKind): Error {
-  if (error instanceof CredentialError) return error;
-  const { name, message } = awsErrorParts(error);
-  const { service, tokenAction: action, tokenPermissions: needs } = kind;
-  if (isTimeout(name)) {
-    return new CredentialError(
-      504,
-      `timed out waiting for ${service} GetAuthorizationToken in ${region}; try again shortly`,
-    );
-  }
-  if (THROTTLING.has(name)) {
-    return new CredentialError(
-      429,
-      `${service} is throttling GetAuthorizationToken in ${region}; try again shortly (if it persists, raise the ${service} quota or reduce how often Secrets are written)`,
-    );
-  }
-  if (DENIED.has(name)) {
-    return new CredentialError(
-      403,
-      `AWS denied ${action} in ${region} (${name}): ${message} Check that the IAM policy of the role that mints tokens for this cluster allows ${needs}.`,
-    );
-  }
-  return new CredentialError(
-    502,
-    `${service} GetAuthorizationToken failed in ${region} (${name}): ${message}`,
-  );
-}
-
-function explainStsError(error: unknown, roleArn: string): Error {
-  if (error instanceof CredentialError) return error;
-  const { name, message } = awsErrorParts(error);
-  if (isTimeout(name))
-    return new CredentialError(504, `timed out assuming role ${roleArn}; try again shortly`);
-  if (THROTTLING.has(name))
-    return new CredentialError(
-      429,
-      `STS is throttling AssumeRole on ${roleArn}; try again shortly`,
-    );
-  if (DENIED.has(name)) {
-    return new CredentialError(
-      403,
-      `the webhook cannot assume role ${roleArn} (${name}): ${message} Check that the role's trust policy allows the ecr-anywhere webhook role and that the webhook may call sts:AssumeRole on it.`,
-    );
-  }
-  return new CredentialError(502, `STS AssumeRole on ${roleArn} failed (${name}): ${message}`);
+  const { service } = kind;
+  return explainAwsError(error, {
+    service,
+    operation: `GetAuthorizationToken in ${region}`,
+    throttled: ` (if it persists, raise the ${service} quota or reduce how often Secrets are written)`,
+    denied: `AWS denied ${kind.tokenAction} in ${region}`,
+    check: `Check that the IAM policy of the role that mints tokens for this cluster allows ${kind.tokenPermissions}.`,
+  });
 }

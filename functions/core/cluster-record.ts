@@ -235,14 +235,11 @@ function webhookRecordProblem(
 ): string | undefined {
   if (expectedClusterId !== undefined && record.clusterId !== expectedClusterId)
     return clusterIdProblem(record.clusterId, expectedClusterId);
-  // A session policy narrows an assumed role: without a role the webhook's own credentials would
-  // mint the token, and the narrowing the record asks for would silently not happen.
-  if (record.roleArn === undefined) {
-    if (record.repositories !== undefined)
-      return "repositories needs roleArn: the session policy it becomes narrows an assumed role, and without one nothing would be narrowed";
-    if (record.pullThroughCache === true)
-      return "pullThroughCache in a record needs roleArn and repositories (without them the stack's own pullThroughCache setting applies)";
-  }
+  // Every token is minted under a session policy built from the record (docs/contract.md, "Token
+  // scoping"), so `repositories` narrows with or without a role. `pullThroughCache` opts a
+  // narrowed record in; a record that does not narrow inherits the stack's setting instead.
+  if (record.pullThroughCache === true && record.repositories === undefined)
+    return "pullThroughCache in a record needs repositories (a record without them inherits the stack's pullThroughCache setting)";
   if (partition === undefined) return undefined;
   return record.registries
     .map((host) => partitionProblem(host, partition))

@@ -12,6 +12,7 @@ import {
   recordTables,
 } from "./contract.ts";
 import { type Partition, partitionOf } from "./registries.ts";
+import { TOKEN_SCOPING_MODES, type TokenScoping } from "./token-scoping.ts";
 import { parseWith } from "./validation.ts";
 
 /** Every environment variable the functions read, by what it sets. */
@@ -25,6 +26,10 @@ export const ENV = {
   maxBodyBytes: "ECR_ANYWHERE_MAX_BODY_BYTES",
   tokenTable: "ECR_ANYWHERE_TOKEN_TABLE",
   assumeRoleSeconds: "ECR_ANYWHERE_ASSUME_ROLE_SECONDS",
+  tokenScoping: "ECR_ANYWHERE_TOKEN_SCOPING",
+  brokerUser: "ECR_ANYWHERE_BROKER_USER",
+  pullRoleArn: "ECR_ANYWHERE_PULL_ROLE_ARN",
+  pullThroughCache: "ECR_ANYWHERE_PULL_THROUGH_CACHE",
   refreshBeforeSeconds: "ECR_ANYWHERE_REFRESH_BEFORE_SECONDS",
   clusterConcurrency: "ECR_ANYWHERE_CLUSTER_CONCURRENCY",
   markConcurrency: "ECR_ANYWHERE_MARK_CONCURRENCY",
@@ -65,23 +70,36 @@ const WebhookEnvSchema = v.object({
     v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(900), v.maxValue(43_200)),
     "3600",
   ),
+  [ENV.tokenScoping]: v.optional(v.picklist(TOKEN_SCOPING_MODES), "federation"),
+  // Set by the stack from the user and role it creates; STS refuses a wrong one by name.
+  [ENV.brokerUser]: v.optional(v.pipe(v.string(), v.nonEmpty())),
+  [ENV.pullRoleArn]: v.optional(v.pipe(v.string(), v.nonEmpty())),
+  [ENV.pullThroughCache]: v.optional(v.picklist(["true", "false"]), "false"),
 });
 
-const RefresherEnvSchema = v.object({
-  [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
-  [ENV.refresherRecordTable]: tableName(DEFAULT_TABLES.refresher),
-  [ENV.recordKeyArn]: v.optional(
-    v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/\S+$/, "a KMS key ARN")),
-  ),
-  [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
-  [ENV.clusterConcurrency]: positiveInteger(5, 50),
-  [ENV.markConcurrency]: positiveInteger(10, 500),
-  [ENV.markAttempts]: positiveInteger(4, 10),
-  [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
-  [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
-  [ENV.fanoutQueueUrl]: v.optional(v.pipe(v.string(), v.url())),
-  [ENV.allowLocalApiServers]: v.optional(v.picklist(["true", "false"]), "false"),
-});
+/**
+ * Built when asked, not at import: the webhook's bundle imports this module too, and a schema made
+ * at the top level would stay in it unused.
+ */
+const refresherEnvSchema = () =>
+  v.object({
+    [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+    [ENV.refresherRecordTable]: tableName(DEFAULT_TABLES.refresher),
+    [ENV.recordKeyArn]: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/\S+$/, "a KMS key ARN"),
+      ),
+    ),
+    [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
+    [ENV.clusterConcurrency]: positiveInteger(5, 50),
+    [ENV.markConcurrency]: positiveInteger(10, 500),
+    [ENV.markAttempts]: positiveInteger(4, 10),
+    [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
+    [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
+    [ENV.fanoutQueueUrl]: v.optional(v.pipe(v.string(), v.url())),
+    [ENV.allowLocalApiServers]: v.optional(v.picklist(["true", "false"]), "false"),
+  });
 
 export interface RefresherConfig {
   /**
@@ -118,7 +136,7 @@ export interface RefresherConfig {
 export function refresherConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): RefresherConfig {
-  const settings = settingsFrom(RefresherEnvSchema, env, "refresher");
+  const settings = settingsFrom(refresherEnvSchema(), env, "refresher");
   if (settings[ENV.refreshMode] === "fanout" && !settings[ENV.fanoutQueueUrl]) {
     throw new Error(
       `invalid refresher configuration: ${ENV.refreshMode}=fanout needs ${ENV.fanoutQueueUrl}`,
@@ -153,12 +171,23 @@ export interface WebhookConfig {
   readonly tokenTable: string | undefined;
   /** From AWS_REGION (Lambda sets it): records naming registries of another partition are invalid. */
   readonly partition: Partition | undefined;
+  /** How clusters without a role of their own are scoped (docs/contract.md, "Token scoping"). */
+  readonly tokenScoping: TokenScoping;
+  /**
+   * Federation: the broker user whose key the token table holds. Undefined: the function's own
+   * credentials federate (local runs with an IAM user's keys; on Lambda, role credentials cannot,
+   * so nothing is minted unscoped).
+   */
+  readonly brokerUser: string | undefined;
+  /** The stack's pullThroughCache setting, which records that do not narrow inherit. */
+  readonly pullThroughCache: boolean;
 }
 
 export function webhookConfigFromEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): WebhookConfig {
   const settings = settingsFrom(WebhookEnvSchema, env, "webhook");
+  const brokerUser = settings[ENV.brokerUser];
   return {
     names: contractNames(settings[ENV.labelPrefix]),
     webhookRecordTable: settings[ENV.webhookRecordTable],
@@ -168,10 +197,27 @@ export function webhookConfigFromEnv(
     assumeRoleDurationSeconds: settings[ENV.assumeRoleSeconds],
     tokenTable: settings[ENV.tokenTable],
     partition: env.AWS_REGION ? partitionOf(env.AWS_REGION) : undefined,
+    tokenScoping: tokenScopingFrom(settings),
+    brokerUser,
+    pullThroughCache: settings[ENV.pullThroughCache] === "true",
   };
 }
 
-function settingsFrom<const TSchema extends v.GenericSchema>(
+function tokenScopingFrom(settings: v.InferOutput<typeof WebhookEnvSchema>): TokenScoping {
+  const pullRoleArn = settings[ENV.pullRoleArn];
+  const brokerUser = settings[ENV.brokerUser];
+  const role = settings[ENV.tokenScoping] === "role-session";
+  // The broker's key is kept in the token table.
+  const missing = role
+    ? !pullRoleArn && ENV.pullRoleArn
+    : brokerUser && !settings[ENV.tokenTable] && ENV.tokenTable;
+  if (missing) throw new Error(`invalid webhook configuration: ${missing} is required`);
+  return role && pullRoleArn
+    ? { mode: "role-session", pullRoleArn }
+    : { mode: "federation", broker: brokerUser ?? "self" };
+}
+
+export function settingsFrom<const TSchema extends v.GenericSchema>(
   schema: TSchema,
   env: Readonly<Record<string, string | undefined>>,
   fn: string,

@@ -134,14 +134,20 @@ export const ECR: RegistryKind = {
   crossPartitionProblem: ({ host, partition }, stackPartition) =>
     `registry ${host} is in partition ${partition}, but this stack runs in ${stackPartition}: ECR tokens cannot cross partitions (deploy an ecr-anywhere stack in ${partition} for it)`,
 
-  sessionStatements: ({ repositories, pullThroughCache }) => [
-    { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-    {
-      Effect: "Allow",
-      Action: pullThroughCache ? [...PULL_ACTIONS, ...PULL_THROUGH_CACHE_ACTIONS] : PULL_ACTIONS,
-      Resource: [...repositories].sort(),
-    },
-  ],
+  // The record's repositories when it narrows, else every repository of its registries (a
+  // dual-stack or FIPS host names the same repositories as its ordinary host).
+  sessionStatements: ({ registries, repositories, pullThroughCache }) => {
+    const resources = repositories ?? [...new Set(registries.map(repositoriesOf))];
+    if (resources.length === 0) return [];
+    return [
+      { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+      {
+        Effect: "Allow",
+        Action: pullThroughCache ? [...PULL_ACTIONS, ...PULL_THROUGH_CACHE_ACTIONS] : PULL_ACTIONS,
+        Resource: [...resources].sort(),
+      },
+    ];
+  },
 
   roleStatements: (registries, { pullThroughCache }) => ({
     // Always, even when only other kinds are allowed: ECR is the stack's home kind (with no

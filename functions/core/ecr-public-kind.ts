@@ -42,6 +42,9 @@ export const ECR_PUBLIC: RegistryKind = {
   tokenPermissions: "ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken",
   hostPattern: ECR_PUBLIC_HOST,
   partitions: ["aws"],
+  // Public repositories are public: its token only raises pull rate limits (docs/contract.md,
+  // "Token scoping").
+  publicOnly: true,
 
   parseHost: (host) => (host === ECR_PUBLIC_HOST ? { ok: true, registry: REGISTRY } : undefined),
   endpointOf: () => ({ kind: ID, region: REGION, fips: false }),
@@ -49,7 +52,7 @@ export const ECR_PUBLIC: RegistryKind = {
   crossPartitionProblem: ({ host }, stackPartition) =>
     `registry ${host} (ECR Public) exists only in partition aws, but this stack runs in ${stackPartition}: ECR Public tokens are minted in us-east-1 (deploy an ecr-anywhere stack in partition aws for it)`,
   // Public pulls need nothing per repository: exactly what minting the token needs.
-  sessionStatements: () => [MINT, BEARER_TOKEN],
+  sessionStatements: ({ registries }) => (registries.length === 0 ? [] : [MINT, BEARER_TOKEN]),
   // Only when a cluster may pull from ECR Public.
   roleStatements: (registries) => ({
     mint:

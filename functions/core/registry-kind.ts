@@ -54,10 +54,16 @@ export interface PolicyStatementJson {
   readonly Condition?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
-/** What a cluster record narrows its assumed role's session to. */
+/**
+ * What a cluster's session is narrowed to (the session policy every cluster's tokens are minted
+ * under, see session-policy.ts): its record's registries, or the repositories it lists.
+ */
 export interface SessionNarrowing {
-  /** Repository ARNs (ECR's): never empty here. */
-  readonly repositories: readonly string[];
+  /** The record's registries of the kind being asked (maybe none). */
+  readonly registries: readonly EcrRegistry[];
+  /** ECR repository ARNs the record narrows to, when it does: they replace its ECR registries. */
+  readonly repositories?: readonly string[] | undefined;
+  /** First pulls may import through a pull-through cache rule. */
   readonly pullThroughCache: boolean;
 }
 
@@ -82,6 +88,13 @@ export interface RegistryKind {
   readonly hostPattern: string;
   /** The partitions it exists in; every partition when omitted. */
   readonly partitions?: readonly Partition[];
+  /**
+   * Its tokens reach only what anyone may pull anyway (ECR Public): a cluster without a role of its
+   * own gets them minted with the webhook's own credentials, outside any session policy, and the
+   * webhook's role keeps this kind's statements. Every other kind is minted in a session scoped to
+   * the cluster's record (docs/contract.md, "Token scoping").
+   */
+  readonly publicOnly?: boolean;
 
   /**
    * `host` read as a registry of this kind, or what is wrong with it in one line when it is of
@@ -97,9 +110,16 @@ export interface RegistryKind {
   endpointKey(endpoint: TokenEndpoint): string;
   /** Why a stack in `stackPartition` (not the registry's) cannot serve the registry, in one line. */
   crossPartitionProblem(registry: EcrRegistry, stackPartition: Partition): string;
-  /** What a session narrowed to `narrowing` needs to mint (and pull with) this kind's tokens. */
+  /**
+   * What a session narrowed to `narrowing` needs to mint (and pull with) this kind's tokens; none
+   * when the narrowing leaves nothing of this kind.
+   */
   sessionStatements(narrowing: SessionNarrowing): readonly PolicyStatementJson[];
-  /** The webhook role's statements for the stack's allowed registries of this kind (maybe none). */
+  /**
+   * The statements of the principal that mints this kind's tokens for the stack's allowed
+   * registries of this kind (maybe none): the webhook's role for a `publicOnly` kind, else the
+   * token broker (or the stack's pull role).
+   */
   roleStatements(
     registries: readonly EcrRegistry[],
     options: { readonly pullThroughCache: boolean },

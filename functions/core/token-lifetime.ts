@@ -3,10 +3,14 @@
 /** Never serve a cached token (or assumed-role session) with less than this left. */
 export const MINIMUM_REMAINING_MS = 5 * 60_000;
 
+/** ECR's documented token lifetime (GetAuthorizationToken: "valid for 12 hours"). */
+export const ECR_TOKEN_LIFETIME_MS = 12 * 3600_000;
+
 /**
  * The expiry to record: ECR's `expiresAt`, capped by the expiry of the credentials that minted the
- * token when those are known (an assumed role). Whether a token outlives its session is not
- * documented, so neither is claimed.
+ * token when those are known (an assumed role's or a federated session). A token minted with
+ * temporary credentials is planned to live no longer than their session (docs/contract.md, "Token
+ * scoping"), so neither is claimed beyond the other.
  */
 export function tokenExpiry(ecrExpiresAtMs: number, credentialsExpireAtMs?: number): number {
   return credentialsExpireAtMs === undefined
@@ -26,4 +30,20 @@ export function reuseUntil(
   minimumRemainingMs = MINIMUM_REMAINING_MS,
 ): number {
   return expiresAtMs - Math.max(minimumRemainingMs, (expiresAtMs - fetchedAtMs) / 2);
+}
+
+/**
+ * Until when session credentials fetched at `fetchedAtMs` may mint tokens: while a token minted
+ * from them still gets ECR's full 12 hours (plus the minimum margin), or, for a session too short
+ * for that (a 1 h role session), while half the session remains. A 36 h federated session mints for
+ * its first 24 h less the margin, every token with its full 12 h; a 1 h role session for 30 min.
+ */
+export function credentialsReuseUntil(
+  fetchedAtMs: number,
+  expiresAtMs: number,
+  minimumRemainingMs = MINIMUM_REMAINING_MS,
+): number {
+  const halfLife = (expiresAtMs - fetchedAtMs) / 2;
+  const wanted = Math.min(ECR_TOKEN_LIFETIME_MS + minimumRemainingMs, halfLife);
+  return expiresAtMs - Math.max(minimumRemainingMs, wanted);
 }

@@ -1,7 +1,7 @@
 /**
- * What the stack's webhook role may do with registries, as plain IAM JSON (the CDK construct turns
+ * What the stack's principals may do with registries, as plain IAM JSON (the CDK construct turns
  * it into policy statements): each registry kind's statements for the allowed registries of that
- * kind. Pure.
+ * kind, on the principal that mints its tokens. Pure.
  */
 
 import { type EcrRegistry, parseEcrHost, REGISTRY_KINDS, type RegistryKind } from "./registries.ts";
@@ -49,4 +49,29 @@ export function registryRoleStatements(
     ),
   );
   return [...perKind.flatMap((statements) => statements.mint), ...perKind.flatMap((s) => s.pull)];
+}
+
+/**
+ * Each principal's registry statements: the webhook's role mints only the kinds whose tokens reach
+ * only public content (ECR Public); the scoped principal (the token broker user, or the stack's
+ * pull role) mints every other kind, always under a cluster's session policy. The webhook's role
+ * can therefore not mint a private token at all.
+ */
+export function mintingStatements(
+  registries: readonly EcrRegistry[],
+  options: { readonly pullThroughCache: boolean },
+  kinds: readonly RegistryKind[] = REGISTRY_KINDS,
+): { readonly webhook: PolicyStatementJson[]; readonly scoped: PolicyStatementJson[] } {
+  return {
+    webhook: registryRoleStatements(
+      registries,
+      options,
+      kinds.filter((kind) => kind.publicOnly === true),
+    ),
+    scoped: registryRoleStatements(
+      registries,
+      options,
+      kinds.filter((kind) => kind.publicOnly !== true),
+    ),
+  };
 }

@@ -46,6 +46,11 @@ export class ExpiringCache<K, V> {
     }
   }
 
+  /** Forgets a cached value (a load in flight still completes and is stored). */
+  delete(key: K): void {
+    this.#entries.delete(key);
+  }
+
   get size(): number {
     return this.#entries.size;
   }

@@ -6,9 +6,11 @@
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { STSClient } from "@aws-sdk/client-sts";
+import { DynamoBrokerKeyReader } from "../adapters/broker-key-store.ts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
 import { DynamoTokenStore } from "../adapters/shared-tokens.ts";
+import { StoredKeyBroker } from "../adapters/token-sessions.ts";
 import { decideAdmission, secretChanges } from "../core/admission.ts";
 import {
   type AdmissionRequest,
@@ -148,17 +150,36 @@ export function createWebhookFromEnv(
       now,
       partition: config.partition,
     }),
-    tokens: new EcrTokenProvider({
-      sts: new STSClient({}),
-      now,
-      assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
-      ...(config.tokenTable ? { shared: new DynamoTokenStore(config.tokenTable, dynamodb) } : {}),
-      onSharedStoreError: (error) => {
-        telemetry.logger.warn("shared token store failed: minted instead", {
-          error: errorSummary(error),
-        });
-      },
-    }),
+    tokens: tokenProviderFor(config, now, telemetry, dynamodb),
+  });
+}
+
+/**
+ * Tokens with the function's own STS client; the shared table and, with a broker user, the
+ * broker's key in one of its items (the record table's DynamoDB client for both).
+ */
+function tokenProviderFor(
+  config: WebhookConfig,
+  now: () => number,
+  telemetry: Telemetry,
+  dynamo: DynamoDBClient,
+): EcrTokenProvider {
+  const table = config.tokenTable;
+  return new EcrTokenProvider({
+    sts: new STSClient({}),
+    now,
+    scoping: config.tokenScoping,
+    pullThroughCache: config.pullThroughCache,
+    assumeRoleDurationSeconds: config.assumeRoleDurationSeconds,
+    ...(table ? { shared: new DynamoTokenStore(table, dynamo) } : {}),
+    ...(table && config.brokerUser
+      ? { broker: StoredKeyBroker.prefetched(new DynamoBrokerKeyReader(table, dynamo), now) }
+      : {}),
+    onSharedStoreError: (error) => {
+      telemetry.logger.warn("shared token store failed: minted instead", {
+        error: errorSummary(error),
+      });
+    },
   });
 }
 

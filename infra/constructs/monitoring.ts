@@ -15,8 +15,9 @@ import type { EcrAnywhereRefresher } from "./refresher.ts";
 import { acknowledge, throwIfInvalid, WEBHOOK_TIMEOUT } from "./shared.ts";
 import type { EcrAnywhereWebhook } from "./webhook.ts";
 
-/** What the alarms watch of the webhook. */
-export type MonitoredWebhook = Pick<EcrAnywhereWebhook, "function" | "logGroup">;
+/** What the alarms watch of the webhook (and its token broker's key rotation, when it has one). */
+export type MonitoredWebhook = Pick<EcrAnywhereWebhook, "function" | "logGroup"> &
+  Partial<Pick<EcrAnywhereWebhook, "tokenBroker">>;
 /** What the alarms watch of the refresher (the fan-out parts when it has them). */
 export type MonitoredRefresher = Pick<
   EcrAnywhereRefresher,
@@ -56,6 +57,7 @@ export class EcrAnywhereMonitoring extends Construct {
     this.createFanoutAlarms(props.refresher, props.refreshInterval);
     this.createWebhookAlarms(props);
     this.createFreshnessAlarm(props);
+    this.createBrokerKeyAlarm(props.webhook);
     this.createDashboard(props);
   }
 
@@ -104,6 +106,20 @@ export class EcrAnywhereMonitoring extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+  }
+
+  /**
+   * A failed rotation leaves the current key working, so it is no outage; but a key that is never
+   * replaced is the one thing rotation exists to prevent.
+   */
+  private createBrokerKeyAlarm(webhook: MonitoredWebhook): void {
+    const rotation = webhook.tokenBroker?.rotation;
+    if (rotation === undefined) return;
+    this.alarmWhenAtLeast(
+      "BrokerKeyRotationErrorsAlarm",
+      "The token broker's key rotation failed (its log says why); the current key keeps working, but is not being replaced.",
+      rotation.metricErrors({ statistic: cloudwatch.Stats.SUM, period: Duration.days(1) }),
+    );
   }
 
   private createRefresherAlarms(props: EcrAnywhereMonitoringProps): void {

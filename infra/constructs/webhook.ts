@@ -1,15 +1,17 @@
 /**
  * The webhook: its function behind a public function URL (auth NONE: kube-apiserver cannot sign
  * AWS requests; clusters authenticate with their token), the table where its execution
- * environments share ECR tokens, and least-privilege IAM.
+ * environments share ECR tokens, the principal that mints private tokens under each cluster's
+ * session policy (the token broker, or the stack's pull role), and least-privilege IAM.
  */
-import { type Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { BROKER_KEY_ITEM } from "../../functions/core/broker-key.ts";
 import { ENV } from "../../functions/core/config.ts";
 import { ECR } from "../../functions/core/ecr-kind.ts";
 import type {
@@ -17,10 +19,8 @@ import type {
   Partition,
   PolicyStatementJson,
 } from "../../functions/core/registry-kind.ts";
-import {
-  parseAllowedRegistries,
-  registryRoleStatements,
-} from "../../functions/core/webhook-role.ts";
+import { TOKEN_SCOPING_MODES, type TokenScopingMode } from "../../functions/core/token-scoping.ts";
+import { mintingStatements, parseAllowedRegistries } from "../../functions/core/webhook-role.ts";
 import {
   ADMISSION_BUDGET_MS,
   acknowledge,
@@ -28,6 +28,7 @@ import {
   throwIfInvalid,
   WEBHOOK_TIMEOUT,
 } from "./shared.ts";
+import { EcrAnywhereTokenBroker } from "./token-broker.ts";
 
 export interface EcrAnywhereWebhookProps
   extends Pick<lambda.FunctionOptions, "memorySize" | "reservedConcurrentExecutions"> {
@@ -45,6 +46,12 @@ export interface EcrAnywhereWebhookProps
   readonly clusterRoleArns?: readonly string[] | undefined;
   /** Also grant what a first pull through a pull-through cache rule needs. */
   readonly pullThroughCache: boolean;
+  /**
+   * How tokens of clusters without a `roleArn` are scoped to their record: `federation`, sessions
+   * of a token broker IAM user (12 h tokens); `role-session`, sessions of a pull role the webhook
+   * assumes (1 h tokens, no IAM user). See docs/contract.md, "Token scoping". @default federation
+   */
+  readonly tokenScoping?: TokenScopingMode | undefined;
   /** How long a record is cached: the longest a revoked token keeps working (1 s to 1 hour). */
   readonly recordCacheTtl: Duration;
   readonly logRetention: logs.RetentionDays;
@@ -60,6 +67,10 @@ export class EcrAnywhereWebhook extends Construct {
   readonly functionUrl: lambda.FunctionUrl;
   readonly tokenTable: dynamodb.Table;
   readonly logGroup: logs.LogGroup;
+  /** `federation` only: the broker user and its key's rotation function. */
+  readonly tokenBroker?: EcrAnywhereTokenBroker;
+  /** `role-session` only: the role the webhook assumes for clusters without a role. */
+  readonly pullRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: EcrAnywhereWebhookProps) {
     super(scope, id);
@@ -91,6 +102,7 @@ export class EcrAnywhereWebhook extends Construct {
         [ENV.recordTtlSeconds]: String(props.recordCacheTtl.toSeconds()),
         [ENV.admissionBudgetMs]: String(ADMISSION_BUDGET_MS),
         [ENV.tokenTable]: this.tokenTable.tableName,
+        [ENV.pullThroughCache]: String(props.pullThroughCache),
       },
     });
     this.function = fn;
@@ -99,7 +111,27 @@ export class EcrAnywhereWebhook extends Construct {
       "Serverless-LambdaDLQ":
         "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
     });
-    this.grant(props);
+    const scoped = this.grantRegistries(props);
+    if ((props.tokenScoping ?? "federation") === "federation") {
+      this.tokenBroker = new EcrAnywhereTokenBroker(this, "TokenBroker", {
+        tokenTable: this.tokenTable,
+        tableKey: props.recordKey,
+        statements: scoped.statements,
+        wildcardFindings: scoped.findings,
+        logRetention: props.logRetention,
+      });
+      this.function.addEnvironment(ENV.tokenScoping, "federation");
+      this.function.addEnvironment(ENV.brokerUser, this.tokenBroker.user.userName);
+    } else {
+      this.pullRole = this.newPullRole(scoped.statements, scoped.findings);
+      this.function.addEnvironment(ENV.tokenScoping, "role-session");
+      this.function.addEnvironment(ENV.pullRoleArn, this.pullRole.roleArn);
+    }
+    this.grantAssumeRole([
+      ...(props.clusterRoleArns ?? []),
+      ...(this.pullRole ? [this.pullRole.roleArn] : []),
+    ]);
+    this.grantRecordsAndTable(props);
     this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
   }
 
@@ -134,7 +166,15 @@ export class EcrAnywhereWebhook extends Construct {
     );
   }
 
-  private grant(props: EcrAnywhereWebhookProps): void {
+  /**
+   * The webhook's role keeps only the statements of kinds whose tokens reach public content alone
+   * (ECR Public); every other kind's go to the principal that mints under session policies. Its
+   * wildcard repositories are findings to acknowledge there.
+   */
+  private grantRegistries(props: EcrAnywhereWebhookProps): {
+    statements: PolicyStatementJson[];
+    findings: Record<string, string>;
+  } {
     const stack = Stack.of(this);
     // With no allowed registries, tokens pull from the stack's own; a list of only public.ecr.aws
     // grants no private pulls.
@@ -145,21 +185,57 @@ export class EcrAnywhereWebhook extends Construct {
             props.allowedRegistries,
             Token.isUnresolved(stack.region) ? undefined : stack.region,
           );
-    // Each registry kind's statements: minting its tokens, and what they may pull.
-    const registryStatements = registryRoleStatements(registries, {
+    const { webhook, scoped } = mintingStatements(registries, {
       pullThroughCache: props.pullThroughCache,
     });
-    for (const statement of registryStatements)
+    for (const statement of webhook)
       this.function.addToRolePolicy(iam.PolicyStatement.fromJson(statement));
-    if (props.clusterRoleArns && props.clusterRoleArns.length > 0) {
-      this.function.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: "AssumeClusterRoles",
-          actions: ["sts:AssumeRole"],
-          resources: [...props.clusterRoleArns],
-        }),
-      );
-    }
+    const findings = Object.fromEntries(
+      (props.allowedRegistries === undefined
+        ? [DEFAULT_REPOSITORIES_FINDING]
+        : wildcardResources(scoped)
+      ).map((arn) => [
+        `AwsSolutions-IAM5[Resource::${arn}]`,
+        "Tokens may pull any repository of an allowed registry at most; every token is minted under its cluster's session policy, which narrows this to the registries (or repositories) of its record.",
+      ]),
+    );
+    return { statements: scoped, findings };
+  }
+
+  /** role-session: a role only the webhook may assume, holding what tokens may ever do. */
+  private newPullRole(
+    statements: readonly PolicyStatementJson[],
+    findings: Record<string, string>,
+  ): iam.Role {
+    const webhookRole = this.function.role;
+    if (webhookRole === undefined) throw new Error("the webhook function has no role");
+    const role = new iam.Role(this, "PullRole", {
+      assumedBy: webhookRole,
+      description:
+        "ecr-anywhere pull role: assumed by the webhook under each cluster's session policy",
+      maxSessionDuration: Duration.hours(1),
+    });
+    for (const statement of statements) role.addToPolicy(iam.PolicyStatement.fromJson(statement));
+    acknowledge(role.node.findChild("DefaultPolicy"), {
+      "AwsSolutions-IAM5[Resource::*]":
+        'ecr:GetAuthorizationToken supports no resource-level permissions: AWS requires "*".',
+      ...findings,
+    });
+    return role;
+  }
+
+  private grantAssumeRole(roleArns: readonly string[]): void {
+    if (roleArns.length === 0) return;
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "AssumeClusterRoles",
+        actions: ["sts:AssumeRole"],
+        resources: [...roleArns],
+      }),
+    );
+  }
+
+  private grantRecordsAndTable(props: EcrAnywhereWebhookProps): void {
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "ReadClusterRecords",
@@ -172,24 +248,26 @@ export class EcrAnywhereWebhook extends Construct {
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "ShareTokens",
-        // Read, lease and write items of the token table: no scans, no deletes.
+        // Read, lease and write items of the token table: no scans, no deletes. GetItem also
+        // reads the broker's key.
         actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
         resources: [this.tokenTable.tableArn],
+      }),
+    );
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "NeverWriteBrokerKey",
+        effect: iam.Effect.DENY,
+        // Only the rotation function writes the broker's key.
+        actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        resources: [this.tokenTable.tableArn],
+        conditions: { "ForAnyValue:StringEquals": { "dynamodb:LeadingKeys": [BROKER_KEY_ITEM] } },
       }),
     );
     this.grantTokenTableKey(props.recordKey);
     acknowledge(this.function.role ?? this.function, {
       "AwsSolutions-IAM5[Resource::*]":
-        'ecr:GetAuthorizationToken (and ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed) supports no resource-level permissions: AWS requires "*".',
-      ...Object.fromEntries(
-        (props.allowedRegistries === undefined
-          ? [DEFAULT_REPOSITORIES_FINDING]
-          : wildcardResources(registryStatements)
-        ).map((arn) => [
-          `AwsSolutions-IAM5[Resource::${arn}]`,
-          "Tokens may pull any repository of an allowed registry; a cluster record's `repositories` narrows its own tokens with an STS session policy.",
-        ]),
-      ),
+        'ecr-public:GetAuthorizationToken with sts:GetServiceBearerToken, when public.ecr.aws is allowed, supports no resource-level permissions: AWS requires "*".',
     });
   }
 }
@@ -231,5 +309,8 @@ function validateWebhookProps(scope: Construct, props: EcrAnywhereWebhookProps):
     reserved === undefined || (Number.isInteger(reserved) && reserved >= 1)
       ? undefined
       : `reservedConcurrentExecutions must be a whole number >= 1 (got ${reserved})`,
+    props.tokenScoping === undefined || TOKEN_SCOPING_MODES.includes(props.tokenScoping)
+      ? undefined
+      : `tokenScoping must be ${TOKEN_SCOPING_MODES.join(" or ")} (got ${String(props.tokenScoping)})`,
   ]);
 }

@@ -3,10 +3,13 @@ import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
+import { DynamoBrokerKeyStore } from "../../functions/adapters/broker-key-store.ts";
+import { IamAccessKeys, IamQueryClient } from "../../functions/adapters/iam-access-keys.ts";
 import { EcrAnywhereStack } from "../../infra/stack.ts";
 import { buildLambdas } from "../../scripts/build.ts";
 import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../../testbed/aws-env.ts";
@@ -119,6 +122,48 @@ it("carries no Secrets Manager client, and the webhook no KMS client: each reach
   expect(refresher).toContain("TrentService");
   // ...and the webhook has no code that could, whatever its role allowed.
   expect(webhook).not.toContain("TrentService");
+});
+
+it("the broker key rotation bundle stores a key, which the webhook bundle federates with", async () => {
+  const credentials = { accessKeyId: "AKIAWEBHOOKTESTKEY01", secretAccessKey: "x" };
+  const iamOptions = {
+    region: "us-east-1",
+    endpoint: motoUrl,
+    credentials: async () => credentials,
+  };
+  const userName = "ecr-anywhere-bundle-broker";
+  const table = "bundle-broker-key";
+  await new IamQueryClient(iamOptions).call(
+    "CreateUser",
+    { UserName: userName },
+    AbortSignal.timeout(5000),
+  );
+  const dynamo = new DynamoDBClient({ endpoint: motoUrl, region: "us-east-1", credentials });
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName: table,
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+  const env = {
+    AWS_ENDPOINT_URL_IAM: motoUrl,
+    AWS_ENDPOINT_URL_DYNAMODB: motoUrl,
+    ECR_ANYWHERE_TOKEN_TABLE: table,
+    ECR_ANYWHERE_BROKER_USER: userName,
+  };
+  const rotation = await invokeAlone("broker-rotation", [{ source: "aws.events" }], env);
+  expect(rotation.report.invocations[0].error).toBeUndefined();
+  const stored = await new DynamoBrokerKeyStore(table, dynamo).read(AbortSignal.timeout(5000));
+  const keys = await new IamAccessKeys(iamOptions).list(userName, AbortSignal.timeout(5000));
+  expect(keys.map((key) => key.accessKeyId)).toEqual([stored?.accessKeyId]);
+  expect(rotation.output).not.toContain(stored?.secretAccessKey);
+
+  const review = admissionReview();
+  const event = webhookEvent({ clusterId: "bundle", token: cluster.token, body: review });
+  const { report } = await invokeAlone("webhook", [event], env);
+  expect(JSON.parse(report.invocations[0].result.body).response).toMatchObject({ allowed: true });
 });
 
 function kubeconfigFor(server: string): string {

@@ -193,21 +193,8 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     ],
     [["offboard", "ok", "--recovery-window-days", "31"], /from 1 to 30/],
     [
-      [
-        "onboard",
-        "ok",
-        "--registries",
-        EAST,
-        "--namespaces",
-        "a",
-        "--repositories",
-        "arn:aws:ecr:us-east-1:123456789012:repository/a/*",
-      ],
-      /--repositories needs --role-arn/,
-    ],
-    [
       ["onboard", "ok", "--registries", EAST, "--namespaces", "a", "--pull-through-cache"],
-      /--pull-through-cache needs --repositories and --role-arn/,
+      /--pull-through-cache needs --repositories/,
     ],
     [
       ["onboard", "ok", "--registries", EAST, "--namespaces", "a"],

@@ -73,7 +73,8 @@ describe("constructs that stand alone", () => {
       refreshInterval: Duration.minutes(15),
     });
     const template = Template.fromStack(stack);
-    template.resourceCountIs("AWS::Lambda::Function", 2);
+    // The webhook, its token broker's key rotation, and the refresher.
+    template.resourceCountIs("AWS::Lambda::Function", 3);
     template.resourceCountIs("AWS::Lambda::Url", 1);
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
     const functions = Object.values(

@@ -34,9 +34,16 @@ interface Statement {
 }
 
 function statementsOf(template: Template, rolePrefix: string): Statement[] {
+  return policyStatements(template, `EcrAnywhere${rolePrefix}Role`);
+}
+
+/** The token broker user's policy: what every private token may do at most. */
+const BROKER_USER = "EcrAnywhereWebhookTokenBrokerUser";
+
+function policyStatements(template: Template, idPrefix: string): Statement[] {
   const policies = template.findResources("AWS::IAM::Policy");
   return Object.entries(policies)
-    .filter(([id]) => id.startsWith(`EcrAnywhere${rolePrefix}Role`))
+    .filter(([id]) => id.startsWith(idPrefix))
     .flatMap(
       ([, policy]) =>
         (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties
@@ -64,7 +71,8 @@ beforeAll(() => {
 
 describe("functions", () => {
   it("deploys both functions on nodejs24.x, arm64, with timeouts that fit the webhook's 10 s admission", () => {
-    template.resourceCountIs("AWS::Lambda::Function", 2);
+    // The webhook, the refresher, and the token broker's key rotation.
+    template.resourceCountIs("AWS::Lambda::Function", 3);
     template.hasResourceProperties("AWS::Lambda::Function", {
       Runtime: "nodejs24.x",
       Architectures: ["arm64"],
@@ -115,7 +123,7 @@ describe("functions", () => {
 });
 
 describe("least-privilege IAM", () => {
-  it("lets the webhook mint tokens, pull from allowed registries, assume listed roles, read its record table and share tokens, and nothing else", () => {
+  it("lets the webhook assume listed roles, read records and share tokens, and nothing else: it cannot mint a private token itself", () => {
     const statements = statementsOf(template, "Webhook");
     const granted = [...new Set(statements.flatMap(actions))].sort();
     expect(granted).toEqual(
@@ -124,10 +132,6 @@ describe("least-privilege IAM", () => {
         "dynamodb:PutItem",
         "dynamodb:Scan",
         "dynamodb:UpdateItem",
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetAuthorizationToken",
-        "ecr:GetDownloadUrlForLayer",
         "kms:Decrypt",
         "kms:DescribeKey",
         "kms:Encrypt",
@@ -137,7 +141,10 @@ describe("least-privilege IAM", () => {
         "sts:AssumeRole",
       ].sort(),
     );
-    const pull = statements.find((statement) => actions(statement).includes("ecr:BatchGetImage"));
+    // Private tokens are the broker's: the most any session policy can leave them.
+    const pull = policyStatements(template, BROKER_USER).find((statement) =>
+      actions(statement).includes("ecr:BatchGetImage"),
+    );
     expect(resources(pull as Statement).sort()).toEqual([
       "arn:aws:ecr:eu-west-1:210987654321:repository/*",
       "arn:aws:ecr:us-east-1:123456789012:repository/*",
@@ -277,7 +284,7 @@ describe("least-privilege IAM", () => {
   it("does not allow sts:AssumeRole at all when no cluster roles are configured", () => {
     const plain = synthesize({});
     expect(statementsOf(plain, "Webhook").flatMap(actions)).not.toContain("sts:AssumeRole");
-    const pull = statementsOf(plain, "Webhook").find((statement) =>
+    const pull = policyStatements(plain, BROKER_USER).find((statement) =>
       actions(statement).includes("ecr:BatchGetImage"),
     ) as Statement;
     expect(JSON.stringify(pull.Resource)).toContain(":repository/*"); // the stack's own account and region
@@ -310,10 +317,10 @@ describe("schedule and observability", () => {
     const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")) as {
       Properties: Record<string, unknown>;
     }[];
-    expect(alarms).toHaveLength(9);
+    expect(alarms).toHaveLength(10);
     const byMetric = (name: string) =>
       alarms.filter((alarm) => alarm.Properties.MetricName === name);
-    expect(byMetric("Errors")).toHaveLength(1); // the refresher's
+    expect(byMetric("Errors")).toHaveLength(2); // the refresher's and the broker key rotation's
     // The webhook's: Lambda's Errors miss a 5xx it returns, so its function URL's count is added.
     const webhookErrors = alarms.find((alarm) =>
       JSON.stringify(alarm.Properties.Metrics ?? "").includes("Url5xxCount"),
@@ -391,7 +398,7 @@ describe("pull-through cache", () => {
       allowedRegistries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
       pullThroughCache: true,
     });
-    const statement = statementsOf(optedIn, "Webhook").find((item) =>
+    const statement = policyStatements(optedIn, BROKER_USER).find((item) =>
       actions(item).includes("ecr:BatchImportUpstreamImage"),
     ) as Statement;
     expect(actions(statement).sort()).toEqual([
@@ -399,9 +406,15 @@ describe("pull-through cache", () => {
       "ecr:CreateRepository",
     ]);
     expect(resources(statement)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
-    expect(statementsOf(template, "Webhook").flatMap(actions)).not.toContain(
+    expect(policyStatements(template, BROKER_USER).flatMap(actions)).not.toContain(
       "ecr:CreateRepository",
     );
+    // Records that do not narrow inherit the stack's setting in their session policy.
+    optedIn.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({ ECR_ANYWHERE_PULL_THROUGH_CACHE: "true" }),
+      },
+    });
     expect(
       propsFromContext({ "ecr-anywhere:pullThroughCache": "true" }).props.pullThroughCache,
     ).toBe(true);
@@ -423,8 +436,8 @@ describe("ECR Public", () => {
     expect(bearer.Condition).toEqual({
       StringEquals: { "sts:AWSServiceName": "ecr-public.amazonaws.com" },
     });
-    // Its pulls stay those of the private registries listed.
-    const pull = statements.find((item) =>
+    // Its pulls stay those of the private registries listed, and the broker's.
+    const pull = policyStatements(withPublic, BROKER_USER).find((item) =>
       actions(item).includes("ecr:BatchGetImage"),
     ) as Statement;
     expect(resources(pull)).toEqual(["arn:aws:ecr:us-east-1:123456789012:repository/*"]);
@@ -440,6 +453,9 @@ describe("ECR Public", () => {
   it("grants no private pulls when ECR Public is the only allowed registry", () => {
     const onlyPublic = synthesize({ allowedRegistries: ["public.ecr.aws"] });
     expect(statementsOf(onlyPublic, "Webhook").flatMap(actions)).not.toContain("ecr:BatchGetImage");
+    expect(policyStatements(onlyPublic, BROKER_USER).flatMap(actions)).not.toContain(
+      "ecr:BatchGetImage",
+    );
   });
 
   it("refuses public.ecr.aws in a stack of another partition", () => {
@@ -451,6 +467,132 @@ describe("ECR Public", () => {
           ecrAnywhere: { allowedRegistries: ["public.ecr.aws"] },
         }),
     ).toThrow(/public.ecr.aws exists only in partition aws/);
+  });
+});
+
+describe("token scoping", () => {
+  const userPolicy = (synthesized: Template) => policyStatements(synthesized, BROKER_USER);
+
+  it("creates a token broker user with no console, no groups and one inline policy: mint, pull the allowed registries, federate ecr-anywhere-* only", () => {
+    template.resourceCountIs("AWS::IAM::User", 1);
+    const [user] = Object.values(template.findResources("AWS::IAM::User")) as {
+      Properties?: Record<string, unknown>;
+    }[];
+    expect(user?.Properties?.LoginProfile).toBeUndefined();
+    expect(user?.Properties?.Groups).toBeUndefined();
+    expect(user?.Properties?.ManagedPolicyArns).toBeUndefined();
+    template.resourceCountIs("AWS::IAM::AccessKey", 0); // the key is never in the template
+    const statements = userPolicy(template);
+    expect([...new Set(statements.flatMap(actions))].sort()).toEqual([
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetAuthorizationToken",
+      "ecr:GetDownloadUrlForLayer",
+      "sts:GetFederationToken",
+    ]);
+    const federate = statements.find((statement) =>
+      actions(statement).includes("sts:GetFederationToken"),
+    ) as Statement;
+    expect(JSON.stringify(federate.Resource)).toMatch(
+      /":sts::",\{"Ref":"AWS::AccountId"\},":federated-user\/ecr-anywhere-\*"/,
+    );
+  });
+
+  it("lets the rotation function manage that user's keys and write that one item, and nothing else", () => {
+    const statements = policyStatements(template, "EcrAnywhereWebhookTokenBrokerRole");
+    expect([...new Set(statements.flatMap(actions))].sort()).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "iam:CreateAccessKey",
+      "iam:DeleteAccessKey",
+      "iam:ListAccessKeys",
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]);
+    const iamStatement = statements.find((statement) =>
+      actions(statement).includes("iam:CreateAccessKey"),
+    ) as Statement;
+    expect(JSON.stringify(iamStatement.Resource)).toMatch(/TokenBrokerUser[A-Z0-9]+", *"Arn"/);
+    const item = statements.find((statement) =>
+      actions(statement).includes("dynamodb:PutItem"),
+    ) as Statement;
+    expect(item.Condition).toEqual({
+      "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["ecr-anywhere/broker-key"] },
+    });
+    const kms = statements.find((statement) =>
+      actions(statement).includes("kms:Encrypt"),
+    ) as Statement;
+    expect(JSON.stringify(kms.Condition)).toContain("kms:ViaService");
+    // The first key is made by the custom resource when the stack deploys; rotation runs daily.
+    template.hasResourceProperties("Custom::EcrAnywhereBrokerKey", {
+      ServiceToken: { "Fn::GetAtt": [Match.stringLikeRegexp("TokenBroker"), "Arn"] },
+      UserName: { Ref: Match.stringLikeRegexp("TokenBrokerUser") },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 day)" });
+  });
+
+  it("gives the webhook no IAM action, the broker's name, and no way to write its key", () => {
+    const statements = statementsOf(template, "Webhook");
+    expect(statements.flatMap(actions).filter((action) => action.startsWith("iam:"))).toEqual([]);
+    const deny = statements.find((statement) => statement.Effect === "Deny") as Statement;
+    expect(actions(deny).sort()).toEqual(["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+    expect(deny.Condition).toEqual({
+      "ForAnyValue:StringEquals": { "dynamodb:LeadingKeys": ["ecr-anywhere/broker-key"] },
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_TOKEN_SCOPING: "federation",
+          ECR_ANYWHERE_BROKER_USER: { Ref: Match.stringLikeRegexp("TokenBrokerUser") },
+        }),
+      },
+    });
+  });
+
+  it("role-session: no IAM user; a pull role only the webhook may assume, for an hour, holding the pulls", () => {
+    const roleSession = synthesize({ allowedRegistries: [EAST], tokenScoping: "role-session" });
+    roleSession.resourceCountIs("AWS::IAM::User", 0);
+    roleSession.resourceCountIs("AWS::Lambda::Function", 2);
+    roleSession.resourceCountIs("Custom::EcrAnywhereBrokerKey", 0);
+    const roles = roleSession.findResources("AWS::IAM::Role", {
+      Properties: { MaxSessionDuration: 3600 },
+    }) as Record<string, { Properties: { AssumeRolePolicyDocument: unknown } }>;
+    const [pullRoleId, pullRole] = Object.entries(roles)[0] ?? [];
+    expect(JSON.stringify(pullRole?.Properties.AssumeRolePolicyDocument)).toMatch(
+      /"AWS":\{"Fn::GetAtt":\["EcrAnywhereWebhookRole[A-Z0-9]+","Arn"\]\}/,
+    );
+    const pulls = policyStatements(roleSession, String(pullRoleId).replace(/[A-F0-9]{8}$/, ""));
+    expect(pulls.flatMap(resources)).toContain("arn:aws:ecr:us-east-1:123456789012:repository/*");
+    const assume = statementsOf(roleSession, "Webhook").find((statement) =>
+      actions(statement).includes("sts:AssumeRole"),
+    ) as Statement;
+    expect(JSON.stringify(assume.Resource)).toContain(String(pullRoleId));
+    roleSession.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          ECR_ANYWHERE_TOKEN_SCOPING: "role-session",
+          ECR_ANYWHERE_PULL_ROLE_ARN: Match.anyValue(),
+        }),
+      },
+    });
+  });
+
+  it("reads the setting from context and refuses anything else, in context and in the construct", () => {
+    expect(
+      propsFromContext({ "ecr-anywhere:tokenScoping": "role-session" }).props.tokenScoping,
+    ).toBe("role-session");
+    expect(() => propsFromContext({ "ecr-anywhere:tokenScoping": "none" })).toThrow(/tokenScoping/);
+    const app = new App();
+    expect(
+      () =>
+        new EcrAnywhereStack(app, "Bad", {
+          ecrAnywhere: { tokenScoping: "none" as never },
+        }),
+    ).toThrow(/Bad\/EcrAnywhere\/Webhook: tokenScoping must be federation or role-session/);
   });
 });
 
@@ -492,9 +634,11 @@ describe("logical IDs", () => {
       "AWS::KMS::Key EcrAnywhereMonitoringAlarmTopicKeyF5666C8F",
       "AWS::Lambda::Function EcrAnywhereRefresherE786124A",
       "AWS::Lambda::Function EcrAnywhereWebhookED048BFE",
+      "AWS::Lambda::Function EcrAnywhereWebhookTokenBrokerE21146DF",
       "AWS::Lambda::Url EcrAnywhereWebhookFunctionUrlA7719584",
       "AWS::Logs::LogGroup EcrAnywhereRefresherLogs553CD076",
       "AWS::Logs::LogGroup EcrAnywhereWebhookLogs88F9E601",
+      "AWS::Logs::LogGroup EcrAnywhereWebhookTokenBrokerLogsB3448F16",
       "AWS::SNS::Topic EcrAnywhereMonitoringAlarmTopic97FF99A3",
       "AWS::SQS::Queue EcrAnywhereRefresherDeadLetters63F2CE8A",
     ]);
@@ -522,7 +666,7 @@ describe("fan-out mode", () => {
   it("adds a queue with a dead-letter queue, a worker fed by it, and their alarms, and still passes cdk-nag", () => {
     const fanout = synthesize({ refreshMode: "fanout", fanoutConcurrency: 20 });
     template.resourceCountIs("AWS::SQS::Queue", 1);
-    fanout.resourceCountIs("AWS::Lambda::Function", 3);
+    fanout.resourceCountIs("AWS::Lambda::Function", 4);
     fanout.hasResourceProperties("AWS::SQS::Queue", {
       RedrivePolicy: { maxReceiveCount: 3, deadLetterTargetArn: Match.anyValue() },
     });
@@ -553,7 +697,7 @@ describe("fan-out mode", () => {
     const producer = statementsOf(fanout, "Refresher").flatMap(actions);
     expect(producer.filter((action) => /^(dynamodb|kms):/.test(action))).toEqual(["dynamodb:Scan"]);
     expect(statementsOf(fanout, "Refresher").flatMap(actions)).toContain("sqs:SendMessage");
-    expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(12);
+    expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(13);
   });
 });
 

@@ -58,6 +58,8 @@ export interface FaultProxy {
   forwarded: number;
   /** The bodies of the requests passed on, for asserting what a client sent. */
   readonly bodies: string[];
+  /** The access key that signed each request passed on (SigV4 credential scope), in order. */
+  readonly signers: string[];
   stop(): Promise<void>;
 }
 
@@ -70,7 +72,7 @@ export async function startFaultProxy(
   failing: RegExp,
   reply: CannedReply,
 ): Promise<FaultProxy> {
-  const state = { faults: 0, forwarded: 0, bodies: [] as string[] };
+  const state = { faults: 0, forwarded: 0, bodies: [] as string[], signers: [] as string[] };
   const server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -82,6 +84,9 @@ export async function startFaultProxy(
     }
     state.forwarded++;
     state.bodies.push(Buffer.concat(chunks).toString("utf8"));
+    state.signers.push(
+      /Credential=([^/]+)\//.exec(String(request.headers.authorization ?? ""))?.[1] ?? "",
+    );
     const headers = Object.entries(request.headers).filter(
       (entry): entry is [string, string] => typeof entry[1] === "string" && entry[0] !== "host",
     );

@@ -242,7 +242,6 @@ describe("onboard's rules between flags", () => {
   const valid = VALID_ONBOARD;
   it.each<[Partial<OnboardOptions>, RegExp]>([
     [{ serviceAccounts: ["default"] }, /--service-accounts needs --ensure-secret/],
-    [{ repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/a"] }, /needs --role-arn/],
     [{ pullThroughCache: true }, /--pull-through-cache needs --repositories/],
     [{ allowAnySource: true }, /exclude each other/],
     [{ allowedSourceCidrs: undefined }, /--allowed-source-cidrs is needed/],
@@ -254,6 +253,9 @@ describe("onboard's rules between flags", () => {
   });
   it("accepts a consistent set", () => {
     expect(() => validateOnboard(valid)).not.toThrow();
+    // Tokens are scoped to the record with or without a role of the cluster's own.
+    const repositories = ["arn:aws:ecr:us-east-1:123456789012:repository/a/*"];
+    expect(() => validateOnboard({ ...valid, repositories, pullThroughCache: true })).not.toThrow();
     expect(() =>
       validateOnboard({ ...valid, dryRun: true, webhookAuth: "header", out: "dir" }),
     ).not.toThrow();

@@ -63,19 +63,23 @@ describe("parseClusterRecord", () => {
     ["a bad role", { ...minimal, roleArn: "role/x" }, "roleArn"],
     ["a missing kubeconfig", { ...minimal, kubeconfig: undefined }, "kubeconfig"],
     [
-      "repositories without a role (nothing would narrow the token)",
-      { ...minimal, repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/a/*"] },
-      "repositories needs roleArn",
-    ],
-    [
-      "pullThroughCache without a role",
+      "pullThroughCache without repositories (the stack's setting applies)",
       { ...minimal, pullThroughCache: true },
-      "pullThroughCache in a record needs roleArn",
+      "pullThroughCache in a record needs repositories",
     ],
   ])("rejects %s with the field's path", (_what, record, expected) => {
     const parsed = parseText(typeof record === "string" ? record : JSON.stringify(record));
     expect(parsed.ok).toBe(false);
     expect(!parsed.ok && parsed.error).toContain(expected);
+  });
+
+  it("accepts repositories without a role: every token is minted under the record's session policy", () => {
+    const narrowed = {
+      ...minimal,
+      repositories: ["arn:aws:ecr:us-east-1:123456789012:repository/a/*"],
+      pullThroughCache: true,
+    };
+    expect(parseText(JSON.stringify(narrowed))).toMatchObject({ ok: true });
   });
 
   it("rejects a record filed under another cluster's key", () => {

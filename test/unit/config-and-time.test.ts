@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { refresherConfigFromEnv, webhookConfigFromEnv } from "../../functions/core/config.ts";
 import { contractNames } from "../../functions/core/contract.ts";
+import { ECR } from "../../functions/core/ecr-kind.ts";
 import { ECR_PUBLIC } from "../../functions/core/ecr-public-kind.ts";
+import { parseEcrHost, type RegistryKind } from "../../functions/core/registries.ts";
 import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
 import { earliest, parseRfc3339, toRfc3339 } from "../../functions/core/time.ts";
 import { reuseUntil, tokenExpiry } from "../../functions/core/token-lifetime.ts";
@@ -100,13 +102,24 @@ describe("time", () => {
   });
 });
 
+/** The session policy of a record narrowed to `repositories`, beside a registry of each of `kinds`. */
+function narrowedPolicy(
+  repositories: readonly string[] | undefined,
+  pullThroughCache = false,
+  kinds: readonly RegistryKind[] = [],
+): string | undefined {
+  const publicRegistry = parseEcrHost("public.ecr.aws");
+  const registries = kinds.includes(ECR_PUBLIC) && publicRegistry ? [publicRegistry] : [];
+  return sessionPolicyFor({ registries, repositories, pullThroughCache }, [ECR, ...kinds]);
+}
+
 describe("sessionPolicyFor", () => {
   it("allows minting tokens and pulling only from the listed repositories", () => {
     const repositories = [
       "arn:aws:ecr:us-east-1:123456789012:repository/team-b/*",
       "arn:aws:ecr:us-east-1:123456789012:repository/team-a/*",
     ];
-    expect(JSON.parse(sessionPolicyFor(repositories) ?? "")).toEqual({
+    expect(JSON.parse(narrowedPolicy(repositories) ?? "")).toEqual({
       Version: "2012-10-17",
       Statement: [
         { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
@@ -121,7 +134,7 @@ describe("sessionPolicyFor", () => {
         },
       ],
     });
-    expect(sessionPolicyFor(undefined)).toBeUndefined();
+    expect(narrowedPolicy(undefined)).toBeUndefined();
   });
 
   it("adds the pull-through cache import actions only when the record opts in", () => {
@@ -129,8 +142,8 @@ describe("sessionPolicyFor", () => {
     const actions = (policy: string | undefined) =>
       (JSON.parse(policy ?? "{}") as { Statement: { Action: string | string[] }[] }).Statement[1]
         ?.Action;
-    expect(actions(sessionPolicyFor(repositories))).not.toContain("ecr:BatchImportUpstreamImage");
-    expect(actions(sessionPolicyFor(repositories, true))).toEqual([
+    expect(actions(narrowedPolicy(repositories))).not.toContain("ecr:BatchImportUpstreamImage");
+    expect(actions(narrowedPolicy(repositories, true))).toEqual([
       "ecr:BatchGetImage",
       "ecr:GetDownloadUrlForLayer",
       "ecr:BatchCheckLayerAvailability",
@@ -143,8 +156,8 @@ describe("sessionPolicyFor", () => {
     const repositories = ["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"];
     const statements = (policy: string | undefined) =>
       (JSON.parse(policy ?? "{}") as { Statement: unknown[] }).Statement;
-    expect(statements(sessionPolicyFor(repositories))).toHaveLength(2);
-    expect(statements(sessionPolicyFor(repositories, false, [ECR_PUBLIC])).slice(2)).toEqual([
+    expect(statements(narrowedPolicy(repositories))).toHaveLength(2);
+    expect(statements(narrowedPolicy(repositories, false, [ECR_PUBLIC])).slice(2)).toEqual([
       { Effect: "Allow", Action: "ecr-public:GetAuthorizationToken", Resource: "*" },
       {
         Effect: "Allow",
@@ -160,7 +173,7 @@ describe("sessionPolicyFor", () => {
       { length: 40 },
       (_, i) => `arn:aws:ecr:us-east-1:123456789012:repository/team-${i}/service`,
     );
-    expect(() => sessionPolicyFor(many)).toThrow(/STS allows 2048: use wildcards/);
+    expect(() => narrowedPolicy(many)).toThrow(/STS allows 2048: use wildcards/);
   });
 });
 

@@ -17,6 +17,7 @@ import {
 } from "../../functions/adapters/ecr-tokens.ts";
 import type { ClusterRecord } from "../../functions/core/cluster-record.ts";
 import { webhookConfigFromEnv } from "../../functions/core/config.ts";
+import { ECR } from "../../functions/core/ecr-kind.ts";
 import { ECR_PUBLIC } from "../../functions/core/ecr-public-kind.ts";
 import {
   endpointKey,
@@ -262,7 +263,11 @@ describe("a registry kind added with only a descriptor and a minter", () => {
     );
     example.failWith = Object.assign(new Error("slow down"), { name: "ThrottlingException" });
     await expect(
-      provider.tokenFor({ clusterId: "other" }, endpoint, AbortSignal.timeout(5000)),
+      provider.tokenFor(
+        { clusterId: "other", registries: [EXAMPLE] },
+        endpoint,
+        AbortSignal.timeout(5000),
+      ),
     ).rejects.toThrow(
       "Example Registry is throttling GetAuthorizationToken in eu-west-1; try again shortly (if it persists, raise the Example Registry quota or reduce how often Secrets are written)",
     );
@@ -364,7 +369,10 @@ describe("the built-in kinds", () => {
 
   it("keep the session policy's text, whose hash keys an assumed role's tokens", () => {
     const repositories = ["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"];
-    expect(sessionPolicyFor(repositories, true, [ECR_PUBLIC])).toBe(
+    const publicRegistry = parseRegistryHost("public.ecr.aws");
+    if (!publicRegistry.ok) throw new Error(publicRegistry.problem);
+    const scope = { registries: [publicRegistry.registry], repositories, pullThroughCache: true };
+    expect(sessionPolicyFor(scope, [ECR, ECR_PUBLIC])).toBe(
       '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:GetAuthorizationToken","Resource":"*"},{"Effect":"Allow","Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability","ecr:BatchImportUpstreamImage","ecr:CreateRepository"],"Resource":["arn:aws:ecr:us-east-1:123456789012:repository/team-a/*"]},{"Effect":"Allow","Action":"ecr-public:GetAuthorizationToken","Resource":"*"},{"Effect":"Allow","Action":"sts:GetServiceBearerToken","Resource":"*","Condition":{"StringEquals":{"sts:AWSServiceName":"ecr-public.amazonaws.com"}}}]}',
     );
   });
