@@ -629,6 +629,7 @@ describe("logical IDs", () => {
       "AWS::DynamoDB::Table EcrAnywhereWebhookTokenStore170BE49B",
       "AWS::IAM::Role EcrAnywhereRefresherRole9FD18ABE",
       "AWS::IAM::Role EcrAnywhereWebhookRole9BE0757A",
+      "AWS::IAM::Role EcrAnywhereWebhookTokenBrokerRole9BF917A6",
       "AWS::KMS::Alias EcrAnywhereClusterRecordKeyAliasB422B44E",
       "AWS::KMS::Key EcrAnywhereClusterRecordKey72C65D9A",
       "AWS::KMS::Key EcrAnywhereMonitoringAlarmTopicKeyF5666C8F",
