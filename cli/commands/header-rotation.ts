@@ -72,6 +72,14 @@ export function headerRotationSteps(
       title: "Add the new token's hash to the record and write its credentials kubeconfig",
       run: () => start(context, out),
     },
+    {
+      // Warm webhooks keep the old record for its TTL: an API server restarted sooner is refused.
+      title: `Wait ${options.propagationSeconds} s for warm webhooks to reload the record`,
+      run: async () => {
+        await context.factory.sleep(options.propagationSeconds * 1000);
+        return "the new token is accepted";
+      },
+    },
   ];
 }
 
