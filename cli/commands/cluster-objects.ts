@@ -6,6 +6,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
 import { refresherRbac, refresherSecretPolicy, webhookConfiguration } from "../../k8s/templates.ts";
 import {
+  isHeaderModeUrl,
   MANAGED_BY_LABEL,
   type OnboardInputs,
   refresherNamespaceObject,
@@ -16,11 +17,19 @@ import {
 import type { OperatorCluster } from "../factory.ts";
 import { Problem } from "../ui.ts";
 
-export interface RegisteredWebhook {
-  readonly configuration: WebhookConfigurationView;
-  readonly url: string;
-  readonly token: string;
-}
+export type RegisteredWebhook =
+  | {
+      readonly mode: "url";
+      readonly configuration: WebhookConfigurationView;
+      readonly url: string;
+      readonly token: string;
+    }
+  | {
+      /** The token travels in a header from kube-apiserver's admission kubeconfig. */
+      readonly mode: "header";
+      readonly configuration: WebhookConfigurationView;
+      readonly url: string;
+    };
 
 /**
  * This cluster's ecr-anywhere webhook configuration, checked to belong to `clusterId`, so a wrong
@@ -35,9 +44,10 @@ export async function registeredWebhook(
   );
   if (!configuration) return undefined;
   for (const webhook of configuration.webhooks) {
-    const token = tokenInWebhookUrl(webhook.clientConfig.url, clusterId);
-    if (token && webhook.clientConfig.url)
-      return { configuration, url: webhook.clientConfig.url, token };
+    const url = webhook.clientConfig.url;
+    const token = tokenInWebhookUrl(url, clusterId);
+    if (token && url) return { mode: "url", configuration, url, token };
+    if (url && isHeaderModeUrl(url, clusterId)) return { mode: "header", configuration, url };
   }
   throw new Problem(
     `the MutatingWebhookConfiguration ${WEBHOOK_CONFIGURATION_NAME} in context ${cluster.config.currentContext} is not cluster ${clusterId}'s: check --context`,

@@ -28,6 +28,8 @@ export interface OffboardOptions {
   readonly clusterId: string;
   readonly recoveryDays: number;
   readonly yes: boolean;
+  /** The cluster is gone (or unreachable for good): mark only its record deleted. */
+  readonly recordOnly: boolean;
 }
 
 export function newOffboardCommand(factory: () => Factory) {
@@ -38,25 +40,68 @@ export function newOffboardCommand(factory: () => Factory) {
     .argument("<cluster-id>", "the cluster", checked(parseClusterId))
     .option("-y, --yes", "do not ask for confirmation", false)
     .option(
+      "--record-only",
+      "the cluster no longer exists: leave it alone and only schedule its record for deletion",
+      false,
+    )
+    .option(
       "--recovery-window-days <days>",
       "the record can be restored this long, then DynamoDB's TTL removes it (1 to 30)",
       checked(parseRecoveryDays),
       7,
     )
     .action(async (clusterId, flags) => {
-      const options = { clusterId, recoveryDays: flags.recoveryWindowDays, yes: flags.yes };
+      const options = {
+        clusterId,
+        recoveryDays: flags.recoveryWindowDays,
+        yes: flags.yes,
+        recordOnly: flags.recordOnly,
+      };
       await runOffboard(options, factory());
     });
 }
 
 export async function runOffboard(options: OffboardOptions, factory: Factory): Promise<void> {
   const { clusterId, recoveryDays } = options;
-  const cluster = factory.operatorCluster();
-  const question = `Remove ecr-anywhere from cluster ${clusterId} (context ${cluster.config.currentContext}) and schedule its record for deletion?`;
+  // A cluster that is gone has no kubeconfig to load: only its record is touched.
+  const cluster = options.recordOnly ? undefined : factory.operatorCluster();
+  const question = cluster
+    ? `Remove ecr-anywhere from cluster ${clusterId} (context ${cluster.config.currentContext}) and schedule its record for deletion?`
+    : `Schedule the record of cluster ${clusterId} for deletion, leaving the cluster itself alone?`;
   if (!options.yes && !(await factory.confirm(question)))
     throw new Problem("not confirmed: nothing was changed");
   const store = factory.recordStore();
   const steps: Step<undefined>[] = [
+    ...(cluster ? clusterSteps(cluster, clusterId, factory) : []),
+    {
+      title: `Schedule the cluster record for deletion (${recoveryDays}-day recovery window)`,
+      run: () => store.scheduleDeletion(clusterId, recoveryDays),
+    },
+  ];
+  try {
+    const done = await factory.printer.steps(undefined, steps);
+    factory.printer.result({ ok: true, clusterId, steps: done }, () =>
+      [
+        "",
+        cluster
+          ? `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`
+          : `The record of cluster ${clusterId} is scheduled for deletion; the webhook refuses its token from now on.`,
+        ...undoLines(clusterId, recoveryDays, factory.records),
+        "",
+      ].join("\n"),
+    );
+  } finally {
+    store.close();
+  }
+}
+
+/** What offboarding removes from the cluster, in the order that never blocks a write. */
+function clusterSteps(
+  cluster: OperatorCluster,
+  clusterId: string,
+  factory: Factory,
+): Step<undefined>[] {
+  return [
     {
       title: "Remove the webhook configuration",
       run: async () => {
@@ -73,24 +118,7 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
       title: "Remove the refresher's RBAC, ServiceAccount and namespace",
       run: () => removeRefresher(cluster, factory.labelPrefix),
     },
-    {
-      title: `Schedule the cluster record for deletion (${recoveryDays}-day recovery window)`,
-      run: () => store.scheduleDeletion(clusterId, recoveryDays),
-    },
   ];
-  try {
-    const done = await factory.printer.steps(undefined, steps);
-    factory.printer.result({ ok: true, clusterId, steps: done }, () =>
-      [
-        "",
-        `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`,
-        ...undoLines(clusterId, recoveryDays, factory.records),
-        "",
-      ].join("\n"),
-    );
-  } finally {
-    store.close();
-  }
 }
 
 /** How to undo the offboarding within the recovery window: onboard again, or clear the marks. */

@@ -9,7 +9,7 @@ import { Command } from "@commander-js/extra-typings";
 import { sha256Hex } from "../../functions/core/auth.ts";
 import type { WebhookRecord } from "../../functions/core/cluster-record.ts";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
-import { parseClusterId, parseSeconds } from "../core/inputs.ts";
+import { InputError, parseClusterId, parseSeconds } from "../core/inputs.ts";
 import {
   baseOfWebhookUrl,
   type WebhookToken,
@@ -25,9 +25,18 @@ import {
   type RegisteredWebhook,
   registeredWebhook,
 } from "./cluster-objects.ts";
+import {
+  type HeaderRotationContext,
+  headerRotationSteps,
+  headerRotationSummary,
+} from "./header-rotation.ts";
 
 export interface RotateOptions {
   readonly clusterId: string;
+  /** Header mode: where to write the new credentials kubeconfig for the API server's hosts. */
+  readonly out?: string | undefined;
+  /** Header mode, second step: the API servers use the new token; drop the old one. */
+  readonly finish: boolean;
   /** How long warm webhooks may serve a cached record: the stack's record TTL plus a margin. */
   readonly propagationSeconds: number;
   readonly verifyTimeoutSeconds: number;
@@ -49,9 +58,20 @@ export function newRotateTokenCommand(factory: () => Factory) {
       checked(parseSeconds),
       60,
     )
+    .option(
+      "--out <dir>",
+      "header authentication: write the new webhook-credentials.kubeconfig here, for the API server's hosts",
+    )
+    .option(
+      "--finish",
+      "header authentication: the API servers now send the new token; remove the old one and verify",
+      false,
+    )
     .action(async (clusterId, flags) => {
       const options: RotateOptions = {
         clusterId,
+        out: flags.out,
+        finish: flags.finish,
         propagationSeconds: flags.propagationSeconds,
         verifyTimeoutSeconds: flags.verifyTimeout,
       };
@@ -75,9 +95,48 @@ class Rotation {
   }
 
   async run(): Promise<void> {
-    const { clusterId, propagationSeconds } = this.#options;
-    const steps: Step<undefined>[] = [
-      { title: "Read the cluster record and the webhook configuration", run: () => this.#read() },
+    const { clusterId } = this.#options;
+    const read: Step<undefined> = {
+      title: "Read the cluster record and the webhook configuration",
+      run: () => this.#read(),
+    };
+    try {
+      const [first] = await this.#factory.printer.steps(undefined, [read]);
+      const header = need(this.#current).mode === "header";
+      const rest = header
+        ? headerRotationSteps(this.#headerContext(), this.#options)
+        : this.#urlSteps();
+      const done = [
+        ...(first ? [first] : []),
+        ...(await this.#factory.printer.steps(undefined, rest)),
+      ];
+      this.#factory.printer.result({ ok: true, clusterId, steps: done }, () =>
+        header
+          ? headerRotationSummary(this.#options)
+          : `\nWebhook token of ${clusterId} rotated; no write was refused.\n`,
+      );
+    } finally {
+      this.#store?.close();
+    }
+  }
+
+  #headerContext(): HeaderRotationContext {
+    return {
+      factory: this.#factory,
+      cluster: need(this.#cluster),
+      store: need(this.#store),
+      stored: need(this.#stored),
+      url: need(this.#current).url,
+    };
+  }
+
+  #urlSteps(): Step<undefined>[] {
+    const { propagationSeconds } = this.#options;
+    if (this.#options.out || this.#options.finish)
+      throw new InputError(
+        "--out and --finish are for header authentication; this cluster's token is in its webhook URL",
+      );
+    return [
       { title: "Add the new token's hash to the record", run: () => this.#addNextHash() },
       {
         title: `Wait ${propagationSeconds} s for warm webhooks to reload the record`,
@@ -92,15 +151,6 @@ class Rotation {
       },
       { title: "Remove the old token's hash", run: () => this.#removeOldHash() },
     ];
-    try {
-      const done = await this.#factory.printer.steps(undefined, steps);
-      this.#factory.printer.result(
-        { ok: true, clusterId, steps: done },
-        () => `\nWebhook token of ${clusterId} rotated; no write was refused.\n`,
-      );
-    } finally {
-      this.#store?.close();
-    }
   }
 
   async #read(): Promise<string> {
@@ -111,11 +161,13 @@ class Rotation {
     if (!this.#stored)
       throw new Problem(`no valid cluster record for ${clusterId}: run onboard first`);
     this.#current = await registeredWebhook(this.#cluster, clusterId);
-    if (this.#current) redact(this.#current.token);
     if (!this.#current)
       throw new Problem(
         `cluster ${clusterId} has no webhook configuration here: run onboard first`,
       );
+    if (this.#current.mode === "header")
+      return "header authentication: the token is not in the URL";
+    redact(this.#current.token);
     if (!this.#stored.webhookTokenSha256.includes(sha256Hex(this.#current.token)))
       throw new Problem(
         "the webhook configuration's token is not in the record (it would be refused already): run onboard --rotate-token to replace it at once",
@@ -127,7 +179,7 @@ class Rotation {
     const stored = need(this.#stored);
     this.#next = webhookTokenFrom(randomBytes(32));
     redact(this.#next.token);
-    const currentHash = sha256Hex(need(this.#current).token);
+    const currentHash = sha256Hex(this.#urlWebhook().token);
     const updated = withNextToken(stored, currentHash, this.#next.sha256);
     await need(this.#store).replaceTokenHashes(
       stored.clusterId,
@@ -140,7 +192,7 @@ class Rotation {
 
   async #switchAndVerify(): Promise<string> {
     const cluster = need(this.#cluster);
-    const current = need(this.#current);
+    const current = this.#urlWebhook();
     const { names } = this.#factory;
     const base = baseOfWebhookUrl(current.url);
     await cluster.apply(
@@ -186,6 +238,12 @@ class Rotation {
       updated.webhookTokenSha256,
     );
     return "only the new token is valid";
+  }
+
+  #urlWebhook(): Extract<RegisteredWebhook, { mode: "url" }> {
+    const current = need(this.#current);
+    if (current.mode !== "url") throw new Error("internal: not a URL-token webhook");
+    return current;
   }
 
   /** The whole configuration with another URL, keeping the CA it has. */

@@ -72,8 +72,18 @@ export function tokenInWebhookUrl(url: string | undefined, clusterId: string): s
   return caller?.clusterId === clusterId ? caller.token : undefined;
 }
 
+/** True when `url` is this cluster's webhook URL without a token: header authentication. */
+export function isHeaderModeUrl(url: string | undefined, clusterId: string): boolean {
+  if (!url) return false;
+  try {
+    return new URL(url).pathname.replace(/\/+$/, "").endsWith(`/v1/clusters/${clusterId}`);
+  } catch {
+    return false;
+  }
+}
+
 export function baseOfWebhookUrl(url: string): string {
-  return url.replace(/\/v1\/clusters\/[^/]+\/[^/]+$/, "");
+  return url.replace(/\/v1\/clusters\/[^/]+(\/[^/]+)?$/, "");
 }
 
 /** The refresher's kubeconfig: inline token and CA only, as the record's checks require. */

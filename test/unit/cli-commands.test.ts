@@ -3,6 +3,7 @@
  * validated, global flags reaching the adapters, `--dry-run` as a target of the same onboard run,
  * and one records name for every command.
  */
+import { createHash } from "node:crypto";
 import { chmod, lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -537,5 +538,129 @@ describe("put-record", () => {
         }),
       },
     ]);
+  });
+});
+
+describe("a cluster with header authentication", () => {
+  const HEADER_URL = "https://abc.lambda-url.us-east-1.on.aws/v1/clusters/hdr";
+  const H1 = "1".repeat(64);
+
+  function headerCluster(dryRun: () => Promise<unknown> = async () => ({})) {
+    return {
+      config: { currentContext: "hdr" },
+      webhookConfigurations: async () => [
+        { name: "ecr-anywhere", webhooks: [{ name: "w", clientConfig: { url: HEADER_URL } }] },
+      ],
+      remove: async () => "deleted",
+      namespacesWith: async () => ["apps"],
+      apply: async () => "configured",
+      roleBindingsWith: async () => [],
+      read: async () => undefined,
+      serverVersion: async () => ({ major: 1, minor: 36 }),
+      dryRunManagedSecret: dryRun,
+    } as unknown as OperatorCluster;
+  }
+
+  function hashStore(hashes: string[], calls: [string[], string[]][]) {
+    return {
+      readWebhookPart: async () => ({
+        record: { clusterId: "hdr", webhookTokenSha256: [...hashes], registries: [EAST] },
+        deleted: false,
+      }),
+      replaceTokenHashes: async (_: string, from: string[], to: string[]) => {
+        calls.push([from, to]);
+      },
+      scheduleDeletion: async () => "scheduled",
+      close() {},
+    } as unknown as Records;
+  }
+
+  it("is recognised by offboard, which removes it", async () => {
+    const calls: [string[], string[]][] = [];
+    const cli = harness(() => ({
+      operatorCluster: () => headerCluster(),
+      recordStore: () => hashStore([H1], calls),
+    }));
+    await cli.run("-o", "json", "offboard", "hdr", "--yes");
+    expect(JSON.parse(cli.stdout.join(""))).toMatchObject({ ok: true, clusterId: "hdr" });
+  });
+
+  it("rotates in two runs: a new credentials kubeconfig with both hashes valid, then only the new one", async () => {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-rotate-"));
+    const calls: [string[], string[]][] = [];
+    const start = harness(() => ({
+      operatorCluster: () => headerCluster(),
+      recordStore: () => hashStore([H1], calls),
+    }));
+    await expect(start.run("rotate-token", "hdr")).rejects.toThrow(/--out is needed/);
+    await start.run("-o", "json", "rotate-token", "hdr", "--out", out);
+    const credentials = parse(
+      await readFile(join(out, "webhook-credentials.kubeconfig"), "utf8"),
+    ) as {
+      users: { name: string; user: { token: string } }[];
+    };
+    const token = credentials.users[0]?.user.token ?? "";
+    expect(credentials.users[0]?.name).toBe("abc.lambda-url.us-east-1.on.aws");
+    const h2 = createHash("sha256").update(token).digest("hex");
+    expect(calls).toEqual([[[H1], [H1, h2]]]);
+    expect(start.stdout.join("")).not.toContain(token);
+    expect((await lstat(join(out, "webhook-credentials.kubeconfig"))).mode & 0o777).toBe(0o600);
+
+    const filled = async () => ({
+      metadata: {
+        annotations: { [contractNames("ecr-anywhere.centml.ai").expiresAtAnnotation]: "x" },
+      },
+    });
+    const finish = harness(() => ({
+      operatorCluster: () => headerCluster(filled),
+      recordStore: () => hashStore([H1, h2], calls),
+    }));
+    await finish.run("-o", "json", "rotate-token", "hdr", "--finish", "--propagation-seconds", "0");
+    expect(calls.at(-1)).toEqual([[H1, h2], [h2]]);
+  });
+
+  it("puts the old hash back when the API server still sends the old token", async () => {
+    const calls: [string[], string[]][] = [];
+    const refused = async () => {
+      throw new Error("HTTP 403: failed calling webhook: Forbidden");
+    };
+    const cli = harness(() => ({
+      operatorCluster: () => headerCluster(refused),
+      recordStore: () => hashStore([H1, "2".repeat(64)], calls),
+    }));
+    await expect(
+      cli.run(
+        "rotate-token",
+        "hdr",
+        "--finish",
+        "--propagation-seconds",
+        "0",
+        "--verify-timeout",
+        "0",
+      ),
+    ).rejects.toThrow(/does not send the new token yet .*both tokens are valid again/);
+    expect(calls).toEqual([
+      [[H1, "2".repeat(64)], ["2".repeat(64)]],
+      [["2".repeat(64)], [H1, "2".repeat(64)]],
+    ]);
+  });
+});
+
+describe("offboard --record-only", () => {
+  it("schedules the record's deletion without reading any kubeconfig", async () => {
+    let scheduled = "";
+    const cli = harness(() => ({
+      recordStore: () =>
+        ({
+          scheduleDeletion: async (id: string) => {
+            scheduled = id;
+            return "scheduled";
+          },
+          close() {},
+        }) as unknown as Records,
+    }));
+    await cli.run("offboard", "gone", "--record-only", "--yes");
+    expect(scheduled).toBe("gone");
+    expect(cli.stdout.join("")).toMatch(/record of cluster gone is scheduled for deletion/);
   });
 });

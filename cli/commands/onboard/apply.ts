@@ -14,6 +14,7 @@ import {
   type ConflictingWebhook,
   conflictingWebhooks,
   describeAccess,
+  isHeaderModeUrl,
   keepRefresherKubeconfig,
   onboardAccess,
   REFRESHER_NAMESPACE,
@@ -60,7 +61,10 @@ export class ClusterTarget implements OnboardTarget {
       );
     const ours = configurations.find((item) => item.name === WEBHOOK_CONFIGURATION_NAME);
     const urls = ours?.webhooks.map((webhook) => webhook.clientConfig.url) ?? [];
-    if (ours && !urls.some((url) => tokenInWebhookUrl(url, options.clusterId)))
+    const isOurs = (url: string | undefined) =>
+      tokenInWebhookUrl(url, options.clusterId) !== undefined ||
+      isHeaderModeUrl(url, options.clusterId);
+    if (ours && !urls.some(isOurs))
       throw new Problem(
         `this cluster already has a MutatingWebhookConfiguration ${WEBHOOK_CONFIGURATION_NAME} for another cluster id; offboard that one first, or check --context`,
       );
