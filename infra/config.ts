@@ -33,8 +33,15 @@ const wholeNumber = (min: number, max: number) =>
   );
 
 const ContextSchema = v.strictObject({
+  // An empty list is not "unset": it would deploy a webhook whose tokens pull nothing.
   allowedRegistries: v.optional(
-    list(v.pipe(v.string(), v.check(isEcrHost, "an ECR registry host"))),
+    v.pipe(
+      list(v.pipe(v.string(), v.check(isEcrHost, "an ECR registry host"))),
+      v.check(
+        (hosts) => hosts.length > 0,
+        "an empty list would let tokens pull nothing: leave it unset for this stack's own registry, or list the registry hosts",
+      ),
+    ),
   ),
   clusterRoleArns: v.optional(
     list(v.pipe(v.string(), v.regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "an IAM role ARN"))),

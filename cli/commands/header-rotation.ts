@@ -120,9 +120,12 @@ async function finish(
   }
 }
 
-/** A dry-run managed Secret in an enabled namespace comes back filled: the name of that namespace. */
-async function verifyWrite(
-  context: HeaderRotationContext,
+/**
+ * A dry-run managed Secret in an enabled namespace comes back filled, within `timeoutSeconds`:
+ * the name of that namespace. Both rotation modes prove a switch this way.
+ */
+export async function verifyWrite(
+  context: Pick<HeaderRotationContext, "cluster" | "factory">,
   timeoutSeconds: number,
 ): Promise<string> {
   const { cluster, factory } = context;

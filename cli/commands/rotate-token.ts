@@ -29,6 +29,7 @@ import {
   type HeaderRotationContext,
   headerRotationSteps,
   headerRotationSummary,
+  verifyWrite,
 } from "./header-rotation.ts";
 
 export interface RotateOptions {
@@ -201,29 +202,20 @@ class Rotation {
       ),
     );
     const enabled = `${names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`;
-    const namespace = (await cluster.namespacesWith(enabled))[0];
-    if (!namespace) return "switched (no enabled namespace to verify in)";
-    const deadline = Date.now() + this.#options.verifyTimeoutSeconds * 1000;
-    for (;;) {
-      try {
-        const secret = await cluster.dryRunManagedSecret(
-          namespace,
-          `ecr-anywhere-verify-${randomBytes(4).toString("hex")}`,
-          names,
-        );
-        if (secret.metadata?.annotations?.[names.expiresAtAnnotation])
-          return `switched; a dry-run write in ${namespace} passed`;
-        throw new Error("the dry-run Secret came back without expires_at");
-      } catch (error) {
-        if (Date.now() > deadline) {
-          // The old token still works: go back to it rather than leave writes refused.
-          await cluster.apply(await this.#configurationWith(current.url));
-          throw new Problem(
-            `the new token was refused (${(error as Error).message}); switched back to the old one, which still works`,
-          );
-        }
-      }
-      await this.#factory.sleep(1000);
+    if ((await cluster.namespacesWith(enabled)).length === 0)
+      return "switched (no enabled namespace to verify in)";
+    try {
+      const namespace = await verifyWrite(
+        { cluster, factory: this.#factory },
+        this.#options.verifyTimeoutSeconds,
+      );
+      return `switched; a dry-run write in ${namespace} passed`;
+    } catch (error) {
+      // The old token still works: go back to it rather than leave writes refused.
+      await cluster.apply(await this.#configurationWith(current.url));
+      throw new Problem(
+        `the new token was refused (${(error as Error).message}); switched back to the old one, which still works`,
+      );
     }
   }
 

@@ -9,6 +9,8 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[], limit = 
   const described = issues.slice(0, limit).map((issue) => {
     const path = v.getDotPath(issue) ?? "(root)";
     if (issue.received === "undefined") return `${path}: missing`;
+    // A check's message is the project's own words (what is expected), never the value.
+    if (issue.type === "check") return `${path}: ${issue.message}`;
     return issue.expected === null ? `${path}: invalid` : `${path}: expected ${issue.expected}`;
   });
   const more = issues.length > limit ? `; and ${issues.length - limit} more` : "";

@@ -722,8 +722,18 @@ describe("context", () => {
     expect(props.logRetention).toBe(90);
   });
 
+  it("ships a cdk.json that changes no documented default", async () => {
+    const shipped = JSON.parse(await readFile(join(repo, "cdk.json"), "utf8")) as {
+      context: Record<string, unknown>;
+    };
+    expect(Object.keys(shipped.context).filter((key) => key.startsWith("ecr-anywhere:"))).toEqual(
+      [],
+    );
+  });
+
   it.each([
     [{ "ecr-anywhere:allowedRegistries": ["docker.io"] }, "allowedRegistries.0"],
+    [{ "ecr-anywhere:allowedRegistries": [] }, "an empty list would let tokens pull nothing"],
     [{ "ecr-anywhere:refreshIntervalMinutes": "often" }, "refreshIntervalMinutes"],
     [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],
     [{ "ecr-anywhere:allowedRegistry": [EAST] }, "allowedRegistry"],
