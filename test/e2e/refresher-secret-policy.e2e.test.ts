@@ -14,7 +14,7 @@ import {
   setHeaderOptions,
   type V1Secret,
 } from "@kubernetes/client-node";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { contractNames } from "../../functions/core/contract.ts";
 import { refresherRbac, refresherSecretPolicy } from "../../k8s/templates.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
@@ -40,11 +40,21 @@ function clients(text: string) {
   };
 }
 
+/** Cluster-wide objects this file created, removed again so other suites find the API server as it was. */
+const createdClusterWide: KubernetesObject[] = [];
+
 async function create(objects: readonly Record<string, unknown>[]): Promise<void> {
-  for (const object of objects)
-    await admin.objects.create(object as KubernetesObject).catch((error: unknown) => {
-      if (!(error instanceof ApiException && error.code === 409)) throw error;
-    });
+  for (const object of objects) {
+    const created = await admin.objects
+      .create(object as KubernetesObject)
+      .then(() => true)
+      .catch((error: unknown) => {
+        if (!(error instanceof ApiException && error.code === 409)) throw error;
+        return false;
+      });
+    if (created && !(object.metadata as { namespace?: string } | undefined)?.namespace)
+      createdClusterWide.push(object as KubernetesObject);
+  }
 }
 
 const secret = (name: string, type: string, managed: boolean): V1Secret => ({
@@ -84,14 +94,14 @@ function patchAsRefresher(name: string, body: object): Promise<number> {
 beforeAll(async () => {
   admin = clients(adminKubeconfig);
   await admin.core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(() => {});
-  await create(
-    await refresherRbac({
-      namespaces: [NAMESPACE],
-      labelPrefix: LABEL_PREFIX,
-      serviceAccount: SERVICE_ACCOUNT,
-      refresherNamespace: NAMESPACE,
-    }),
-  );
+  // No ClusterRoleBinding: its fixed name binds another suite's refresher.
+  const rbac = await refresherRbac({
+    namespaces: [NAMESPACE],
+    labelPrefix: LABEL_PREFIX,
+    serviceAccount: SERVICE_ACCOUNT,
+    refresherNamespace: NAMESPACE,
+  });
+  await create(rbac.filter((object) => object.kind !== "ClusterRoleBinding"));
   const request = await admin.core.createNamespacedServiceAccountToken({
     namespace: NAMESPACE,
     name: SERVICE_ACCOUNT,
@@ -100,6 +110,12 @@ beforeAll(async () => {
   refresher = clients(
     kubeconfig(server, caPem, { name: SERVICE_ACCOUNT, token: request.status?.token ?? "" }),
   ).core;
+});
+
+afterAll(async () => {
+  // The policy and any ClusterRole made here are cluster-wide: leave the shared API server as found.
+  for (const object of createdClusterWide.reverse())
+    await admin?.objects.delete(object).catch(() => undefined);
 });
 
 describe("the refresher's token", () => {
