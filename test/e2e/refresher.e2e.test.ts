@@ -36,6 +36,12 @@ import {
 import { kubeconfig } from "../../testbed/control-plane.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig, newWebhookToken } from "../support/admission.ts";
+import {
+  expirationOnClock,
+  type FaultProxy,
+  STS_ACCESS_DENIED,
+  startFaultProxy,
+} from "../support/fault-server.ts";
 import { captureOutput } from "../support/output.ts";
 import {
   EAST,
@@ -54,6 +60,7 @@ const SA_NAMESPACE = "ecr-anywhere";
 const SA_NAME = "ecr-anywhere-refresher";
 
 let harness: WebhookHarness & { token: string };
+let stsOnClock: FaultProxy | undefined;
 let admin: CoreV1Api;
 let adminEvents: EventsV1Api;
 let refresherKubeconfig: string;
@@ -145,6 +152,14 @@ beforeAll(async () => {
   harness = await startWebhookHarness(motoUrl, inject("adminKubeconfig"), "refresher-webhook");
   process.env.AWS_ENDPOINT_URL_SQS = motoUrl;
   harness.ecr.now = clock;
+  // The webhook runs on this file's clock, hours ahead: its STS sessions must end on it too.
+  stsOnClock = await startFaultProxy(
+    motoUrl,
+    /^never$/,
+    STS_ACCESS_DENIED,
+    expirationOnClock(clock),
+  );
+  process.env.AWS_ENDPOINT_URL_STS = stsOnClock.url;
   harness.reset(clock);
   admin = harness.core;
   const adminConfig = new KubeConfig();
@@ -201,6 +216,7 @@ afterAll(async () => {
     if (admin) await retireNamespace(admin, name);
   }
   await harness?.stop();
+  await stsOnClock?.stop();
 });
 
 describe("the refresher's RBAC", () => {

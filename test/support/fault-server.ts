@@ -71,6 +71,8 @@ export async function startFaultProxy(
   target: string,
   failing: RegExp,
   reply: CannedReply,
+  /** Rewrites each answer passed on (for example its times, to follow a test's clock). */
+  rewrite: (body: string) => string = (body) => body,
 ): Promise<FaultProxy> {
   const state = { faults: 0, forwarded: 0, bodies: [] as string[], signers: [] as string[] };
   const server = createServer(async (request, response) => {
@@ -100,7 +102,7 @@ export async function startFaultProxy(
       ([name]) => !["content-length", "content-encoding", "transfer-encoding"].includes(name),
     );
     response.writeHead(answer.status, Object.fromEntries(passed));
-    response.end(Buffer.from(await answer.arrayBuffer()));
+    response.end(rewrite(Buffer.from(await answer.arrayBuffer()).toString("utf8")));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -112,4 +114,17 @@ export async function startFaultProxy(
         server.close(() => resolve());
       }),
   });
+}
+
+/**
+ * STS answers whose `<Expiration>` follows a test's clock: moto dates sessions by the real time,
+ * and a webhook on a moved clock would otherwise see each one as long over.
+ */
+export function expirationOnClock(clock: () => number): (body: string) => string {
+  return (body) =>
+    body.replace(
+      /<Expiration>([^<]+)<\/Expiration>/g,
+      (_, iso: string) =>
+        `<Expiration>${new Date(clock() + (Date.parse(iso) - Date.now())).toISOString()}</Expiration>`,
+    );
 }
