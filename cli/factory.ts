@@ -5,6 +5,7 @@
  * adapter themselves, so a test hands in stand-ins through `buildProgram(makeFactory)`.
  */
 import { ClusterApi } from "../functions/adapters/kubernetes.ts";
+import { ENV } from "../functions/core/config.ts";
 import {
   type ContractNames,
   contractNames,
@@ -75,6 +76,11 @@ export interface Factory {
   /** The records name N: tables `<N>-webhook` and `<N>-refresher`. */
   readonly records: string;
   readonly names: ContractNames;
+  /**
+   * The local test bed's allowance (`ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS=true`): API servers and
+   * webhook callers on loopback or private addresses, which no real cluster has.
+   */
+  readonly localTestBed: boolean;
   readonly printer: Printer;
   /** The operator's cluster; loading it checks the kubeconfig and context (exit 2 when wrong). */
   operatorCluster(): OperatorCluster;
@@ -101,6 +107,7 @@ export const defaultFactory: MakeFactory = (globals) => {
     labelPrefix,
     records,
     names: contractNames(labelPrefix),
+    localTestBed: process.env[ENV.allowLocalApiServers] === "true",
     printer: printerFor(globals.output, process),
     operatorCluster: () => {
       cluster ??= UserCluster.load({ kubeconfig: globals.kubeconfig, context: globals.context });

@@ -18,7 +18,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import pLimit from "p-limit";
 import { DynamoBrokerKeyStore } from "../functions/adapters/broker-key-store.ts";
@@ -34,7 +34,7 @@ import { refresherDependenciesFromEnv, refreshInline } from "../functions/refres
 import { createTelemetry } from "../functions/telemetry.ts";
 import { webhookConfiguration } from "../k8s/templates.ts";
 import { startFaultProxy } from "../test/support/fault-server.ts";
-import { localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
+import { createTokenTable, localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
 import { startClusterStandIn } from "../testbed/cluster-stand-in.ts";
 import { type ControlPlane, kubeconfig, startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
@@ -131,7 +131,7 @@ async function run(mode: string): Promise<Record<string, unknown>> {
   const tokenTable: Record<string, string> = flags.before
     ? {}
     : {
-        ECR_ANYWHERE_TOKEN_TABLE: await createTokenTable(awsEnv),
+        ECR_ANYWHERE_TOKEN_TABLE: await tokenTableWithBrokerKey(awsEnv),
         ECR_ANYWHERE_BROKER_USER: "ecr-anywhere-token-broker",
       };
   Object.assign(process.env, awsEnv, {
@@ -414,20 +414,14 @@ function rssMb(pid: number | undefined): number | undefined {
   return kb === undefined ? undefined : Math.round(Number(kb) / 1024);
 }
 
-async function createTokenTable(env: Record<string, string>): Promise<string> {
+/** The shared token table, holding a broker key as the rotation function would store it. */
+async function tokenTableWithBrokerKey(env: Record<string, string>): Promise<string> {
   const client = new DynamoDBClient({
     endpoint: env.AWS_ENDPOINT_URL_DYNAMODB,
     region: env.AWS_REGION,
     credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "x" },
   });
-  await client.send(
-    new CreateTableCommand({
-      TableName: "ecr-anywhere-tokens",
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTokenTable(client, "ecr-anywhere-tokens");
   await new DynamoBrokerKeyStore("ecr-anywhere-tokens", client).write(
     {
       accessKeyId: "AKIABENCHBROKERKEY01",

@@ -193,6 +193,18 @@ export async function ensureRecordTables(
   return tables;
 }
 
+/** Creates a shared token table as the stack defines it (partition key `pk`, on demand). */
+export async function createTokenTable(dynamodb: DynamoDBClient, table: string): Promise<void> {
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: table,
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+}
+
 const TEST_KEY_ALIAS = "alias/ecr-anywhere-test-records";
 const testKeys = new Map<string, Promise<string>>();
 

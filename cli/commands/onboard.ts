@@ -6,7 +6,6 @@
  */
 import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { ENV } from "../../functions/core/config.ts";
 import { nonPublicCidrs } from "../core/cidrs.ts";
 import {
   InputError,
@@ -180,14 +179,19 @@ type OnboardFlags = ReturnType<ReturnType<typeof defineFlags>["opts"]>;
 
 export function newOnboardCommand(factory: () => Factory) {
   return defineFlags().action(async (clusterId, flags) => {
-    const options = completeOnboard(clusterId, flags);
+    const made = factory();
+    const options = completeOnboard(clusterId, flags, made.localTestBed);
     validateOnboard(options);
-    await runOnboard(options, factory());
+    await runOnboard(options, made);
   });
 }
 
 /** The flags as options: every field named once, so a misspelt one does not compile. */
-export function completeOnboard(clusterId: string, flags: OnboardFlags): OnboardOptions {
+export function completeOnboard(
+  clusterId: string,
+  flags: OnboardFlags,
+  localTestBed: boolean,
+): OnboardOptions {
   return {
     clusterId,
     registries: flags.registries,
@@ -197,7 +201,7 @@ export function completeOnboard(clusterId: string, flags: OnboardFlags): Onboard
     allowedSourceCidrs: flags.allowedSourceCidrs,
     allowAnySource: flags.allowAnySource,
     // The local test bed's API server calls from loopback, which no real cluster's does.
-    allowPrivateSources: process.env[ENV.allowLocalApiServers] === "true",
+    allowPrivateSources: localTestBed,
     ensureSecret: flags.ensureSecret,
     pullThroughCache: flags.pullThroughCache,
     serviceAccounts: flags.serviceAccounts,

@@ -8,7 +8,6 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command } from "@commander-js/extra-typings";
 import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
-import { ENV } from "../../functions/core/config.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
 import { InputError, parseClusterId } from "../core/inputs.ts";
 import { withRefresherState } from "../core/onboard-plan.ts";
@@ -54,7 +53,7 @@ export function newPutRecordCommand(factory: () => Factory) {
 }
 
 export async function runPutRecord(options: PutRecordOptions, factory: Factory): Promise<void> {
-  const record = await readRenderedRecord(options.from, options.clusterId);
+  const record = await readRenderedRecord(options.from, options.clusterId, factory.localTestBed);
   const keyArn = options.recordKeyArn ?? (await stackRecordKey(options.stack, factory));
   const store = factory.recordStore();
   try {
@@ -77,7 +76,11 @@ export async function runPutRecord(options: PutRecordOptions, factory: Factory):
 }
 
 /** The two parts as rendered, joined and checked as onboard checks a record it builds. */
-export async function readRenderedRecord(dir: string, clusterId: string): Promise<ClusterRecord> {
+export async function readRenderedRecord(
+  dir: string,
+  clusterId: string,
+  localTestBed: boolean,
+): Promise<ClusterRecord> {
   const webhook = await readJson(join(dir, WEBHOOK_RECORD_FILE));
   const refresher = await readJson(join(dir, REFRESHER_RECORD_FILE));
   const parsed = parseClusterRecord({ ...refresher, ...webhook }, clusterId);
@@ -87,7 +90,7 @@ export async function readRenderedRecord(dir: string, clusterId: string): Promis
       `--from ${dir}: replace ${REFRESHER_TOKEN_PLACEHOLDER} in ${REFRESHER_RECORD_FILE}'s kubeconfig with the refresher's token first (the note of onboard --dry-run says how)`,
     );
   const kubeconfig = checkKubeconfig(parsed.value.kubeconfig, {
-    allowLocalServers: process.env[ENV.allowLocalApiServers] === "true",
+    allowLocalServers: localTestBed,
   });
   if (!kubeconfig.ok)
     throw new InputError(`--from ${dir}: ${REFRESHER_RECORD_FILE}: ${kubeconfig.error}`);

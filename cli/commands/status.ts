@@ -4,7 +4,6 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import pLimit from "p-limit";
-import { ENV } from "../../functions/core/config.ts";
 import { recordTables } from "../../functions/core/contract.ts";
 import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
 import { sanitize } from "../../functions/core/sanitize.ts";
@@ -77,7 +76,7 @@ async function clusterStatus(
   if (!stored || stored.deleted) return unreachableCluster(clusterId, "no cluster record");
   if (!stored.record) return unreachableCluster(clusterId, `invalid record: ${stored.invalid}`);
   const check = checkKubeconfig(stored.record.kubeconfig, {
-    allowLocalServers: process.env[ENV.allowLocalApiServers] === "true",
+    allowLocalServers: factory.localTestBed,
   });
   if (!check.ok) return unreachableCluster(clusterId, `record kubeconfig: ${check.error}`);
   try {

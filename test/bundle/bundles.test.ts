@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
@@ -12,7 +12,12 @@ import { DynamoBrokerKeyStore } from "../../functions/adapters/broker-key-store.
 import { IamAccessKeys, IamQueryClient } from "../../functions/adapters/iam-access-keys.ts";
 import { EcrAnywhereStack } from "../../infra/stack.ts";
 import { buildLambdas } from "../../scripts/build.ts";
-import { localAwsEnv, putClusterRecord, recordTablesEnv } from "../../testbed/aws-env.ts";
+import {
+  createTokenTable,
+  localAwsEnv,
+  putClusterRecord,
+  recordTablesEnv,
+} from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import { freePort } from "../../testbed/ports.ts";
 import {
@@ -139,14 +144,7 @@ it("the broker key rotation bundle stores a key, which the webhook bundle federa
     AbortSignal.timeout(5000),
   );
   const dynamo = new DynamoDBClient({ endpoint: motoUrl, region: "us-east-1", credentials });
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: table,
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTokenTable(dynamo, table);
   const env = {
     AWS_ENDPOINT_URL_IAM: motoUrl,
     AWS_ENDPOINT_URL_DYNAMODB: motoUrl,

@@ -16,7 +16,7 @@ import {
   refreshCluster,
 } from "../../functions/refresher/refresh-cluster.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
-import { startWebhookHarness } from "./webhook-harness.ts";
+import { createManagedSecrets, startWebhookHarness } from "./webhook-harness.ts";
 
 const PREFIX = "fair.example.com";
 const NAMESPACE = "fair-apps";
@@ -94,15 +94,7 @@ beforeAll(async () => {
     labelPrefix: PREFIX,
     probeNamespace: NAMESPACE,
   });
-  for (let index = 0; index < HEALTHY_SECRETS; index++)
-    await harness.core.createNamespacedSecret({
-      namespace: NAMESPACE,
-      body: {
-        metadata: { name: `pull-${index}`, labels: { [names.managedLabel]: "true" } },
-        type: "kubernetes.io/dockerconfigjson",
-        data: { ".dockerconfigjson": "e30=" },
-      },
-    });
+  await createManagedSecrets(harness.core, NAMESPACE, names.managedLabel, HEALTHY_SECRETS);
   harness.ecr.expiresInSeconds = 12 * 3600;
   harness.reset();
   await startHungApiServer();

@@ -13,7 +13,7 @@ import {
   type RefreshClusterDependencies,
   refreshCluster,
 } from "../../functions/refresher/refresh-cluster.ts";
-import { startWebhookHarness } from "./webhook-harness.ts";
+import { createManagedSecrets, startWebhookHarness } from "./webhook-harness.ts";
 
 const PREFIX = "throttle.example.com";
 const NAMESPACE = "throttle-apps";
@@ -68,15 +68,7 @@ beforeAll(async () => {
     labelPrefix: PREFIX,
     probeNamespace: NAMESPACE,
   });
-  for (let index = 0; index < SECRETS; index++)
-    await harness.core.createNamespacedSecret({
-      namespace: NAMESPACE,
-      body: {
-        metadata: { name: `pull-${index}`, labels: { [names.managedLabel]: "true" } },
-        type: "kubernetes.io/dockerconfigjson",
-        data: { ".dockerconfigjson": "e30=" },
-      },
-    });
+  await createManagedSecrets(harness.core, NAMESPACE, names.managedLabel, SECRETS);
 });
 
 afterAll(async () => {

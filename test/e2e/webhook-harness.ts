@@ -172,3 +172,21 @@ export async function retireNamespace(core: CoreV1Api, name: string): Promise<vo
       .replaceNamespaceFinalize({ name, body: { ...terminating, spec: { finalizers: [] } } })
       .catch(() => undefined);
 }
+
+/** Creates `count` managed Secrets `pull-0`, `pull-1`, … with junk data for the webhook to replace. */
+export async function createManagedSecrets(
+  core: CoreV1Api,
+  namespace: string,
+  managedLabel: string,
+  count: number,
+): Promise<void> {
+  for (let index = 0; index < count; index++)
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: `pull-${index}`, labels: { [managedLabel]: "true" } },
+        type: "kubernetes.io/dockerconfigjson",
+        data: { ".dockerconfigjson": "e30=" },
+      },
+    });
+}

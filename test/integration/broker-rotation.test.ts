@@ -6,9 +6,10 @@
  * the CloudFormation custom resource creates the first key and removes every key with the stack,
  * answering without the secret.
  */
+
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { DynamoBrokerKeyStore } from "../../functions/adapters/broker-key-store.ts";
 import { IamAccessKeys, IamQueryClient } from "../../functions/adapters/iam-access-keys.ts";
@@ -25,6 +26,7 @@ import {
   type BrokerKeyStore,
   SUPERSEDED_KEY_GRACE_MS,
 } from "../../functions/core/broker-key.ts";
+import { createTokenTable } from "../../testbed/aws-env.ts";
 import { restoreEnv } from "../support/env.ts";
 import { type CapturedOutput, captureOutput } from "../support/output.ts";
 
@@ -57,14 +59,7 @@ beforeEach(async () => {
   userName = `ecr-anywhere-token-broker-${++users}`;
   table = `broker-key-${users}`;
   await iam.call("CreateUser", { UserName: userName }, AbortSignal.timeout(5000));
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: table,
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTokenTable(dynamo, table);
   store = new DynamoBrokerKeyStore(table, dynamo);
 });
 

@@ -4,11 +4,11 @@
  * environments that miss together mint once, a cluster never receives a token minted for another
  * cluster's role or session policy, and a store that is down costs a mint, not an admission.
  */
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { createTokenTable, localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
@@ -78,14 +78,7 @@ afterAll(async () => {
 beforeEach(async () => {
   // A table of its own per test: plain clusters share one key, so tests would see each other's tokens.
   TABLE = `shared-tokens-${++tables}`;
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTokenTable(dynamo, TABLE);
   ecr.reset();
   ecr.latencyMs = 100;
   Object.assign(process.env, baseEnv);

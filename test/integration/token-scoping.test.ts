@@ -7,13 +7,13 @@
  * registries never share a token; a session too short for a full 12 h token is not reused; what is
  * recorded is what the refresher plans with.
  */
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { DynamoBrokerKeyStore } from "../../functions/adapters/broker-key-store.ts";
 import { isStale, secretTimes } from "../../functions/core/staleness.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { createWebhookFromEnv, type Webhook } from "../../functions/webhook/webhook.ts";
-import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
+import { createTokenTable, localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import {
   admissionReview,
@@ -94,14 +94,7 @@ afterAll(async () => {
 beforeEach(async () => {
   // A table of its own per test (tokens shared by policy would cross tests), with the broker's key.
   table = `token-scoping-${++tables}`;
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: table,
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTokenTable(dynamo, table);
   await new DynamoBrokerKeyStore(table, dynamo).write(
     { ...BROKER_KEY, storedAtMs: Date.now() },
     AbortSignal.timeout(5000),

@@ -50,6 +50,7 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
       labelPrefix,
       records: flags.records ?? DEFAULT_RECORDS_NAME,
       names: contractNames(labelPrefix),
+      localTestBed: false,
       printer: printerFor(flags.output, { stdout: { write: (text) => stdout.push(text) } }),
       operatorCluster: () => untouchable<OperatorCluster>("operatorCluster"),
       recordStore: () => untouchable<Records>("recordStore"),
