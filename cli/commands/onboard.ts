@@ -129,7 +129,7 @@ function authFlags<A extends any[], O extends OptionValues>(command: Command<A, 
     )
     .option(
       "--allow-any-source",
-      "accept calls with this cluster's URL token from any address (instead of --allowed-source-cidrs); see the README's security model",
+      "accept calls with this cluster's URL token from any address (instead of --allowed-source-cidrs); see docs/security.md",
       false,
     )
     .addOption(

@@ -57,7 +57,7 @@ export class ClusterTarget implements OnboardTarget {
     this.#conflicts = conflictingWebhooks(configurations, this.#factory.names);
     if (this.#conflicts.length > 0 && !options.replaceExisting)
       throw new Problem(
-        `${this.#conflicts.map((conflict) => `MutatingWebhookConfiguration ${conflict.configuration} (service ${conflict.service})`).join(", ")} already handles these labels (the original ECR Anywhere?). Two failurePolicy Fail webhooks would block every managed write when either is down: pass --replace-existing to replace it (see README, "Migrating from ECR Anywhere")`,
+        `${this.#conflicts.map((conflict) => `MutatingWebhookConfiguration ${conflict.configuration} (service ${conflict.service})`).join(", ")} already handles these labels (the original ECR Anywhere?). Two failurePolicy Fail webhooks would block every managed write when either is down: pass --replace-existing to replace it (see docs/onboard.md, "Migrating from the original ECR Anywhere")`,
       );
     const ours = configurations.find((item) => item.name === WEBHOOK_CONFIGURATION_NAME);
     const urls = ours?.webhooks.map((webhook) => webhook.clientConfig.url) ?? [];
