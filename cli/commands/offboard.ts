@@ -9,6 +9,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { NAMESPACE_ENABLED_VALUE, recordTables } from "../../functions/core/contract.ts";
 import {
   refresherRbac,
+  refresherServiceAccountsRole,
   refresherSecretPolicy,
   SECRET_POLICY_MINIMUM_MINOR,
 } from "../../k8s/templates.ts";
@@ -156,6 +157,7 @@ async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): P
       : [];
   const rbac = [
     ...(await refresherRbac({ namespaces: [], labelPrefix })),
+    ...(await refresherServiceAccountsRole({ labelPrefix })),
     ...policy,
   ] as KubernetesObject[];
   const objects: KubernetesObject[] = [

@@ -13,6 +13,7 @@ import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { newAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { sha256Hex } from "../../functions/core/auth.ts";
 import {
   contractNames,
@@ -21,7 +22,6 @@ import {
   recordTables,
 } from "../../functions/core/contract.ts";
 import {
-  admissionConfiguration,
   webhookConfiguration,
   webhookCredentialsKubeconfig,
 } from "../../k8s/templates.ts";
@@ -136,7 +136,7 @@ beforeAll(async () => {
     ),
     { mode: 0o600 },
   );
-  await writeFile(admissionPath, stringify(admissionConfiguration(credentialsPath)));
+  await writeFile(admissionPath, stringify(newAdmissionConfiguration(credentialsPath)));
 }, 180_000);
 
 afterAll(async () => {

@@ -16,9 +16,9 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
+import { newAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
 import {
-  admissionConfiguration,
   webhookConfiguration,
   webhookCredentialsKubeconfig,
 } from "../../k8s/templates.ts";
@@ -66,7 +66,7 @@ beforeAll(async () => {
     { mode: 0o600 },
   );
   const admissionPath = join(configDir, "admission.yaml");
-  await writeFile(admissionPath, stringify(admissionConfiguration(credentialsPath)));
+  await writeFile(admissionPath, stringify(newAdmissionConfiguration(credentialsPath)));
   headerPlane = await startControlPlane({
     apiserverArgs: [`--admission-control-config-file=${admissionPath}`],
   });
