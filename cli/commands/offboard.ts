@@ -9,8 +9,8 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { NAMESPACE_ENABLED_VALUE, recordTables } from "../../functions/core/contract.ts";
 import {
   refresherRbac,
-  refresherServiceAccountsRole,
   refresherSecretPolicy,
+  refresherServiceAccountsRole,
   SECRET_POLICY_MINIMUM_MINOR,
 } from "../../k8s/templates.ts";
 import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";

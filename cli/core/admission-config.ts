@@ -6,7 +6,15 @@
  * MutatingAdmissionWebhook plugin's `kubeConfigFile` is set (or its entry added). The
  * ValidatingAdmissionWebhook entry is left alone: ecr-anywhere's webhook only mutates.
  */
-import { type Document, isMap, isSeq, parseAllDocuments, type YAMLMap, type YAMLSeq } from "yaml";
+import {
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  type YAMLMap,
+  type YAMLSeq,
+} from "yaml";
 
 const PLUGIN = "MutatingAdmissionWebhook";
 
@@ -74,7 +82,7 @@ export function mergeAdmissionConfiguration(existing: string, kubeconfigPath: st
   if (!document) throw new AdmissionMergeError("the file is empty");
   if (document.errors.length > 0)
     throw new AdmissionMergeError(`not valid YAML: ${document.errors[0]?.message.split("\n")[0]}`);
-  const root = document.contents;
+  const root: unknown = document.contents;
   if (!isMap(root)) throw new AdmissionMergeError("not an AdmissionConfiguration (no mapping)");
   const apiVersion = root.get("apiVersion");
   if (root.get("kind") !== "AdmissionConfiguration" || typeof apiVersion !== "string")
@@ -85,7 +93,8 @@ export function mergeAdmissionConfiguration(existing: string, kubeconfigPath: st
     );
 
   let plugins = root.get("plugins", true);
-  if (plugins === undefined || plugins === null) {
+  // `plugins:` with nothing after it is a null scalar: no plugins yet.
+  if (plugins === undefined || plugins === null || (isScalar(plugins) && plugins.value === null)) {
     root.set("plugins", document.createNode([]));
     plugins = root.get("plugins", true);
   }

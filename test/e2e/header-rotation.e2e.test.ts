@@ -21,10 +21,7 @@ import {
   DEFAULT_RECORDS_NAME,
   recordTables,
 } from "../../functions/core/contract.ts";
-import {
-  webhookConfiguration,
-  webhookCredentialsKubeconfig,
-} from "../../k8s/templates.ts";
+import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { waitFor } from "../../testbed/ports.ts";
 import { startWebhookHarness } from "./webhook-harness.ts";

@@ -18,10 +18,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { newAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
-import {
-  webhookConfiguration,
-  webhookCredentialsKubeconfig,
-} from "../../k8s/templates.ts";
+import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { freePort, waitFor } from "../../testbed/ports.ts";
 import { retireNamespace, startWebhookHarness } from "./webhook-harness.ts";

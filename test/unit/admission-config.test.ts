@@ -96,9 +96,11 @@ plugins:
       apiVersion: "apiserver.config.k8s.io/v1",
       kind: "AdmissionConfiguration",
     });
-    expect(plugins(mergeAdmissionConfiguration(json, PATH))).toEqual(
-      (newAdmissionConfiguration(PATH) as { plugins: Plugin[] }).plugins,
-    );
+    const expected = (newAdmissionConfiguration(PATH) as { plugins: Plugin[] }).plugins;
+    expect(plugins(mergeAdmissionConfiguration(json, PATH))).toEqual(expected);
+    const empty =
+      "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n";
+    expect(plugins(mergeAdmissionConfiguration(empty, PATH))).toEqual(expected);
   });
 
   it.each([
