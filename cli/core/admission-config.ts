@@ -43,7 +43,9 @@ export class AdmissionMergeError extends Error {}
 export function absoluteHostPath(path: string): string | undefined {
   if (!path.startsWith("/")) return "must be an absolute path on the API server's host";
   if (path.split("/").includes("..")) return "must not contain '..'";
-  if (/[\s\u0000-\u001f]/.test(path)) return "must not contain whitespace or control characters";
+  // A space or control character would be split or mangled by the flags and files it goes into.
+  if ([...path].some((character) => character.charCodeAt(0) <= 0x20 || character === "\u007f"))
+    return "must not contain whitespace or control characters";
   return undefined;
 }
 
