@@ -30,7 +30,8 @@ const WEBHOOK_CONFIGURATION_VERSIONS = [
 ];
 const WEBHOOK_CONFIGURATION_KINDS = ["WebhookAdmissionConfiguration", "WebhookAdmission"];
 
-const HEADER_AUTH_ADMISSION_MARKER = "ecr-anywhere: header authentication";
+/** Starts the header comment of a merged file: a file that has it was merged before. */
+export const HEADER_AUTH_ADMISSION_MARKER = "ecr-anywhere: header authentication";
 
 /** Why a merge was refused, in one line the CLI shows as is. */
 export class AdmissionMergeError extends Error {}
@@ -73,7 +74,13 @@ function webhookPluginConfiguration(kubeconfigPath: string): Record<string, unkn
  * of another kind, and a `kubeConfigFile` that already names another file (its credentials for
  * other webhooks would be lost; add ours to that file instead).
  */
-export function mergeAdmissionConfiguration(existing: string, kubeconfigPath: string): string {
+export function mergeAdmissionConfiguration(
+  existing: string,
+  kubeconfigPath: string,
+  header: readonly string[] = [
+    `${HEADER_AUTH_ADMISSION_MARKER}: ${PLUGIN}'s kubeConfigFile was set by ecr-anywhere onboard --dry-run; every other plugin's configuration is as it was.`,
+  ],
+): string {
   const pathProblem = absoluteHostPath(kubeconfigPath);
   if (pathProblem)
     throw new AdmissionMergeError(`kubeConfigFile ${kubeconfigPath}: ${pathProblem}`);
@@ -119,7 +126,7 @@ export function mergeAdmissionConfiguration(existing: string, kubeconfigPath: st
   const marked = existing
     .split("\n")
     .some((line) => line.startsWith("#") && line.includes(HEADER_AUTH_ADMISSION_MARKER));
-  if (!marked) addHeaderComment(document);
+  if (!marked) addHeaderComment(document, header);
   return document.toString();
 }
 
@@ -154,9 +161,9 @@ function setKubeConfigFile(entry: YAMLMap, kubeconfigPath: string, document: Doc
   configuration.set("kubeConfigFile", kubeconfigPath);
 }
 
-/** Says what changed, once: a second merge of a merged file adds nothing (checked by the caller). */
-function addHeaderComment(document: Document): void {
+/** Says what changed, once (the caller checks): a second merge of a merged file adds nothing. */
+function addHeaderComment(document: Document, header: readonly string[]): void {
   const before = document.commentBefore ?? "";
-  const header = ` ${HEADER_AUTH_ADMISSION_MARKER}: ${PLUGIN}'s kubeConfigFile was set by ecr-anywhere onboard --dry-run; every other plugin's configuration is as it was.`;
-  document.commentBefore = before ? `${header}\n${before}` : header;
+  const lines = header.map((line) => ` ${line}`).join("\n");
+  document.commentBefore = before ? `${lines}\n${before}` : lines;
 }

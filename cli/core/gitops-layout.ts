@@ -12,6 +12,7 @@
  * is put-record, which runs outside Argo CD); Flux has no waves: two Kustomizations, the second
  * with `dependsOn`, applied after put-record (docs/onboard-gitops.md).
  */
+import { HEADER_AUTH_ADMISSION_MARKER } from "./admission-config.ts";
 import { REFRESHER_SERVICE_ACCOUNT } from "./onboard-plan.ts";
 
 export const NAMESPACES_FILE = "namespaces.yaml";
@@ -87,9 +88,9 @@ export function fileHeaders(facts: HeaderFacts): Record<string, string[]> {
       `  ${APPLY} ${WEBHOOK_FILE}`,
     ],
     [`${API_SERVER_DIR}/${ADMISSION_FILE}`]: [
-      `ecr-anywhere, cluster ${facts.clusterId}: kube-apiserver's --admission-control-config-file. No secret. Not a cluster object: keep it out of the folder the GitOps tool applies.`,
+      `${HEADER_AUTH_ADMISSION_MARKER}, cluster ${facts.clusterId}: kube-apiserver's --admission-control-config-file. No secret. Not a cluster object: keep it out of the folder the GitOps tool applies.`,
       facts.mergedAdmission
-        ? "Merged into the API server's own AdmissionConfiguration: it replaces that file, with every other plugin kept."
+        ? "Merged into the API server's own AdmissionConfiguration: only MutatingAdmissionWebhook's kubeConfigFile was set; every other plugin is kept. It takes that file's place."
         : "Only the webhook plugin: if the API server already has an --admission-control-config-file (RKE2, CIS-hardened k3s: PodSecurity), render with --admission-config <that file> instead, or its plugins would be dropped.",
       "Install on every API server host, restart kube-apiserver, then apply phase 2 (docs/onboard-platforms.md).",
     ],

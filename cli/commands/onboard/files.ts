@@ -107,6 +107,7 @@ export class FilesTarget implements OnboardTarget {
       this.#mergedAdmission = await mergedAdmission(
         admissionConfigFile,
         this.#options.admissionKubeconfigPath,
+        this.#headers(true)[`${API_SERVER_DIR}/${ADMISSION_FILE}`] ?? [],
       );
       outcomes.push(`the webhook plugin merged into ${admissionConfigFile}`);
     }
@@ -203,18 +204,22 @@ export class FilesTarget implements OnboardTarget {
 
   close(): void {}
 
+  #headers(mergedAdmission: boolean): Record<string, string[]> {
+    return fileHeaders({
+      clusterId: this.#options.clusterId,
+      webhookAuth: this.#options.webhookAuth,
+      admissionKubeconfigPath: this.#options.admissionKubeconfigPath,
+      mergedAdmission,
+      secretPolicyMinimumMinor: SECRET_POLICY_MINIMUM_MINOR,
+    });
+  }
+
   #render(state: OnboardState): Rendered {
     const options = this.#options;
     const token = need(state.token);
     const headerAuth = options.webhookAuth === "header";
     const endpoints = need(state.endpoints);
-    const headers = fileHeaders({
-      clusterId: options.clusterId,
-      webhookAuth: options.webhookAuth,
-      admissionKubeconfigPath: options.admissionKubeconfigPath,
-      mergedAdmission: this.#mergedAdmission !== undefined,
-      secretPolicyMinimumMinor: SECRET_POLICY_MINIMUM_MINOR,
-    });
+    const headers = this.#headers(this.#mergedAdmission !== undefined);
     const manifests = {
       [NAMESPACES_FILE]: this.#namespaces.map((object) =>
         withSyncWave(object, SYNC_WAVES.namespaces, PARTIAL_NAMESPACE_ANNOTATIONS),
@@ -278,7 +283,11 @@ export class FilesTarget implements OnboardTarget {
   }
 }
 
-async function mergedAdmission(file: string, kubeconfigPath: string): Promise<string> {
+async function mergedAdmission(
+  file: string,
+  kubeconfigPath: string,
+  header: readonly string[],
+): Promise<string> {
   let existing: string;
   try {
     existing = await readFile(file, "utf8");
@@ -286,7 +295,7 @@ async function mergedAdmission(file: string, kubeconfigPath: string): Promise<st
     throw new InputError(`--admission-config: cannot read ${file}`);
   }
   try {
-    return mergeAdmissionConfiguration(existing, kubeconfigPath);
+    return mergeAdmissionConfiguration(existing, kubeconfigPath, header);
   } catch (error) {
     if (error instanceof AdmissionMergeError)
       throw new InputError(`--admission-config ${file}: ${error.message}`);
