@@ -62,6 +62,7 @@ export async function refresherRbac(
     SERVICE_ACCOUNT: options.serviceAccount ?? "ecr-anywhere-refresher",
     LABEL_PREFIX: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
   };
+  const serviceAccountNamespaces = options.serviceAccountNamespaces ?? [];
   const [base, secrets, serviceAccounts] = await Promise.all([
     readTemplate("refresher-rbac.yaml"),
     readTemplate("refresher-namespace-binding.yaml"),
@@ -69,13 +70,28 @@ export async function refresherRbac(
   ]);
   return [
     ...renderTemplates(base, values),
+    // Its ClusterRole only with a binding to it: an unbound role is one more object to own.
+    ...(serviceAccountNamespaces.length > 0 ? await refresherServiceAccountsRole(options) : []),
     ...options.namespaces.flatMap((namespace) =>
       renderTemplates(secrets, { ...values, NAMESPACE: namespace }),
     ),
-    ...(options.serviceAccountNamespaces ?? []).flatMap((namespace) =>
+    ...serviceAccountNamespaces.flatMap((namespace) =>
       renderTemplates(serviceAccounts, { ...values, NAMESPACE: namespace }),
     ),
   ];
+}
+
+/**
+ * The ClusterRole that lets the refresher add the managed Secret to ServiceAccounts: rendered by
+ * `refresherRbac` only with `serviceAccountNamespaces`, and named here for offboard, which removes
+ * it whether or not this onboard rendered it.
+ */
+export async function refresherServiceAccountsRole(
+  options: Pick<RefresherRbacOptions, "labelPrefix"> = {},
+): Promise<Record<string, unknown>[]> {
+  return renderTemplates(await readTemplate("refresher-serviceaccounts-role.yaml"), {
+    LABEL_PREFIX: options.labelPrefix ?? DEFAULT_LABEL_PREFIX,
+  });
 }
 
 export function readTemplate(name: string): Promise<string> {
@@ -115,29 +131,7 @@ export async function webhookConfiguration(
 }
 
 /**
- * For API servers you configure yourself (kubeadm, k3s, RKE2, on-prem): kube-apiserver's
- * `--admission-control-config-file`, pointing the webhook admission plugin at a kubeconfig that
- * gives calls to the webhook's host a bearer token. The webhook URL then carries no secret.
- */
-export function admissionConfiguration(kubeconfigPath: string): Record<string, unknown> {
-  return {
-    apiVersion: "apiserver.config.k8s.io/v1",
-    kind: "AdmissionConfiguration",
-    plugins: [
-      {
-        name: "MutatingAdmissionWebhook",
-        configuration: {
-          apiVersion: "apiserver.config.k8s.io/v1",
-          kind: "WebhookAdmissionConfiguration",
-          kubeConfigFile: kubeconfigPath,
-        },
-      },
-    ],
-  };
-}
-
-/**
- * The kubeconfig that admission configuration names: one user per webhook host, named as
+ * The kubeconfig the admission configuration names (cli/core/admission-config.ts): one user per webhook host, named as
  * kube-apiserver matches them (the host, with the port unless it is 443).
  */
 export function webhookCredentialsKubeconfig(

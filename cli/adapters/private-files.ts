@@ -59,3 +59,57 @@ export async function writePrivateFile(
     throw error;
   }
 }
+
+/**
+ * `--token-file`: a secret kept between runs (the webhook token, so a second render is
+ * byte-identical). An existing file is read only if it is a regular file of the caller's that
+ * nobody else can read or write (never through a symlink); a missing one is created 0600 with
+ * `create()` (O_EXCL: a file appearing meanwhile is never overwritten).
+ */
+export async function reusedSecretFile(
+  path: string,
+  create: () => string,
+): Promise<{ readonly content: string; readonly created: boolean }> {
+  const existing = await readOwnPrivateFile(path);
+  if (existing !== undefined) return { content: existing, created: false };
+  const content = create();
+  const handle = await open(
+    path,
+    constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    await handle.writeFile(content);
+  } catch (error) {
+    await handle.close();
+    await unlink(path).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  return { content, created: true };
+}
+
+async function readOwnPrivateFile(path: string): Promise<string | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "ELOOP") throw new InputError(`${path}: a symlink is refused`);
+    throw error;
+  }
+  try {
+    const found = await handle.stat();
+    if (!found.isFile()) throw new InputError(`${path}: not a regular file`);
+    if (process.getuid && found.uid !== process.getuid())
+      throw new InputError(`${path}: owned by another user`);
+    if ((found.mode & 0o077) !== 0)
+      throw new InputError(
+        `${path}: open to group or others (mode ${(found.mode & 0o777).toString(8)}); chmod 600 it`,
+      );
+    return await handle.readFile("utf8");
+  } finally {
+    await handle.close();
+  }
+}

@@ -15,13 +15,12 @@ import type { WebhookRecord } from "../../functions/core/cluster-record.ts";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
 import { webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { privateDirectory, writePrivateFile } from "../adapters/private-files.ts";
+import { CREDENTIALS_FILE } from "../core/gitops-layout.ts";
 import { InputError } from "../core/inputs.ts";
 import { webhookTokenFrom } from "../core/onboard-plan.ts";
 import { withOnlyToken } from "../core/rotation.ts";
 import type { Factory, OperatorCluster, Records } from "../factory.ts";
 import { Problem, redact, type Step } from "../ui.ts";
-
-export const CREDENTIALS_FILE = "webhook-credentials.kubeconfig";
 
 export interface HeaderRotationOptions {
   readonly clusterId: string;

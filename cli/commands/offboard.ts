@@ -10,6 +10,7 @@ import { NAMESPACE_ENABLED_VALUE, recordTables } from "../../functions/core/cont
 import {
   refresherRbac,
   refresherSecretPolicy,
+  refresherServiceAccountsRole,
   SECRET_POLICY_MINIMUM_MINOR,
 } from "../../k8s/templates.ts";
 import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";
@@ -156,6 +157,7 @@ async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): P
       : [];
   const rbac = [
     ...(await refresherRbac({ namespaces: [], labelPrefix })),
+    ...(await refresherServiceAccountsRole({ labelPrefix })),
     ...policy,
   ] as KubernetesObject[];
   const objects: KubernetesObject[] = [

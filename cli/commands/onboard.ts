@@ -11,6 +11,7 @@ import {
   InputError,
   parseCidrs,
   parseClusterId,
+  parseHostPath,
   parseHttpsUrl,
   parseNamespaces,
   parseRegistries,
@@ -142,8 +143,13 @@ function authFlags<A extends any[], O extends OptionValues>(command: Command<A, 
     )
     .option(
       "--admission-kubeconfig-path <path>",
-      "with --webhook-auth header: where the credentials kubeconfig will be on the API server's host",
+      "with --webhook-auth header: where the credentials kubeconfig will be on the API server's host (absolute)",
+      checked(parseHostPath),
       "/etc/kubernetes/ecr-anywhere/webhook-credentials.kubeconfig",
+    )
+    .option(
+      "--admission-config <file>",
+      "with --webhook-auth header: the API server's current --admission-control-config-file (RKE2, CIS-hardened k3s: PodSecurity); the rendered one is a merge that keeps its other plugins",
     );
 }
 
@@ -167,6 +173,10 @@ function runFlags<A extends any[], O extends OptionValues>(command: Command<A, O
       false,
     )
     .option("--out <dir>", "with --dry-run: write files here instead of stdout")
+    .option(
+      "--token-file <path>",
+      "with --dry-run: reuse the webhook token in this file, or make one and keep it there (0600), so renders are reproducible",
+    )
     .option(
       "--verify-timeout <seconds>",
       "how long to wait for the round trip",
@@ -213,6 +223,8 @@ export function completeOnboard(
     dryRun: flags.dryRun,
     webhookAuth: flags.webhookAuth,
     admissionKubeconfigPath: flags.admissionKubeconfigPath,
+    admissionConfigFile: flags.admissionConfig,
+    tokenFile: flags.tokenFile,
     out: flags.out,
     verifyTimeoutSeconds: flags.verifyTimeout,
   };
@@ -240,6 +252,12 @@ export function validateOnboard(options: OnboardOptions): void {
       "--allowed-source-cidrs is needed with a token in the webhook URL: kube-apiserver shows that URL, token included, to users whose writes fail in transit, and pinned to your control plane's egress addresses a leaked token is useless elsewhere (GKE: the cluster's NAT/egress IPs; AKS: az aks show --query networkProfile.loadBalancerProfile.effectiveOutboundIPs). Or use --webhook-auth header (API servers you configure), or --allow-any-source to accept the exposure",
     );
   if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
+  if (options.tokenFile && !options.dryRun)
+    throw new InputError(
+      "--token-file goes with --dry-run (onboard itself keeps the token of the cluster's webhook configuration)",
+    );
+  if (options.admissionConfigFile && options.webhookAuth !== "header")
+    throw new InputError("--admission-config goes with --webhook-auth header");
   if (options.webhookAuth === "header" && !options.dryRun)
     throw new InputError(
       "--webhook-auth header needs --dry-run: kube-apiserver must be given the credentials before the webhook configuration is applied (install the files it writes, restart the API server, then apply the manifests)",

@@ -9,6 +9,7 @@ import {
 } from "../../functions/core/cluster-record.ts";
 import { isRecordsName } from "../../functions/core/contract.ts";
 import { parseRegistryHost } from "../../functions/core/registries.ts";
+import { absoluteHostPath } from "./admission-config.ts";
 import { cidrProblem } from "./cidrs.ts";
 
 /** Bad input: the command exits 2 and changes nothing. */
@@ -137,5 +138,12 @@ export function parseRecordsName(value: string): string {
 
 export function parseWebhookAuth(value: string): "url" | "header" {
   if (value !== "url" && value !== "header") throw new InputError('expected "url" or "header"');
+  return value;
+}
+
+/** A file's path on the API server's host (`--admission-kubeconfig-path`): kube-apiserver needs it absolute. */
+export function parseHostPath(value: string): string {
+  const problem = absoluteHostPath(value);
+  if (problem) throw new InputError(problem);
   return value;
 }

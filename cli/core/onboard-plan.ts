@@ -50,6 +50,13 @@ export function webhookTokenFrom(randomBytes: Uint8Array): WebhookToken {
   return { token, sha256: createHash("sha256").update(token).digest("hex") };
 }
 
+/** A token kept in a file (`--token-file`): 32 random bytes as base64url and nothing else. */
+export function parseWebhookToken(text: string): WebhookToken | undefined {
+  const token = text.trim();
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
+  return { token, sha256: createHash("sha256").update(token).digest("hex") };
+}
+
 /**
  * `<base>/v1/clusters/<id>/<token>`, or without the token when it travels in a header (the stack's
  * `WebhookUrl` output ends with a slash).

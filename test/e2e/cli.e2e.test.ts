@@ -367,13 +367,14 @@ describe("onboard", () => {
     );
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/nothing was changed/);
-    const token = /Webhook token \(shown once[^:]*: (\S+)/.exec(result.stdout)?.[1] ?? "";
+    const read = async (name: string) =>
+      parseAllDocuments(await readFile(join(out, name), "utf8")).map((document) => document.toJS());
+    const [webhook] = await read("webhook.yaml");
+    const token = tokenOf(webhook?.webhooks?.[0]?.clientConfig?.url);
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(result.stdout.split(token).length - 1).toBe(1);
-    const documents = parseAllDocuments(await readFile(join(out, "ecr-anywhere.yaml"), "utf8")).map(
-      (document) => document.toJS(),
-    );
-    expect(documents.map((document) => document.kind)).toContain("MutatingWebhookConfiguration");
+    // In webhook.yaml only: the output names the file, not the token.
+    expect(result.stdout).not.toContain(token);
+    const documents = [...(await read("namespaces.yaml")), ...(await read("rbac.yaml")), webhook];
     const record = JSON.parse(await readFile(join(out, "webhook-record.json"), "utf8")) as {
       clusterId: string;
       webhookTokenSha256: string[];
@@ -469,21 +470,27 @@ describe("onboard --webhook-auth header", () => {
     );
     expect(result.code).toBe(0);
     const credentials = parse(
-      await readFile(join(out, "webhook-credentials.kubeconfig"), "utf8"),
+      await readFile(join(out, "api-server/webhook-credentials.kubeconfig"), "utf8"),
     ) as { users: { name: string; user: { token: string } }[] };
     const [user] = credentials.users;
     const token = user?.user.token ?? "";
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(user?.name).toBe(new URL(harness.server.url).host);
     expect(result.stdout).not.toContain(token);
-    const manifests = await readFile(join(out, "ecr-anywhere.yaml"), "utf8");
+    const manifests = (
+      await Promise.all(
+        ["namespaces.yaml", "rbac.yaml", "webhook.yaml"].map((name) =>
+          readFile(join(out, name), "utf8"),
+        ),
+      )
+    ).join("");
     expect(manifests).not.toContain(token);
     expect(manifests).toContain(`${harness.server.url}/v1/clusters/header-cluster\n`);
     const record = JSON.parse(await readFile(join(out, "webhook-record.json"), "utf8")) as {
       webhookTokenSha256: string[];
     };
     expect(record.webhookTokenSha256).toEqual([sha256Hex(token)]);
-    expect(parse(await readFile(join(out, "admission.yaml"), "utf8"))).toMatchObject({
+    expect(parse(await readFile(join(out, "api-server/admission.yaml"), "utf8"))).toMatchObject({
       kind: "AdmissionConfiguration",
       plugins: [
         {

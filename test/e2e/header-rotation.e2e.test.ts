@@ -13,6 +13,7 @@ import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { newAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { sha256Hex } from "../../functions/core/auth.ts";
 import {
   contractNames,
@@ -20,11 +21,7 @@ import {
   DEFAULT_RECORDS_NAME,
   recordTables,
 } from "../../functions/core/contract.ts";
-import {
-  admissionConfiguration,
-  webhookConfiguration,
-  webhookCredentialsKubeconfig,
-} from "../../k8s/templates.ts";
+import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { waitFor } from "../../testbed/ports.ts";
 import { startWebhookHarness } from "./webhook-harness.ts";
@@ -136,7 +133,7 @@ beforeAll(async () => {
     ),
     { mode: 0o600 },
   );
-  await writeFile(admissionPath, stringify(admissionConfiguration(credentialsPath)));
+  await writeFile(admissionPath, stringify(newAdmissionConfiguration(credentialsPath)));
 }, 180_000);
 
 afterAll(async () => {

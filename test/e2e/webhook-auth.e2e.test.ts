@@ -3,7 +3,8 @@
  * kube-apiserver repeats the URL, token included, in the error a user sees when a call fails in
  * transit: shown here first. With header authentication (an API server started with an admission
  * kubeconfig), the URL carries no secret, the webhook reads the token from `Authorization`, and the
- * same failure shows nothing secret.
+ * same failure shows nothing secret. That API server is started as RKE2 runs one: its admission
+ * configuration also configures PodSecurity, merged rather than replaced, and both keep working.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,20 +14,34 @@ import {
   ApiException,
   CoreV1Api,
   KubeConfig,
+  type V1Pod,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
+import { mergeAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
-import {
-  admissionConfiguration,
-  webhookConfiguration,
-  webhookCredentialsKubeconfig,
-} from "../../k8s/templates.ts";
+import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { freePort, waitFor } from "../../testbed/ports.ts";
 import { retireNamespace, startWebhookHarness } from "./webhook-harness.ts";
 
 const CLUSTER = "auth-e2e";
+/** PodSecurity enforcing `restricted` by default: every namespace without its own labels. */
+const POD_SECURITY_ADMISSION = {
+  apiVersion: "apiserver.config.k8s.io/v1",
+  kind: "AdmissionConfiguration",
+  plugins: [
+    {
+      name: "PodSecurity",
+      configuration: {
+        apiVersion: "pod-security.admission.config.k8s.io/v1",
+        kind: "PodSecurityConfiguration",
+        defaults: { enforce: "restricted", "enforce-version": "latest" },
+        exemptions: { usernames: [], runtimeClasses: [], namespaces: ["kube-system"] },
+      },
+    },
+  ],
+};
 let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let headerPlane: ControlPlane;
 let configDir: string;
@@ -65,8 +80,13 @@ beforeAll(async () => {
     ),
     { mode: 0o600 },
   );
+  // As RKE2 and CIS-hardened k3s run it: an AdmissionConfiguration for PodSecurity already, which
+  // header authentication is merged into (as onboard --dry-run --admission-config renders it).
   const admissionPath = join(configDir, "admission.yaml");
-  await writeFile(admissionPath, stringify(admissionConfiguration(credentialsPath)));
+  await writeFile(
+    admissionPath,
+    mergeAdmissionConfiguration(stringify(POD_SECURITY_ADMISSION), credentialsPath),
+  );
   headerPlane = await startControlPlane({
     apiserverArgs: [`--admission-control-config-file=${admissionPath}`],
   });
@@ -184,6 +204,69 @@ describe("token in an Authorization header (API servers you configure)", () => {
       expect(message).not.toContain(harness.token);
     } finally {
       await cleanup();
+    }
+  });
+});
+
+describe("header authentication merged into a PodSecurity admission configuration", () => {
+  const NAMESPACE = "auth-pod-security";
+  /** A Pod as the restricted level wants it, or one with none of its settings (baseline). */
+  const pod = (name: string, restricted: boolean): V1Pod => ({
+    metadata: { name },
+    spec: {
+      automountServiceAccountToken: false,
+      ...(restricted
+        ? { securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } } }
+        : {}),
+      containers: [
+        {
+          name: "app",
+          image: "registry.example/app:1",
+          ...(restricted
+            ? {
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  capabilities: { drop: ["ALL"] },
+                },
+              }
+            : {}),
+        },
+      ],
+    },
+  });
+
+  it("still enforces the file's PodSecurity defaults on the API server that sends the token in a header", async () => {
+    // No pod-security.kubernetes.io labels: only the configuration's defaults say "restricted".
+    await headerCluster.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    try {
+      // No controller manager here makes the default ServiceAccount: the Pods need one to be admitted.
+      await headerCluster.core.createNamespacedServiceAccount({
+        namespace: NAMESPACE,
+        body: { metadata: { name: "default" } },
+      });
+      const refused = await headerCluster.core
+        .createNamespacedPod({
+          namespace: NAMESPACE,
+          dryRun: "All",
+          body: pod("unrestricted", false),
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(refused).toBeInstanceOf(ApiException);
+      expect((refused as ApiException<string>).code).toBe(403);
+      expect(String((refused as ApiException<string>).body)).toContain(
+        'violates PodSecurity \\"restricted:latest\\"',
+      );
+      const admitted = await headerCluster.core.createNamespacedPod({
+        namespace: NAMESPACE,
+        dryRun: "All",
+        body: pod("restricted", true),
+      });
+      expect(admitted.metadata?.name).toBe("restricted");
+    } finally {
+      await retireNamespace(headerCluster.core, NAMESPACE);
     }
   });
 });

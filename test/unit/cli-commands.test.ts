@@ -119,20 +119,34 @@ describe("global flags", () => {
   });
 });
 
+interface DryRunJson {
+  dryRun: boolean;
+  manifests: Record<
+    string,
+    {
+      kind: string;
+      metadata: {
+        name: string;
+        labels?: Record<string, string>;
+        annotations?: Record<string, string>;
+      };
+      webhooks?: { clientConfig: { url: string } }[];
+    }[]
+  >;
+  records: {
+    webhook: { clusterId: string; webhookTokenSha256: string[] } & Record<string, unknown>;
+    refresher: { clusterId: string; kubeconfig: string };
+  };
+  tables: { webhook: string; refresher: string };
+  webhookToken?: string;
+  apiServerFiles: Record<string, string>;
+}
+
 describe("onboard --dry-run", () => {
   it("is the same run with a files target: it reads the kubeconfig only, and calls neither the cluster nor AWS", async () => {
     const cli = harness(() => ({ operatorCluster: dryRunCluster }));
     await cli.run("-o", "json", ...dryRunArgs);
-    const result = JSON.parse(cli.stdout.join("")) as {
-      dryRun: boolean;
-      manifests: { kind: string; webhooks?: { clientConfig: { url: string } }[] }[];
-      records: {
-        webhook: { clusterId: string; webhookTokenSha256: string[] } & Record<string, unknown>;
-        refresher: { clusterId: string; kubeconfig: string };
-      };
-      tables: { webhook: string; refresher: string };
-      webhookToken: string;
-    };
+    const result = JSON.parse(cli.stdout.join("")) as DryRunJson;
     expect(result.dryRun).toBe(true);
     expect(result.tables).toEqual({
       webhook: `${DEFAULT_RECORDS_NAME}-webhook`,
@@ -141,7 +155,8 @@ describe("onboard --dry-run", () => {
     // The webhook's part holds nothing secret: no kubeconfig.
     expect(result.records.webhook.kubeconfig).toBeUndefined();
     expect(result.records.refresher.clusterId).toBe("gitops");
-    const webhook = result.manifests.find((item) => item.kind === "MutatingWebhookConfiguration");
+    const [webhook, ...more] = result.manifests["webhook.yaml"] ?? [];
+    expect(more).toEqual([]);
     expect(webhook?.webhooks?.[0]?.clientConfig.url).toBe(
       `https://abc.lambda-url.us-east-1.on.aws/v1/clusters/gitops/${result.webhookToken}`,
     );
@@ -151,22 +166,103 @@ describe("onboard --dry-run", () => {
     };
     expect(kubeconfig.clusters[0]?.cluster.server).toBe("https://api.example.com:6443");
     expect(kubeconfig.users[0]?.user.token).toBe("REPLACE-WITH-REFRESHER-TOKEN");
-    expect(result.manifests.at(-1)).toMatchObject({
-      kind: "Namespace",
-      metadata: { name: "apps" },
-    });
+  });
+
+  it("splits the objects by file: partial Namespaces, the refresher's RBAC, the webhook last", async () => {
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run("-o", "json", ...dryRunArgs);
+    const { manifests } = JSON.parse(cli.stdout.join("")) as DryRunJson;
+    expect(Object.keys(manifests)).toEqual(["namespaces.yaml", "rbac.yaml", "webhook.yaml"]);
+    // Only the name and the label: a GitOps tool applying it owns nothing else of the namespace.
+    expect(manifests["namespaces.yaml"]).toEqual([
+      {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: {
+          name: "apps",
+          labels: { "ecr-anywhere.centml.ai/namespace": "enabled" },
+          annotations: {
+            "argocd.argoproj.io/sync-wave": "1",
+            "argocd.argoproj.io/sync-options": "ServerSideApply=true,Prune=false,Delete=false",
+            "kustomize.toolkit.fluxcd.io/prune": "disabled",
+          },
+        },
+      },
+    ]);
+    const rbac = manifests["rbac.yaml"] ?? [];
+    expect(
+      rbac.map((object) => object.metadata.annotations?.["argocd.argoproj.io/sync-wave"]),
+    ).toEqual(rbac.map(() => "2"));
+    expect(rbac.find((object) => object.kind === "Namespace")?.metadata.name).toBe("ecr-anywhere");
+    // No --service-accounts: the ClusterRole only they would use is not rendered.
+    expect(rbac.map((object) => object.metadata.name)).not.toContain(
+      "ecr-anywhere-refresher-serviceaccounts",
+    );
+    expect(
+      manifests["webhook.yaml"]?.[0]?.metadata.annotations?.["argocd.argoproj.io/sync-wave"],
+    ).toBe("4");
+  });
+
+  it("renders the ServiceAccounts ClusterRole with its bindings, when --service-accounts asks for them", async () => {
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(
+      "-o",
+      "json",
+      ...dryRunArgs,
+      "--ensure-secret",
+      "ecr-pull",
+      "--service-accounts",
+      "default",
+    );
+    const { manifests } = JSON.parse(cli.stdout.join("")) as DryRunJson;
+    const names = (manifests["rbac.yaml"] ?? []).map(
+      (object) => `${object.kind}/${object.metadata.name}`,
+    );
+    expect(names).toContain("ClusterRole/ecr-anywhere-refresher-serviceaccounts");
+    expect(names).toContain("RoleBinding/ecr-anywhere-refresher-serviceaccounts");
   });
 
   it("with header authentication keeps the token out of the manifests", async () => {
     const cli = harness(() => ({ operatorCluster: dryRunCluster }));
     await cli.run("-o", "json", ...dryRunArgs, "--webhook-auth", "header");
-    const result = JSON.parse(cli.stdout.join("")) as {
-      manifests: unknown[];
-      webhookToken: string;
-      apiServerFiles: Record<string, string>;
-    };
-    expect(JSON.stringify(result.manifests)).not.toContain(result.webhookToken);
-    expect(result.apiServerFiles["webhook-credentials.kubeconfig"]).toContain(result.webhookToken);
+    const result = JSON.parse(cli.stdout.join("")) as DryRunJson;
+    const token = result.webhookToken ?? "";
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(result.manifests)).not.toContain(token);
+    expect(result.apiServerFiles["api-server/webhook-credentials.kubeconfig"]).toContain(token);
+    expect(result.apiServerFiles["api-server/admission.yaml"]).toContain(
+      "/etc/kubernetes/ecr-anywhere/webhook-credentials.kubeconfig",
+    );
+  });
+
+  it("with --admission-config merges into the API server's file, and refuses one it cannot merge", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-admission-"));
+    const existing = join(dir, "rke2-pss.yaml");
+    await writeFile(
+      existing,
+      "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n  - name: PodSecurity\n    configuration:\n      apiVersion: pod-security.admission.config.k8s.io/v1\n      kind: PodSecurityConfiguration\n      defaults:\n        enforce: restricted\n",
+    );
+    const header = [...dryRunArgs, "--webhook-auth", "header", "--admission-config", existing];
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run("-o", "json", ...header);
+    const merged = parse(
+      (JSON.parse(cli.stdout.join("")) as DryRunJson).apiServerFiles["api-server/admission.yaml"] ??
+        "",
+    ) as { plugins: { name: string }[] };
+    expect(merged.plugins.map((plugin) => plugin.name)).toEqual([
+      "PodSecurity",
+      "MutatingAdmissionWebhook",
+    ]);
+    await writeFile(existing, "apiVersion: v1\nkind: ConfigMap\n");
+    await expect(cli.run(...header)).rejects.toThrow(
+      /--admission-config .*rke2-pss.yaml: not an AdmissionConfiguration/,
+    );
+    await expect(
+      cli.run(...header, "--admission-kubeconfig-path", "webhook.kubeconfig"),
+    ).rejects.toThrow(/absolute path/);
+    await expect(cli.run(...dryRunArgs, "--admission-config", existing)).rejects.toThrow(
+      /--admission-config goes with --webhook-auth header/,
+    );
   });
 });
 
@@ -249,6 +345,11 @@ describe("onboard's rules between flags", () => {
     [{ allowedSourceCidrs: undefined }, /--allowed-source-cidrs is needed/],
     [{ out: "dir" }, /--out goes with --dry-run/],
     [{ webhookAuth: "header" }, /--webhook-auth header needs --dry-run/],
+    [{ tokenFile: "t" }, /--token-file goes with --dry-run/],
+    [
+      { dryRun: true, admissionConfigFile: "a.yaml" },
+      /--admission-config goes with --webhook-auth header/,
+    ],
   ])("%j is refused", (change, message) => {
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(InputError);
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(message);
@@ -362,21 +463,87 @@ describe("--allowed-source-cidrs", () => {
 });
 
 describe("onboard --dry-run --out", () => {
+  const URL_MODE_FILES = [
+    "namespaces.yaml",
+    "rbac.yaml",
+    "webhook.yaml",
+    "webhook-record.json",
+    "refresher-record.json",
+  ];
+
   it("replaces an existing readable file and a planted symlink with 0600 files, never writing through", async () => {
     const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
     const elsewhere = join(out, "..", `${basename(out)}-victim`);
     await writeFile(elsewhere, "untouched");
-    await writeFile(join(out, "ecr-anywhere.yaml"), "old", { mode: 0o644 });
+    await writeFile(join(out, "webhook.yaml"), "old", { mode: 0o644 });
     await symlink(elsewhere, join(out, "refresher-record.json"));
     const cli = harness(() => ({ operatorCluster: dryRunCluster }));
     await cli.run(...dryRunArgs, "--out", out);
-    for (const name of ["ecr-anywhere.yaml", "refresher-record.json"]) {
+    for (const name of URL_MODE_FILES) {
       const file = await lstat(join(out, name));
       expect(file.isFile(), name).toBe(true);
       expect(file.mode & 0o777, name).toBe(0o600);
     }
     expect(await readFile(elsewhere, "utf8")).toBe("untouched");
     expect(cli.stdout.join("")).toMatch(/nothing was changed/);
+  });
+
+  it("starts each YAML file with what it is, whether it is secret, and when it is applied", async () => {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run(...dryRunArgs, "--out", out);
+    const head = async (name: string) =>
+      (await readFile(join(out, name), "utf8")).split("\napiVersion")[0];
+    expect(await head("namespaces.yaml")).toMatch(
+      /^# .*No secret: safe to commit\.\n# Phase 1.*wave 1/,
+    );
+    expect(await head("rbac.yaml")).toMatch(/No secret: safe to commit\.\n# Phase 1.*wave 2/);
+    expect(await head("webhook.yaml")).toMatch(
+      /SECRET: its URL carries the webhook token.*\n# Phase 2.*wave 4/,
+    );
+    const header = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    await cli.run(...dryRunArgs, "--webhook-auth", "header", "--out", header);
+    expect((await readFile(join(header, "webhook.yaml"), "utf8")).split("\napiVersion")[0]).toMatch(
+      /No secret .*safe to commit/,
+    );
+    expect(
+      await readFile(join(header, "api-server/webhook-credentials.kubeconfig"), "utf8"),
+    ).toMatch(
+      /^# .*SECRET: never commit it\.\n# Install on every API server host at \/etc\/kubernetes\/ecr-anywhere\/webhook-credentials.kubeconfig/,
+    );
+    expect((await lstat(join(header, "api-server"))).mode & 0o777).toBe(0o700);
+  });
+
+  it("with --token-file makes the token once (0600) and renders byte-identical files after", async () => {
+    const root = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const tokenFile = join(root, "webhook.token");
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    const render = async (out: string) => {
+      await cli.run(...dryRunArgs, "--token-file", tokenFile, "--out", out);
+      return Object.fromEntries(
+        await Promise.all(
+          URL_MODE_FILES.map(async (name) => [name, await readFile(join(out, name), "utf8")]),
+        ),
+      );
+    };
+    const first = await render(join(root, "a"));
+    expect((await lstat(tokenFile)).mode & 0o777).toBe(0o600);
+    const token = (await readFile(tokenFile, "utf8")).trim();
+    expect(first["webhook.yaml"]).toContain(`/v1/clusters/gitops/${token}`);
+    expect(await render(join(root, "b"))).toEqual(first);
+    // Not printed: it is in the file already.
+    expect(cli.stdout.join("")).not.toContain(token);
+    await chmod(tokenFile, 0o644);
+    await expect(render(join(root, "c"))).rejects.toThrow(/open to group or others \(mode 644\)/);
+    await chmod(tokenFile, 0o600);
+    await symlink(tokenFile, join(root, "link"));
+    await expect(
+      cli.run(...dryRunArgs, "--token-file", join(root, "link"), "--out", join(root, "d")),
+    ).rejects.toThrow(/a symlink is refused/);
+    await writeFile(join(root, "junk"), "not a token", { mode: 0o600 });
+    await expect(
+      cli.run(...dryRunArgs, "--token-file", join(root, "junk"), "--out", join(root, "e")),
+    ).rejects.toThrow(/not a webhook token/);
   });
 
   it("makes a new folder 0700 and refuses a folder that is a symlink", async () => {
@@ -388,6 +555,26 @@ describe("onboard --dry-run --out", () => {
     await expect(cli.run(...dryRunArgs, "--out", join(root, "link"))).rejects.toThrow(
       /not a directory \(a symlink or a file is refused\)/,
     );
+  });
+
+  it("in JSON lists the files it wrote, with neither their content nor the token", async () => {
+    const out = await mkdtemp(join(tmpdir(), "ecr-anywhere-out-"));
+    const cli = harness(() => ({ operatorCluster: dryRunCluster }));
+    await cli.run("-o", "json", ...dryRunArgs, "--out", out);
+    const result = JSON.parse(cli.stdout.join("")) as {
+      files: { name: string; secret: boolean }[];
+    };
+    expect(result.files).toEqual(
+      URL_MODE_FILES.map((name) => ({
+        name,
+        secret: name === "webhook.yaml" || name === "refresher-record.json",
+      })),
+    );
+    const token = /clusters\/gitops\/([A-Za-z0-9_-]{43})/.exec(
+      await readFile(join(out, "webhook.yaml"), "utf8"),
+    )?.[1];
+    expect(token).toBeDefined();
+    expect(cli.stdout.join("")).not.toContain(token);
   });
 });
 

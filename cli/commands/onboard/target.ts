@@ -25,6 +25,10 @@ export interface OnboardOptions extends OnboardInputs {
   readonly webhookAuth: "url" | "header";
   /** With header auth: where the credentials kubeconfig will live on the API server's host. */
   readonly admissionKubeconfigPath: string;
+  /** With header auth: the API server's own AdmissionConfiguration, to merge into. */
+  readonly admissionConfigFile?: string | undefined;
+  /** With `--dry-run`: the webhook token is read from this file, or made and kept there. */
+  readonly tokenFile?: string | undefined;
   readonly out?: string | undefined;
   readonly verifyTimeoutSeconds: number;
 }
