@@ -95,9 +95,9 @@ export async function buildCli(outRoot = "dist"): Promise<string> {
     ...packageBundle(),
     entryPoints: [join(ROOT, "cli", "ecr-anywhere.ts")],
     outfile,
+    // No source map: a user's stack trace needs ECR_ANYWHERE_DEBUG=1 anyway, and it would double
+    // the package.
     minify: true,
-    sourcemap: "linked",
-    sourcesContent: false,
     // The entry's own `#!/usr/bin/env node` line is kept by esbuild, above the banner; CommonJS
     // dependencies need a require() for Node built-ins.
     banner: {
@@ -120,7 +120,6 @@ export async function buildLibrary(outRoot = "dist"): Promise<string> {
     entryPoints: [join(ROOT, "infra", "index.ts")],
     outfile,
     external: ["aws-cdk-lib", "aws-cdk-lib/*", "constructs"],
-    sourcemap: "linked",
   });
   await rm(join(outRoot, "types"), { recursive: true, force: true });
   await promisify(execFile)(
