@@ -19,3 +19,16 @@ export const BUNDLE_REQUIRE_SHIM =
 export const BUNDLE_ALIASES = {
   "@aws-sdk/credential-provider-node": "./functions/lib/lambda-credentials.ts",
 };
+
+/**
+ * Each Lambda's entry, by the name of its bundle (`dist/<name>/index.mjs`): what `npm run build`
+ * prebuilds into the package, and what the constructs bundle from sources in this repository.
+ */
+export const LAMBDA_ENTRY_POINTS = {
+  webhook: "functions/webhook/handler.ts",
+  refresher: "functions/refresher/handler.ts",
+  "refresher-worker": "functions/refresher/worker-handler.ts",
+  "broker-rotation": "functions/broker-rotation/handler.ts",
+} as const;
+
+export type LambdaBundleName = keyof typeof LAMBDA_ENTRY_POINTS;

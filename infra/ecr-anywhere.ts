@@ -4,7 +4,8 @@
  * refresher (schedule, fan-out), and monitoring (alarms, dashboard). They share the record key.
  * The props are the only knobs; each construct validates its own.
  */
-import { Duration } from "aws-cdk-lib";
+import { createHash } from "node:crypto";
+import { Duration, Stack } from "aws-cdk-lib";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as kms from "aws-cdk-lib/aws-kms";
@@ -13,11 +14,16 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
+import {
+  contractNames,
+  DEFAULT_LABEL_PREFIX,
+  DEFAULT_RECORDS_NAME,
+} from "../functions/core/contract.ts";
 import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
 import { EcrAnywhereRecords } from "./constructs/records.ts";
 import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
+import { throwIfInvalid } from "./constructs/shared.ts";
 import { EcrAnywhereWebhook } from "./constructs/webhook.ts";
 
 export interface EcrAnywhereProps {
@@ -35,7 +41,9 @@ export interface EcrAnywhereProps {
   readonly refreshBefore?: Duration;
   /**
    * The records name N: cluster records live in the DynamoDB tables `<N>-webhook` and
-   * `<N>-refresher` (the CLI's `--records`). @default ecr-anywhere-clusters
+   * `<N>-refresher` (the CLI's `--records`). It also names the instance's account-wide resources
+   * (the record key's alias `alias/ecr-anywhere/<N>`, the dashboard `ecr-anywhere-<N>-<region>`),
+   * so two instances in one account and region need two records names. @default ecr-anywhere-clusters
    */
   readonly records?: string;
   /** Prefix of every label and annotation in the clusters. @default ecr-anywhere.centml.ai */
@@ -105,16 +113,18 @@ export class EcrAnywhere extends Construct {
   constructor(scope: Construct, id: string, props: EcrAnywhereProps = {}) {
     super(scope, id);
     const labelPrefix = props.labelPrefix ?? DEFAULT_LABEL_PREFIX;
+    validateEcrAnywhereProps(this, props);
+    const names = instanceNames(props.records ?? DEFAULT_RECORDS_NAME);
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const refreshInterval = props.refreshInterval ?? Duration.minutes(15);
     this.records = new EcrAnywhereRecords(this, "Records", {
-      recordsName: props.records ?? DEFAULT_RECORDS_NAME,
+      recordsName: names.records,
     });
     this.recordKey = new kms.Key(this, "ClusterRecordKey", {
       description:
         "Seals ecr-anywhere cluster records' kubeconfigs (refresher table, client-side) and encrypts the shared token table",
       enableKeyRotation: true,
-      alias: "alias/ecr-anywhere-cluster-records",
+      alias: names.keyAlias,
     });
     const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
     const webhook = new EcrAnywhereWebhook(this, "Webhook", {
@@ -149,6 +159,7 @@ export class EcrAnywhere extends Construct {
       authFailureAlarmThreshold: props.authFailureAlarmThreshold,
       denialAlarmThreshold: props.denialAlarmThreshold,
       minRemainingAlarm: props.minRemainingAlarm,
+      dashboardName: `${names.dashboardPrefix}-${Stack.of(this).region}`,
     });
     this.webhook = webhook.function;
     this.functionUrl = webhook.functionUrl;
@@ -159,4 +170,49 @@ export class EcrAnywhere extends Construct {
     this.alarmTopic = monitoring.alarmTopic;
     this.alarms = monitoring.alarms;
   }
+}
+
+/**
+ * The names of an instance's account-wide resources, from its records name: unique per account and
+ * region already, since its tables are named from it. A records name may hold ".", which KMS
+ * aliases and dashboard names refuse: it becomes "_", and a hash of the records name keeps two
+ * names that differ only there apart.
+ */
+export function instanceNames(records: string): {
+  records: string;
+  keyAlias: string;
+  dashboardPrefix: string;
+} {
+  const safe = records.includes(".")
+    ? `${records.replaceAll(".", "_")}-${createHash("sha256").update(records).digest("hex").slice(0, 8)}`
+    : records;
+  return {
+    records,
+    keyAlias: `alias/ecr-anywhere/${safe}`,
+    dashboardPrefix: `ecr-anywhere-${safe}`,
+  };
+}
+
+const REFRESH_MODES: readonly string[] = ["inline", "fanout"];
+
+/**
+ * What the constructs it is made of cannot check: each of those refuses its own props (records
+ * name, intervals, thresholds, `fanoutConcurrency` without fan-out, and more).
+ */
+function validateEcrAnywhereProps(scope: Construct, props: EcrAnywhereProps): void {
+  let labelPrefixProblem: string | undefined;
+  try {
+    contractNames(props.labelPrefix ?? DEFAULT_LABEL_PREFIX);
+  } catch (error) {
+    labelPrefixProblem = `labelPrefix: ${(error as Error).message}`;
+  }
+  throwIfInvalid(scope, [
+    labelPrefixProblem,
+    props.refreshMode === undefined || REFRESH_MODES.includes(props.refreshMode)
+      ? undefined
+      : `refreshMode must be inline or fanout (got ${String(props.refreshMode)})`,
+    props.alarmEmail === undefined || /^[^\s@]+@[^\s@]+$/.test(props.alarmEmail)
+      ? undefined
+      : `alarmEmail must be an email address (got "${props.alarmEmail}")`,
+  ]);
 }

@@ -3,14 +3,19 @@ import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { EcrAnywhere, type EcrAnywhereProps } from "./ecr-anywhere.ts";
 
+export interface EcrAnywhereStackProps extends StackProps {
+  /** The props of the stack's `EcrAnywhere` construct. */
+  readonly ecrAnywhere?: EcrAnywhereProps;
+}
+
+/**
+ * The `EcrAnywhere` construct in a stack of its own, with the outputs the CLI reads (`--stack`):
+ * the webhook URL, the alarm topic, the records name and the record key.
+ */
 export class EcrAnywhereStack extends Stack {
   readonly ecrAnywhere: EcrAnywhere;
 
-  constructor(
-    scope: Construct,
-    id: string,
-    props: StackProps & { readonly ecrAnywhere?: EcrAnywhereProps } = {},
-  ) {
+  constructor(scope: Construct, id: string, props: EcrAnywhereStackProps = {}) {
     super(scope, id, props);
     this.ecrAnywhere = new EcrAnywhere(this, "EcrAnywhere", props.ecrAnywhere);
     new CfnOutput(this, "WebhookUrl", {

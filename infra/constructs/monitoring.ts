@@ -2,7 +2,7 @@
  * What operators watch: the alarm topic (KMS-encrypted, optional email), the alarms on every
  * failure mode, and a dashboard of the fleet totals with per-cluster tables from Logs Insights.
  */
-import { Duration, Stack } from "aws-cdk-lib";
+import { Duration } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -39,6 +39,11 @@ export interface EcrAnywhereMonitoringProps {
   readonly denialAlarmThreshold?: number | undefined;
   /** MinRemainingAlarm fires when a managed Secret has less than this left. @default 2 hours */
   readonly minRemainingAlarm?: Duration | undefined;
+  /**
+   * The dashboard's name, unique in the account: dashboards are global, not regional.
+   * @default a name CloudFormation generates
+   */
+  readonly dashboardName?: string | undefined;
 }
 
 /**
@@ -247,7 +252,7 @@ export class EcrAnywhereMonitoring extends Construct {
     const total = (name: string, service: string, statistic = "Sum") =>
       this.metric(name, service, { statistic, period: FIVE_MINUTES });
     new cloudwatch.Dashboard(this, "Dashboard", {
-      dashboardName: `ecr-anywhere-${Stack.of(this).stackName}`,
+      dashboardName: props.dashboardName,
       widgets: [
         [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 })],
         ...metricRows(props, total),

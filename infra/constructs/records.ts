@@ -4,7 +4,7 @@
  * secret) and `<N>-refresher` (the refresher's kubeconfigs, sealed client-side with the record key,
  * and its state). Separate tables, so each function's role can be granted exactly one.
  */
-import { RemovalPolicy } from "aws-cdk-lib";
+import { RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import { Construct } from "constructs";
 import { isRecordsName, recordTables } from "../../functions/core/contract.ts";
@@ -31,10 +31,35 @@ export class EcrAnywhereRecords extends Construct {
         : `recordsName must be 1 to 200 of A-Z, a-z, 0-9, "_", "." and "-" (got "${props.recordsName}")`,
     ]);
     this.recordsName = props.recordsName;
+    const twin = sameTablesInThisApp(this);
+    throwIfInvalid(this, [
+      twin === undefined
+        ? undefined
+        : `records name "${props.recordsName}" is already used by ${twin.node.path} in the same account and region: each instance needs its own records name, since its tables are named from it`,
+    ]);
     const names = recordTables(props.recordsName);
     this.webhookTable = recordTable(this, "WebhookTable", names.webhook);
     this.refresherTable = recordTable(this, "RefresherTable", names.refresher);
   }
+}
+
+/**
+ * Another records construct of this app whose tables would get the same names in the same account
+ * and region: the second deploy would fail on them. Stacks without an environment count as one
+ * account and region (the CLI's), stacks with different ones as apart.
+ */
+function sameTablesInThisApp(self: EcrAnywhereRecords): EcrAnywhereRecords | undefined {
+  const here = Stack.of(self);
+  return self.node.root.node
+    .findAll()
+    .find(
+      (other): other is EcrAnywhereRecords =>
+        other !== self &&
+        other instanceof EcrAnywhereRecords &&
+        other.recordsName === self.recordsName &&
+        Stack.of(other).account === here.account &&
+        Stack.of(other).region === here.region,
+    );
 }
 
 function recordTable(scope: Construct, id: string, tableName: string): dynamodb.Table {

@@ -16,6 +16,8 @@ import {
   BUNDLE_MAIN_FIELDS,
   BUNDLE_REQUIRE_SHIM,
   BUNDLE_TARGET,
+  LAMBDA_ENTRY_POINTS,
+  type LambdaBundleName,
 } from "../bundling.ts";
 
 export const WEBHOOK_TIMEOUT = Duration.seconds(10);
@@ -23,7 +25,65 @@ export const ADMISSION_BUDGET_MS = 8000;
 export const REFRESHER_TIMEOUT = Duration.minutes(10);
 export const CLUSTER_CONCURRENCY = 10;
 export const CLUSTER_DEADLINE = Duration.seconds(90);
-const repoRoot = join(import.meta.dirname, "../..");
+
+/**
+ * Where the functions' code comes from, decided here and nowhere else. Run from this repository's
+ * TypeScript sources (`npm run synth`/`deploy`, the tests), each function is bundled from its entry
+ * at synth by NodejsFunction. Run from the package's compiled library (`dist/lib/index.mjs`, what
+ * `import { EcrAnywhere } from "ecr-anywhere"` loads), each is the bundle `npm run build` prebuilt
+ * beside it (`dist/<name>/`), so a user's CDK app needs neither these sources nor esbuild. Both
+ * use the options of `infra/bundling.ts`: the templates differ only in asset hashes.
+ */
+const codeSource: { sources: string } | { prebuilt: string } = import.meta.filename.endsWith(".ts")
+  ? { sources: join(import.meta.dirname, "../..") }
+  : { prebuilt: join(import.meta.dirname, "..") };
+
+/** The entry of one of the project's Lambdas (`infra/bundling.ts`). */
+export type LambdaEntry = (typeof LAMBDA_ENTRY_POINTS)[LambdaBundleName];
+
+function bundleName(entry: LambdaEntry): LambdaBundleName {
+  const names = Object.keys(LAMBDA_ENTRY_POINTS) as LambdaBundleName[];
+  const name = names.find((candidate) => LAMBDA_ENTRY_POINTS[candidate] === entry);
+  if (name === undefined) throw new Error(`no Lambda bundle has the entry ${entry}`);
+  return name;
+}
+
+/** The function: bundled from its entry, or its prebuilt bundle (see `codeSource`). */
+function newFunction(
+  scope: Construct,
+  entry: LambdaEntry,
+  props: Omit<lambda.FunctionProps, "code" | "handler">,
+): lambda.Function {
+  if ("prebuilt" in codeSource)
+    return new lambda.Function(scope, "Default", {
+      ...props,
+      code: lambda.Code.fromAsset(join(codeSource.prebuilt, bundleName(entry))),
+      handler: "index.handler",
+    });
+  return new lambdaNodejs.NodejsFunction(scope, "Default", {
+    ...props,
+    entry: join(codeSource.sources, entry),
+    projectRoot: codeSource.sources,
+    depsLockFilePath: join(codeSource.sources, "package-lock.json"),
+    handler: "handler",
+    bundling: {
+      // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
+      forceDockerBundling: false,
+      format: lambdaNodejs.OutputFormat.ESM,
+      target: BUNDLE_TARGET,
+      mainFields: BUNDLE_MAIN_FIELDS,
+      minify: true,
+      // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
+      sourceMap: true,
+      sourcesContent: false,
+      externalModules: [],
+      banner: BUNDLE_REQUIRE_SHIM,
+      esbuildArgs: Object.fromEntries(
+        Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
+      ),
+    },
+  });
+}
 
 /**
  * A function with its own log group and a role that may write only to it, in `scope`, the
@@ -36,7 +96,7 @@ export function ecrAnywhereFunction(
   options: {
     /** What the function is, in its role's description ("webhook"). */
     name: string;
-    entry: string;
+    entry: LambdaEntry;
     description: string;
     timeout: Duration;
     /** @default 512 MB */
@@ -64,11 +124,7 @@ export function ecrAnywhereFunction(
     [`AwsSolutions-IAM5[${logStreams}]`]:
       "Lambda names its log streams at run time; the grant is limited to this function's own log group.",
   });
-  const fn = new lambdaNodejs.NodejsFunction(scope, "Default", {
-    entry: join(repoRoot, options.entry),
-    projectRoot: repoRoot,
-    depsLockFilePath: join(repoRoot, "package-lock.json"),
-    handler: "handler",
+  const fn = newFunction(scope, options.entry, {
     runtime: lambda.Runtime.NODEJS_24_X,
     architecture: lambda.Architecture.ARM_64,
     memorySize: options.memorySize ?? 512,
@@ -81,22 +137,6 @@ export function ecrAnywhereFunction(
     // A failed asynchronous run is not retried: the next scheduled run is the retry.
     retryAttempts: options.deadLetterQueue ? 0 : undefined,
     environment: options.environment,
-    bundling: {
-      // The same bundle scripts/build.ts makes: ESM, SDK included, env-only credentials.
-      forceDockerBundling: false,
-      format: lambdaNodejs.OutputFormat.ESM,
-      target: BUNDLE_TARGET,
-      mainFields: BUNDLE_MAIN_FIELDS,
-      minify: true,
-      // Source maps ship for decoding traces offline; --enable-source-maps would cost cold start.
-      sourceMap: true,
-      sourcesContent: false,
-      externalModules: [],
-      banner: BUNDLE_REQUIRE_SHIM,
-      esbuildArgs: Object.fromEntries(
-        Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
-      ),
-    },
   });
   // CDK makes the function depend on its whole role; the reference to the role already orders
   // that (cfn-lint W3005), so only the dependency on the role's policy is kept.

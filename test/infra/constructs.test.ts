@@ -20,7 +20,7 @@ import {
   EcrAnywhereWebhook,
   type EcrAnywhereWebhookProps,
 } from "../../infra/constructs/webhook.ts";
-import { EcrAnywhere } from "../../infra/ecr-anywhere.ts";
+import { EcrAnywhere, instanceNames } from "../../infra/ecr-anywhere.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
@@ -134,6 +134,29 @@ describe("validation in the constructor", () => {
       /Alone\/E\/Refresher: fanoutConcurrency applies only to mode fanout/,
     ],
     [
+      "a refresh mode that does not exist (it would run inline)",
+      (stack) => new EcrAnywhere(stack, "E", { refreshMode: "fan-out" as never }),
+      /Alone\/E: refreshMode must be inline or fanout/,
+    ],
+    [
+      "a label prefix Kubernetes would refuse",
+      (stack) => new EcrAnywhere(stack, "E", { labelPrefix: "Not_A_Domain" }),
+      /Alone\/E: labelPrefix: label prefix "Not_A_Domain" is not a DNS subdomain/,
+    ],
+    [
+      "an alarm email that is no address",
+      (stack) => new EcrAnywhere(stack, "E", { alarmEmail: "oncall" }),
+      /Alone\/E: alarmEmail must be an email address/,
+    ],
+    [
+      "a second instance with the records name of the first (its tables would collide)",
+      (stack) => {
+        new EcrAnywhere(stack, "First");
+        new EcrAnywhere(stack, "Second");
+      },
+      /Alone\/Second\/Records: records name "ecr-anywhere-clusters" is already used by Alone\/First\/Records/,
+    ],
+    [
       "a records name that makes no table name",
       (stack) => new EcrAnywhereRecords(stack, "Records", { recordsName: "no spaces allowed" }),
       /Alone\/Records: recordsName must be 1 to 200 of/,
@@ -151,5 +174,82 @@ describe("validation in the constructor", () => {
     const stack = newStack();
     expect(() => build(stack)).toThrow(EcrAnywhereValidationError);
     expect(() => build(newStack())).toThrow(message);
+  });
+});
+
+/**
+ * The properties that give a resource a physical name (unique in an account, or an account and
+ * region): a template that sets one fixes a name two instances would share.
+ */
+const PHYSICAL_NAMES = new Set([
+  "AlarmName",
+  "AliasName",
+  "DashboardName",
+  "FunctionName",
+  "LogGroupName",
+  "ManagedPolicyName",
+  "Name",
+  "QueueName",
+  "RoleName",
+  "ScheduleName",
+  "TableName",
+  "TopicName",
+  "UserName",
+]);
+
+const isReference = (value: unknown) =>
+  typeof value === "object" && value !== null && ("Ref" in value || "Fn::GetAtt" in value);
+
+function physicalNames(template: Template): string[] {
+  const resources = Object.values(
+    template.toJSON().Resources as Record<string, { Properties?: Record<string, unknown> }>,
+  );
+  return resources.flatMap((resource) =>
+    Object.entries(resource.Properties ?? {})
+      // A reference (a Lambda permission's FunctionName) names nothing new.
+      .filter(([key, value]) => PHYSICAL_NAMES.has(key) && !isReference(value))
+      .map(([, value]) => JSON.stringify(value)),
+  );
+}
+
+describe("two instances", () => {
+  it("coexist in one stack with two records names: no physical name is shared", () => {
+    const stack = newStack();
+    new EcrAnywhere(stack, "Prod", { records: "prod-clusters" });
+    new EcrAnywhere(stack, "Staging", { records: "staging-clusters" });
+    const names = physicalNames(Template.fromStack(stack));
+    // Four record tables, two key aliases, two dashboards.
+    expect(names).toHaveLength(8);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toContain('"alias/ecr-anywhere/prod-clusters"');
+    expect(names).toContain('"ecr-anywhere-staging-clusters-us-east-1"');
+    // Without an environment, the dashboard's name (dashboards are global) takes the region then.
+    const agnostic = new Stack(new App(), "Agnostic");
+    new EcrAnywhere(agnostic, "EcrAnywhere");
+    expect(physicalNames(Template.fromStack(agnostic))).toContain(
+      JSON.stringify({
+        "Fn::Join": ["", ["ecr-anywhere-ecr-anywhere-clusters-", { Ref: "AWS::Region" }]],
+      }),
+    );
+  });
+
+  it("may share a records name in stacks of different regions, not in two stacks without one", () => {
+    const app = new App();
+    for (const region of ["us-east-1", "eu-west-1"])
+      new EcrAnywhere(new Stack(app, `In-${region}`, { env: { region } }), "EcrAnywhere");
+    const agnostic = new App();
+    new EcrAnywhere(new Stack(agnostic, "One"), "EcrAnywhere");
+    expect(() => new EcrAnywhere(new Stack(agnostic, "Two"), "EcrAnywhere")).toThrow(
+      /Two\/EcrAnywhere\/Records: records name "ecr-anywhere-clusters" is already used by One\/EcrAnywhere\/Records/,
+    );
+  });
+
+  it("derive names KMS and CloudWatch accept from any records name, apart when only a dot differs", () => {
+    const dotted = instanceNames("team.prod");
+    const underscored = instanceNames("team_prod");
+    expect(dotted.keyAlias).toMatch(/^alias\/ecr-anywhere\/team_prod-[0-9a-f]{8}$/);
+    expect(underscored.keyAlias).toBe("alias/ecr-anywhere/team_prod");
+    expect(dotted.dashboardPrefix).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(dotted.dashboardPrefix).not.toBe(underscored.dashboardPrefix);
   });
 });
