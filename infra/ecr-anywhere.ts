@@ -18,6 +18,7 @@ import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
 import { EcrAnywhereRecords } from "./constructs/records.ts";
 import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
+import { throwIfInvalid } from "./constructs/shared.ts";
 import { EcrAnywhereWebhook } from "./constructs/webhook.ts";
 
 export interface EcrAnywhereProps {
@@ -44,8 +45,24 @@ export interface EcrAnywhereProps {
   readonly alarmEmail?: string;
   /** An existing SNS topic for alarms instead of a new one. @default a new, KMS-encrypted topic */
   readonly alarmTopic?: sns.ITopic;
-  /** Reserved concurrency of the webhook: caps the cost of abuse of its public URL. @default 50 */
+  /**
+   * Reserved concurrency of the webhook: caps what abuse of its public URL can cost (at most this
+   * many environments, and 10 times as many requests a second, before the URL answers 429), and
+   * guarantees it that share of the account. Lambda refuses a reservation that would leave the
+   * account under 100 unreserved, which new accounts cannot meet: check with
+   * `ecr-anywhere preflight`. Unset, the webhook draws on the account's unreserved concurrency
+   * like any function (see docs/deploy.md, "Reserved concurrency").
+   * @default none
+   */
   readonly webhookReservedConcurrency?: number;
+  /**
+   * Webhook calls (marks) the refresher keeps in flight at once, across a run (split among the
+   * workers in fan-out mode). Every mark is one synchronous webhook invocation, so this is the
+   * most of the webhook's concurrency a refresh can take from the users' own writes. With a
+   * reservation it may be at most half of it.
+   * @default 10, or half the webhook's reserved concurrency when that is less
+   */
+  readonly refresherMarkConcurrency?: number;
   /** Retention of both functions' logs. @default one month */
   readonly logRetention?: logs.RetentionDays;
   /** How long the webhook caches a cluster record: the longest a revoked token keeps working. @default 60 seconds */
@@ -81,10 +98,22 @@ export interface EcrAnywhereProps {
 }
 
 /**
- * The refresher's share of the webhook's reserved concurrency: every mark is a synchronous webhook
- * call, and the rest stays free for the users' own writes, so a refresh never throttles them.
+ * Marks in flight by default. A mark holds a webhook environment for one admission (tens of
+ * milliseconds warm), so 10 mark hundreds of Secrets a second, far more than a run needs, while a
+ * refresh takes at most 10 of the account's concurrency from everything else (a default account
+ * has 1,000). The function's own default is the same (functions/core/config.ts).
  */
-const REFRESHER_SHARE_OF_WEBHOOK = 0.5;
+const DEFAULT_MARK_CONCURRENCY = 10;
+
+/**
+ * Marks may take at most half of a webhook reservation: the rest stays free for the users' own
+ * writes, so a refresh never throttles them.
+ */
+function markConcurrencyFor(reserved: number | undefined, chosen: number | undefined): number {
+  if (chosen !== undefined) return chosen;
+  if (reserved === undefined) return DEFAULT_MARK_CONCURRENCY;
+  return Math.max(1, Math.min(DEFAULT_MARK_CONCURRENCY, Math.floor(reserved / 2)));
+}
 
 export class EcrAnywhere extends Construct {
   readonly webhook: lambda.Function;
@@ -116,7 +145,18 @@ export class EcrAnywhere extends Construct {
       enableKeyRotation: true,
       alias: "alias/ecr-anywhere-cluster-records",
     });
-    const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
+    const reserved = props.webhookReservedConcurrency;
+    const markConcurrency = markConcurrencyFor(reserved, props.refresherMarkConcurrency);
+    throwIfInvalid(this, [
+      Number.isInteger(markConcurrency) && markConcurrency >= 1 && markConcurrency <= 500
+        ? undefined
+        : `refresherMarkConcurrency must be a whole number from 1 to 500 (got ${markConcurrency})`,
+      reserved === undefined ||
+      !Number.isInteger(markConcurrency) ||
+      markConcurrency <= Math.max(1, Math.floor(reserved / 2))
+        ? undefined
+        : `refresherMarkConcurrency (${markConcurrency}) may be at most half of webhookReservedConcurrency (${reserved}), so a refresh leaves the rest of the reservation to the users' own writes: lower it, or raise the reservation`,
+    ]);
     const webhook = new EcrAnywhereWebhook(this, "Webhook", {
       recordKey: this.recordKey,
       recordTable: this.records.webhookTable,
@@ -125,7 +165,7 @@ export class EcrAnywhere extends Construct {
       clusterRoleArns: props.clusterRoleArns,
       pullThroughCache: props.pullThroughCache ?? false,
       tokenScoping: props.tokenScoping,
-      reservedConcurrentExecutions: webhookConcurrency,
+      reservedConcurrentExecutions: reserved,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,
     });
@@ -135,7 +175,7 @@ export class EcrAnywhere extends Construct {
       labelPrefix,
       refreshInterval,
       refreshBefore: props.refreshBefore ?? Duration.hours(6),
-      markBudget: Math.max(1, Math.floor(webhookConcurrency * REFRESHER_SHARE_OF_WEBHOOK)),
+      markBudget: markConcurrency,
       mode: props.refreshMode ?? "inline",
       fanoutConcurrency: props.fanoutConcurrency,
       logRetention,
