@@ -13,6 +13,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { markConcurrencyFor, maxMarkConcurrency } from "../functions/core/concurrency.ts";
 import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
 import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
@@ -97,24 +98,6 @@ export interface EcrAnywhereProps {
   readonly tokenScoping?: TokenScopingMode;
 }
 
-/**
- * Marks in flight by default. A mark holds a webhook environment for one admission (tens of
- * milliseconds warm), so 10 mark hundreds of Secrets a second, far more than a run needs, while a
- * refresh takes at most 10 of the account's concurrency from everything else (a default account
- * has 1,000). The function's own default is the same (functions/core/config.ts).
- */
-const DEFAULT_MARK_CONCURRENCY = 10;
-
-/**
- * Marks may take at most half of a webhook reservation: the rest stays free for the users' own
- * writes, so a refresh never throttles them.
- */
-function markConcurrencyFor(reserved: number | undefined, chosen: number | undefined): number {
-  if (chosen !== undefined) return chosen;
-  if (reserved === undefined) return DEFAULT_MARK_CONCURRENCY;
-  return Math.max(1, Math.min(DEFAULT_MARK_CONCURRENCY, Math.floor(reserved / 2)));
-}
-
 export class EcrAnywhere extends Construct {
   readonly webhook: lambda.Function;
   readonly refresher: lambda.Function;
@@ -153,7 +136,7 @@ export class EcrAnywhere extends Construct {
         : `refresherMarkConcurrency must be a whole number from 1 to 500 (got ${markConcurrency})`,
       reserved === undefined ||
       !Number.isInteger(markConcurrency) ||
-      markConcurrency <= Math.max(1, Math.floor(reserved / 2))
+      markConcurrency <= maxMarkConcurrency(reserved)
         ? undefined
         : `refresherMarkConcurrency (${markConcurrency}) may be at most half of webhookReservedConcurrency (${reserved}), so a refresh leaves the rest of the reservation to the users' own writes: lower it, or raise the reservation`,
     ]);
