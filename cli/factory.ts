@@ -98,7 +98,7 @@ export interface Factory {
     | "lambdaConcurrency"
     | "table"
     | "kmsReachable"
-    | "alarmStates"
+    | "stackAlarms"
     | "countLiveRecords"
   >;
   /** Calls a deployed webhook's health path, plainly or with an Authorization header. */

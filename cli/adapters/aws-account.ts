@@ -9,7 +9,7 @@ import {
   DescribeStacksCommand,
   paginateListStackResources,
 } from "@aws-sdk/client-cloudformation";
-import { CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import { CloudWatchClient, paginateDescribeAlarms } from "@aws-sdk/client-cloudwatch";
 import {
   DescribeTableCommand,
   DynamoDBClient,
@@ -183,20 +183,23 @@ export class AwsAccount {
     });
   }
 
-  alarmStates(names: readonly string[]): Promise<Read<AlarmState[]>> {
+  /**
+   * The stack's alarms and their states. CloudFormation names an alarm the template leaves unnamed
+   * (as the construct does) `<stack>-<logical id>-<suffix>`; a logical ID and the suffix have no
+   * hyphen, so another stack whose name starts the same (`<stack>-prod`) is not matched.
+   */
+  stackAlarms(stackName: string): Promise<Read<AlarmState[]>> {
+    // Stack names are letters, digits and hyphens: nothing a regular expression reads specially.
+    const generated = new RegExp(`^${stackName}-[A-Za-z0-9]+-[A-Za-z0-9]+$`);
     return this.#with(CloudWatchClient, async (cloudWatch) => {
       const states: AlarmState[] = [];
-      // DescribeAlarms takes at most 100 names a call.
-      for (let start = 0; start < names.length; start += 100) {
-        const { MetricAlarms, CompositeAlarms } = await cloudWatch.send(
-          new DescribeAlarmsCommand({
-            AlarmNames: names.slice(start, start + 100),
-            AlarmTypes: ["MetricAlarm", "CompositeAlarm"],
-          }),
-        );
-        for (const alarm of [...(MetricAlarms ?? []), ...(CompositeAlarms ?? [])])
-          states.push({ name: alarm.AlarmName ?? "", state: alarm.StateValue ?? "UNKNOWN" });
-      }
+      for await (const page of paginateDescribeAlarms(
+        { client: cloudWatch },
+        { AlarmNamePrefix: `${stackName}-`, AlarmTypes: ["MetricAlarm", "CompositeAlarm"] },
+      ))
+        for (const alarm of [...(page.MetricAlarms ?? []), ...(page.CompositeAlarms ?? [])])
+          if (generated.test(alarm.AlarmName ?? ""))
+            states.push({ name: alarm.AlarmName ?? "", state: alarm.StateValue ?? "UNKNOWN" });
       return states;
     });
   }

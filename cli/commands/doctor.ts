@@ -106,10 +106,7 @@ async function resourceFindings(stackName: string, factory: Factory): Promise<Fi
         "allow cloudformation:ListStackResources (see docs/onboard.md, the operator's policy)",
       ),
     ];
-  const alarmNames = resources
-    .filter((resource) => resource.type === "AWS::CloudWatch::Alarm")
-    .map((resource) => resource.physicalId);
-  const states = await account.alarmStates(alarmNames);
+  const states = await account.stackAlarms(stackName);
   const tokenTable = resources.find(
     (resource) => resource.type === "AWS::DynamoDB::Table" && TOKEN_TABLE.test(resource.logicalId),
   )?.physicalId;
@@ -117,7 +114,7 @@ async function resourceFindings(stackName: string, factory: Factory): Promise<Fi
   return [
     failed(states)
       ? problem("alarms", states.failed, "allow cloudwatch:DescribeAlarms (see docs/onboard.md)")
-      : alarmsFinding(alarmNames, states),
+      : alarmsFinding(stackName, states),
     table !== undefined && failed(table)
       ? problem(
           "shared token table",
