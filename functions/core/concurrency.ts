@@ -5,8 +5,9 @@
 
 /**
  * The refresher's marks in flight by default. A mark holds a webhook environment for one
- * admission (tens of milliseconds warm), so 10 mark hundreds of Secrets a second, far more than a
- * run needs, while a refresh takes at most 10 of the account's concurrency from everything else.
+ * admission (a PATCH round trip), so 10 in flight mark on the order of a hundred Secrets a second,
+ * far more than a run needs, while a refresh takes at most 10 of the account's concurrency from
+ * everything else.
  * The function's own default is the same (functions/core/config.ts).
  */
 export const DEFAULT_MARK_CONCURRENCY = 10;

@@ -354,8 +354,20 @@ describe("preflight", () => {
       AWS_SECRET_ACCESS_KEY: undefined,
     };
     lambda.calls.length = 0;
-    await cli(["--profile", "ops", "preflight"], profileEnv);
-    await cli(["--profile", "ops", "--region", "ap-south-1", "preflight"], profileEnv);
+    const fromProfile = await cli(["--profile", "ops", "preflight"], profileEnv);
+    const overridden = await cli(
+      ["--profile", "ops", "--region", "ap-south-1", "preflight"],
+      profileEnv,
+    );
+    // STS and CloudFormation too: the profile's region has the old bootstrap, ap-south-1 none.
+    expect(finding(fromProfile.json.findings, "credentials and region")?.detail).toMatch(
+      / in eu-west-1$/,
+    );
+    expect(finding(fromProfile.json.findings, "CDK bootstrap")?.detail).toMatch(/version 5 /);
+    expect(finding(overridden.json.findings, "credentials and region")?.detail).toMatch(
+      / in ap-south-1$/,
+    );
+    expect(finding(overridden.json.findings, "CDK bootstrap")?.detail).toMatch(/^no stack/);
     expect(lambda.calls).toEqual([
       { region: "eu-west-1", accessKeyId: "AKIAOPSPROFILEKEY001" },
       { region: "ap-south-1", accessKeyId: "AKIAOPSPROFILEKEY001" },
