@@ -45,6 +45,7 @@ process.stderr.write(
     `ecr-anywhere webhook (${bundle ? `bundle ${bundle}` : "source"}) listening on ${server.url}`,
     `  as Lambda runs it: up to ${reservedConcurrency} isolated environments, one request each`,
     `  webhook URL for a cluster:  ${server.url}/v1/clusters/<cluster-id>/<token>`,
+    `  health:                     ${server.url}/v1/health`,
     `  caBundle (base64):          ${caBundleFile}`,
     "  cluster records are read from DynamoDB (the webhook record table) with your AWS credentials; Ctrl-C stops.",
     "",
