@@ -4,7 +4,7 @@
  * DynamoDB and KMS answer, and are the record table names free? Each problem with its fix; exit 1
  * when there is one.
  */
-import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
+import { Command } from "@commander-js/extra-typings";
 import { markConcurrencyFor } from "../../functions/core/concurrency.ts";
 import { recordTables } from "../../functions/core/contract.ts";
 import { failed } from "../adapters/aws-account.ts";
@@ -16,7 +16,9 @@ import {
   problem,
   recordTableFinding,
 } from "../core/findings.ts";
+import { wholeNumberFrom } from "../core/inputs.ts";
 import type { Factory } from "../factory.ts";
+import { checked } from "../flags.ts";
 import { printFindings } from "./findings-output.ts";
 
 export interface PreflightOptions {
@@ -26,13 +28,6 @@ export interface PreflightOptions {
   readonly markConcurrency: number | undefined;
   readonly fanoutConcurrency: number | undefined;
 }
-
-const wholeNumber = (min: number, max: number) => (value: string) => {
-  const number = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
-  if (!(number >= min && number <= max))
-    throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-  return number;
-};
 
 export function newPreflightCommand(factory: () => Factory) {
   return new Command("preflight")
@@ -52,17 +47,17 @@ export function newPreflightCommand(factory: () => Factory) {
     .option(
       "--webhook-reserved-concurrency <n>",
       "the webhook's reserved concurrency you will deploy with (the ecr-anywhere:webhookReservedConcurrency context; default none)",
-      wholeNumber(1, 1000),
+      checked(wholeNumberFrom(1, 1000)),
     )
     .option(
       "--refresher-mark-concurrency <n>",
       "the ecr-anywhere:refresherMarkConcurrency context (default 10, or half a smaller reservation)",
-      wholeNumber(1, 500),
+      checked(wholeNumberFrom(1, 500)),
     )
     .option(
       "--fanout-concurrency <n>",
       "fan-out mode's workers at once (the ecr-anywhere:fanoutConcurrency context; default inline mode)",
-      wholeNumber(2, 1000),
+      checked(wholeNumberFrom(2, 1000)),
     )
     .action(async (flags) => {
       await runPreflight(
