@@ -130,7 +130,7 @@ describe("functions", () => {
     expect(() => synthesize({ refresherMarkConcurrency: 0 })).toThrow(
       /refresherMarkConcurrency must be a whole number from 1 to 500/,
     );
-  });
+  }, 120_000); // three synthesized stacks, each bundling the functions
 
   it("exposes the webhook through a function URL with auth NONE and both permissions Lambda requires", () => {
     template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE" });
