@@ -18,7 +18,10 @@ import {
   readStackOutputs,
   type StackOutputs,
 } from "./adapters/aws.ts";
+import { AwsAccount } from "./adapters/aws-account.ts";
 import { UserCluster } from "./adapters/user-cluster.ts";
+import { probeHealth } from "./adapters/webhook-health.ts";
+import type { HealthProbe } from "./core/findings.ts";
 import { confirm, type OutputFormat, type Printer, printerFor } from "./ui.ts";
 
 /** The flags every command has, as the root command parsed them. */
@@ -86,6 +89,24 @@ export interface Factory {
   operatorCluster(): OperatorCluster;
   recordStore(): Records;
   stackOutputs(stack: string): Promise<StackOutputs>;
+  /** Read-only facts of the AWS account (preflight, doctor). */
+  awsAccount(): Pick<
+    AwsAccount,
+    | "callerIdentity"
+    | "stack"
+    | "stackResources"
+    | "lambdaConcurrency"
+    | "table"
+    | "kmsReachable"
+    | "stackAlarms"
+    | "countLiveRecords"
+  >;
+  /** Calls a deployed webhook's health path, plainly or with an Authorization header. */
+  webhookHealth(
+    webhookUrl: string,
+    form: "path" | "header",
+    timeoutMs: number,
+  ): Promise<HealthProbe>;
   recordCluster(kubeconfig: string, signal: AbortSignal): RecordCluster;
   confirm(question: string): Promise<boolean>;
   sleep(ms: number): Promise<void>;
@@ -115,6 +136,8 @@ export const defaultFactory: MakeFactory = (globals) => {
     },
     recordStore: () => new RecordStore(records, aws),
     stackOutputs: (stack) => readStackOutputs(stack, aws),
+    awsAccount: () => new AwsAccount(aws),
+    webhookHealth: probeHealth,
     recordCluster: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     confirm,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

@@ -5,8 +5,10 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { DEFAULT_LABEL_PREFIX, DEFAULT_RECORDS_NAME } from "../functions/core/contract.ts";
 import packageJson from "../package.json" with { type: "json" };
+import { newDoctorCommand } from "./commands/doctor.ts";
 import { newOffboardCommand } from "./commands/offboard.ts";
 import { newOnboardCommand } from "./commands/onboard.ts";
+import { newPreflightCommand } from "./commands/preflight.ts";
 import { newPutRecordCommand } from "./commands/put-record.ts";
 import { newRotateTokenCommand } from "./commands/rotate-token.ts";
 import { newStatusCommand } from "./commands/status.ts";
@@ -60,6 +62,8 @@ export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
     newStatusCommand(factory),
     newOffboardCommand(factory),
     newPutRecordCommand(factory),
+    newPreflightCommand(factory),
+    newDoctorCommand(factory),
   ])
     program.addCommand(command.exitOverride().showHelpAfterError("(add --help for usage)"));
   return program;

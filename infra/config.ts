@@ -54,6 +54,7 @@ const ContextSchema = v.strictObject({
   ),
   alarmEmail: v.optional(v.pipe(v.string(), v.email())),
   webhookReservedConcurrency: v.optional(wholeNumber(1, 1000)),
+  refresherMarkConcurrency: v.optional(wholeNumber(1, 500)),
   logRetentionDays: v.optional(wholeNumber(1, 3653)),
   refreshMode: v.optional(v.picklist(["inline", "fanout"])),
   // cdk.json gives a boolean, `-c key=value` a string.
@@ -96,6 +97,7 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     records: c.records,
     alarmEmail: c.alarmEmail,
     webhookReservedConcurrency: c.webhookReservedConcurrency,
+    refresherMarkConcurrency: c.refresherMarkConcurrency,
     logRetention: c.logRetentionDays === undefined ? undefined : retention(c.logRetentionDays),
     refreshMode: c.refreshMode,
     pullThroughCache: c.pullThroughCache,

@@ -14,6 +14,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { markConcurrencyFor, maxMarkConcurrency } from "../functions/core/concurrency.ts";
 import {
   contractNames,
   DEFAULT_LABEL_PREFIX,
@@ -52,8 +53,24 @@ export interface EcrAnywhereProps {
   readonly alarmEmail?: string;
   /** An existing SNS topic for alarms instead of a new one. @default a new, KMS-encrypted topic */
   readonly alarmTopic?: sns.ITopic;
-  /** Reserved concurrency of the webhook: caps the cost of abuse of its public URL. @default 50 */
+  /**
+   * Reserved concurrency of the webhook: caps what abuse of its public URL can cost (at most this
+   * many environments, and 10 times as many requests a second, before the URL answers 429), and
+   * guarantees it that share of the account. Lambda refuses a reservation that would leave the
+   * account under 100 unreserved, which new accounts cannot meet: check with
+   * `ecr-anywhere preflight`. Unset, the webhook draws on the account's unreserved concurrency
+   * like any function (see docs/deploy.md, "Reserved concurrency").
+   * @default none
+   */
   readonly webhookReservedConcurrency?: number;
+  /**
+   * Webhook calls (marks) the refresher keeps in flight at once, across a run (split among the
+   * workers in fan-out mode). Every mark is one synchronous webhook invocation, so this is the
+   * most of the webhook's concurrency a refresh can take from the users' own writes. With a
+   * reservation it may be at most half of it.
+   * @default 10, or half the webhook's reserved concurrency when that is less
+   */
+  readonly refresherMarkConcurrency?: number;
   /** Retention of both functions' logs. @default one month */
   readonly logRetention?: logs.RetentionDays;
   /** How long the webhook caches a cluster record: the longest a revoked token keeps working. @default 60 seconds */
@@ -88,12 +105,6 @@ export interface EcrAnywhereProps {
   readonly tokenScoping?: TokenScopingMode;
 }
 
-/**
- * The refresher's share of the webhook's reserved concurrency: every mark is a synchronous webhook
- * call, and the rest stays free for the users' own writes, so a refresh never throttles them.
- */
-const REFRESHER_SHARE_OF_WEBHOOK = 0.5;
-
 export class EcrAnywhere extends Construct {
   readonly webhook: lambda.Function;
   readonly refresher: lambda.Function;
@@ -126,7 +137,18 @@ export class EcrAnywhere extends Construct {
       enableKeyRotation: true,
       alias: names.keyAlias,
     });
-    const webhookConcurrency = props.webhookReservedConcurrency ?? 50;
+    const reserved = props.webhookReservedConcurrency;
+    const markConcurrency = markConcurrencyFor(reserved, props.refresherMarkConcurrency);
+    throwIfInvalid(this, [
+      Number.isInteger(markConcurrency) && markConcurrency >= 1 && markConcurrency <= 500
+        ? undefined
+        : `refresherMarkConcurrency must be a whole number from 1 to 500 (got ${markConcurrency})`,
+      reserved === undefined ||
+      !Number.isInteger(markConcurrency) ||
+      markConcurrency <= maxMarkConcurrency(reserved)
+        ? undefined
+        : `refresherMarkConcurrency (${markConcurrency}) may be at most half of webhookReservedConcurrency (${reserved}), so a refresh leaves the rest of the reservation to the users' own writes: lower it, or raise the reservation`,
+    ]);
     const webhook = new EcrAnywhereWebhook(this, "Webhook", {
       recordKey: this.recordKey,
       recordTable: this.records.webhookTable,
@@ -135,7 +157,7 @@ export class EcrAnywhere extends Construct {
       clusterRoleArns: props.clusterRoleArns,
       pullThroughCache: props.pullThroughCache ?? false,
       tokenScoping: props.tokenScoping,
-      reservedConcurrentExecutions: webhookConcurrency,
+      reservedConcurrentExecutions: reserved,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,
     });
@@ -145,7 +167,7 @@ export class EcrAnywhere extends Construct {
       labelPrefix,
       refreshInterval,
       refreshBefore: props.refreshBefore ?? Duration.hours(6),
-      markBudget: Math.max(1, Math.floor(webhookConcurrency * REFRESHER_SHARE_OF_WEBHOOK)),
+      markBudget: markConcurrency,
       mode: props.refreshMode ?? "inline",
       fanoutConcurrency: props.fanoutConcurrency,
       logRetention,

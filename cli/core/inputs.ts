@@ -121,6 +121,16 @@ export function parseSeconds(value: string): number {
   return Number(value);
 }
 
+/** A parser of whole numbers from `min` to `max`, for a flag. */
+export function wholeNumberFrom(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
+    if (!(number >= min && number <= max))
+      throw new InputError(`expected a whole number from ${min} to ${max}`);
+    return number;
+  };
+}
+
 export function parseRecoveryDays(value: string): number {
   const days = /^\d{1,2}$/.test(value) ? Number(value) : Number.NaN;
   if (!(days >= 1 && days <= 30))

@@ -121,7 +121,8 @@ export interface RefresherConfig {
   readonly clusterConcurrency: number;
   /**
    * Marks in flight at once in this invocation, across all its clusters: each is a synchronous
-   * webhook call, so this is this invocation's share of the webhook's reserved concurrency.
+   * webhook call, so this is the most of the webhook's concurrency this invocation takes from
+   * the users' own writes (the stack's refresherMarkConcurrency, split among fan-out workers).
    */
   readonly markConcurrency: number;
   /** Tries of a mark that failed for a transient reason (a throttled webhook or ECR). */

@@ -8,7 +8,9 @@
  * and the webhook's own settings from ECR_ANYWHERE_* exactly as in Lambda.
  * ECR_ANYWHERE_LOCAL_HOST and ECR_ANYWHERE_LOCAL_PORT choose where it listens;
  * ECR_ANYWHERE_LOCAL_BUNDLE=dist/webhook/index.mjs serves the built artifact instead of the source;
- * ECR_ANYWHERE_LOCAL_CONCURRENCY (default 50, the stack's) is the reserved concurrency.
+ * ECR_ANYWHERE_LOCAL_CONCURRENCY (default 50) is the concurrency the function may reach: a
+ * reservation, or the share of the account's unreserved concurrency it gets (the stack reserves none
+ * by default).
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -43,6 +45,7 @@ process.stderr.write(
     `ecr-anywhere webhook (${bundle ? `bundle ${bundle}` : "source"}) listening on ${server.url}`,
     `  as Lambda runs it: up to ${reservedConcurrency} isolated environments, one request each`,
     `  webhook URL for a cluster:  ${server.url}/v1/clusters/<cluster-id>/<token>`,
+    `  health:                     ${server.url}/v1/health`,
     `  caBundle (base64):          ${caBundleFile}`,
     "  cluster records are read from DynamoDB (the webhook record table) with your AWS credentials; Ctrl-C stops.",
     "",

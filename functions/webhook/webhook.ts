@@ -6,6 +6,7 @@
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { STSClient } from "@aws-sdk/client-sts";
+import packageJson from "../../package.json" with { type: "json" };
 import { DynamoBrokerKeyReader } from "../adapters/broker-key-store.ts";
 import { ClusterRecordStore, type RecordLookup } from "../adapters/cluster-records.ts";
 import { CredentialError, EcrTokenProvider, type TokenSource } from "../adapters/ecr-tokens.ts";
@@ -30,6 +31,7 @@ import {
 } from "../core/auth.ts";
 import type { WebhookRecord } from "../core/cluster-record.ts";
 import { type WebhookConfig, webhookConfigFromEnv } from "../core/config.ts";
+import { answerHealth } from "../core/health.ts";
 import { buildSecretPatch } from "../core/patch.ts";
 import { type EcrRegistry, endpointKey, endpointOf, tokenEndpointsOf } from "../core/registries.ts";
 import { earliest } from "../core/time.ts";
@@ -217,6 +219,8 @@ async function serve(
     sourceIp: event.requestContext.http.sourceIp,
     signal: AbortSignal.timeout(deps.config.admissionBudgetMs),
   };
+  const health = healthCheck(event);
+  if (health !== undefined) return health;
   const method = checkMethod(event, scope);
   if (!method.ok) return method.answer;
   const caller = identifyCaller(event, scope);
@@ -229,6 +233,27 @@ async function serve(
   if (!request.ok) return request.answer;
   const decision = await decide(request.value, record.value, scope);
   return respond(request.value, record.value, decision, scope);
+}
+
+/**
+ * `GET /v1/health`: static facts, before anything else, so it costs no lookup, no failure budget
+ * and no log line, and cannot be told apart by any token.
+ */
+function healthCheck(event: FunctionUrlEvent): FunctionUrlResult | undefined {
+  const answer = answerHealth(
+    {
+      method: event.requestContext.http.method,
+      rawPath: event.rawPath,
+      authorizationHeaderPresent: event.headers?.authorization !== undefined,
+    },
+    packageJson.version,
+  );
+  if (answer === undefined) return undefined;
+  if (answer.kind === "method-not-allowed") return failure(405, "Method Not Allowed");
+  return {
+    ...json(200, answer.report),
+    headers: { "content-type": "application/json", "cache-control": "no-store" },
+  };
 }
 
 function checkMethod(event: FunctionUrlEvent, scope: RequestScope): Step<void> {

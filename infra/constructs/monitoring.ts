@@ -213,7 +213,7 @@ export class EcrAnywhereMonitoring extends Construct {
     );
     this.alarmWhenAtLeast(
       "WebhookThrottlesAlarm",
-      "The webhook hit its reserved concurrency: admissions are refused. Raise webhookReservedConcurrency or look for abuse (AuthFailures).",
+      "The webhook was throttled (its reserved concurrency, or without one the account's unreserved concurrency, was used up): admissions are refused. Look for abuse (AuthFailures), then raise webhookReservedConcurrency or the account's Lambda quota (docs/deploy.md, Reserved concurrency).",
       webhook.metricThrottles(SUM),
     );
     this.alarm("WebhookSlowAlarm", {

@@ -303,6 +303,9 @@ function validateWebhookProps(scope: Construct, props: EcrAnywhereWebhookProps):
   const ttl = props.recordCacheTtl.toSeconds();
   const reserved = props.reservedConcurrentExecutions;
   throwIfInvalid(scope, [
+    props.allowedRegistries === undefined || props.allowedRegistries.length > 0
+      ? undefined
+      : "allowedRegistries is empty, which would let tokens pull nothing: leave it unset for the stack's own registry, or list the registry hosts",
     ttl >= 1 && ttl <= 3600
       ? undefined
       : `recordCacheTtl must be from 1 second to 1 hour (got ${props.recordCacheTtl.toHumanString()})`,

@@ -10,7 +10,9 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { DynamoBrokerKeyStore } from "../../functions/adapters/broker-key-store.ts";
 import { IamAccessKeys, IamQueryClient } from "../../functions/adapters/iam-access-keys.ts";
+import { toFunctionUrlEvent } from "../../functions/local/function-url-event.ts";
 import { EcrAnywhereStack } from "../../infra/stack.ts";
+import packageJson from "../../package.json" with { type: "json" };
 import { buildLambdas } from "../../scripts/build.ts";
 import {
   createTokenTable,
@@ -117,6 +119,42 @@ it("the webhook bundle runs from an empty directory with no node_modules and ans
   });
   expect(patchOf(response)).toHaveLength(2);
   expect(ecr.callsIn("us-east-1")).toBe(1);
+});
+
+it("the webhook bundle answers its health path with its version, and whether a header arrived, alone", async () => {
+  const health = (headers: Record<string, string>, method = "GET") =>
+    toFunctionUrlEvent({
+      method,
+      url: "/v1/health",
+      headers,
+      body: Buffer.alloc(0),
+      sourceIp: "203.0.113.10",
+    });
+  const stranger = newWebhookToken().token;
+  const { report, output } = await invokeAlone("webhook", [
+    health({}),
+    health({ authorization: `Bearer ${cluster.token}` }),
+    health({ authorization: `Bearer ${stranger}` }),
+    health({}, "POST"),
+  ]);
+  const [none, valid, invalid, post] = report.invocations.map(
+    (invocation: { result: { statusCode: number; body: string } }) => invocation.result,
+  );
+  expect(none.statusCode).toBe(200);
+  expect(JSON.parse(none.body)).toEqual({
+    service: "ecr-anywhere-webhook",
+    version: packageJson.version,
+    authorizationHeaderReceived: false,
+  });
+  // A valid token and an invalid one get the same answer, which never carries either.
+  expect(JSON.parse(valid.body)).toEqual({
+    ...JSON.parse(none.body),
+    authorizationHeaderReceived: true,
+  });
+  expect(invalid).toEqual(valid);
+  expect(post.statusCode).toBe(405);
+  expect(output).not.toContain(cluster.token);
+  expect(output).not.toContain(stranger);
 });
 
 it("carries no Secrets Manager client, and the webhook no KMS client: each reaches only its own store", async () => {

@@ -18,7 +18,7 @@ import { createManagedSecrets, startWebhookHarness } from "./webhook-harness.ts"
 const PREFIX = "throttle.example.com";
 const NAMESPACE = "throttle-apps";
 const SECRETS = 24;
-/** The webhook's reserved concurrency here; the stack gives the refresher half. */
+/** The webhook's reserved concurrency here; the stack lets the refresher's marks take half of a reservation. */
 const RESERVED = 4;
 const TOKEN_SECONDS = 10;
 const names = contractNames(PREFIX);

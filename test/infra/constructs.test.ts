@@ -102,6 +102,12 @@ describe("validation in the constructor", () => {
       /Alone\/W: recordCacheTtl must be from 1 second to 1 hour/,
     ],
     [
+      "an empty list of allowed registries",
+      (stack) =>
+        new EcrAnywhereWebhook(stack, "W", { ...webhookProps(stack), allowedRegistries: [] }),
+      /Alone\/W: allowedRegistries is empty, which would let tokens pull nothing/,
+    ],
+    [
       "a reserved concurrency of zero",
       (stack) =>
         new EcrAnywhereWebhook(stack, "W", {

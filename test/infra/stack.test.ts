@@ -78,7 +78,8 @@ describe("functions", () => {
       Architectures: ["arm64"],
       Handler: "index.handler",
       Timeout: 10,
-      ReservedConcurrentExecutions: 50,
+      // No reservation by default: a fresh account cannot spare one (Lambda keeps 100 unreserved).
+      ReservedConcurrentExecutions: Match.absent(),
       Environment: {
         Variables: Match.objectLike({
           ECR_ANYWHERE_ADMISSION_BUDGET_MS: "8000",
@@ -92,15 +93,44 @@ describe("functions", () => {
       Timeout: 600,
       DeadLetterConfig: { TargetArn: Match.anyValue() },
       Environment: {
-        // Half of the webhook's 50 for the refresher's marks: the rest stays for users' writes.
+        // Its own default, not derived from a reservation there is none of.
         Variables: Match.objectLike({
           ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600",
-          ECR_ANYWHERE_MARK_CONCURRENCY: "25",
+          ECR_ANYWHERE_MARK_CONCURRENCY: "10",
         }),
       },
     });
     template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
   });
+
+  it("reserves the webhook's concurrency only when asked, and keeps marks to half of a reservation", () => {
+    const webhookOf = (t: Template) =>
+      Object.values(t.findResources("AWS::Lambda::Function")).find(
+        (fn) => (fn as { Properties: { Timeout: number } }).Properties.Timeout === 10,
+      ) as { Properties: { ReservedConcurrentExecutions?: number } };
+    const marksOf = (t: Template) =>
+      Object.values(t.findResources("AWS::Lambda::Function"))
+        .map(
+          (fn) =>
+            (fn as { Properties: { Environment?: { Variables?: Record<string, string> } } })
+              .Properties.Environment?.Variables?.ECR_ANYWHERE_MARK_CONCURRENCY,
+        )
+        .find((value) => value !== undefined);
+    const reserved = synthesize({ webhookReservedConcurrency: 50 });
+    expect(webhookOf(reserved).Properties.ReservedConcurrentExecutions).toBe(50);
+    expect(marksOf(reserved)).toBe("10");
+    // A small reservation lowers the default to half of it; an explicit setting is kept.
+    expect(marksOf(synthesize({ webhookReservedConcurrency: 8 }))).toBe("4");
+    expect(marksOf(synthesize({ refresherMarkConcurrency: 40 }))).toBe("40");
+    expect(() =>
+      synthesize({ webhookReservedConcurrency: 20, refresherMarkConcurrency: 11 }),
+    ).toThrow(
+      /refresherMarkConcurrency \(11\) may be at most half of webhookReservedConcurrency \(20\)/,
+    );
+    expect(() => synthesize({ refresherMarkConcurrency: 0 })).toThrow(
+      /refresherMarkConcurrency must be a whole number from 1 to 500/,
+    );
+  }, 120_000); // three synthesized stacks, each bundling the functions
 
   it("exposes the webhook through a function URL with auth NONE and both permissions Lambda requires", () => {
     template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE" });
@@ -684,7 +714,7 @@ describe("fan-out mode", () => {
         }),
       },
     });
-    // 20 workers at once share the budget of 25 webhook calls: 1 each.
+    // 20 workers at once share the budget of 10 webhook calls: 1 each (never none).
     fanout.hasResourceProperties("AWS::Lambda::Function", {
       Handler: "index.handler",
       Description: Match.stringLikeRegexp("refresher worker"),
@@ -712,6 +742,8 @@ describe("context", () => {
       "ecr-anywhere:alarmEmail": "",
       "ecr-anywhere:logRetentionDays": 90,
       "ecr-anywhere:stackName": "EcrAnywhereProd",
+      "ecr-anywhere:webhookReservedConcurrency": "40",
+      "ecr-anywhere:refresherMarkConcurrency": 5,
       "@aws-cdk/core:other": true,
     });
     expect(stackName).toBe("EcrAnywhereProd");
@@ -720,6 +752,8 @@ describe("context", () => {
     expect(props.refreshBefore?.toHours()).toBe(4);
     expect(props.alarmEmail).toBeUndefined();
     expect(props.logRetention).toBe(90);
+    expect(props.webhookReservedConcurrency).toBe(40);
+    expect(props.refresherMarkConcurrency).toBe(5);
   });
 
   it("ships a cdk.json that changes no documented default", async () => {
@@ -738,6 +772,7 @@ describe("context", () => {
     [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],
     [{ "ecr-anywhere:allowedRegistry": [EAST] }, "allowedRegistry"],
     [{ "ecr-anywhere:logRetentionDays": 31 }, "logRetentionDays must be one of"],
+    [{ "ecr-anywhere:refresherMarkConcurrency": "0" }, "refresherMarkConcurrency"],
   ])("rejects %j naming the setting", (context, expected) => {
     expect(() => propsFromContext(context)).toThrow(expected);
   });

@@ -5,6 +5,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import packageJson from "../../package.json" with { type: "json" };
 import { buildLambdas } from "../../scripts/build.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
@@ -104,7 +105,46 @@ describe.each([
       local.child.kill("SIGTERM");
     }
   });
+
+  it("answers GET /v1/health with static facts: the version, and whether a header arrived", async () => {
+    const local = await startLocal(env());
+    try {
+      const none = await healthThrough(local.stderr(), {});
+      expect(none.status).toBe(200);
+      expect(JSON.parse(none.body)).toEqual({
+        service: "ecr-anywhere-webhook",
+        version: packageJson.version,
+        authorizationHeaderReceived: false,
+      });
+      const valid = await healthThrough(local.stderr(), {
+        authorization: `Bearer ${cluster.token}`,
+      });
+      const invalid = await healthThrough(local.stderr(), { authorization: "Bearer not-a-token" });
+      expect(JSON.parse(valid.body).authorizationHeaderReceived).toBe(true);
+      expect(invalid).toEqual(valid);
+      expect(valid.body).not.toContain(cluster.token);
+    } finally {
+      local.child.kill("SIGTERM");
+    }
+  });
 });
+
+async function healthThrough(stderr: string, headers: Record<string, string>) {
+  const url = /listening on (https:\/\/\S+)/.exec(stderr)?.[1] ?? "";
+  const caFile = /caBundle \(base64\):\s+(\S+)/.exec(stderr)?.[1] ?? "";
+  const ca = Buffer.from(await readFile(caFile, "utf8"), "base64").toString("utf8");
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const call = request(`${url}/v1/health`, { method: "GET", ca, headers }, (response) => {
+      let body = "";
+      response.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    call.on("error", reject);
+    call.end();
+  });
+}
 
 describe("npm start's output", () => {
   it("never carries a webhook token, a credential or Secret data, in URL or header mode", async () => {

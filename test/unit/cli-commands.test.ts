@@ -55,6 +55,8 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
       operatorCluster: () => untouchable<OperatorCluster>("operatorCluster"),
       recordStore: () => untouchable<Records>("recordStore"),
       stackOutputs: () => Promise.reject(new Error("stackOutputs was called")),
+      awsAccount: () => untouchable("awsAccount"),
+      webhookHealth: () => Promise.reject(new Error("webhookHealth was called")),
       recordCluster: () => {
         throw new Error("recordCluster was called");
       },
