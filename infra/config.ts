@@ -3,9 +3,11 @@ import { Duration } from "aws-cdk-lib";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as v from "valibot";
 import { isRecordsName } from "../functions/core/contract.ts";
+import { REFRESHER_NETWORK_MODES } from "../functions/core/network.ts";
 import { isEcrHost } from "../functions/core/registries.ts";
 import { TOKEN_SCOPING_MODES } from "../functions/core/token-scoping.ts";
 import { parseWith } from "../functions/core/validation.ts";
+import type { RefresherNetworkProps } from "./constructs/network.ts";
 import type { EcrAnywhereProps } from "./ecr-anywhere.ts";
 
 export const CONTEXT_PREFIX = "ecr-anywhere:";
@@ -32,6 +34,12 @@ const wholeNumber = (min: number, max: number) =>
     v.maxValue(max),
   );
 
+// cdk.json gives a boolean, `-c key=value` a string.
+const flag = v.pipe(
+  v.union([v.boolean(), v.picklist(["true", "false"])]),
+  v.transform((value) => value === true || value === "true"),
+);
+
 const ContextSchema = v.strictObject({
   // An empty list is not "unset": it would deploy a webhook whose tokens pull nothing.
   allowedRegistries: v.optional(
@@ -57,15 +65,18 @@ const ContextSchema = v.strictObject({
   refresherMarkConcurrency: v.optional(wholeNumber(1, 500)),
   logRetentionDays: v.optional(wholeNumber(1, 3653)),
   refreshMode: v.optional(v.picklist(["inline", "fanout"])),
-  // cdk.json gives a boolean, `-c key=value` a string.
-  pullThroughCache: v.optional(
-    v.pipe(
-      v.union([v.boolean(), v.picklist(["true", "false"])]),
-      v.transform((value) => value === true || value === "true"),
-    ),
-  ),
+  pullThroughCache: v.optional(flag),
   fanoutConcurrency: v.optional(wholeNumber(2, 1000)),
   tokenScoping: v.optional(v.picklist(TOKEN_SCOPING_MODES)),
+  refresherNetwork: v.optional(v.picklist(REFRESHER_NETWORK_MODES)),
+  natGatewayPerAz: v.optional(flag),
+  vpcId: v.optional(v.pipe(v.string(), v.regex(/^vpc-[0-9a-f]{8,17}$/, "a VPC id"))),
+  vpcSubnetIds: v.optional(
+    list(v.pipe(v.string(), v.regex(/^subnet-[0-9a-f]{8,17}$/, "a subnet id"))),
+  ),
+  vpcSecurityGroupIds: v.optional(
+    list(v.pipe(v.string(), v.regex(/^sg-[0-9a-f]{8,17}$/, "a security group id"))),
+  ),
   stackName: v.optional(
     v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
   ),
@@ -103,8 +114,40 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
     pullThroughCache: c.pullThroughCache,
     fanoutConcurrency: c.fanoutConcurrency,
     tokenScoping: c.tokenScoping,
+    refresherNetwork: refresherNetwork(c),
   };
   return { stackName: c.stackName ?? "EcrAnywhere", props };
+}
+
+/** The network settings go together: each belongs to one mode, and `vpc` needs its VPC. */
+function refresherNetwork(
+  c: v.InferOutput<typeof ContextSchema>,
+): RefresherNetworkProps | undefined {
+  const mode = c.refresherNetwork ?? "public";
+  const misplaced = [
+    ...(mode !== "static-egress" && c.natGatewayPerAz !== undefined ? ["natGatewayPerAz"] : []),
+    ...(mode !== "vpc"
+      ? (["vpcId", "vpcSubnetIds", "vpcSecurityGroupIds"] as const).filter(
+          (key) => c[key] !== undefined,
+        )
+      : []),
+  ];
+  if (misplaced.length > 0)
+    throw new Error(
+      `invalid CDK context (${CONTEXT_PREFIX}*): ${misplaced.join(", ")} ${misplaced.length === 1 ? "does" : "do"} not apply to refresherNetwork ${mode}`,
+    );
+  if (mode === "static-egress") return { mode, natGatewayPerAz: c.natGatewayPerAz };
+  if (mode === "public") return c.refresherNetwork === undefined ? undefined : { mode };
+  if (!c.vpcId || !c.vpcSubnetIds)
+    throw new Error(
+      `invalid CDK context (${CONTEXT_PREFIX}*): refresherNetwork vpc needs vpcId and vpcSubnetIds (and optionally vpcSecurityGroupIds)`,
+    );
+  return {
+    mode,
+    vpc: c.vpcId,
+    subnets: c.vpcSubnetIds,
+    securityGroups: c.vpcSecurityGroupIds,
+  };
 }
 
 function retention(days: number): logs.RetentionDays {

@@ -20,8 +20,10 @@ import {
   DEFAULT_LABEL_PREFIX,
   DEFAULT_RECORDS_NAME,
 } from "../functions/core/contract.ts";
+import type { RefresherNetworkMode } from "../functions/core/network.ts";
 import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
+import { EcrAnywhereRefresherNetwork, type RefresherNetworkProps } from "./constructs/network.ts";
 import { EcrAnywhereRecords } from "./constructs/records.ts";
 import { EcrAnywhereRefresher } from "./constructs/refresher.ts";
 import { throwIfInvalid } from "./constructs/shared.ts";
@@ -103,6 +105,13 @@ export interface EcrAnywhereProps {
    * @default federation
    */
   readonly tokenScoping?: TokenScopingMode;
+  /**
+   * Where the refresher (and its fan-out worker) connect to the API servers from: `public`,
+   * Lambda's own network; `static-egress`, a VPC whose NAT gateways hold retained Elastic IPs (the
+   * stack output `RefresherEgressAddresses`, to allow-list); `vpc`, your VPC, subnets and security
+   * groups, for API servers that must stay private. See docs/network.md. @default { mode: "public" }
+   */
+  readonly refresherNetwork?: RefresherNetworkProps;
 }
 
 export class EcrAnywhere extends Construct {
@@ -120,6 +129,9 @@ export class EcrAnywhere extends Construct {
   /** The two cluster record tables, `<records>-webhook` and `<records>-refresher`. */
   readonly records: EcrAnywhereRecords;
   readonly alarms: cloudwatch.Alarm[];
+  /** Where the refresher connects from; `network` only when not `public`. */
+  readonly refresherNetworkMode: RefresherNetworkMode;
+  readonly refresherNetwork?: EcrAnywhereRefresherNetwork;
 
   constructor(scope: Construct, id: string, props: EcrAnywhereProps = {}) {
     super(scope, id);
@@ -161,6 +173,14 @@ export class EcrAnywhere extends Construct {
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,
     });
+    const networkProps = props.refresherNetwork ?? { mode: "public" };
+    this.refresherNetworkMode = networkProps.mode;
+    if (networkProps.mode !== "public")
+      this.refresherNetwork = new EcrAnywhereRefresherNetwork(
+        this,
+        "RefresherNetwork",
+        networkProps,
+      );
     const refresher = new EcrAnywhereRefresher(this, "Refresher", {
       recordKey: this.recordKey,
       recordTable: this.records.refresherTable,
@@ -171,6 +191,7 @@ export class EcrAnywhere extends Construct {
       mode: props.refreshMode ?? "inline",
       fanoutConcurrency: props.fanoutConcurrency,
       logRetention,
+      placement: this.refresherNetwork?.placement,
     });
     const monitoring = new EcrAnywhereMonitoring(this, "Monitoring", {
       webhook,

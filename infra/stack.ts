@@ -1,5 +1,5 @@
 /** The deployable stack: the EcrAnywhere construct, its outputs, and the security checks. */
-import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Fn, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { EcrAnywhere, type EcrAnywhereProps } from "./ecr-anywhere.ts";
 
@@ -36,5 +36,20 @@ export class EcrAnywhereStack extends Stack {
       description: "KMS key that seals the refresher's kubeconfigs in cluster records",
       value: this.ecrAnywhere.recordKey.keyArn,
     });
+    new CfnOutput(this, "RefresherNetwork", {
+      description:
+        "Where the refresher connects to API servers from: public, static-egress or vpc (the CLI's onboard reads it)",
+      value: this.ecrAnywhere.refresherNetworkMode,
+    });
+    const egress = this.ecrAnywhere.refresherNetwork?.egressAddresses ?? [];
+    if (egress.length > 0)
+      new CfnOutput(this, "RefresherEgressAddresses", {
+        description:
+          "The refresher's public IPv4 addresses (retained Elastic IPs): allow these on your API servers' port",
+        value: Fn.join(
+          ",",
+          egress.map((address) => address.attrPublicIp),
+        ),
+      });
   }
 }

@@ -2,8 +2,8 @@
  * The refresher's kubeconfig, read from a cluster record: checked so it can only carry inline
  * credentials, and its ServiceAccount token inspected and replaced for self-renewal. Pure.
  */
-import { BlockList, isIP } from "node:net";
 import { parse, stringify } from "yaml";
+import { classifyHost } from "./network.ts";
 
 interface NamedUser {
   name: string;
@@ -76,19 +76,6 @@ export interface KubeconfigPolicy {
   readonly allowLocalServers: boolean;
 }
 
-// From Lambda, these are the function itself (loopback carries the runtime API,
-// AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001) or AWS's instance metadata service: never a cluster.
-const LOCAL_ADDRESSES = new BlockList();
-LOCAL_ADDRESSES.addSubnet("127.0.0.0", 8, "ipv4");
-LOCAL_ADDRESSES.addSubnet("0.0.0.0", 8, "ipv4");
-LOCAL_ADDRESSES.addSubnet("169.254.0.0", 16, "ipv4");
-LOCAL_ADDRESSES.addAddress("::1", "ipv6");
-LOCAL_ADDRESSES.addAddress("::", "ipv6");
-LOCAL_ADDRESSES.addSubnet("fe80::", 10, "ipv6");
-LOCAL_ADDRESSES.addAddress("fd00:ec2::254", "ipv6");
-LOCAL_ADDRESSES.addSubnet("::ffff:127.0.0.0", 104, "ipv6");
-LOCAL_ADDRESSES.addSubnet("::ffff:169.254.0.0", 112, "ipv6");
-
 /** Why the refresher must not send its token to `server`, if it must not. */
 function serverProblem(server: unknown, policy: KubeconfigPolicy): string | undefined {
   if (typeof server !== "string") return "has no server";
@@ -101,13 +88,7 @@ function serverProblem(server: unknown, policy: KubeconfigPolicy): string | unde
   if (url.protocol !== "https:")
     return `server ${url.origin} is not https: the refresher sends its token only over TLS`;
   if (policy.allowLocalServers) return undefined;
-  const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  const family = isIP(host);
-  const local =
-    host === "localhost" ||
-    host.endsWith(".localhost") ||
-    (family !== 0 && LOCAL_ADDRESSES.check(host, family === 6 ? "ipv6" : "ipv4"));
-  return local
+  return classifyHost(url.hostname) === "local"
     ? `server ${url.host} is a loopback, link-local or metadata address, which from Lambda is the function itself or AWS's metadata service, not a cluster (local test beds set ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS=true)`
     : undefined;
 }

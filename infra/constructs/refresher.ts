@@ -16,6 +16,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { ENV } from "../../functions/core/config.ts";
 import { KUBECONFIG_PURPOSE } from "../../functions/core/envelope.ts";
+import type { RefresherPlacement } from "./network.ts";
 import {
   acknowledge,
   CLUSTER_CONCURRENCY,
@@ -46,6 +47,8 @@ export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, 
   /** Fan-out only: clusters refreshed at once, one worker each (2 to 1,000). @default 10 */
   readonly fanoutConcurrency?: number | undefined;
   readonly logRetention: logs.RetentionDays;
+  /** A VPC for the refresher and its worker (`EcrAnywhereRefresherNetwork`). @default Lambda's own network */
+  readonly placement?: RefresherPlacement | undefined;
 }
 
 /**
@@ -100,6 +103,7 @@ export class EcrAnywhereRefresher extends Construct {
       timeout: REFRESHER_TIMEOUT,
       logRetention: props.logRetention,
       environment,
+      placement: props.placement,
     });
     this.function = fn;
     this.logGroups.push(logGroup);
@@ -187,6 +191,7 @@ export class EcrAnywhereRefresher extends Construct {
       timeout: Duration.seconds(CLUSTER_DEADLINE.toSeconds() + 30),
       logRetention: props.logRetention,
       environment,
+      placement: props.placement,
     });
     acknowledge(worker, {
       "Serverless-LambdaDLQ":

@@ -19,6 +19,7 @@ import {
   LAMBDA_ENTRY_POINTS,
   type LambdaBundleName,
 } from "../bundling.ts";
+import type { RefresherPlacement } from "./network.ts";
 
 export const WEBHOOK_TIMEOUT = Duration.seconds(10);
 export const ADMISSION_BUDGET_MS = 8000;
@@ -105,6 +106,8 @@ export function ecrAnywhereFunction(
     environment: Record<string, string>;
     reservedConcurrentExecutions?: number;
     deadLetterQueue?: sqs.IQueue;
+    /** A VPC to run in (the refresher's opt-in network); Lambda's own network when absent. */
+    placement?: RefresherPlacement | undefined;
   },
 ): { fn: lambda.Function; logGroup: logs.LogGroup } {
   const logGroup = new logs.LogGroup(scope, "Logs", { retention: options.logRetention });
@@ -119,6 +122,29 @@ export function ecrAnywhereFunction(
       resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:log-stream:*`],
     }),
   );
+  // In a VPC, Lambda creates the function's network interfaces with the function's role (CDK adds
+  // its managed policy only to roles it makes itself). The grant is in the role's default policy,
+  // which the function depends on, so CreateFunction finds it.
+  if (options.placement) {
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "VpcNetworkInterfaces",
+        actions: [
+          "ec2:CreateNetworkInterface",
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeSubnets",
+          "ec2:DeleteNetworkInterface",
+          "ec2:AssignPrivateIpAddresses",
+          "ec2:UnassignPrivateIpAddresses",
+        ],
+        resources: ["*"],
+      }),
+    );
+    acknowledge(role, {
+      "AwsSolutions-IAM5[Resource::*]":
+        "The network interfaces Lambda creates for a function in a VPC do not exist before it creates them, and the Describe actions take no resource: the actions of AWSLambdaVPCAccessExecutionRole, inline.",
+    });
+  }
   const logStreams = `Resource::<${Stack.of(scope).resolve(Stack.of(scope).getLogicalId(logGroup.node.defaultChild as CfnResource))}.Arn>:log-stream:*`;
   acknowledge(role, {
     [`AwsSolutions-IAM5[${logStreams}]`]:
@@ -134,6 +160,7 @@ export function ecrAnywhereFunction(
     logGroup,
     reservedConcurrentExecutions: options.reservedConcurrentExecutions,
     deadLetterQueue: options.deadLetterQueue,
+    ...options.placement,
     // A failed asynchronous run is not retried: the next scheduled run is the retry.
     retryAttempts: options.deadLetterQueue ? 0 : undefined,
     environment: options.environment,

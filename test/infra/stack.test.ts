@@ -778,24 +778,190 @@ describe("context", () => {
   });
 });
 
+/** cfn-lint's verdict on a template: no errors, no warnings. */
+async function expectCfnLintClean(synthesized: Template): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-cfn-"));
+  try {
+    const file = join(dir, "template.json");
+    await writeFile(file, JSON.stringify(synthesized.toJSON()));
+    const result = await run("cfn-lint", [file]).then(
+      (output) => ({ code: 0, output: output.stdout + output.stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => ({
+        code: error.code,
+        output: error.stdout + error.stderr,
+      }),
+    );
+    expect(result.output).toBe("");
+    expect(result.code).toBe(0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("refresher network", () => {
+  const VPC = "vpc-0123456789abcdef0";
+  const SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"];
+  const GROUP = "sg-0123456789abcdef0";
+  const networkTypes = (synthesized: Template) =>
+    Object.values(synthesized.toJSON().Resources as Record<string, { Type: string }>)
+      .map((resource) => resource.Type)
+      .filter((type) => type.startsWith("AWS::EC2::"));
+  const vpcConfigs = (synthesized: Template) =>
+    Object.values(
+      synthesized.findResources("AWS::Lambda::Function") as Record<
+        string,
+        { Properties: { Description: string; VpcConfig?: unknown } }
+      >,
+    )
+      .filter((fn) => /refresher/.test(fn.Properties.Description))
+      .map((fn) => fn.Properties.VpcConfig);
+
+  it("by default places nothing in a VPC, and says so in an output", () => {
+    expect(networkTypes(template)).toEqual([]);
+    expect(vpcConfigs(template)).toEqual([undefined]);
+    template.hasOutput("RefresherNetwork", { Value: "public" });
+    expect(template.toJSON().Outputs.RefresherEgressAddresses).toBeUndefined();
+    expect(statementsOf(template, "Refresher").flatMap(actions)).not.toContain(
+      "ec2:CreateNetworkInterface",
+    );
+  });
+
+  let egress: Template;
+  it("static-egress: both functions behind NAT gateways whose Elastic IPs are retained and output, and cfn-lint passes", async () => {
+    egress = synthesize({
+      refresherNetwork: { mode: "static-egress", natGatewayPerAz: true },
+      refreshMode: "fanout",
+    });
+    const addresses = egress.findResources("AWS::EC2::EIP");
+    expect(Object.keys(addresses).sort()).toEqual([
+      "EcrAnywhereRefresherNetworkEgressAddress1E898DE7C",
+      "EcrAnywhereRefresherNetworkEgressAddress2222D5089",
+    ]);
+    for (const address of Object.values(addresses))
+      expect(address).toMatchObject({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+    // Each NAT gateway uses one of those addresses (not one the VPC would make and release).
+    const gateways = Object.values(egress.findResources("AWS::EC2::NatGateway")) as {
+      Properties: { AllocationId: { "Fn::GetAtt": [string, string] } };
+    }[];
+    expect(gateways.map((gateway) => gateway.Properties.AllocationId["Fn::GetAtt"]).sort()).toEqual(
+      Object.keys(addresses)
+        .sort()
+        .map((id) => [id, "AllocationId"]),
+    );
+    egress.hasOutput("RefresherNetwork", { Value: "static-egress" });
+    egress.hasOutput("RefresherEgressAddresses", {
+      Value: {
+        "Fn::Join": [
+          ",",
+          Object.keys(addresses)
+            .sort()
+            .map((id) => ({ "Fn::GetAtt": [id, "PublicIp"] })),
+        ],
+      },
+    });
+    // The scheduled function and the worker, in the private subnets, with the one security group.
+    const configs = vpcConfigs(egress) as { SubnetIds: unknown[]; SecurityGroupIds: unknown[] }[];
+    expect(configs).toHaveLength(2);
+    for (const config of configs) {
+      expect(config.SubnetIds).toEqual([
+        { Ref: "EcrAnywhereRefresherNetworkVpcRefresherSubnet1SubnetE2AEFB78" },
+        { Ref: "EcrAnywhereRefresherNetworkVpcRefresherSubnet2SubnetF74B6101" },
+      ]);
+      expect(config).toEqual(configs[0]);
+    }
+    // DynamoDB through the free gateway endpoint; KMS and SQS through NAT (no interface endpoints).
+    egress.resourceCountIs("AWS::EC2::VPCEndpoint", 1);
+    egress.hasResourceProperties("AWS::EC2::VPCEndpoint", {
+      VpcEndpointType: "Gateway",
+      ServiceName: { "Fn::Join": ["", ["com.amazonaws.", { Ref: "AWS::Region" }, ".dynamodb"]] },
+    });
+    expect(statementsOf(egress, "RefresherWorker").flatMap(actions)).toContain(
+      "ec2:CreateNetworkInterface",
+    );
+    await expectCfnLintClean(egress);
+  }, 120_000);
+
+  it("static-egress: one NAT gateway and one address unless asked for one per zone", () => {
+    const single = synthesize({ refresherNetwork: { mode: "static-egress" } });
+    single.resourceCountIs("AWS::EC2::EIP", 1);
+    single.resourceCountIs("AWS::EC2::NatGateway", 1);
+    expect(egress.findResources("AWS::EC2::NatGateway")).toSatisfy(
+      (found: object) => Object.keys(found).length === 2,
+    );
+  });
+
+  it("vpc: the user's VPC, subnets and security groups, referenced by id, nothing created", () => {
+    const own = synthesize({
+      refresherNetwork: { mode: "vpc", vpc: VPC, subnets: SUBNETS, securityGroups: [GROUP] },
+    });
+    expect(networkTypes(own)).toEqual([]);
+    expect(vpcConfigs(own)).toEqual([{ SubnetIds: SUBNETS, SecurityGroupIds: [GROUP] }]);
+    own.hasOutput("RefresherNetwork", { Value: "vpc" });
+    expect(own.toJSON().Outputs.RefresherEgressAddresses).toBeUndefined();
+  });
+
+  it.each([
+    [{ mode: "vpc", vpc: "vpc-1" }, "vpc must be a VPC id"],
+    [{ mode: "vpc", vpc: VPC }, "a VPC given by id needs its subnets given by id"],
+    [{ mode: "vpc", vpc: VPC, subnets: [] }, "from 1 to 16 subnet ids"],
+    [{ mode: "vpc", vpc: VPC, subnets: ["sn-1"] }, '"sn-1" is not a subnet id'],
+    [
+      { mode: "vpc", vpc: VPC, subnets: SUBNETS, securityGroups: Array(6).fill(GROUP) },
+      "securityGroups: from 1 to 5",
+    ],
+    [
+      { mode: "vpc", vpc: VPC, subnets: SUBNETS, securityGroups: ["default"] },
+      "not a security group id",
+    ],
+  ] as const)("refuses %j", (refresherNetwork, expected) => {
+    const app = new App();
+    expect(
+      () =>
+        new EcrAnywhereStack(app, "Bad", {
+          ecrAnywhere: {
+            refresherNetwork: refresherNetwork as EcrAnywhereProps["refresherNetwork"],
+          },
+        }),
+    ).toThrow(expected);
+  });
+
+  it("reads the network settings from context, and refuses settings of another mode", () => {
+    expect(
+      propsFromContext({
+        "ecr-anywhere:refresherNetwork": "static-egress",
+        "ecr-anywhere:natGatewayPerAz": "true",
+      }).props.refresherNetwork,
+    ).toEqual({ mode: "static-egress", natGatewayPerAz: true });
+    expect(
+      propsFromContext({
+        "ecr-anywhere:refresherNetwork": "vpc",
+        "ecr-anywhere:vpcId": VPC,
+        "ecr-anywhere:vpcSubnetIds": SUBNETS.join(","),
+        "ecr-anywhere:vpcSecurityGroupIds": [GROUP],
+      }).props.refresherNetwork,
+    ).toEqual({ mode: "vpc", vpc: VPC, subnets: SUBNETS, securityGroups: [GROUP] });
+    expect(propsFromContext({}).props.refresherNetwork).toBeUndefined();
+    expect(() => propsFromContext({ "ecr-anywhere:refresherNetwork": "vpc" })).toThrow(
+      "refresherNetwork vpc needs vpcId and vpcSubnetIds",
+    );
+    expect(() => propsFromContext({ "ecr-anywhere:natGatewayPerAz": true })).toThrow(
+      "natGatewayPerAz does not apply to refresherNetwork public",
+    );
+    expect(() =>
+      propsFromContext({
+        "ecr-anywhere:refresherNetwork": "static-egress",
+        "ecr-anywhere:vpcId": VPC,
+      }),
+    ).toThrow("vpcId does not apply to refresherNetwork static-egress");
+    expect(() => propsFromContext({ "ecr-anywhere:refresherNetwork": "nat" })).toThrow(
+      "refresherNetwork",
+    );
+  });
+});
+
 describe("synthesized template", () => {
   it("passes cfn-lint with no errors and no warnings", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-cfn-"));
-    try {
-      const file = join(dir, "template.json");
-      await writeFile(file, JSON.stringify(template.toJSON()));
-      const result = await run("cfn-lint", [file]).then(
-        (output) => ({ code: 0, output: output.stdout + output.stderr }),
-        (error: { code: number; stdout: string; stderr: string }) => ({
-          code: error.code,
-          output: error.stdout + error.stderr,
-        }),
-      );
-      expect(result.output).toBe("");
-      expect(result.code).toBe(0);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await expectCfnLintClean(template);
   });
 
   it("synthesizes with `npm run synth` offline, with no AWS credentials or config", async () => {
