@@ -30,6 +30,7 @@ import {
   type WebhookRecord,
 } from "../../functions/core/cluster-record.ts";
 import { recordTables } from "../../functions/core/contract.ts";
+import { isRefresherNetworkMode, type RefresherNetworkMode } from "../../functions/core/network.ts";
 import { canonicalJson } from "../core/onboard-plan.ts";
 
 /** A problem found in AWS: the command exits 1. */
@@ -48,6 +49,21 @@ export interface StackOutputs {
   /** The records name N of the stack's tables `<N>-webhook` and `<N>-refresher`. */
   readonly records: string;
   readonly recordKeyArn: string;
+  /** Where the refresher connects from: `public` for stacks made before the output existed. */
+  readonly refresherNetwork: RefresherNetworkMode;
+}
+
+function refresherNetworkOutput(
+  stackName: string,
+  value: string | undefined,
+): RefresherNetworkMode {
+  // Stacks deployed before the setting existed ran the refresher in Lambda's own network.
+  if (value === undefined) return "public";
+  if (!isRefresherNetworkMode(value))
+    throw new AwsProblem(
+      `stack ${stackName} has output RefresherNetwork ${JSON.stringify(value)}, which this CLI does not know: upgrade the CLI`,
+    );
+  return value;
 }
 
 export async function readStackOutputs(
@@ -72,6 +88,7 @@ export async function readStackOutputs(
       webhookUrl: get("WebhookUrl"),
       records: get("ClusterRecords"),
       recordKeyArn: get("ClusterRecordKeyArn"),
+      refresherNetwork: refresherNetworkOutput(stackName, outputs.get("RefresherNetwork")),
     };
   } catch (error) {
     if (error instanceof AwsProblem) throw error;

@@ -6,6 +6,7 @@
  */
 import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { apiServerRouteProblem } from "../core/api-server-route.ts";
 import { nonPublicCidrs } from "../core/cidrs.ts";
 import {
   InputError,
@@ -14,6 +15,7 @@ import {
   parseHostPath,
   parseHttpsUrl,
   parseNamespaces,
+  parseRefresherNetwork,
   parseRegistries,
   parseRepositories,
   parseRoleArn,
@@ -114,8 +116,14 @@ function targetFlags<A extends any[], O extends OptionValues>(command: Command<A
     )
     .option(
       "--api-server-url <url>",
-      "the API server address Lambda must use, when the kubeconfig's is private or local",
+      "the API server address the refresher (Lambda) will use, when the kubeconfig's is local or private (see docs/network.md)",
       checked(parseHttpsUrl),
+    )
+    .addOption(
+      new Option(
+        "--refresher-network <mode>",
+        "with --webhook-url: the stack's RefresherNetwork output (public, static-egress or vpc), which decides the API server addresses the refresher can reach; read from the stack otherwise",
+      ).argParser(checked(parseRefresherNetwork)),
     );
 }
 
@@ -215,7 +223,12 @@ export function completeOnboard(
     ensureSecret: flags.ensureSecret,
     pullThroughCache: flags.pullThroughCache,
     serviceAccounts: flags.serviceAccounts,
-    aws: { stack: flags.stack, webhookUrl: flags.webhookUrl, recordKeyArn: flags.recordKeyArn },
+    aws: {
+      stack: flags.stack,
+      webhookUrl: flags.webhookUrl,
+      recordKeyArn: flags.recordKeyArn,
+      refresherNetwork: flags.refresherNetwork,
+    },
     caBundleFile: flags.caBundle,
     apiServerUrl: flags.apiServerUrl,
     rotateToken: flags.rotateToken,
@@ -281,6 +294,23 @@ export async function runOnboard(options: OnboardOptions, factory: Factory): Pro
   }
 }
 
+/**
+ * The inputs that depend on the stack: the registries must be in the key's partition, and the
+ * record's address is what Lambda will use, refused now rather than by the refresher later.
+ */
+function checkAgainstStack(state: OnboardState, options: OnboardOptions, factory: Factory): void {
+  const endpoints = need(state.endpoints);
+  const outside = registryPartitionProblems(options.registries, endpoints.recordKeyArn);
+  if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
+  const problem = apiServerRouteProblem({
+    kubeconfigServer: need(state.cluster).server,
+    apiServerUrl: options.apiServerUrl,
+    network: endpoints.refresherNetwork,
+    localTestBed: factory.localTestBed,
+  });
+  if (problem) throw new InputError(problem);
+}
+
 /** The run, the same for every target: each step plans one thing and hands it to the target. */
 function onboardSteps(
   options: OnboardOptions,
@@ -303,8 +333,7 @@ function onboardSteps(
         state.cluster = factory.operatorCluster();
         state.caData = state.cluster.caData();
         state.endpoints = await resolveEndpoints(options.aws, options.caBundleFile, factory);
-        const outside = registryPartitionProblems(options.registries, state.endpoints.recordKeyArn);
-        if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
+        checkAgainstStack(state, options, factory);
         return target.check(state);
       },
     },

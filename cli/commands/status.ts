@@ -1,6 +1,7 @@
 /**
  * `ecr-anywhere status`: each registered cluster seen through its own record's kubeconfig, as the
- * refresher sees it. Exit 1 when any cluster has a problem.
+ * refresher sees it, but over the operator's network. Exit 1 when any cluster has a problem,
+ * including a record whose server the refresher (Lambda) cannot use.
  */
 import { Command } from "@commander-js/extra-typings";
 import pLimit from "p-limit";
@@ -75,10 +76,14 @@ async function clusterStatus(
   if (stored instanceof Error) return unreachableCluster(clusterId, stored.message);
   if (!stored || stored.deleted) return unreachableCluster(clusterId, "no cluster record");
   if (!stored.record) return unreachableCluster(clusterId, `invalid record: ${stored.invalid}`);
-  const check = checkKubeconfig(stored.record.kubeconfig, {
+  // The connection from here is the operator's route, so Lambda's address rule does not gate it
+  // (the allow-list and TLS still do); whether Lambda can use the address is reported as a finding.
+  const check = checkKubeconfig(stored.record.kubeconfig, { allowLocalServers: true });
+  if (!check.ok) return unreachableCluster(clusterId, `record kubeconfig: ${check.error}`);
+  const lambdaView = checkKubeconfig(stored.record.kubeconfig, {
     allowLocalServers: factory.localTestBed,
   });
-  if (!check.ok) return unreachableCluster(clusterId, `record kubeconfig: ${check.error}`);
+  const findings = lambdaView.ok ? [] : [`refresher cannot use the record: ${lambdaView.error}`];
   try {
     const { names } = factory;
     const api = factory.recordCluster(
@@ -91,7 +96,7 @@ async function clusterStatus(
         namespaces.map((namespace) => api.managedSecrets(namespace, names.managedLabel)),
       )
     ).flat();
-    return summarizeCluster(
+    const summary = summarizeCluster(
       clusterId,
       namespaces,
       secrets,
@@ -99,8 +104,10 @@ async function clusterStatus(
       Date.now(),
       options.refreshBeforeSeconds * 1000,
     );
+    return { ...summary, problems: [...findings, ...summary.problems] };
   } catch (error) {
-    return unreachableCluster(clusterId, (error as Error).message);
+    const unreachable = unreachableCluster(clusterId, (error as Error).message);
+    return { ...unreachable, problems: [...findings, ...unreachable.problems] };
   }
 }
 

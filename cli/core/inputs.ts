@@ -8,6 +8,11 @@ import {
   isRoleArn,
 } from "../../functions/core/cluster-record.ts";
 import { isRecordsName } from "../../functions/core/contract.ts";
+import {
+  isRefresherNetworkMode,
+  REFRESHER_NETWORK_MODES,
+  type RefresherNetworkMode,
+} from "../../functions/core/network.ts";
 import { parseRegistryHost } from "../../functions/core/registries.ts";
 import { absoluteHostPath } from "./admission-config.ts";
 import { cidrProblem } from "./cidrs.ts";
@@ -155,5 +160,11 @@ export function parseWebhookAuth(value: string): "url" | "header" {
 export function parseHostPath(value: string): string {
   const problem = absoluteHostPath(value);
   if (problem) throw new InputError(problem);
+  return value;
+}
+
+export function parseRefresherNetwork(value: string): RefresherNetworkMode {
+  if (!isRefresherNetworkMode(value))
+    throw new InputError(`expected one of ${REFRESHER_NETWORK_MODES.join(", ")}`);
   return value;
 }

@@ -8,7 +8,7 @@ import { Fn, RemovalPolicy } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import { Construct } from "constructs";
 import type { RefresherNetworkMode } from "../../functions/core/network.ts";
-import { acknowledge, throwIfInvalid } from "./shared.ts";
+import { acknowledge, type FunctionPlacement, throwIfInvalid } from "./shared.ts";
 
 /** The refresher's network: see docs/network.md for when to use each. */
 export type RefresherNetworkProps =
@@ -38,13 +38,6 @@ export type RefresherNetworkProps =
       readonly securityGroups?: readonly (ec2.ISecurityGroup | string)[] | undefined;
     };
 
-/** What a function needs to be placed in the network (nothing in `public` mode). */
-export interface RefresherPlacement {
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroups: ec2.ISecurityGroup[];
-}
-
 /** Availability zones of the static-egress VPC: two, so one zone's outage does not stop refreshes. */
 const STATIC_EGRESS_ZONES = 2;
 /** Lambda's own limits on a function's VPC configuration. */
@@ -59,7 +52,7 @@ const MAX_SECURITY_GROUPS = 5;
  */
 export class EcrAnywhereRefresherNetwork extends Construct {
   readonly mode: Exclude<RefresherNetworkMode, "public">;
-  readonly placement: RefresherPlacement;
+  readonly placement: FunctionPlacement;
   /** `static-egress` only: the Elastic IPs every refresher connection leaves from. */
   readonly egressAddresses: ec2.CfnEIP[] = [];
 
@@ -98,7 +91,7 @@ export class EcrAnywhereRefresherNetwork extends Construct {
     this.placement = { vpc, vpcSubnets, securityGroups };
   }
 
-  #staticEgress(natGatewayPerAz: boolean): RefresherPlacement {
+  #staticEgress(natGatewayPerAz: boolean): FunctionPlacement {
     const gateways = natGatewayPerAz ? STATIC_EGRESS_ZONES : 1;
     // Not the VPC's children: a replaced NAT gateway or VPC gets the same addresses back, and
     // deleting the stack leaves them in the account for a new stack (or a release by hand).

@@ -16,12 +16,12 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { ENV } from "../../functions/core/config.ts";
 import { KUBECONFIG_PURPOSE } from "../../functions/core/envelope.ts";
-import type { RefresherPlacement } from "./network.ts";
 import {
   acknowledge,
   CLUSTER_CONCURRENCY,
   CLUSTER_DEADLINE,
   ecrAnywhereFunction,
+  type FunctionPlacement,
   REFRESHER_TIMEOUT,
   throwIfInvalid,
 } from "./shared.ts";
@@ -48,7 +48,7 @@ export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, 
   readonly fanoutConcurrency?: number | undefined;
   readonly logRetention: logs.RetentionDays;
   /** A VPC for the refresher and its worker (`EcrAnywhereRefresherNetwork`). @default Lambda's own network */
-  readonly placement?: RefresherPlacement | undefined;
+  readonly placement?: FunctionPlacement | undefined;
 }
 
 /**

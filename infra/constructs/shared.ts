@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
+import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
@@ -19,7 +20,6 @@ import {
   LAMBDA_ENTRY_POINTS,
   type LambdaBundleName,
 } from "../bundling.ts";
-import type { RefresherPlacement } from "./network.ts";
 
 export const WEBHOOK_TIMEOUT = Duration.seconds(10);
 export const ADMISSION_BUDGET_MS = 8000;
@@ -107,7 +107,7 @@ export function ecrAnywhereFunction(
     reservedConcurrentExecutions?: number;
     deadLetterQueue?: sqs.IQueue;
     /** A VPC to run in (the refresher's opt-in network); Lambda's own network when absent. */
-    placement?: RefresherPlacement | undefined;
+    placement?: FunctionPlacement | undefined;
   },
 ): { fn: lambda.Function; logGroup: logs.LogGroup } {
   const logGroup = new logs.LogGroup(scope, "Logs", { retention: options.logRetention });
@@ -122,29 +122,6 @@ export function ecrAnywhereFunction(
       resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:log-stream:*`],
     }),
   );
-  // In a VPC, Lambda creates the function's network interfaces with the function's role (CDK adds
-  // its managed policy only to roles it makes itself). The grant is in the role's default policy,
-  // which the function depends on, so CreateFunction finds it.
-  if (options.placement) {
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: "VpcNetworkInterfaces",
-        actions: [
-          "ec2:CreateNetworkInterface",
-          "ec2:DescribeNetworkInterfaces",
-          "ec2:DescribeSubnets",
-          "ec2:DeleteNetworkInterface",
-          "ec2:AssignPrivateIpAddresses",
-          "ec2:UnassignPrivateIpAddresses",
-        ],
-        resources: ["*"],
-      }),
-    );
-    acknowledge(role, {
-      "AwsSolutions-IAM5[Resource::*]":
-        "The network interfaces Lambda creates for a function in a VPC do not exist before it creates them, and the Describe actions take no resource: the actions of AWSLambdaVPCAccessExecutionRole, inline.",
-    });
-  }
   const logStreams = `Resource::<${Stack.of(scope).resolve(Stack.of(scope).getLogicalId(logGroup.node.defaultChild as CfnResource))}.Arn>:log-stream:*`;
   acknowledge(role, {
     [`AwsSolutions-IAM5[${logStreams}]`]:
@@ -160,7 +137,7 @@ export function ecrAnywhereFunction(
     logGroup,
     reservedConcurrentExecutions: options.reservedConcurrentExecutions,
     deadLetterQueue: options.deadLetterQueue,
-    ...options.placement,
+    ...(options.placement && withNetworkInterfaceGrant(options.placement, role)),
     // A failed asynchronous run is not retried: the next scheduled run is the retry.
     retryAttempts: options.deadLetterQueue ? 0 : undefined,
     environment: options.environment,
@@ -174,6 +151,44 @@ export function ecrAnywhereFunction(
       "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",
   });
   return { fn, logGroup };
+}
+
+/** A VPC, its subnets and security groups, for a function that runs in one. */
+export interface FunctionPlacement {
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly securityGroups: ec2.ISecurityGroup[];
+}
+
+/**
+ * In a VPC, Lambda creates the function's network interfaces with the function's role (CDK adds
+ * its managed policy only to roles it makes itself). The grant is in the role's default policy,
+ * which the function depends on, so CreateFunction finds it. Returns the placement, for the
+ * function's props.
+ */
+function withNetworkInterfaceGrant(
+  placement: FunctionPlacement,
+  role: iam.Role,
+): FunctionPlacement {
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: "VpcNetworkInterfaces",
+      actions: [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+      ],
+      resources: ["*"],
+    }),
+  );
+  acknowledge(role, {
+    "AwsSolutions-IAM5[Resource::*]":
+      "The network interfaces Lambda creates for a function in a VPC do not exist before it creates them, and the Describe actions take no resource: the actions of AWSLambdaVPCAccessExecutionRole, inline.",
+  });
+  return placement;
 }
 
 /**

@@ -51,6 +51,8 @@ beforeAll(async () => {
   for (const [name, kept] of [
     ["CliAwsTest", outputs],
     ["NotOurs", { WebhookUrl: outputs.WebhookUrl }],
+    ["CliAwsVpc", { ...outputs, RefresherNetwork: { Value: "vpc" } }],
+    ["CliAwsNewer", { ...outputs, RefresherNetwork: { Value: "satellite" } }],
   ] as const)
     await cloudFormation.send(
       new CreateStackCommand({
@@ -73,7 +75,13 @@ describe("stack outputs", () => {
       webhookUrl: "https://abc123.lambda-url.us-east-1.on.aws/",
       records: RECORDS,
       recordKeyArn: keyArn,
+      // A stack from before the RefresherNetwork output ran the refresher in Lambda's network.
+      refresherNetwork: "public",
     });
+    expect(await readStackOutputs("CliAwsVpc")).toMatchObject({ refresherNetwork: "vpc" });
+    await expect(readStackOutputs("CliAwsNewer")).rejects.toThrow(
+      /stack CliAwsNewer has output RefresherNetwork "satellite", which this CLI does not know/,
+    );
   });
 
   it("names a missing stack and a stack without the outputs", async () => {

@@ -12,6 +12,7 @@ import { parse } from "yaml";
 import type { OnboardOptions } from "../../cli/commands/onboard/target.ts";
 import { validateOnboard } from "../../cli/commands/onboard.ts";
 import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
+import { refresherKubeconfig } from "../../cli/core/onboard-plan.ts";
 import type { Factory, GlobalFlags, OperatorCluster, Records } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
 import { printerFor } from "../../cli/ui.ts";
@@ -276,6 +277,7 @@ describe("records name", () => {
         webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
         records: "team-a-clusters",
         recordKeyArn: KEY_ARN,
+        refresherNetwork: "public",
       }),
     }));
     const withStack = dryRunArgs.filter(
@@ -297,7 +299,151 @@ describe("records name", () => {
   });
 });
 
+describe("onboard: the address the refresher will use", () => {
+  const clusterAt = (server: string) => (): OperatorCluster =>
+    new Proxy(dryRunCluster(), {
+      get: (target, property) =>
+        property === "server" ? server : target[property as keyof OperatorCluster],
+    });
+  const withStack = dryRunArgs.filter(
+    (arg, index, all) =>
+      ![arg, all[index - 1]].some(
+        (item) => item === "--webhook-url" || item === "--record-key-arn",
+      ),
+  );
+  const stackIn = (refresherNetwork: "public" | "static-egress" | "vpc") => async () => ({
+    webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
+    records: DEFAULT_RECORDS_NAME,
+    recordKeyArn: KEY_ARN,
+    refresherNetwork,
+  });
+  const renderedServer = (stdout: string[]) =>
+    (
+      parse(
+        (JSON.parse(stdout.join("")) as { records: { refresher: { kubeconfig: string } } }).records
+          .refresher.kubeconfig,
+      ) as { clusters: { cluster: { server: string } }[] }
+    ).clusters[0]?.cluster.server;
+
+  it.each([
+    ["https://127.0.0.1:6443", /^the kubeconfig's API server 127\.0\.0\.1:6443 is a loopback/],
+    ["https://localhost:6443", /^the kubeconfig's API server localhost:6443 is a loopback/],
+    ["https://[fe80::1]:6443", /is a loopback, link-local or metadata address/],
+    ["https://192.168.1.10:6443", /192\.168\.1\.10:6443 is a private address .*network public/],
+    ["https://100.64.0.1:6443", /is a private address/],
+    ["https://[fd12::1]:6443", /is a private address/],
+  ])(
+    "refuses a kubeconfig server %s in one line, naming --api-server-url, exit 2",
+    async (server, reason) => {
+      const cli = harness(() => ({ operatorCluster: clusterAt(server) }));
+      const refused = cli.run("-o", "json", ...dryRunArgs);
+      await expect(refused).rejects.toThrow(reason);
+      // Exit 2: bad input, refused before anything is rendered.
+      const failure = (await refused.catch((error: Error) => error)) as Error;
+      expect(failure.cause).toBeInstanceOf(InputError);
+      const message = failure.message;
+      expect(message).not.toContain("\n");
+      expect(message).toContain("pass --api-server-url");
+      expect(cli.stdout).toEqual([]);
+    },
+  );
+
+  it("takes --api-server-url as the record's server, and checks it with the same rule", async () => {
+    const cli = harness(() => ({ operatorCluster: clusterAt("https://127.0.0.1:6443") }));
+    await cli.run("-o", "json", ...dryRunArgs, "--api-server-url", "https://k3s.example.com:6443");
+    expect(renderedServer(cli.stdout)).toBe("https://k3s.example.com:6443");
+    await expect(
+      cli.run("-o", "json", ...dryRunArgs, "--api-server-url", "https://10.0.0.5:6443"),
+    ).rejects.toThrow(/^--api-server-url: 10\.0\.0\.5:6443 is a private address/);
+  });
+
+  it("accepts a private server when the stack runs its refresher in the user's VPC, never a loopback one", async () => {
+    const cli = harness(() => ({
+      operatorCluster: clusterAt("https://10.20.0.5:6443"),
+      stackOutputs: stackIn("vpc"),
+    }));
+    await cli.run("-o", "json", ...withStack);
+    expect(renderedServer(cli.stdout)).toBe("https://10.20.0.5:6443");
+    const local = harness(() => ({
+      operatorCluster: clusterAt("https://127.0.0.1:6443"),
+      stackOutputs: stackIn("vpc"),
+    }));
+    await expect(local.run("-o", "json", ...withStack)).rejects.toThrow(/is a loopback/);
+    const egress = harness(() => ({
+      operatorCluster: clusterAt("https://10.20.0.5:6443"),
+      stackOutputs: stackIn("static-egress"),
+    }));
+    await expect(egress.run("-o", "json", ...withStack)).rejects.toThrow(
+      /network static-egress\) cannot reach/,
+    );
+  });
+
+  it("without the stack, takes the network from --refresher-network; with it, refuses a flag that disagrees", async () => {
+    const cli = harness(() => ({ operatorCluster: clusterAt("https://10.20.0.5:6443") }));
+    await cli.run("-o", "json", ...dryRunArgs, "--refresher-network", "vpc");
+    expect(renderedServer(cli.stdout)).toBe("https://10.20.0.5:6443");
+    await expect(
+      cli.run("-o", "json", ...dryRunArgs, "--refresher-network", "private"),
+    ).rejects.toThrow(/expected one of public, static-egress, vpc/);
+    const stacked = harness(() => ({
+      operatorCluster: clusterAt("https://10.20.0.5:6443"),
+      stackOutputs: stackIn("public"),
+    }));
+    await expect(
+      stacked.run("-o", "json", ...withStack, "--refresher-network", "vpc"),
+    ).rejects.toThrow(
+      /--refresher-network vpc: stack EcrAnywhere runs its refresher in network public/,
+    );
+  });
+
+  it("keeps the local test bed's allowance", async () => {
+    const cli = harness(() => ({
+      operatorCluster: clusterAt("https://127.0.0.1:6443"),
+      localTestBed: true,
+    }));
+    await cli.run("-o", "json", ...dryRunArgs);
+    expect(renderedServer(cli.stdout)).toBe("https://127.0.0.1:6443");
+  });
+});
+
 describe("status", () => {
+  it("reaches a record's loopback server over the operator's route, and reports that the refresher cannot use it", async () => {
+    const reached: string[] = [];
+    const kubeconfig = refresherKubeconfig({
+      clusterId: "local",
+      server: "https://127.0.0.1:6443",
+      caData: CA_DATA,
+      token: "t",
+    });
+    const cli = harness(() => ({
+      recordStore: () =>
+        ({
+          clusterIds: async () => ["local"],
+          readRefresherPart: async () => ({
+            record: { clusterId: "local", kubeconfig },
+            deleted: false,
+          }),
+          close() {},
+        }) as never,
+      recordCluster: (text: string) => {
+        reached.push(text);
+        return { enabledNamespaces: async () => ["apps"], managedSecrets: async () => [] };
+      },
+    }));
+    await cli.run("-o", "json", "status");
+    expect(reached).toEqual([kubeconfig]);
+    const result = JSON.parse(cli.stdout.join("")) as {
+      clusters: { reachable: boolean; problems: string[] }[];
+    };
+    expect(result.clusters[0]?.reachable).toBe(true);
+    expect(result.clusters[0]?.problems).toEqual([
+      expect.stringMatching(
+        /^refresher cannot use the record: kubeconfig cluster "local": server 127\.0\.0\.1:6443 is a loopback/,
+      ),
+    ]);
+    expect(process.exitCode).toBe(1);
+  });
+
   it("reads every record through the factory and exits 1 when a cluster has a problem", async () => {
     const cli = harness(() => ({
       recordStore: () =>
@@ -664,6 +810,7 @@ describe("put-record", () => {
     webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
     records,
     recordKeyArn: KEY_ARN,
+    refresherNetwork: "public" as const,
   });
 
   it("refuses a placeholder left in, and a stack that keeps records elsewhere, before touching the store", async () => {

@@ -1,5 +1,6 @@
 /** Where onboarding writes and points: the webhook URL, records name and key, from flags or the stack. */
 import { readFile } from "node:fs/promises";
+import type { RefresherNetworkMode } from "../../../functions/core/network.ts";
 import { InputError } from "../../core/inputs.ts";
 import type { Factory } from "../../factory.ts";
 
@@ -7,6 +8,8 @@ export interface AwsTarget {
   readonly stack: string;
   readonly webhookUrl?: string | undefined;
   readonly recordKeyArn?: string | undefined;
+  /** `--refresher-network`: the stack's mode where the stack is not read (`--webhook-url`). */
+  readonly refresherNetwork?: RefresherNetworkMode | undefined;
 }
 
 export interface Endpoints {
@@ -15,6 +18,8 @@ export interface Endpoints {
   readonly records: string;
   readonly recordKeyArn: string;
   readonly caPem: string | undefined;
+  /** Where the refresher connects to the API server from: decides which addresses it can reach. */
+  readonly refresherNetwork: RefresherNetworkMode;
 }
 
 /**
@@ -34,18 +39,30 @@ export async function resolveEndpoints(
       throw new InputError(
         "--webhook-url needs --record-key-arn (the stack's ClusterRecordKeyArn)",
       );
-    return { webhookBase: target.webhookUrl, records, recordKeyArn: target.recordKeyArn, caPem };
+    return {
+      webhookBase: target.webhookUrl,
+      records,
+      recordKeyArn: target.recordKeyArn,
+      caPem,
+      // Without the stack, the safe assumption: Lambda's own network, public addresses only.
+      refresherNetwork: target.refresherNetwork ?? "public",
+    };
   }
   const outputs = await factory.stackOutputs(target.stack);
   if (outputs.records !== records)
     throw new InputError(
       `--records: stack ${target.stack} keeps cluster records in the tables of records name ${outputs.records}, not ${records}; pass --records ${outputs.records} (to every command)`,
     );
+  if (target.refresherNetwork && target.refresherNetwork !== outputs.refresherNetwork)
+    throw new InputError(
+      `--refresher-network ${target.refresherNetwork}: stack ${target.stack} runs its refresher in network ${outputs.refresherNetwork}; leave the flag out when the stack is read`,
+    );
   return {
     webhookBase: outputs.webhookUrl,
     records,
     recordKeyArn: target.recordKeyArn ?? outputs.recordKeyArn,
     caPem,
+    refresherNetwork: outputs.refresherNetwork,
   };
 }
 
