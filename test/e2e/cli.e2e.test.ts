@@ -207,6 +207,45 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
+  it("refuses the test bed's loopback API server without its allowance, in one line, and goes on with --api-server-url", async () => {
+    const withoutAllowance = { ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "false" };
+    const refused = await cli(onboardArgs(), withoutAllowance);
+    expect(refused.code).toBe(2);
+    const reason = refused.stderr.split("\n").filter((line) => /API server/.test(line));
+    expect(reason).toEqual([
+      expect.stringMatching(
+        /the kubeconfig's API server 127\.0\.0\.1:\d+ is a loopback, link-local or metadata address: from Lambda that is the function itself .*; pass --api-server-url with the address the refresher will use \(docs\/network\.md\)$/,
+      ),
+    ]);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    expect(await webhookConfiguration()).toBeUndefined();
+    expect(await storedRecord()).toBeUndefined();
+    // The address Lambda will use instead: the check passes, and the record carries it.
+    const proceeded = await cli(
+      onboardArgs(
+        "--dry-run",
+        "-o",
+        "json",
+        "--api-server-url",
+        "https://k3s.example.com:6443",
+      ).map((arg) => (arg === CLUSTER ? "route-check" : arg)),
+      withoutAllowance,
+    );
+    expect(proceeded.stderr).toBe("");
+    expect(proceeded.code).toBe(0);
+    const rendered = JSON.parse(proceeded.stdout) as {
+      records: { refresher: { kubeconfig: string } };
+    };
+    expect(rendered.records.refresher.kubeconfig).toContain("server: https://k3s.example.com:6443");
+    // And that address is checked too.
+    const privateUrl = await cli(
+      onboardArgs("--dry-run", "--api-server-url", "https://10.1.2.3:6443"),
+      withoutAllowance,
+    );
+    expect(privateUrl.code).toBe(2);
+    expect(privateUrl.stderr).toMatch(/--api-server-url: 10\.1\.2\.3:6443 is a private address/);
+  });
+
   it("names an unknown context and a namespace that does not exist", async () => {
     const context = await cli(onboardArgs("--context", "nope"));
     expect(context.code).toBe(2);
