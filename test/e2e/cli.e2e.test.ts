@@ -211,10 +211,11 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     const withoutAllowance = { ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS: "false" };
     const refused = await cli(onboardArgs(), withoutAllowance);
     expect(refused.code).toBe(2);
-    const reason = refused.stderr.split("\n").filter((line) => /API server/.test(line));
+    // The error line (the task list above it repeats the reason on the failed step).
+    const reason = refused.stderr.split("\n").filter((line) => line.startsWith("ecr-anywhere:"));
     expect(reason).toEqual([
       expect.stringMatching(
-        /the kubeconfig's API server 127\.0\.0\.1:\d+ is a loopback, link-local or metadata address: from Lambda that is the function itself .*; pass --api-server-url with the address the refresher will use \(docs\/network\.md\)$/,
+        /^ecr-anywhere: the kubeconfig's API server 127\.0\.0\.1:\d+ is a loopback, link-local or metadata address: from Lambda that is the function itself .*; pass --api-server-url with the address the refresher will use \(docs\/network\.md\)$/,
       ),
     ]);
     expect(refused.stderr).not.toMatch(/\n\s+at /);
