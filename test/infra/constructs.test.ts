@@ -5,11 +5,13 @@
 import { App, Duration, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { ENV } from "../../functions/core/config.ts";
 import { EcrAnywhereMonitoring } from "../../infra/constructs/monitoring.ts";
+import { EcrAnywhereRefresherNetwork } from "../../infra/constructs/network.ts";
 import { EcrAnywhereRecords } from "../../infra/constructs/records.ts";
 import {
   EcrAnywhereRefresher,
@@ -257,5 +259,41 @@ describe("two instances", () => {
     expect(underscored.keyAlias).toBe("alias/ecr-anywhere/team_prod");
     expect(dotted.dashboardPrefix).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(dotted.dashboardPrefix).not.toBe(underscored.dashboardPrefix);
+  });
+});
+
+describe("the refresher's network, standing alone", () => {
+  it("places the refresher in a VPC object's private subnets with a new outbound-only security group", () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, "Own", { maxAzs: 2, natGateways: 1 });
+    const network = new EcrAnywhereRefresherNetwork(stack, "Network", { mode: "vpc", vpc });
+    new EcrAnywhereRefresher(stack, "Refresher", {
+      ...refresherProps(stack),
+      placement: network.placement,
+    });
+    const template = Template.fromStack(stack);
+    const privateSubnets = vpc.privateSubnets.map((subnet) => ({
+      Ref: stack.getLogicalId(subnet.node.defaultChild as ec2.CfnSubnet),
+    }));
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      VpcConfig: {
+        SubnetIds: privateSubnets,
+        SecurityGroupIds: [
+          {
+            "Fn::GetAtt": [
+              stack.getLogicalId(
+                network.placement.securityGroups[0]?.node.defaultChild as ec2.CfnSecurityGroup,
+              ),
+              "GroupId",
+            ],
+          },
+        ],
+      },
+    });
+    template.hasResourceProperties("AWS::EC2::SecurityGroup", {
+      SecurityGroupEgress: [{ CidrIp: "0.0.0.0/0", IpProtocol: "-1" }],
+    });
+    template.resourceCountIs("AWS::EC2::EIP", 1); // the user's own VPC's NAT address, not ours
+    expect(network.egressAddresses).toEqual([]);
   });
 });
