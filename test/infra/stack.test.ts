@@ -848,6 +848,28 @@ describe("refresher network", () => {
         .sort()
         .map((id) => [id, "AllocationId"]),
     );
+    // Pinned: a new ID for a NAT gateway, its subnet or the VPC replaces the gateway, and a new
+    // gateway cannot take an address the old one still holds (docs/network.md).
+    const PINNED = ["EIP", "NatGateway", "Subnet", "VPC", "SecurityGroup"].map(
+      (type) => `AWS::EC2::${type}`,
+    );
+    expect(
+      Object.entries(egress.toJSON().Resources as Record<string, { Type: string }>)
+        .filter(([, resource]) => PINNED.includes(resource.Type))
+        .map(([id, resource]) => `${resource.Type} ${id}`)
+        .sort(),
+    ).toEqual([
+      "AWS::EC2::EIP EcrAnywhereRefresherNetworkEgressAddress1E898DE7C",
+      "AWS::EC2::EIP EcrAnywhereRefresherNetworkEgressAddress2222D5089",
+      "AWS::EC2::NatGateway EcrAnywhereRefresherNetworkVpcNatSubnet1NATGateway6CFA57C9",
+      "AWS::EC2::NatGateway EcrAnywhereRefresherNetworkVpcNatSubnet2NATGateway90882DE5",
+      "AWS::EC2::SecurityGroup EcrAnywhereRefresherNetworkSecurityGroup6F58B8B0",
+      "AWS::EC2::Subnet EcrAnywhereRefresherNetworkVpcNatSubnet1Subnet2D142BE9",
+      "AWS::EC2::Subnet EcrAnywhereRefresherNetworkVpcNatSubnet2Subnet14AB68B2",
+      "AWS::EC2::Subnet EcrAnywhereRefresherNetworkVpcRefresherSubnet1SubnetE2AEFB78",
+      "AWS::EC2::Subnet EcrAnywhereRefresherNetworkVpcRefresherSubnet2SubnetF74B6101",
+      "AWS::EC2::VPC EcrAnywhereRefresherNetworkVpc6515C6ED",
+    ]);
     egress.hasOutput("RefresherNetwork", { Value: "static-egress" });
     egress.hasOutput("RefresherEgressAddresses", {
       Value: {
