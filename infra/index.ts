@@ -4,6 +4,7 @@
  * compiles it to `dist/lib/index.mjs` (aws-cdk-lib and constructs stay the app's own) with its
  * types in `dist/types/`; see docs/construct.md.
  */
+export type { RefresherNetworkMode } from "../functions/core/network.ts";
 export type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 export {
   EcrAnywhereMonitoring,
@@ -11,9 +12,13 @@ export {
   type MonitoredRefresher,
   type MonitoredWebhook,
 } from "./constructs/monitoring.ts";
+export {
+  EcrAnywhereRefresherNetwork,
+  type RefresherNetworkProps,
+} from "./constructs/network.ts";
 export { EcrAnywhereRecords, type EcrAnywhereRecordsProps } from "./constructs/records.ts";
 export { EcrAnywhereRefresher, type EcrAnywhereRefresherProps } from "./constructs/refresher.ts";
-export { EcrAnywhereValidationError } from "./constructs/shared.ts";
+export { EcrAnywhereValidationError, type FunctionPlacement } from "./constructs/shared.ts";
 export {
   EcrAnywhereTokenBroker,
   type EcrAnywhereTokenBrokerProps,
