@@ -20,7 +20,7 @@ import {
   DEFAULT_LABEL_PREFIX,
   DEFAULT_RECORDS_NAME,
 } from "../functions/core/contract.ts";
-import type { RefresherNetworkMode } from "../functions/core/network.ts";
+import { isRefresherNetworkMode, type RefresherNetworkMode } from "../functions/core/network.ts";
 import type { TokenScopingMode } from "../functions/core/token-scoping.ts";
 import { EcrAnywhereMonitoring } from "./constructs/monitoring.ts";
 import { EcrAnywhereRefresherNetwork, type RefresherNetworkProps } from "./constructs/network.ts";
@@ -257,5 +257,10 @@ function validateEcrAnywhereProps(scope: Construct, props: EcrAnywhereProps): vo
     props.alarmEmail === undefined || /^[^\s@]+@[^\s@]+$/.test(props.alarmEmail)
       ? undefined
       : `alarmEmail must be an email address (got "${props.alarmEmail}")`,
+    // The mode picks the rest of the network's props: JavaScript callers get no type check.
+    props.refresherNetwork === undefined ||
+    isRefresherNetworkMode(String(props.refresherNetwork.mode))
+      ? undefined
+      : `refresherNetwork.mode must be public, static-egress or vpc (got ${String(props.refresherNetwork.mode)})`,
   ]);
 }

@@ -923,6 +923,7 @@ describe("refresher network", () => {
   });
 
   it.each([
+    [{ mode: "nat" }, "refresherNetwork.mode must be public, static-egress or vpc (got nat)"],
     [{ mode: "vpc", vpc: "vpc-1" }, "vpc must be a VPC id"],
     [{ mode: "vpc", vpc: VPC }, "a VPC given by id needs its subnets given by id"],
     [{ mode: "vpc", vpc: VPC, subnets: [] }, "from 1 to 16 subnet ids"],
