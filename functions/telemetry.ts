@@ -11,11 +11,14 @@ export interface Telemetry {
   readonly metrics: Metrics;
 }
 
-export function createTelemetry(serviceName: string): Telemetry {
-  return {
-    logger: new Logger({ serviceName }),
-    metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName }),
-  };
+/**
+ * `instance` (a second deployment's records name) becomes a dimension of every metric beside
+ * `service`, so two instances in one account and region keep apart fleets and alarms.
+ */
+export function createTelemetry(serviceName: string, instance?: string): Telemetry {
+  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
+  if (instance !== undefined) metrics.setDefaultDimensions({ instance });
+  return { logger: new Logger({ serviceName }), metrics };
 }
 
 export function count(metrics: Metrics, name: string, value = 1): void {

@@ -150,17 +150,11 @@ export class EcrAnywhere extends Construct {
       alias: names.keyAlias,
     });
     const reserved = props.webhookReservedConcurrency;
-    const markConcurrency = markConcurrencyFor(reserved, props.refresherMarkConcurrency);
-    throwIfInvalid(this, [
-      Number.isInteger(markConcurrency) && markConcurrency >= 1 && markConcurrency <= 500
-        ? undefined
-        : `refresherMarkConcurrency must be a whole number from 1 to 500 (got ${markConcurrency})`,
-      reserved === undefined ||
-      !Number.isInteger(markConcurrency) ||
-      markConcurrency <= maxMarkConcurrency(reserved)
-        ? undefined
-        : `refresherMarkConcurrency (${markConcurrency}) may be at most half of webhookReservedConcurrency (${reserved}), so a refresh leaves the rest of the reservation to the users' own writes: lower it, or raise the reservation`,
-    ]);
+    const markConcurrency = validatedMarkConcurrency(
+      this,
+      reserved,
+      props.refresherMarkConcurrency,
+    );
     const webhook = new EcrAnywhereWebhook(this, "Webhook", {
       recordKey: this.recordKey,
       recordTable: this.records.webhookTable,
@@ -172,6 +166,7 @@ export class EcrAnywhere extends Construct {
       reservedConcurrentExecutions: reserved,
       recordCacheTtl: props.recordCacheTtl ?? Duration.seconds(60),
       logRetention,
+      metricsInstance: names.metricsInstance,
     });
     const networkProps = props.refresherNetwork ?? { mode: "public" };
     this.refresherNetworkMode = networkProps.mode;
@@ -192,6 +187,7 @@ export class EcrAnywhere extends Construct {
       fanoutConcurrency: props.fanoutConcurrency,
       logRetention,
       placement: this.refresherNetwork?.placement,
+      metricsInstance: names.metricsInstance,
     });
     const monitoring = new EcrAnywhereMonitoring(this, "Monitoring", {
       webhook,
@@ -203,6 +199,7 @@ export class EcrAnywhere extends Construct {
       denialAlarmThreshold: props.denialAlarmThreshold,
       minRemainingAlarm: props.minRemainingAlarm,
       dashboardName: `${names.dashboardPrefix}-${Stack.of(this).region}`,
+      metricsInstance: names.metricsInstance,
     });
     this.webhook = webhook.function;
     this.functionUrl = webhook.functionUrl;
@@ -225,6 +222,7 @@ export function instanceNames(records: string): {
   records: string;
   keyAlias: string;
   dashboardPrefix: string;
+  metricsInstance: string | undefined;
 } {
   const safe = records.includes(".")
     ? `${records.replaceAll(".", "_")}-${createHash("sha256").update(records).digest("hex").slice(0, 8)}`
@@ -233,7 +231,29 @@ export function instanceNames(records: string): {
     records,
     keyAlias: `alias/ecr-anywhere/${safe}`,
     dashboardPrefix: `ecr-anywhere-${safe}`,
+    // The default instance keeps the contract's `service`-only metrics; any other is told apart.
+    metricsInstance: records === DEFAULT_RECORDS_NAME ? undefined : records,
   };
+}
+
+/** The refresher's marks in flight: its own setting, at most half of a webhook reservation. */
+function validatedMarkConcurrency(
+  scope: Construct,
+  reserved: number | undefined,
+  requested: number | undefined,
+): number {
+  const markConcurrency = markConcurrencyFor(reserved, requested);
+  throwIfInvalid(scope, [
+    Number.isInteger(markConcurrency) && markConcurrency >= 1 && markConcurrency <= 500
+      ? undefined
+      : `refresherMarkConcurrency must be a whole number from 1 to 500 (got ${markConcurrency})`,
+    reserved === undefined ||
+    !Number.isInteger(markConcurrency) ||
+    markConcurrency <= maxMarkConcurrency(reserved)
+      ? undefined
+      : `refresherMarkConcurrency (${markConcurrency}) may be at most half of webhookReservedConcurrency (${reserved}), so a refresh leaves the rest of the reservation to the users' own writes: lower it, or raise the reservation`,
+  ]);
+  return markConcurrency;
 }
 
 const REFRESH_MODES: readonly string[] = ["inline", "fanout"];

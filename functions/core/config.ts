@@ -38,6 +38,7 @@ export const ENV = {
   refreshMode: "ECR_ANYWHERE_REFRESH_MODE",
   fanoutQueueUrl: "ECR_ANYWHERE_FANOUT_QUEUE_URL",
   allowLocalApiServers: "ECR_ANYWHERE_ALLOW_LOCAL_API_SERVERS",
+  metricsInstance: "ECR_ANYWHERE_METRICS_INSTANCE",
 } as const;
 
 const positiveInteger = (fallback: number, max: number) =>
@@ -59,8 +60,17 @@ const tableName = (fallback: string) =>
     fallback,
   );
 
+/**
+ * A second instance in one account and region (another records name) adds this as the metrics'
+ * `instance` dimension, so its alarms do not count the first one's fleet. Unset: `service` only.
+ */
+const metricsInstance = v.optional(
+  v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,200}$/, "a records name")),
+);
+
 const WebhookEnvSchema = v.object({
   [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+  [ENV.metricsInstance]: metricsInstance,
   [ENV.webhookRecordTable]: tableName(DEFAULT_TABLES.webhook),
   [ENV.recordTtlSeconds]: positiveInteger(60, 3600),
   [ENV.admissionBudgetMs]: positiveInteger(8000, 29_000),
@@ -84,6 +94,7 @@ const WebhookEnvSchema = v.object({
 const refresherEnvSchema = () =>
   v.object({
     [ENV.labelPrefix]: v.optional(v.string(), DEFAULT_LABEL_PREFIX),
+    [ENV.metricsInstance]: metricsInstance,
     [ENV.refresherRecordTable]: tableName(DEFAULT_TABLES.refresher),
     [ENV.recordKeyArn]: v.optional(
       v.pipe(
@@ -102,6 +113,8 @@ const refresherEnvSchema = () =>
   });
 
 export interface RefresherConfig {
+  /** The metrics' `instance` dimension, for a second instance in the account; none: `service` only. */
+  readonly metricsInstance: string | undefined;
   /**
    * Accept kubeconfig servers on loopback or link-local addresses: only for local test beds. From
    * Lambda such an address is the function itself (its runtime API) or AWS's metadata service.
@@ -155,10 +168,13 @@ export function refresherConfigFromEnv(
     mode: settings[ENV.refreshMode],
     fanoutQueueUrl: settings[ENV.fanoutQueueUrl],
     allowLocalApiServers: settings[ENV.allowLocalApiServers] === "true",
+    metricsInstance: settings[ENV.metricsInstance],
   };
 }
 
 export interface WebhookConfig {
+  /** The metrics' `instance` dimension, for a second instance in the account; none: `service` only. */
+  readonly metricsInstance: string | undefined;
   readonly names: ContractNames;
   /** Its table of cluster records (`<records>-webhook`): it never reads the refresher's. */
   readonly webhookRecordTable: string;
@@ -201,6 +217,7 @@ export function webhookConfigFromEnv(
     tokenScoping: tokenScopingFrom(settings),
     brokerUser,
     pullThroughCache: settings[ENV.pullThroughCache] === "true",
+    metricsInstance: settings[ENV.metricsInstance],
   };
 }
 

@@ -64,7 +64,7 @@ export function refresherDependenciesFromEnv(
   return {
     config,
     now: Date.now,
-    telemetry: createTelemetry("ecr-anywhere-refresher"),
+    telemetry: createTelemetry("ecr-anywhere-refresher", config.metricsInstance),
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     // One environment runs one invocation at a time, so this is the invocation's budget.
     markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),

@@ -138,7 +138,8 @@ export function createWebhookFromEnv(
 ): Webhook {
   const config = webhookConfigFromEnv(env);
   const now = overrides.now ?? Date.now;
-  const telemetry = overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook");
+  const telemetry =
+    overrides.telemetry ?? createTelemetry("ecr-anywhere-webhook", config.metricsInstance);
   // One client for the record table and the token table.
   const dynamodb = new DynamoDBClient({});
   return createWebhook({

@@ -44,6 +44,8 @@ export interface EcrAnywhereMonitoringProps {
    * @default a name CloudFormation generates
    */
   readonly dashboardName?: string | undefined;
+  /** The functions' `metricsInstance`: the custom metrics' `instance` dimension. @default none */
+  readonly metricsInstance?: string | undefined;
 }
 
 /**
@@ -53,9 +55,11 @@ export interface EcrAnywhereMonitoringProps {
 export class EcrAnywhereMonitoring extends Construct {
   readonly alarmTopic: sns.ITopic;
   readonly alarms: cloudwatch.Alarm[] = [];
+  readonly #metricsInstance: string | undefined;
 
   constructor(scope: Construct, id: string, props: EcrAnywhereMonitoringProps) {
     super(scope, id);
+    this.#metricsInstance = props.metricsInstance;
     validateMonitoringProps(this, props);
     this.alarmTopic = props.alarmTopic ?? this.newAlarmTopic(props.alarmEmail);
     this.createRefresherAlarms(props);
@@ -269,7 +273,10 @@ export class EcrAnywhereMonitoring extends Construct {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName: name,
-      dimensionsMap: { service },
+      dimensionsMap: {
+        service,
+        ...(this.#metricsInstance === undefined ? {} : { instance: this.#metricsInstance }),
+      },
       ...options,
     });
   }

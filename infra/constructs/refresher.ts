@@ -22,11 +22,17 @@ import {
   CLUSTER_DEADLINE,
   ecrAnywhereFunction,
   type FunctionPlacement,
+  instanceEnvironment,
   REFRESHER_TIMEOUT,
   throwIfInvalid,
 } from "./shared.ts";
 
 export interface EcrAnywhereRefresherProps extends Pick<lambda.FunctionOptions, "memorySize"> {
+  /**
+   * Added as the `instance` dimension of the function's custom metrics (and the alarms on them),
+   * so a second deployment in one account and region keeps its own. @default none: `service` only
+   */
+  readonly metricsInstance?: string | undefined;
   /**
    * Opens sealed kubeconfigs, and seals renewed ones: only under the encryption context
    * `purpose: ecr-anywhere-refresher-kubeconfig`.
@@ -93,6 +99,7 @@ export class EcrAnywhereRefresher extends Construct {
       [ENV.clusterConcurrency]: String(CLUSTER_CONCURRENCY),
       [ENV.clusterDeadlineSeconds]: String(CLUSTER_DEADLINE.toSeconds()),
       [ENV.markConcurrency]: String(props.markBudget),
+      ...instanceEnvironment(props.metricsInstance),
     };
     const { fn, logGroup } = ecrAnywhereFunction(this, {
       name: "refresher",

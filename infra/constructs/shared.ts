@@ -12,6 +12,7 @@ import * as lambdaNodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct, IConstruct } from "constructs";
+import { ENV } from "../../functions/core/config.ts";
 import {
   BUNDLE_ALIASES,
   BUNDLE_MAIN_FIELDS,
@@ -200,6 +201,11 @@ export class EcrAnywhereValidationError extends Error {
   constructor(scope: IConstruct, problems: readonly string[]) {
     super(`${scope.node.path}: ${problems.join("; ")}`);
   }
+}
+
+/** The functions' `metricsInstance` setting, only when there is one. */
+export function instanceEnvironment(metricsInstance: string | undefined): Record<string, string> {
+  return metricsInstance === undefined ? {} : { [ENV.metricsInstance]: metricsInstance };
 }
 
 export function throwIfInvalid(scope: IConstruct, problems: readonly (string | undefined)[]): void {

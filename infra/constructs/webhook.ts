@@ -25,6 +25,7 @@ import {
   ADMISSION_BUDGET_MS,
   acknowledge,
   ecrAnywhereFunction,
+  instanceEnvironment,
   throwIfInvalid,
   WEBHOOK_TIMEOUT,
 } from "./shared.ts";
@@ -32,6 +33,11 @@ import { EcrAnywhereTokenBroker } from "./token-broker.ts";
 
 export interface EcrAnywhereWebhookProps
   extends Pick<lambda.FunctionOptions, "memorySize" | "reservedConcurrentExecutions"> {
+  /**
+   * Added as the `instance` dimension of the function's custom metrics (and the alarms on them),
+   * so a second deployment in one account and region keeps its own. @default none: `service` only
+   */
+  readonly metricsInstance?: string | undefined;
   /**
    * Encrypts the token table; the webhook may use it only through DynamoDB, for that table. (It
    * also seals the refresher's kubeconfigs, which the webhook can never open.)
@@ -103,6 +109,7 @@ export class EcrAnywhereWebhook extends Construct {
         [ENV.admissionBudgetMs]: String(ADMISSION_BUDGET_MS),
         [ENV.tokenTable]: this.tokenTable.tableName,
         [ENV.pullThroughCache]: String(props.pullThroughCache),
+        ...instanceEnvironment(props.metricsInstance),
       },
     });
     this.function = fn;

@@ -10,6 +10,7 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { ENV } from "../../functions/core/config.ts";
+import { DEFAULT_RECORDS_NAME, METRICS_NAMESPACE } from "../../functions/core/contract.ts";
 import { EcrAnywhereMonitoring } from "../../infra/constructs/monitoring.ts";
 import { EcrAnywhereRefresherNetwork } from "../../infra/constructs/network.ts";
 import { EcrAnywhereRecords } from "../../infra/constructs/records.ts";
@@ -239,6 +240,47 @@ describe("two instances", () => {
         "Fn::Join": ["", ["ecr-anywhere-ecr-anywhere-clusters-", { Ref: "AWS::Region" }]],
       }),
     );
+  });
+
+  it("keep their custom metrics and the alarms on them apart: a second instance adds an instance dimension", () => {
+    const stack = newStack();
+    new EcrAnywhere(stack, "Prod", { records: DEFAULT_RECORDS_NAME });
+    new EcrAnywhere(stack, "Staging", { records: "staging-clusters" });
+    const template = Template.fromStack(stack).toJSON() as {
+      Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+    };
+    const resources = Object.entries(template.Resources);
+    const instanceOf = (id: string) =>
+      (
+        template.Resources[id]?.Properties?.Environment as
+          | { Variables?: Record<string, unknown> }
+          | undefined
+      )?.Variables?.[ENV.metricsInstance];
+    const functions = resources.filter(
+      ([id, resource]) =>
+        resource.Type === "AWS::Lambda::Function" &&
+        /^(Prod|Staging)(Webhook|Refresher)[0-9A-F]{8}$/.test(id),
+    );
+    expect(functions.map(([id]) => [id.startsWith("Staging"), instanceOf(id)]).sort()).toEqual([
+      [false, undefined],
+      [false, undefined],
+      [true, "staging-clusters"],
+      [true, "staging-clusters"],
+    ]);
+    const customAlarms = resources.filter(
+      ([, resource]) =>
+        resource.Type === "AWS::CloudWatch::Alarm" &&
+        resource.Properties?.Namespace === METRICS_NAMESPACE,
+    );
+    expect(customAlarms.length).toBeGreaterThan(2);
+    for (const [id, alarm] of customAlarms) {
+      const dimensions = (alarm.Properties?.Dimensions ?? []) as { Name: string; Value: unknown }[];
+      const instance = dimensions.find((dimension) => dimension.Name === "instance");
+      expect([id, instance?.Value]).toEqual([
+        id,
+        id.startsWith("Staging") ? "staging-clusters" : undefined,
+      ]);
+    }
   });
 
   it("may share a records name in stacks of different regions, not in two stacks without one", () => {

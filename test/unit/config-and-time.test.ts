@@ -7,6 +7,8 @@ import { parseEcrHost, type RegistryKind } from "../../functions/core/registries
 import { sessionPolicyFor } from "../../functions/core/session-policy.ts";
 import { earliest, parseRfc3339, toRfc3339 } from "../../functions/core/time.ts";
 import { reuseUntil, tokenExpiry } from "../../functions/core/token-lifetime.ts";
+import { count, createTelemetry } from "../../functions/telemetry.ts";
+import { captureOutput } from "../support/output.ts";
 
 describe("webhookConfigFromEnv", () => {
   it("has defaults that fit the API server's 10 s webhook timeout", () => {
@@ -56,6 +58,36 @@ describe("refresherConfigFromEnv", () => {
     ).toMatchObject({ refresherRecordTable: "team-a-refresher", recordKeyArn: key });
     expect(() => refresherConfigFromEnv({ ECR_ANYWHERE_RECORD_KEY_ARN: "alias/x" })).toThrow(
       /ECR_ANYWHERE_RECORD_KEY_ARN: expected/,
+    );
+  });
+});
+
+describe("a second instance's metrics", () => {
+  it("carry its records name as the instance dimension beside service; the default instance's do not", () => {
+    const output = captureOutput();
+    try {
+      for (const env of [{}, { ECR_ANYWHERE_METRICS_INSTANCE: "staging-clusters" }]) {
+        const config = webhookConfigFromEnv(env);
+        expect(refresherConfigFromEnv(env).metricsInstance).toBe(config.metricsInstance);
+        const { metrics } = createTelemetry("ecr-anywhere-webhook", config.metricsInstance);
+        count(metrics, "Admissions");
+        metrics.publishStoredMetrics();
+      }
+    } finally {
+      output.restore();
+    }
+    const documents = output.json().filter((document) => document._aws !== undefined);
+    const dimensions = documents.map((document) => ({
+      dimensions: (document._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] })
+        .CloudWatchMetrics[0]?.Dimensions,
+      instance: document.instance,
+    }));
+    expect(dimensions).toEqual([
+      { dimensions: [["service"]], instance: undefined },
+      { dimensions: [["service", "instance"]], instance: "staging-clusters" },
+    ]);
+    expect(() => webhookConfigFromEnv({ ECR_ANYWHERE_METRICS_INSTANCE: "a b" })).toThrow(
+      /ECR_ANYWHERE_METRICS_INSTANCE/,
     );
   });
 });
