@@ -5,7 +5,7 @@
  * run dies first.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -77,6 +77,14 @@ export interface ControlPlaneOptions {
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bin = await controlPlaneBinaries(options.kubeVersion);
   const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-control-plane-"));
+  const processes: ChildProcess[] = [];
+  // If the test run (or demo) exits before stop(), nothing may outlive it: not the processes, not
+  // the folder with the system:masters kubeconfig.
+  const killAll = () => {
+    for (const child of processes) killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", killAll);
   const pki = join(dir, "pki");
   await mkdir(pki);
   const ca = await createCertificateAuthority("ecr-anywhere-e2e-kubernetes-ca", pki);
@@ -105,11 +113,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await freePort(),
     await freePort(),
   ];
-  const processes: ChildProcess[] = [];
-  const killAll = () => {
-    for (const child of processes) killGroup(child, "SIGKILL");
-  };
-  process.once("exit", killAll);
 
   const etcdUrl = options.etcdUrl ?? `http://127.0.0.1:${etcdClientPort}`;
   if (!options.etcdUrl)

@@ -129,48 +129,54 @@ describe("the refresher's token", () => {
     expect(await refresherCreates(secret(`opaque-${Date.now()}`, "Opaque", false))).toBe(201);
   });
 
-  it.skipIf(!hasPolicy)("with the policy, can create and mark only managed dockerconfigjson Secrets", async () => {
-    await create(
-      await refresherSecretPolicy({
-        labelPrefix: LABEL_PREFIX,
-        serviceAccount: SERVICE_ACCOUNT,
-        refresherNamespace: NAMESPACE,
-      }),
-    );
-    // The API server loads a new policy within seconds.
-    const deadline = Date.now() + 30_000;
-    let status = 201;
-    while (status === 201 && Date.now() < deadline) {
-      status = await refresherCreates(secret(`opaque-${Date.now()}`, "Opaque", false));
-      if (status === 201) await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    expect(status).toBe(403);
-    expect(
-      await refresherCreates(secret("sa-token", "kubernetes.io/service-account-token", false)),
-    ).toBe(403);
-    expect(
-      await refresherCreates(secret("unlabelled", "kubernetes.io/dockerconfigjson", false)),
-    ).toBe(403);
-    expect(await refresherCreates(secret("managed", "kubernetes.io/dockerconfigjson", true))).toBe(
-      201,
-    );
-    expect(
-      await patchAsRefresher("managed", {
-        metadata: { annotations: { [names.markedForUpdateAtAnnotation]: "now" } },
-      }),
-    ).toBe(200);
-  });
+  it.skipIf(!hasPolicy)(
+    "with the policy, can create and mark only managed dockerconfigjson Secrets",
+    async () => {
+      await create(
+        await refresherSecretPolicy({
+          labelPrefix: LABEL_PREFIX,
+          serviceAccount: SERVICE_ACCOUNT,
+          refresherNamespace: NAMESPACE,
+        }),
+      );
+      // The API server loads a new policy within seconds.
+      const deadline = Date.now() + 30_000;
+      let status = 201;
+      while (status === 201 && Date.now() < deadline) {
+        status = await refresherCreates(secret(`opaque-${Date.now()}`, "Opaque", false));
+        if (status === 201) await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      expect(status).toBe(403);
+      expect(
+        await refresherCreates(secret("sa-token", "kubernetes.io/service-account-token", false)),
+      ).toBe(403);
+      expect(
+        await refresherCreates(secret("unlabelled", "kubernetes.io/dockerconfigjson", false)),
+      ).toBe(403);
+      expect(
+        await refresherCreates(secret("managed", "kubernetes.io/dockerconfigjson", true)),
+      ).toBe(201);
+      expect(
+        await patchAsRefresher("managed", {
+          metadata: { annotations: { [names.markedForUpdateAtAnnotation]: "now" } },
+        }),
+      ).toBe(200);
+    },
+  );
 
-  it.skipIf(!hasPolicy)("with the policy, cannot change a Secret it does not manage, nor unmanage one", async () => {
-    await admin.core.createNamespacedSecret({
-      namespace: NAMESPACE,
-      body: secret("someone-elses", "Opaque", false),
-    });
-    expect(await patchAsRefresher("someone-elses", { metadata: { annotations: { x: "y" } } })).toBe(
-      403,
-    );
-    expect(
-      await patchAsRefresher("managed", { metadata: { labels: { [names.managedLabel]: null } } }),
-    ).toBe(403);
-  });
+  it.skipIf(!hasPolicy)(
+    "with the policy, cannot change a Secret it does not manage, nor unmanage one",
+    async () => {
+      await admin.core.createNamespacedSecret({
+        namespace: NAMESPACE,
+        body: secret("someone-elses", "Opaque", false),
+      });
+      expect(
+        await patchAsRefresher("someone-elses", { metadata: { annotations: { x: "y" } } }),
+      ).toBe(403);
+      expect(
+        await patchAsRefresher("managed", { metadata: { labels: { [names.managedLabel]: null } } }),
+      ).toBe(403);
+    },
+  );
 });

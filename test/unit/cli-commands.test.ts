@@ -343,9 +343,10 @@ describe("onboard and the API server's Kubernetes version", () => {
         }) as unknown as Records,
     }));
     const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
-    const failure = await cli
-      .run("-o", "json", ...args, "--verify-timeout", "1")
-      .then(() => undefined, (error: unknown) => error as StepFailure);
+    const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
+      () => undefined,
+      (error: unknown) => error as StepFailure,
+    );
     return { applied, failure };
   }
 
