@@ -24,19 +24,17 @@ if [ ! -f "$modules/kube-apiserver-$minor/go.mod" ]; then
   exit 2
 fi
 
-module_key() { cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-16; }
-
-build() { # name, module dir, package; prints the cached binary's path
-  local name="$1" dir="$2" package="$3"
+build() { # name, module dir, package, ldflags; prints the cached binary's path
+  local name="$1" dir="$2" package="$3" ldflags="-s -w ${4:-}"
   local out toolchain
-  out="$cache_root/$(basename "$dir")-$(module_key "$dir")"
+  out="$cache_root/$(basename "$dir")-$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$ldflags") | sha256sum | cut -c1-16)"
   if [ ! -x "$out/$name" ]; then
     toolchain="$(sed -n 's/^toolchain \(go[0-9.]*\)$/\1/p' "$dir/go.mod")"
     echo "building $name from $package with ${toolchain:-the local Go} (first time only; cached in $out)" >&2
     local started=$SECONDS
     mkdir -p "$out"
     (cd "$dir" && GOTOOLCHAIN="${toolchain:-local}" CGO_ENABLED=0 GOFLAGS=-mod=mod \
-      go build -trimpath -ldflags='-s -w' -o "$out/$name.partial" "$package")
+      go build -trimpath -ldflags="$ldflags" -o "$out/$name.partial" "$package")
     mv "$out/$name.partial" "$out/$name"
     echo "built $name in $((SECONDS - started)) s" >&2
   fi
@@ -44,7 +42,14 @@ build() { # name, module dir, package; prints the cached binary's path
 }
 
 etcd="$(build etcd "$modules/etcd" go.etcd.io/etcd/server/v3)"
-apiserver="$(build kube-apiserver "$modules/kube-apiserver-$minor" k8s.io/kubernetes/cmd/kube-apiserver)"
+# A plain `go build` reports v0.0.0 at /version (no major or minor): stamp the pinned tag the way
+# Kubernetes' own build does (hack/lib/version.sh), so clients see the version they would in a cluster.
+tag="$(sed -n 's/^\tk8s.io\/kubernetes \(v1\.[0-9.]*\)\( .*\)\{0,1\}$/\1/p' "$modules/kube-apiserver-$minor/go.mod")"
+stamp=""
+for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  stamp+=" -X $package.gitVersion=$tag -X $package.gitMajor=1 -X $package.gitMinor=${minor#1.} -X $package.gitTreeState=clean"
+done
+apiserver="$(build kube-apiserver "$modules/kube-apiserver-$minor" k8s.io/kubernetes/cmd/kube-apiserver "$stamp")"
 # One directory with both, as the test bed expects: links to the two cached binaries.
 bin="$cache_root/bin-$minor-$(basename "$(dirname "$etcd")")-$(basename "$(dirname "$apiserver")")"
 mkdir -p "$bin"
