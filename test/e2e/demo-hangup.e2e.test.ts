@@ -17,6 +17,8 @@ const repo = join(import.meta.dirname, "../..");
 interface RunningDemo {
   readonly terminal: ChildProcess;
   readonly tmp: string;
+  /** Every process the demo had started, once it was running. */
+  readonly started: Map<number, string>;
   output(): string;
 }
 
@@ -24,13 +26,14 @@ let demo: RunningDemo | undefined;
 
 afterEach(async () => {
   // Whatever happened, the test leaves nothing running either.
-  if (demo?.terminal.pid) {
-    try {
-      process.kill(-demo.terminal.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  // etcd and kube-apiserver have sessions of their own: the terminal's group does not hold them.
+  for (const pid of [-(demo?.terminal.pid ?? 0), ...(demo?.started.keys() ?? [])])
+    if (pid !== 0)
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
   if (demo) await rm(demo.tmp, { recursive: true, force: true });
   demo = undefined;
 });
@@ -64,14 +67,15 @@ async function startDemo(): Promise<RunningDemo> {
   terminal.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const started: RunningDemo = { terminal, tmp, output: () => output };
-  demo = started;
+  const running: RunningDemo = { terminal, tmp, started: new Map(), output: () => output };
+  demo = running;
   await until(
     () => output.includes("Everything keeps running."),
     240_000,
     () => `the demo never reached "Everything keeps running.":\n${output.slice(-3000)}`,
   );
-  return started;
+  for (const [pid, command] of descendants(terminal.pid ?? 0)) running.started.set(pid, command);
+  return running;
 }
 
 /** Every process below `root`, read from /proc (etcd and kube-apiserver included: setsid keeps the parent). */
@@ -134,8 +138,7 @@ describe("the demo, when its terminal goes away", () => {
     "leaves no process and no file behind when %s",
     async (_case, how) => {
       const running = await startDemo();
-      const terminalPid = running.terminal.pid ?? 0;
-      const started = descendants(terminalPid);
+      const started = running.started;
       const commands = [...started.values()].join("\n");
       // What must be stopped is really there: etcd, kube-apiserver, moto, the webhook.
       for (const name of ["/etcd", "/kube-apiserver", "moto_server", "functions/local/serve.ts"])
