@@ -46,8 +46,8 @@ function clients(text: string) {
   };
 }
 
-/** Cluster-wide objects this file created, removed again so other suites find the API server as it was. */
-const createdClusterWide: KubernetesObject[] = [];
+/** Objects this file created outside its namespace, removed again so other suites find the API server as it was. */
+const createdOutside: KubernetesObject[] = [];
 
 async function create(objects: readonly Record<string, unknown>[]): Promise<void> {
   for (const object of objects) {
@@ -58,8 +58,10 @@ async function create(objects: readonly Record<string, unknown>[]): Promise<void
         if (!(error instanceof ApiException && error.code === 409)) throw error;
         return false;
       });
-    if (created && !(object.metadata as { namespace?: string } | undefined)?.namespace)
-      createdClusterWide.push(object as KubernetesObject);
+    // Cluster-wide objects, and the Role and RoleBinding the templates put in `default` (fixed
+    // names another suite's refresher creates too), are removed again after this file.
+    const namespace = (object.metadata as { namespace?: string } | undefined)?.namespace;
+    if (created && namespace !== NAMESPACE) createdOutside.push(object as KubernetesObject);
   }
 }
 
@@ -119,8 +121,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  // The policy and any ClusterRole made here are cluster-wide: leave the shared API server as found.
-  for (const object of createdClusterWide.reverse())
+  // Leave the shared API server as found: the policy, ClusterRoles, and the objects in `default`.
+  for (const object of createdOutside.reverse())
     await admin?.objects.delete(object).catch(() => undefined);
 });
 
