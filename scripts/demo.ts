@@ -4,7 +4,8 @@
  * webhook bundle behind the function-URL server, and the real CLI and refresher bundle, told as a
  * short story.
  *
- *   npm run demo                  walk through, then keep running for your own kubectl (Ctrl-C stops)
+ *   npm run demo                  walk through, then keep running for your own kubectl (Ctrl-C, or
+ *                                 closing the terminal, stops it and removes everything it made)
  *   npm run demo -- --no-wait     walk through and exit: 0 only if every step held
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -60,15 +61,37 @@ let kubeconfigPath = "";
 const work = await mkdtemp(join(tmpdir(), "ecr-anywhere-demo-"));
 const stops: (() => Promise<unknown>)[] = [];
 let stopping: Promise<void> | undefined;
+/** CLI and refresher runs in flight: a clean-up must not leave one running after the demo. */
+const running = new Set<ChildProcess>();
 const cleanUp = () => {
   stopping ??= (async () => {
+    await Promise.all([...running].map(stopChild));
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   })();
   return stopping;
 };
-process.once("SIGINT", () => void cleanUp().then(() => process.exit(130)));
-process.once("SIGTERM", () => void cleanUp().then(() => process.exit(143)));
+// Ctrl-C, a kill, and closing the terminal (SIGHUP) all stop what the demo started. Without a
+// handler Node dies at once on SIGHUP, leaving etcd and kube-apiserver (their own sessions, so the
+// terminal's hangup never reaches them) and the temporary folder with a system:masters kubeconfig.
+for (const [signal, exitCode] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+] as const)
+  process.once(
+    signal,
+    () =>
+      void cleanUp().then(() => {
+        say(
+          `\n${signal}: stopped etcd, kube-apiserver, moto, the ECR stand-in and the webhook, and removed the demo's temporary files (its admin kubeconfig included).`,
+        );
+        process.exit(exitCode);
+      }),
+  );
+// Once the terminal is gone every write fails (EIO): that must not end the process mid-clean-up.
+process.stdout.on("error", () => undefined);
+process.stderr.on("error", () => undefined);
 
 try {
   await demo();
@@ -386,7 +409,19 @@ function run(
         createReadStream(options.stdinFile ?? "").pipe(child.stdin ?? process.stdin),
       );
     } else child.stdin?.end();
+    running.add(child);
     child.once("error", reject);
-    child.once("exit", (code) => resolve(code ?? 1));
+    child.once("exit", (code) => {
+      running.delete(child);
+      resolve(code ?? 1);
+    });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
   });
 }

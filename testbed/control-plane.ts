@@ -5,7 +5,7 @@
  * run dies first.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -35,15 +35,29 @@ export interface ControlPlane {
   readonly apiserverPid: number | undefined;
   /** The etcd it stores in (its own, or the one it was given): other API servers can share it. */
   readonly etcdUrl: string;
+  /** What the API server reports at /version, e.g. `{ major: 1, minor: 32, gitVersion: "v1.32.13" }`. */
+  readonly version: { major: number; minor: number; gitVersion: string };
   stop(): Promise<void>;
 }
 
-/** Builds (first time only) and returns the directory with the kube-apiserver and etcd binaries. */
-export async function controlPlaneBinaries(): Promise<string> {
-  const { stdout } = await promisify(execFile)(join(repo, "scripts/build-control-plane.sh"), {
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 60 * 60_000,
-  });
+/**
+ * The Kubernetes minor the test bed runs (e.g. `1.32`): `ECR_ANYWHERE_KUBE_VERSION`, else the
+ * newest one testbed/control-plane pins (the build script decides).
+ */
+export function chosenKubeVersion(): string | undefined {
+  return process.env.ECR_ANYWHERE_KUBE_VERSION || undefined;
+}
+
+/**
+ * Builds (first time only) and returns the directory with the kube-apiserver of the given minor
+ * (default: `chosenKubeVersion()`) and etcd binaries.
+ */
+export async function controlPlaneBinaries(kubeVersion = chosenKubeVersion()): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    join(repo, "scripts/build-control-plane.sh"),
+    kubeVersion ? [kubeVersion] : [],
+    { maxBuffer: 16 * 1024 * 1024, timeout: 60 * 60_000 },
+  );
   return stdout.trim().split("\n").at(-1) ?? "";
 }
 
@@ -56,11 +70,21 @@ export interface ControlPlaneOptions {
   readonly etcdPrefix?: string;
   /** More kube-apiserver flags, e.g. `--admission-control-config-file=…`. */
   readonly apiserverArgs?: readonly string[];
+  /** The kube-apiserver minor, e.g. `1.32` (default: `chosenKubeVersion()`). */
+  readonly kubeVersion?: string;
 }
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  const bin = await controlPlaneBinaries();
+  const bin = await controlPlaneBinaries(options.kubeVersion);
   const dir = await mkdtemp(join(tmpdir(), "ecr-anywhere-control-plane-"));
+  const processes: ChildProcess[] = [];
+  // If the test run (or demo) exits before stop(), nothing may outlive it: not the processes, not
+  // the folder with the system:masters kubeconfig.
+  const killAll = () => {
+    for (const child of processes) killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", killAll);
   const pki = join(dir, "pki");
   await mkdir(pki);
   const ca = await createCertificateAuthority("ecr-anywhere-e2e-kubernetes-ca", pki);
@@ -89,11 +113,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await freePort(),
     await freePort(),
   ];
-  const processes: ChildProcess[] = [];
-  const killAll = () => {
-    for (const child of processes) killGroup(child, "SIGKILL");
-  };
-  process.once("exit", killAll);
 
   const etcdUrl = options.etcdUrl ?? `http://127.0.0.1:${etcdClientPort}`;
   if (!options.etcdUrl)
@@ -163,7 +182,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const kubeconfigPath = join(dir, "admin.kubeconfig");
   await writeFile(kubeconfigPath, adminKubeconfig, { mode: 0o600 });
   const apiserverPid = processes.at(-1)?.pid;
-  return { server, ca, adminKubeconfig, kubeconfigPath, dir, apiserverPid, etcdUrl, stop };
+  const version = await serverVersion(server, ca, admin);
+  return { server, ca, adminKubeconfig, kubeconfigPath, dir, apiserverPid, etcdUrl, version, stop };
 }
 
 export function kubeconfig(
@@ -222,6 +242,36 @@ function terminate(child: ChildProcess): Promise<void> {
     });
     killGroup(child, "SIGTERM");
   });
+}
+
+async function serverVersion(
+  server: string,
+  ca: CertificateAuthority,
+  client: PemFiles,
+): Promise<ControlPlane["version"]> {
+  const body = await new Promise<string>((resolve, reject) => {
+    const call = request(
+      `${server}/version`,
+      { ca: ca.cert, cert: client.cert, key: client.key, timeout: 5000 },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        response.on("end", () => resolve(text));
+      },
+    );
+    call.on("error", reject);
+    call.end();
+  });
+  const info = JSON.parse(body) as { major: string; minor: string; gitVersion: string };
+  // A minor such as "32+" (some distributions) reads as 32.
+  return {
+    major: Number.parseInt(info.major, 10),
+    minor: Number.parseInt(info.minor, 10),
+    gitVersion: info.gitVersion,
+  };
 }
 
 function readyz(server: string, ca: CertificateAuthority, client: PemFiles): Promise<boolean> {

@@ -24,6 +24,9 @@ export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> 
       stdio: ["ignore", "ignore", "pipe"],
     },
   );
+  // A run that exits before stop() (a test run dying, the demo's terminal closing) takes it along.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -39,7 +42,8 @@ export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> 
     url,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        process.removeListener("exit", killOnExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),

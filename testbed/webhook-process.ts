@@ -32,6 +32,9 @@ export async function startWebhookProcess(options: {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // A run that exits before stop() (a test run dying, the demo's terminal closing) takes it along.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   const log = createWriteStream(options.logFile);
   child.stdout?.pipe(log);
   let banner = "";
@@ -49,6 +52,7 @@ export async function startWebhookProcess(options: {
   });
   const stop = () =>
     new Promise<void>((resolve) => {
+      process.removeListener("exit", killOnExit);
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once("exit", () => resolve());
       child.kill("SIGTERM");

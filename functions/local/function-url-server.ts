@@ -51,6 +51,10 @@ export async function startFunctionUrlServer(
       });
     },
   );
+  // kube-apiserver's webhook client keeps idle connections for 90 s; Node closes them after 5 s,
+  // and a POST sent on one just as Node closes it fails with "broken pipe", never retried (seen
+  // marking 1,000 Secrets in the refresher e2e). Keep them longer than the client does.
+  server.keepAliveTimeout = 120_000;
 
   async function serve(
     request: IncomingMessage,

@@ -9,6 +9,8 @@ declare module "vitest" {
     kubeServer: string;
     kubeCaPem: string;
     adminKubeconfig: string;
+    /** The shared API server's Kubernetes minor (ECR_ANYWHERE_KUBE_VERSION chooses it), e.g. 32. */
+    kubeMinor: number;
   }
 }
 
@@ -18,6 +20,8 @@ export default async function setup(project: TestProject) {
   project.provide("kubeServer", controlPlane.server);
   project.provide("kubeCaPem", controlPlane.ca.cert);
   project.provide("adminKubeconfig", controlPlane.adminKubeconfig);
+  project.provide("kubeMinor", controlPlane.version.minor);
+  console.log(`end-to-end tests against kube-apiserver ${controlPlane.version.gitVersion}`);
   return async () => {
     await Promise.all([moto.stop(), controlPlane.stop()]);
   };

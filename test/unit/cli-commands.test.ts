@@ -15,7 +15,7 @@ import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
 import { refresherKubeconfig } from "../../cli/core/onboard-plan.ts";
 import type { Factory, GlobalFlags, OperatorCluster, Records } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
-import { printerFor } from "../../cli/ui.ts";
+import { printerFor, StepFailure } from "../../cli/ui.ts";
 import { contractNames, DEFAULT_RECORDS_NAME } from "../../functions/core/contract.ts";
 
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -557,6 +557,72 @@ describe("onboard into a cluster", () => {
     expect(written).toEqual([
       expect.objectContaining({ clusterId: "gitops", refresher: { openFailures: ["uid-1"] } }),
     ]);
+  });
+});
+
+describe("onboard and the API server's Kubernetes version", () => {
+  /** Onboards into a cluster of this version; returns what it applied and the steps it finished. */
+  async function onboardInto(version: { major: number; minor: number }) {
+    const applied: unknown[] = [];
+    const cli = harness(() => ({
+      operatorCluster: () =>
+        ({
+          server: "https://api.example.com:6443",
+          caData: () => CA_DATA,
+          deniedAccess: async () => [],
+          serverVersion: async () => version,
+          missingNamespaces: async () => [],
+          webhookConfigurations: async () => [],
+          apply: async (object: unknown) => {
+            applied.push(object);
+            return "created";
+          },
+          requestToken: async () => "refresher-token-that-is-long-enough",
+          dryRunManagedSecret: async () => {
+            throw new Error("stop here: verification is not this test's business");
+          },
+        }) as unknown as OperatorCluster,
+      recordStore: () =>
+        ({
+          problems: async () => [],
+          read: async () => undefined,
+          write: async () => "created",
+          locationOf: (id: string) => id,
+          close() {},
+        }) as unknown as Records,
+    }));
+    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
+      () => undefined,
+      (error: unknown) => error as StepFailure,
+    );
+    return { applied, failure };
+  }
+
+  it("refuses a server older than the features need, naming its version and the minimum, before changing anything", async () => {
+    const { applied, failure } = await onboardInto({ major: 1, minor: 21 });
+    expect(failure).toBeInstanceOf(StepFailure);
+    expect(failure?.message).toMatch(
+      /^the API server runs Kubernetes 1\.21; ECR Anywhere needs 1\.22 or newer \(server-side apply needs 1\.22\): upgrade the cluster first$/,
+    );
+    expect(failure?.completed.map((step) => step.title)).not.toContain(failure?.step);
+    expect(applied).toEqual([]);
+  });
+
+  it.each([
+    [{ major: 1, minor: 28 }, "Kubernetes 1.28 is older than the oldest tested minor (1.32)"],
+    [{ major: 1, minor: 37 }, "Kubernetes 1.37 is newer than the newest tested minor (1.36)"],
+  ])("goes ahead on %j with a warning in the check's outcome", async (version, warning) => {
+    const { applied, failure } = await onboardInto(version);
+    expect(failure?.message).toMatch(/stop here/);
+    expect(applied.length).toBeGreaterThan(0);
+    const outcomes = failure?.completed.map((step) => step.outcome).join("\n") ?? "";
+    expect(outcomes).toContain(`; warning: ${warning}`);
+  });
+
+  it("says nothing about the version on a tested minor", async () => {
+    const { failure } = await onboardInto({ major: 1, minor: 32 });
+    expect(failure?.completed.map((step) => step.outcome).join("\n")).not.toMatch(/warning/);
   });
 });
 

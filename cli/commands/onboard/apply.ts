@@ -10,6 +10,7 @@ import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
 import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/templates.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
 import { InputError } from "../../core/inputs.ts";
+import { judgeServerVersion } from "../../core/kubernetes-versions.ts";
 import {
   type ConflictingWebhook,
   conflictingWebhooks,
@@ -51,6 +52,8 @@ export class ClusterTarget implements OnboardTarget {
     const options = this.#options;
     const cluster = need(state.cluster);
     const version = await cluster.serverVersion();
+    const verdict = judgeServerVersion(version);
+    if (verdict.kind === "refuse") throw new Problem(verdict.message);
     state.secretPolicy = version.major > 1 || version.minor >= SECRET_POLICY_MINIMUM_MINOR;
     await checkCluster(cluster, options, state.secretPolicy);
     const configurations = await cluster.webhookConfigurations();
@@ -78,7 +81,8 @@ export class ClusterTarget implements OnboardTarget {
     const narrowing = state.secretPolicy
       ? ""
       : `; Kubernetes ${version.major}.${version.minor} has no ValidatingAdmissionPolicy (1.${SECRET_POLICY_MINIMUM_MINOR}+), so the refresher's Secret writes are not narrowed to managed Secrets`;
-    return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}${narrowing}`;
+    const untested = verdict.kind === "warn" ? `; warning: ${verdict.message}` : "";
+    return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}${narrowing}${untested}`;
   }
 
   async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {

@@ -1,5 +1,5 @@
-// Pins the kube-apiserver the end-to-end tests build from the Go module proxy (see README.md).
-module ecr-anywhere.local/testbed/kube-apiserver
+// Pins the kube-apiserver 1.36 the end-to-end tests build from the Go module proxy (see docs/kubernetes-versions.md).
+module ecr-anywhere.local/testbed/kube-apiserver-1.36
 
 go 1.26.0
 
