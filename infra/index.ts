@@ -6,6 +6,7 @@
  */
 export type { RefresherNetworkMode } from "../functions/core/network.ts";
 export type { TokenScopingMode } from "../functions/core/token-scoping.ts";
+export { propsFromContext } from "./config.ts";
 export {
   EcrAnywhereMonitoring,
   type EcrAnywhereMonitoringProps,
@@ -25,4 +26,4 @@ export {
 } from "./constructs/token-broker.ts";
 export { EcrAnywhereWebhook, type EcrAnywhereWebhookProps } from "./constructs/webhook.ts";
 export { EcrAnywhere, type EcrAnywhereProps } from "./ecr-anywhere.ts";
-export { EcrAnywhereStack, type EcrAnywhereStackProps } from "./stack.ts";
+export { addEcrAnywhereOutputs, EcrAnywhereStack, type EcrAnywhereStackProps } from "./stack.ts";

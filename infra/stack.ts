@@ -18,38 +18,46 @@ export class EcrAnywhereStack extends Stack {
   constructor(scope: Construct, id: string, props: EcrAnywhereStackProps = {}) {
     super(scope, id, props);
     this.ecrAnywhere = new EcrAnywhere(this, "EcrAnywhere", props.ecrAnywhere);
-    new CfnOutput(this, "WebhookUrl", {
-      description:
-        "Function URL of the webhook; clusters use <url>v1/clusters/<cluster-id>/<token>",
-      value: this.ecrAnywhere.functionUrl.url,
-    });
-    new CfnOutput(this, "AlarmTopicArn", {
-      description: "SNS topic the alarms notify",
-      value: this.ecrAnywhere.alarmTopic.topicArn,
-    });
-    new CfnOutput(this, "ClusterRecords", {
-      description:
-        "Records name N of the cluster record tables <N>-webhook and <N>-refresher (the CLI's --records)",
-      value: this.ecrAnywhere.records.recordsName,
-    });
-    new CfnOutput(this, "ClusterRecordKeyArn", {
-      description: "KMS key that seals the refresher's kubeconfigs in cluster records",
-      value: this.ecrAnywhere.recordKey.keyArn,
-    });
-    new CfnOutput(this, "RefresherNetwork", {
-      description:
-        "Where the refresher connects to API servers from: public, static-egress or vpc (the CLI's onboard reads it)",
-      value: this.ecrAnywhere.refresherNetworkMode,
-    });
-    const egress = this.ecrAnywhere.refresherNetwork?.egressAddresses ?? [];
-    if (egress.length > 0)
-      new CfnOutput(this, "RefresherEgressAddresses", {
-        description:
-          "The refresher's public IPv4 addresses (retained Elastic IPs): allow these on your API servers' port",
-        value: Fn.join(
-          ",",
-          egress.map((address) => address.attrPublicIp),
-        ),
-      });
+    addEcrAnywhereOutputs(this, this.ecrAnywhere);
   }
+}
+
+/**
+ * The outputs the CLI reads (`--stack`): `onboard`, `put-record`, `status` and `doctor` find the
+ * webhook URL, the records name, the record key and the refresher's network here. A stack of
+ * your own that holds the construct adds them with this, exactly as `EcrAnywhereStack` does.
+ */
+export function addEcrAnywhereOutputs(stack: Stack, ecrAnywhere: EcrAnywhere): void {
+  new CfnOutput(stack, "WebhookUrl", {
+    description: "Function URL of the webhook; clusters use <url>v1/clusters/<cluster-id>/<token>",
+    value: ecrAnywhere.functionUrl.url,
+  });
+  new CfnOutput(stack, "AlarmTopicArn", {
+    description: "SNS topic the alarms notify",
+    value: ecrAnywhere.alarmTopic.topicArn,
+  });
+  new CfnOutput(stack, "ClusterRecords", {
+    description:
+      "Records name N of the cluster record tables <N>-webhook and <N>-refresher (the CLI's --records)",
+    value: ecrAnywhere.records.recordsName,
+  });
+  new CfnOutput(stack, "ClusterRecordKeyArn", {
+    description: "KMS key that seals the refresher's kubeconfigs in cluster records",
+    value: ecrAnywhere.recordKey.keyArn,
+  });
+  new CfnOutput(stack, "RefresherNetwork", {
+    description:
+      "Where the refresher connects to API servers from: public, static-egress or vpc (the CLI's onboard reads it)",
+    value: ecrAnywhere.refresherNetworkMode,
+  });
+  const egress = ecrAnywhere.refresherNetwork?.egressAddresses ?? [];
+  if (egress.length > 0)
+    new CfnOutput(stack, "RefresherEgressAddresses", {
+      description:
+        "The refresher's public IPv4 addresses (retained Elastic IPs): allow these on your API servers' port",
+      value: Fn.join(
+        ",",
+        egress.map((address) => address.attrPublicIp),
+      ),
+    });
 }

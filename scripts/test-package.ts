@@ -236,10 +236,15 @@ const CONSUMER_APP = `// A user's CDK app: the construct from the package, cdk-n
 import { App, Stack, Validations } from "aws-cdk-lib";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
-import { EcrAnywhere } from "ecr-anywhere";
+import { addEcrAnywhereOutputs, EcrAnywhere, EcrAnywhereStack, propsFromContext } from "ecr-anywhere";
 
 const app = new App();
-new EcrAnywhere(new Stack(app, "EcrAnywhere"), "EcrAnywhere");
+// docs/deploy.md's app: the same ecr-anywhere:* context keys as this repository's.
+const { stackName, props } = propsFromContext(app.node.getAllContext());
+new EcrAnywhereStack(app, stackName, { ecrAnywhere: props });
+// docs/construct.md: the construct in a stack of the user's own, with the outputs the CLI reads.
+const own = new Stack(app, "OwnStack");
+addEcrAnywhereOutputs(own, new EcrAnywhere(own, "EcrAnywhere", { records: "own-clusters" }));
 const two = new Stack(app, "TwoInstances");
 new EcrAnywhere(two, "Prod", { records: "prod-clusters" });
 new EcrAnywhere(two, "Staging", { records: "staging-clusters", refreshMode: "fanout" });
@@ -303,17 +308,22 @@ async function synthesizeRepository(work: string): Promise<string> {
   return join(out, "EcrAnywhere.template.json");
 }
 
-/** A template's resources without what differs by where the code came from: asset hashes. */
+/**
+ * A template's resources and outputs (the CLI reads those) without what differs by where the code
+ * came from: asset hashes.
+ */
 async function comparableResources(file: string): Promise<Record<string, unknown>> {
   const template = JSON.parse(await readFile(file, "utf8")) as {
     Resources: Record<string, { Type: string; Metadata?: unknown }>;
+    Outputs?: Record<string, unknown>;
   };
-  const resources = Object.fromEntries(
-    Object.entries(template.Resources)
+  const resources = Object.fromEntries([
+    ...Object.entries(template.Resources)
       // CDKMetadata records which construct classes made the stack, not what it deploys.
       .filter(([, resource]) => resource.Type !== "AWS::CDK::Metadata")
       .map(([id, { Metadata: _asset, ...resource }]) => [id, resource]),
-  );
+    ...Object.entries(template.Outputs ?? {}).map(([id, output]) => [`output ${id}`, output]),
+  ]);
   return JSON.parse(
     JSON.stringify(resources).replace(/[0-9a-f]{64}\.zip/g, "<asset>.zip"),
   ) as Record<string, unknown>;
@@ -330,9 +340,15 @@ async function compareTemplates(consumerTemplate: string, repositoryTemplate: st
     );
   check(
     different.length === 0,
-    `${different.length} resources differ between the package's template and the repository's`,
+    `${different.length} resources or outputs differ between the package's template and the repository's`,
   );
-  console.log(`${ids.length} resources, the same as the repository app's (asset hashes aside)`);
+  check(
+    ids.some((id) => id === "output WebhookUrl"),
+    "the package app's stack has no WebhookUrl output for the CLI",
+  );
+  console.log(
+    `${ids.length} resources and outputs, the same as the repository app's (asset hashes aside)`,
+  );
 }
 
 async function typecheckConsumer(consumer: string): Promise<void> {
