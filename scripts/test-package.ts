@@ -259,7 +259,7 @@ Validations.of(app).addPlugins(
 const CONSUMER_TYPES = `import { App, Stack } from "aws-cdk-lib";
 import { EcrAnywhere, type EcrAnywhereProps, EcrAnywhereStack } from "ecr-anywhere";
 
-const props: EcrAnywhereProps = { records: "typed", refreshMode: "fanout", fanoutConcurrency: 20 };
+const props: EcrAnywhereProps = { records: "typed", refreshMode: "fanout", fanoutConcurrency: 10 };
 const construct = new EcrAnywhere(new Stack(new App(), "Typed"), "EcrAnywhere", props);
 export const url: string = construct.functionUrl.url;
 export const stack = new EcrAnywhereStack(new App(), "Stack", { ecrAnywhere: props });

@@ -117,7 +117,7 @@ export class EcrAnywhereRefresher extends Construct {
     // Fan-out: the scheduled run only lists ids; the worker reads, opens and writes back.
     this.grantClusterRecords(this.function, props.mode === "fanout" ? "list" : "refresh");
     if (props.mode === "fanout") {
-      const concurrency = props.fanoutConcurrency ?? DEFAULT_FANOUT_CONCURRENCY;
+      const concurrency = fanoutConcurrencyOf(props);
       // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
       const fanout = this.fanOut(
         {
@@ -240,6 +240,17 @@ export class EcrAnywhereRefresher extends Construct {
 
 const DEFAULT_FANOUT_CONCURRENCY = 10;
 
+/**
+ * Each worker keeps at least one mark in flight, so at most `markBudget` workers may run at once,
+ * or a refresh would take more of the webhook's concurrency than its budget: the default follows
+ * a smaller budget, and a larger setting is refused (validateRefresherProps).
+ */
+function fanoutConcurrencyOf(props: EcrAnywhereRefresherProps): number {
+  return (
+    props.fanoutConcurrency ?? Math.max(2, Math.min(DEFAULT_FANOUT_CONCURRENCY, props.markBudget))
+  );
+}
+
 function validateRefresherProps(scope: Construct, props: EcrAnywhereRefresherProps): void {
   const minutes = props.refreshInterval.toSeconds() / 60;
   const before = props.refreshBefore.toSeconds();
@@ -263,6 +274,9 @@ function validateRefresherProps(scope: Construct, props: EcrAnywhereRefresherPro
       props.fanoutConcurrency <= 1000
     )
       ? `fanoutConcurrency must be a whole number from 2 to 1,000 (got ${props.fanoutConcurrency})`
+      : undefined,
+    props.mode === "fanout" && fanoutConcurrencyOf(props) > props.markBudget
+      ? `fanoutConcurrency (${fanoutConcurrencyOf(props)}) may not exceed the refresher's mark concurrency (${props.markBudget}): every worker keeps a mark in flight, so more workers would take more of the webhook's concurrency than a refresh may. Lower fanoutConcurrency, or raise refresherMarkConcurrency`
       : undefined,
   ]);
 }

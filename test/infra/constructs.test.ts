@@ -3,7 +3,7 @@
  * comes from the names functions/core/config.ts reads.
  */
 import { App, Duration, Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import { Match, Template } from "aws-cdk-lib/assertions";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as kms from "aws-cdk-lib/aws-kms";
@@ -143,6 +143,16 @@ describe("validation in the constructor", () => {
       /Alone\/E\/Refresher: fanoutConcurrency applies only to mode fanout/,
     ],
     [
+      "more fan-out workers than marks in flight (each keeps one: a refresh would take more of the webhook than its budget)",
+      (stack) =>
+        new EcrAnywhere(stack, "E", {
+          webhookReservedConcurrency: 50,
+          refreshMode: "fanout",
+          fanoutConcurrency: 100,
+        }),
+      /Alone\/E\/Refresher: fanoutConcurrency \(100\) may not exceed the refresher's mark concurrency \(10\)/,
+    ],
+    [
       "a refresh mode that does not exist (it would run inline)",
       (stack) => new EcrAnywhere(stack, "E", { refreshMode: "fan-out" as never }),
       /Alone\/E: refreshMode must be inline or fanout/,
@@ -220,6 +230,22 @@ function physicalNames(template: Template): string[] {
       .map(([, value]) => JSON.stringify(value)),
   );
 }
+
+describe("fan-out under a small mark budget", () => {
+  it("runs no more workers at once than marks in flight: the default follows the budget", () => {
+    const stack = newStack();
+    // A reservation of 10 leaves the refresher 5 marks; 10 workers with one each would take all 10.
+    new EcrAnywhere(stack, "E", { webhookReservedConcurrency: 10, refreshMode: "fanout" });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("refresher worker"),
+      Environment: { Variables: Match.objectLike({ [ENV.markConcurrency]: "1" }) },
+    });
+  });
+});
 
 describe("two instances", () => {
   it("coexist in one stack with two records names: no physical name is shared", () => {

@@ -695,7 +695,11 @@ describe("logical IDs", () => {
 
 describe("fan-out mode", () => {
   it("adds a queue with a dead-letter queue, a worker fed by it, and their alarms, and still passes cdk-nag", () => {
-    const fanout = synthesize({ refreshMode: "fanout", fanoutConcurrency: 20 });
+    const fanout = synthesize({
+      refreshMode: "fanout",
+      fanoutConcurrency: 20,
+      refresherMarkConcurrency: 40,
+    });
     template.resourceCountIs("AWS::SQS::Queue", 1);
     fanout.resourceCountIs("AWS::Lambda::Function", 4);
     fanout.hasResourceProperties("AWS::SQS::Queue", {
@@ -714,11 +718,11 @@ describe("fan-out mode", () => {
         }),
       },
     });
-    // 20 workers at once share the budget of 10 webhook calls: 1 each (never none).
+    // 20 workers at once share the budget of 40 webhook calls: 2 each.
     fanout.hasResourceProperties("AWS::Lambda::Function", {
       Handler: "index.handler",
       Description: Match.stringLikeRegexp("refresher worker"),
-      Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_MARK_CONCURRENCY: "1" }) },
+      Environment: { Variables: Match.objectLike({ ECR_ANYWHERE_MARK_CONCURRENCY: "2" }) },
     });
     const workerActions = statementsOf(fanout, "RefresherWorker").flatMap(actions);
     expect(workerActions).toEqual(
