@@ -4,7 +4,7 @@
  * acknowledged, and timings.
  */
 import { join } from "node:path";
-import { type CfnResource, Duration, Stack, Validations } from "aws-cdk-lib";
+import { CfnElement, type CfnResource, Duration, Lazy, Stack, Validations } from "aws-cdk-lib";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -143,10 +143,26 @@ export function ecrAnywhereFunction(
     retryAttempts: options.deadLetterQueue ? 0 : undefined,
     environment: options.environment,
   });
-  // CDK makes the function depend on its whole role; the reference to the role already orders
-  // that (cfn-lint W3005), so only the dependency on the role's policy is kept.
-  const policy = role.node.tryFindChild("DefaultPolicy")?.node.defaultChild as CfnResource;
-  (fn.node.defaultChild as CfnResource).addOverride("DependsOn", [policy.logicalId]);
+  // CDK makes the function depend on its role, which the reference to the role already orders
+  // (cfn-lint W3005). Only that one is dropped, once synthesis has added every other dependency:
+  // the role's policy, a VPC's NAT routes, and any a user of the construct adds.
+  const cfnFunction = fn.node.defaultChild as CfnResource;
+  const cfnRole = role.node.defaultChild as CfnResource;
+  cfnFunction.addOverride(
+    "DependsOn",
+    Lazy.list({
+      produce: () =>
+        cfnFunction
+          .obtainDependencies()
+          // A dependency on a whole stack belongs to the stacks, not to DependsOn.
+          .flatMap((dependency) =>
+            dependency instanceof CfnElement && dependency !== cfnRole
+              ? [dependency.logicalId]
+              : [],
+          )
+          .sort(),
+    }),
+  );
   acknowledge(fn, {
     "Serverless-LambdaTracing":
       "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",

@@ -904,6 +904,26 @@ describe("refresher network", () => {
     expect(statementsOf(egress, "RefresherWorker").flatMap(actions)).toContain(
       "ec2:CreateNetworkInterface",
     );
+    // Created only once their subnets route through NAT, so no first run lacks egress; never
+    // waiting on the role itself, which the reference already orders (cfn-lint W3005).
+    const functions = Object.entries(
+      egress.findResources("AWS::Lambda::Function", {
+        Properties: { VpcConfig: Match.anyValue() },
+      }),
+    ) as [string, { DependsOn?: string[] }][];
+    for (const [id, fn] of functions) {
+      expect(fn.DependsOn, id).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^EcrAnywhereRefresherNetworkVpcRefresherSubnet1DefaultRoute/),
+          expect.stringMatching(/^EcrAnywhereRefresherNetworkVpcRefresherSubnet2DefaultRoute/),
+          expect.stringMatching(/RoleDefaultPolicy/),
+        ]),
+      );
+      expect(
+        fn.DependsOn?.filter((dependency) => /Role[0-9A-F]{8}$/.test(dependency)),
+        id,
+      ).toEqual([]);
+    }
     await expectCfnLintClean(egress);
   }, 120_000);
 
