@@ -21,11 +21,27 @@ export async function probeHealth(
       headers: form === "header" ? { authorization: PROBE_AUTHORIZATION } : {},
       signal: AbortSignal.timeout(timeoutMs),
     });
-    // Bounded: a health answer is a few dozen bytes.
-    const body = (await response.text()).slice(0, 4096);
-    return { status: response.status, body };
+    return { status: response.status, body: await boundedText(response, HEALTH_BODY_LIMIT) };
   } catch (error) {
     const cause = (error as Error).cause as Error | undefined;
     return { failed: cause?.message ?? (error as Error).message };
   }
+}
+
+/** A health answer is a few dozen bytes; whatever else answers at that URL is not read further. */
+const HEALTH_BODY_LIMIT = 4096;
+
+async function boundedText(response: Response, limit: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  await reader.cancel();
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
 }

@@ -49,7 +49,11 @@ PRIVATE.addSubnet("::ffff:100.64.0.0", 106, "ipv6");
 
 /** The class of a URL's host (`url.hostname`, IPv6 in brackets or not). */
 export function classifyHost(hostname: string): AddressClass {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  // A fully qualified name's trailing dot ("localhost.") names the same host.
+  const host = hostname
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "")
+    .toLowerCase();
   if (host === "localhost" || host.endsWith(".localhost")) return "local";
   const family = isIP(host);
   if (family === 0) return "name";

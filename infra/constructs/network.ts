@@ -93,8 +93,9 @@ export class EcrAnywhereRefresherNetwork extends Construct {
 
   #staticEgress(natGatewayPerAz: boolean): FunctionPlacement {
     const gateways = natGatewayPerAz ? STATIC_EGRESS_ZONES : 1;
-    // Not the VPC's children: a replaced NAT gateway or VPC gets the same addresses back, and
-    // deleting the stack leaves them in the account for a new stack (or a release by hand).
+    // Not the VPC's children, and retained: stack updates keep them (their logical IDs are pinned
+    // by tests), and deleting the stack leaves them in the account, to be released by hand. A new
+    // stack allocates new ones: firewalls must then be told (docs/network.md).
     for (let index = 0; index < gateways; index++) {
       const address = new ec2.CfnEIP(this, `EgressAddress${index + 1}`, {
         domain: "vpc",

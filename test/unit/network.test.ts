@@ -18,6 +18,8 @@ describe("classifyHost", () => {
     ["localhost", "local"],
     ["LOCALHOST", "local"],
     ["api.localhost", "local"],
+    ["localhost.", "local"],
+    ["api.localhost.", "local"],
     ["10.1.2.3", "private"],
     ["172.16.0.1", "private"],
     ["172.31.255.255", "private"],
