@@ -109,6 +109,15 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
           stack: toolkit,
         }),
   );
+  const stackExists = !failed(stack) && stack !== undefined;
+  if (failed(stack))
+    findings.push(
+      problem(
+        `stack ${options.stack}`,
+        `cannot read it: ${stack.failed}`,
+        "allow cloudformation:DescribeStacks (see docs/deploy.md, the deployer's policy)",
+      ),
+    );
   findings.push(
     failed(concurrency)
       ? problem(
@@ -120,6 +129,7 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
           reserved: options.reservedConcurrency,
           markConcurrency: markConcurrencyFor(options.reservedConcurrency, options.markConcurrency),
           fanoutConcurrency: options.fanoutConcurrency,
+          stackExists,
         }),
   );
   findings.push(
@@ -131,7 +141,6 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
         )
       : passed("KMS", "answers"),
   );
-  const stackExists = !failed(stack) && stack !== undefined;
   for (const table of Object.values(recordTables(factory.records))) {
     const state = await account.table(table);
     findings.push(

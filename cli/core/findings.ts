@@ -44,7 +44,8 @@ export function bootstrapFinding(facts: BootstrapFacts): Finding {
       fix,
     );
   const { status, outputs } = facts.stack;
-  if (!/_COMPLETE$/.test(status) || /ROLLBACK_COMPLETE$|DELETE_COMPLETE$/.test(status))
+  // UPDATE_ROLLBACK_COMPLETE is a settled stack (its last update was undone), and deploys use it.
+  if (!/_COMPLETE$/.test(status) || /^(ROLLBACK|DELETE)_COMPLETE$/.test(status))
     return problem(
       check,
       `stack ${facts.toolkitStack} is ${status}`,
@@ -68,6 +69,11 @@ export interface ConcurrencySettings {
   readonly markConcurrency: number;
   /** Fan-out workers at once; undefined in inline mode. */
   readonly fanoutConcurrency: number | undefined;
+  /**
+   * The stack is already deployed: whatever it reserves now is already outside `unreserved`, so a
+   * reservation is checked as a change, which preflight cannot size without the current one.
+   */
+  readonly stackExists?: boolean;
 }
 
 /**
@@ -87,6 +93,11 @@ export function concurrencyFinding(
   const seen = `account limit ${account.limit}, unreserved ${account.unreserved}`;
   if (settings.reserved !== undefined) {
     const left = account.unreserved - settings.reserved;
+    if (left < LAMBDA_MIN_UNRESERVED && settings.stackExists)
+      return passed(
+        check,
+        `${seen}: the stack exists, so its current reservation is already outside the unreserved ${account.unreserved}; raising it by D needs ${account.unreserved} - D >= ${LAMBDA_MIN_UNRESERVED}`,
+      );
     if (left < LAMBDA_MIN_UNRESERVED)
       return problem(
         check,

@@ -25,6 +25,7 @@ describe("CDK bootstrap", () => {
     });
     expect(bootstrap("ROLLBACK_COMPLETE", "28").fix).toMatch(/must be deleted first/);
     expect(bootstrap("UPDATE_IN_PROGRESS", "28").ok).toBe(false);
+    expect(bootstrap("UPDATE_ROLLBACK_COMPLETE", "28").ok).toBe(true);
     expect(bootstrap("CREATE_COMPLETE").detail).toMatch(/no BootstrapVersion output/);
   });
 });
@@ -41,6 +42,15 @@ describe("Lambda concurrency", () => {
     expect(concurrencyFinding({ limit: 1000, unreserved: 149 }, settings(50))).toMatchObject({
       ok: false,
       fix: expect.stringContaining("at least 1001"),
+    });
+  });
+
+  it("on an upgrade, does not count the deployed reservation twice", () => {
+    // unreserved already excludes what the deployed webhook reserves.
+    const upgrade = { ...settings(50), stackExists: true };
+    expect(concurrencyFinding({ limit: 1000, unreserved: 149 }, upgrade)).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining("raising it by D needs 149 - D >= 100"),
     });
   });
 
