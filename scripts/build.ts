@@ -7,7 +7,7 @@
  *   everything else inlined), with its declarations in dist/types/ (TypeScript's own emit).
  */
 import { execFile } from "node:child_process";
-import { chmod, mkdir, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { type BuildOptions, build } from "esbuild";
@@ -61,19 +61,27 @@ export function oldestNode(engines: string): string {
 }
 
 /**
- * The CLI's first statement: on a Node older than `engines`, one line saying so instead of the
- * stack trace of whichever bundled dependency first meets a missing API (undici needs zstd).
+ * The CLI's entry: on a Node older than `engines`, one line saying so. It is a file of its own,
+ * importing the bundle only once the version passed: a module's static imports are resolved before
+ * its first statement runs, so a guard inside the bundle would come too late for a Node that lacks
+ * a built-in export the bundle imports (Node 18 has no `styleText` in node:util).
  */
-function nodeVersionGuard(oldest: string): string {
+function cliEntry(oldest: string): string {
   const [major = 0, minor = 0] = oldest.split(".").map(Number);
   return [
-    'const [__major, __minor] = process.versions.node.split(".").map(Number);',
-    `if (__major < ${major} || (__major === ${major} && __minor < ${minor})) {`,
+    "#!/usr/bin/env node",
+    "// ecr-anywhere's CLI: checks the Node version, then runs the bundle.",
+    'const [major, minor] = process.versions.node.split(".").map(Number);',
+    `if (major < ${major} || (major === ${major} && minor < ${minor})) {`,
     `  process.stderr.write("ecr-anywhere: needs Node >= ${oldest} (this is " + process.version + ")\\n");`,
     "  process.exit(2);",
     "}",
+    `await import("./${CLI_BUNDLE}");`,
+    "",
   ].join("\n");
 }
+
+const CLI_BUNDLE = "main.mjs";
 
 /** Options both the CLI and the library bundle share: ESM for the users' Node, readable. */
 function packageBundle(): BuildOptions {
@@ -88,22 +96,23 @@ function packageBundle(): BuildOptions {
   };
 }
 
-/** The CLI: every dependency inlined, so `npm i -g ecr-anywhere` installs one file and no tree. */
+/**
+ * The CLI: every dependency inlined, so `npm i -g ecr-anywhere` installs two files and no tree:
+ * the version-checking entry `ecr-anywhere.mjs` (the `bin`) and the bundle it imports.
+ */
 export async function buildCli(outRoot = "dist"): Promise<string> {
   const outfile = join(outRoot, "cli", "ecr-anywhere.mjs");
   await build({
     ...packageBundle(),
     entryPoints: [join(ROOT, "cli", "ecr-anywhere.ts")],
-    outfile,
+    outfile: join(outRoot, "cli", CLI_BUNDLE),
     // No source map: a user's stack trace needs ECR_ANYWHERE_DEBUG=1 anyway, and it would double
     // the package.
     minify: true,
-    // The entry's own `#!/usr/bin/env node` line is kept by esbuild, above the banner; CommonJS
-    // dependencies need a require() for Node built-ins.
-    banner: {
-      js: `${nodeVersionGuard(oldestNode(packageJson.engines.node))}\n${BUNDLE_REQUIRE_SHIM}`,
-    },
+    // CommonJS dependencies need a require() for Node built-ins.
+    banner: { js: BUNDLE_REQUIRE_SHIM },
   });
+  await writeFile(outfile, cliEntry(oldestNode(packageJson.engines.node)));
   await chmod(outfile, 0o755);
   return outfile;
 }

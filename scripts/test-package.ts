@@ -33,7 +33,7 @@ const ALLOWED = [
   /^README\.md$/,
   /^LICENSE(\.md|\.txt)?$/,
   /^docs\/[\w.-]+\.md$/,
-  /^dist\/cli\/ecr-anywhere\.mjs$/,
+  /^dist\/cli\/(ecr-anywhere|main)\.mjs$/,
   /^dist\/lib\/index\.mjs$/,
   /^dist\/types\/[\w/.-]+\.d\.ts$/,
   new RegExp(`^dist/(${LAMBDAS.join("|")})/index\\.mjs(\\.map)?$`),
@@ -41,6 +41,7 @@ const ALLOWED = [
 const REQUIRED = [
   "package.json",
   "dist/cli/ecr-anywhere.mjs",
+  "dist/cli/main.mjs",
   "dist/lib/index.mjs",
   "dist/types/infra/index.d.ts",
   ...LAMBDAS.map((name) => `dist/${name}/index.mjs`),
