@@ -7,7 +7,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { markConcurrencyFor } from "../../functions/core/concurrency.ts";
 import { recordTables } from "../../functions/core/contract.ts";
-import { failed } from "../adapters/aws-account.ts";
+import { type AwsAccount, failed } from "../adapters/aws-account.ts";
 import {
   bootstrapFinding,
   concurrencyFinding,
@@ -95,20 +95,7 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
     account.stack(options.stack),
     account.kmsReachable(),
   ]);
-  findings.push(
-    failed(toolkit)
-      ? problem(
-          "CDK bootstrap",
-          `cannot read stack ${options.toolkitStack}: ${toolkit.failed}`,
-          "allow cloudformation:DescribeStacks (see docs/deploy.md, the deployer's policy)",
-        )
-      : bootstrapFinding({
-          toolkitStack: options.toolkitStack,
-          account: identity.account,
-          region: identity.region,
-          stack: toolkit,
-        }),
-  );
+  findings.push(bootstrapRead(options.toolkitStack, identity, toolkit));
   const stackExists = !failed(stack) && stack !== undefined;
   if (failed(stack))
     findings.push(
@@ -154,4 +141,23 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
     );
   }
   printFindings(factory, findings);
+}
+
+function bootstrapRead(
+  toolkitStack: string,
+  identity: { readonly account: string; readonly region: string },
+  toolkit: Awaited<ReturnType<AwsAccount["stack"]>>,
+): Finding {
+  return failed(toolkit)
+    ? problem(
+        "CDK bootstrap",
+        `cannot read stack ${toolkitStack}: ${toolkit.failed}`,
+        "allow cloudformation:DescribeStacks (see docs/deploy.md, the deployer's policy)",
+      )
+    : bootstrapFinding({
+        toolkitStack,
+        account: identity.account,
+        region: identity.region,
+        stack: toolkit,
+      });
 }
