@@ -15,6 +15,7 @@ import {
   passed,
   problem,
   recordTableFinding,
+  targetStackFinding,
 } from "../core/findings.ts";
 import { wholeNumberFrom } from "../core/inputs.ts";
 import type { Factory } from "../factory.ts";
@@ -96,15 +97,18 @@ export async function runPreflight(options: PreflightOptions, factory: Factory):
     account.kmsReachable(),
   ]);
   findings.push(bootstrapRead(options.toolkitStack, identity, toolkit));
-  const stackExists = !failed(stack) && stack !== undefined;
-  if (failed(stack))
-    findings.push(
-      problem(
-        `stack ${options.stack}`,
-        `cannot read it: ${stack.failed}`,
-        "allow cloudformation:DescribeStacks (see docs/deploy.md, the deployer's policy)",
-      ),
-    );
+  const target = failed(stack)
+    ? {
+        finding: problem(
+          `stack ${options.stack}`,
+          `cannot read it: ${stack.failed}`,
+          "allow cloudformation:DescribeStacks (see docs/deploy.md, the deployer's policy)",
+        ),
+        exists: false,
+      }
+    : targetStackFinding(options.stack, stack?.status);
+  findings.push(target.finding);
+  const stackExists = target.exists;
   findings.push(
     failed(concurrency)
       ? problem(

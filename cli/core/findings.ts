@@ -125,6 +125,34 @@ export function concurrencyFinding(
   return passed(check, `${seen}: no reservation; a refresh takes at most ${refresh}`);
 }
 
+/**
+ * The stack to deploy, as `cdk deploy` will meet it: none (created), settled (updated), failed on
+ * creation (ROLLBACK_COMPLETE: the CDK CLI deletes it and creates it again, so its retained
+ * record tables are left behind then), or busy. `exists` says whether its tables are its own.
+ */
+export function targetStackFinding(
+  name: string,
+  status: string | undefined,
+): { readonly finding: Finding; readonly exists: boolean } {
+  const check = `stack ${name}`;
+  if (status === undefined)
+    return { finding: passed(check, "not deployed yet: cdk deploy creates it"), exists: false };
+  if (status === "ROLLBACK_COMPLETE")
+    return {
+      finding: passed(
+        check,
+        "ROLLBACK_COMPLETE (its creation failed): cdk deploy deletes it and creates it again",
+      ),
+      exists: false,
+    };
+  if (/_IN_PROGRESS$/.test(status))
+    return {
+      finding: problem(check, `is ${status}`, "wait until it settles, then run preflight again"),
+      exists: true,
+    };
+  return { finding: passed(check, `${status}: cdk deploy updates it`), exists: true };
+}
+
 export interface RecordTableFacts {
   readonly table: string;
   /** Undefined when the table does not exist. */

@@ -5,6 +5,7 @@ import {
   concurrencyFinding,
   healthFinding,
   recordTableFinding,
+  targetStackFinding,
 } from "../../cli/core/findings.ts";
 import { markConcurrencyFor } from "../../functions/core/concurrency.ts";
 
@@ -27,6 +28,31 @@ describe("CDK bootstrap", () => {
     expect(bootstrap("UPDATE_IN_PROGRESS", "28").ok).toBe(false);
     expect(bootstrap("UPDATE_ROLLBACK_COMPLETE", "28").ok).toBe(true);
     expect(bootstrap("CREATE_COMPLETE").detail).toMatch(/no BootstrapVersion output/);
+  });
+});
+
+describe("the stack to deploy", () => {
+  it("owns its tables once settled; a failed creation is deleted and created again, so they are not its own", () => {
+    expect(targetStackFinding("S", undefined)).toMatchObject({
+      exists: false,
+      finding: { ok: true },
+    });
+    expect(targetStackFinding("S", "UPDATE_COMPLETE")).toMatchObject({
+      exists: true,
+      finding: { ok: true },
+    });
+    expect(targetStackFinding("S", "ROLLBACK_COMPLETE")).toMatchObject({
+      exists: false,
+      finding: { ok: true, detail: expect.stringContaining("deletes it and creates it again") },
+    });
+    expect(targetStackFinding("S", "UPDATE_IN_PROGRESS")).toMatchObject({
+      finding: { ok: false, fix: expect.stringContaining("wait until it settles") },
+    });
+    // A retained table is then left behind, and preflight says so.
+    const { exists } = targetStackFinding("S", "ROLLBACK_COMPLETE");
+    expect(
+      recordTableFinding({ table: "r-webhook", status: "ACTIVE", stackExists: exists }).ok,
+    ).toBe(false);
   });
 });
 
