@@ -92,6 +92,12 @@ export function propsFromContext(context: Readonly<Record<string, unknown>>): {
       .filter(([key]) => key.startsWith(CONTEXT_PREFIX))
       .map(([key, value]) => [key.slice(CONTEXT_PREFIX.length), value === "" ? undefined : value]),
   );
+  const known = Object.keys(ContextSchema.entries);
+  const unknown = Object.keys(ours).filter((key) => !known.includes(key));
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown CDK context ${unknown.map((key) => CONTEXT_PREFIX + key).join(", ")} (a typo?): the ${CONTEXT_PREFIX}* keys are ${known.join(", ")}`,
+    );
   const parsed = parseWith(ContextSchema, ours);
   if (!parsed.ok) throw new Error(`invalid CDK context (${CONTEXT_PREFIX}*): ${parsed.error}`);
   const c = parsed.value;

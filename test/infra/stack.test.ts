@@ -774,7 +774,10 @@ describe("context", () => {
     [{ "ecr-anywhere:allowedRegistries": [] }, "an empty list would let tokens pull nothing"],
     [{ "ecr-anywhere:refreshIntervalMinutes": "often" }, "refreshIntervalMinutes"],
     [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],
-    [{ "ecr-anywhere:allowedRegistry": [EAST] }, "allowedRegistry"],
+    [
+      { "ecr-anywhere:allowedRegistry": [EAST] },
+      "unknown CDK context ecr-anywhere:allowedRegistry (a typo?): the ecr-anywhere:* keys are allowedRegistries, ",
+    ],
     [{ "ecr-anywhere:logRetentionDays": 31 }, "logRetentionDays must be one of"],
     [{ "ecr-anywhere:refresherMarkConcurrency": "0" }, "refresherMarkConcurrency"],
   ])("rejects %j naming the setting", (context, expected) => {
