@@ -6,10 +6,11 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Command } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
 import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
-import { checkKubeconfig } from "../../functions/core/kubeconfig.ts";
-import { InputError, parseClusterId } from "../core/inputs.ts";
+import { checkKubeconfig, parseKubeconfig } from "../../functions/core/kubeconfig.ts";
+import { type RefresherNetworkMode, refresherRouteProblem } from "../../functions/core/network.ts";
+import { InputError, parseClusterId, parseRefresherNetwork } from "../core/inputs.ts";
 import { withRefresherState } from "../core/onboard-plan.ts";
 import type { Factory } from "../factory.ts";
 import { checked } from "../flags.ts";
@@ -26,6 +27,8 @@ export interface PutRecordOptions {
   readonly from: string;
   readonly stack: string;
   readonly recordKeyArn?: string | undefined;
+  /** With --record-key-arn: the stack's RefresherNetwork (read from the stack otherwise). */
+  readonly refresherNetwork?: RefresherNetworkMode | undefined;
 }
 
 export function newPutRecordCommand(factory: () => Factory) {
@@ -44,9 +47,21 @@ export function newPutRecordCommand(factory: () => Factory) {
       "EcrAnywhere",
     )
     .option("--record-key-arn <arn>", "KMS key to seal the kubeconfig with (instead of --stack)")
+    .addOption(
+      new Option(
+        "--refresher-network <mode>",
+        "with --record-key-arn: the stack's RefresherNetwork output (public, static-egress or vpc), which decides the API server addresses the refresher can reach (default public); read from the stack otherwise",
+      ).argParser(checked(parseRefresherNetwork)),
+    )
     .action(async (clusterId, flags) => {
       await runPutRecord(
-        { clusterId, from: flags.from, stack: flags.stack, recordKeyArn: flags.recordKeyArn },
+        {
+          clusterId,
+          from: flags.from,
+          stack: flags.stack,
+          recordKeyArn: flags.recordKeyArn,
+          refresherNetwork: flags.refresherNetwork,
+        },
         factory(),
       );
     });
@@ -54,7 +69,15 @@ export function newPutRecordCommand(factory: () => Factory) {
 
 export async function runPutRecord(options: PutRecordOptions, factory: Factory): Promise<void> {
   const record = await readRenderedRecord(options.from, options.clusterId, factory.localTestBed);
-  const keyArn = options.recordKeyArn ?? (await stackRecordKey(options.stack, factory));
+  const { keyArn, network } = await recordKeyAndNetwork(options, factory);
+  // The same rule onboard applies to the address the refresher will use: a hand-edited record
+  // must not name a server the refresher cannot reach.
+  const server = refresherServer(record.kubeconfig);
+  const routeProblem = factory.localTestBed ? undefined : refresherRouteProblem(server, network);
+  if (routeProblem)
+    throw new InputError(
+      `--from ${options.from}: ${REFRESHER_RECORD_FILE}: the API server ${routeProblem} (docs/network.md)`,
+    );
   const store = factory.recordStore();
   try {
     const problems = await store.problems(keyArn);
@@ -114,12 +137,34 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   throw new InputError(`--from: ${file} is not a JSON object`);
 }
 
-/** The stack's record key, from a stack that keeps records where this command writes them. */
-async function stackRecordKey(stack: string, factory: Factory): Promise<string> {
-  const outputs = await factory.stackOutputs(stack);
+/**
+ * The record key and the refresher's network: given, or from a stack that keeps records where
+ * this command writes them.
+ */
+async function recordKeyAndNetwork(
+  options: PutRecordOptions,
+  factory: Factory,
+): Promise<{ keyArn: string; network: RefresherNetworkMode }> {
+  if (options.recordKeyArn !== undefined)
+    return { keyArn: options.recordKeyArn, network: options.refresherNetwork ?? "public" };
+  if (options.refresherNetwork !== undefined)
+    throw new InputError(
+      "--refresher-network goes with --record-key-arn; with --stack it is read from the stack",
+    );
+  const outputs = await factory.stackOutputs(options.stack);
   if (outputs.records !== factory.records)
     throw new InputError(
-      `--records: stack ${stack} keeps cluster records in the tables of records name ${outputs.records}, not ${factory.records}; pass --records ${outputs.records}`,
+      `--records: stack ${options.stack} keeps cluster records in the tables of records name ${outputs.records}, not ${factory.records}; pass --records ${outputs.records}`,
     );
-  return outputs.recordKeyArn;
+  return { keyArn: outputs.recordKeyArn, network: outputs.refresherNetwork };
+}
+
+/** The server of the kubeconfig's current context (checkKubeconfig has accepted it already). */
+function refresherServer(kubeconfig: string): string {
+  const parsed = parseKubeconfig(kubeconfig);
+  if (!parsed.ok) throw new InputError(parsed.error);
+  const { clusters, contexts, currentContext } = parsed.value;
+  const context = contexts.find((candidate) => candidate.name === currentContext);
+  const cluster = clusters.find((candidate) => candidate.name === context?.cluster);
+  return cluster?.server ?? clusters[0]?.server ?? "";
 }

@@ -898,6 +898,44 @@ describe("put-record", () => {
     );
   });
 
+  it("refuses a record whose API server the refresher cannot reach, by the stack's network", async () => {
+    const out = await rendered();
+    const file = join(out, "refresher-record.json");
+    await writeFile(
+      file,
+      (await readFile(file, "utf8"))
+        .replace("REPLACE-WITH-REFRESHER-TOKEN", "t")
+        .replace("https://api.example.com:6443", "https://10.0.0.5:6443"),
+    );
+    const cli = harness(() => ({ stackOutputs: stack(DEFAULT_RECORDS_NAME) }));
+    await expect(cli.run("put-record", "gitops", "--from", out)).rejects.toThrow(
+      /refresher-record.json: the API server 10\.0\.0\.5:6443 is a private address .* \(docs\/network.md\)/,
+    );
+    await expect(
+      cli.run("put-record", "gitops", "--from", out, "--refresher-network", "vpc"),
+    ).rejects.toThrow(/--refresher-network goes with --record-key-arn/);
+    // Stated with the key, a vpc network reaches it: the check passes on to the record store.
+    const stored = harness(() => ({
+      recordStore: () =>
+        ({
+          problems: async () => ["the record store was reached"],
+          close() {},
+        }) as unknown as Records,
+    }));
+    await expect(
+      stored.run(
+        "put-record",
+        "gitops",
+        "--from",
+        out,
+        "--record-key-arn",
+        KEY_ARN,
+        "--refresher-network",
+        "vpc",
+      ),
+    ).rejects.toThrow(/the record store was reached/);
+  });
+
   it("writes the joined record under the stack's key, keeping the stored refresher state", async () => {
     const out = await rendered();
     const file = join(out, "refresher-record.json");
