@@ -629,8 +629,9 @@ describe("status", () => {
       clusters: [{ clusterId: CLUSTER, reachable: true, namespaces: NAMESPACES, staleSecrets: 0 }],
     });
 
-    // Short-lived credentials on one Secret: stale after half their life.
-    harness.ecr.expiresInSeconds = 6;
+    // Short-lived credentials on one Secret: stale after half their life, 10 s. 20 s, not less:
+    // status must still find them stale, not expired, after the CLI has started on a busy machine.
+    harness.ecr.expiresInSeconds = 20;
     harness.reset(); // a new webhook instance: its cached 12 h tokens would hide the short ones
     await harness.core.createNamespacedSecret({
       namespace: "cli-apps",
@@ -642,7 +643,7 @@ describe("status", () => {
     });
     harness.ecr.expiresInSeconds = 12 * 3600;
     harness.reset();
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await new Promise((resolve) => setTimeout(resolve, 10_500));
     const closedPort = await freePort();
     await putClusterRecord(
       motoUrl,
