@@ -12,8 +12,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CoreV1Api,
   KubeConfig,
@@ -23,13 +21,9 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { ENV } from "../functions/core/config.ts";
-import {
-  contractNames,
-  DEFAULT_RECORDS_NAME,
-  DOCKER_CONFIG_JSON_KEY,
-} from "../functions/core/contract.ts";
+import { contractNames, DOCKER_CONFIG_JSON_KEY } from "../functions/core/contract.ts";
 import { parseRfc3339 } from "../functions/core/time.ts";
-import { ensureRecordTables, localAwsEnv } from "../testbed/aws-env.ts";
+import { createRecordTables, localAwsEnv, testRecordKey } from "../testbed/aws-env.ts";
 import { startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
@@ -126,7 +120,7 @@ async function demo(): Promise<void> {
   ecr.expiresInSeconds = TOKEN_SECONDS;
   kubeconfigPath = controlPlane.kubeconfigPath;
   env = localAwsEnv({ records: moto.url, sts: moto.url, ecr: ecr.url, kms: moto.url });
-  const keyArn = await createRecordKey(moto.url);
+  const keyArn = await testRecordKey(moto.url);
   // What the stack makes: the two record tables, and the refresher told the record key.
   await createRecordTables(moto.url);
   env[ENV.recordKeyArn] = keyArn;
@@ -255,35 +249,6 @@ async function buildControlPlane(): Promise<void> {
     stderr: "progress",
   });
   if (code !== 0) throw new Error("the control plane did not build (see the lines above)");
-}
-
-async function createRecordTables(motoUrl: string): Promise<void> {
-  const dynamodb = new DynamoDBClient({
-    endpoint: motoUrl,
-    region: env.AWS_REGION,
-    credentials: {
-      accessKeyId: env.AWS_ACCESS_KEY_ID ?? "",
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "",
-    },
-  });
-  await ensureRecordTables(dynamodb, DEFAULT_RECORDS_NAME);
-  dynamodb.destroy();
-}
-
-async function createRecordKey(motoUrl: string): Promise<string> {
-  const kms = new KMSClient({
-    endpoint: motoUrl,
-    region: env.AWS_REGION,
-    credentials: {
-      accessKeyId: env.AWS_ACCESS_KEY_ID ?? "",
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "",
-    },
-  });
-  const { KeyMetadata } = await kms.send(
-    new CreateKeyCommand({ Description: "ecr-anywhere demo cluster records" }),
-  );
-  kms.destroy();
-  return KeyMetadata?.Arn ?? "";
 }
 
 function runCli(args: string[]): Promise<number> {

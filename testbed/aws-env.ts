@@ -194,6 +194,20 @@ export async function ensureRecordTables(
 }
 
 /** Creates a shared token table as the stack defines it (partition key `pk`, on demand). */
+/** What the stack makes on deploy: the record tables of a records name, on a test bed's endpoint. */
+export async function createRecordTables(
+  endpoint: string,
+  options: RecordStoreOptions = {},
+): Promise<void> {
+  const { dynamodb, kms } = clients(endpoint, options);
+  kms.destroy();
+  try {
+    await ensureRecordTables(dynamodb, options.records ?? DEFAULT_RECORDS_NAME);
+  } finally {
+    dynamodb.destroy();
+  }
+}
+
 export async function createTokenTable(dynamodb: DynamoDBClient, table: string): Promise<void> {
   await dynamodb.send(
     new CreateTableCommand({
