@@ -24,8 +24,9 @@ export const MOTO_VERSION = "5.2.1";
  * signed tree head and an inclusion proof, far more code than a test bed should carry, while a
  * pin needs nothing but the zip. The pins are of the zips `go mod download` fetched and verified
  * against sum.golang.org on 2026-12-08 (h1: sums linux-amd64 ZOmGe1On…, linux-arm64 sYL/O6Mq…,
- * darwin-amd64 7/9KPPN8…, darwin-arm64 dFjGhY6f…). go1.26.8 is the Go CI built the cached
- * control plane with; a newer pin is one `go mod download -json golang.org/toolchain@…` away.
+ * darwin-amd64 7/9KPPN8…, darwin-arm64 dFjGhY6f…). go1.26.8 is the Go on CI's PATH (its
+ * official build: the same bytes), so a fetched one builds what CI tests; `go mod download -json
+ * golang.org/toolchain@v0.0.1-<version>.<os>-<arch>` gives the zip for a new pin.
  */
 export const GO_TOOLCHAIN: GoToolchain = {
   version: "go1.26.8",
@@ -96,7 +97,9 @@ export const ensureGo = once(async (): Promise<string> => {
   if (onPath) {
     const version = await goVersion(onPath);
     if (version && compareGoVersions(version, needed) >= 0) return onPath;
-    announce(`go: ${onPath} is ${version ?? "not working"}; testbed/control-plane needs ${needed}`);
+    announce(
+      `go: ${onPath} is ${version ?? "of unknown version"}; testbed/control-plane needs ${needed}`,
+    );
   }
   if (compareGoVersions(GO_TOOLCHAIN.version, needed) < 0)
     throw new Error(
