@@ -26,21 +26,28 @@ export function progressLine(doing: string, ms: number): string {
 
 /**
  * What scripts/build-control-plane.sh is building, from its stderr ("building kube-apiserver from
- * … (first time only …)" … "built kube-apiserver in 412 s"); undefined between binaries.
+ * … (first time only …)" … "built kube-apiserver in 412 s"), and since when.
  */
 export class BuildWatch {
-  #building: string | undefined;
+  readonly #now: () => number;
+  #building: { readonly what: string; readonly since: number } | undefined;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
 
   observe(text: string): void {
     for (const line of text.split("\n")) {
       const started = /^building (\S+) from (\S+)/.exec(line);
-      if (started) this.#building = `building ${started[1]} (${started[2]})`;
+      if (started)
+        this.#building = { what: `building ${started[1]} (${started[2]})`, since: this.#now() };
       else if (/^built \S+/.test(line)) this.#building = undefined;
     }
   }
 
-  get building(): string | undefined {
-    return this.#building;
+  /** The progress line for the binary being built, or undefined between binaries. */
+  progress(): string | undefined {
+    return this.#building && progressLine(this.#building.what, this.#now() - this.#building.since);
   }
 }
 

@@ -112,12 +112,14 @@ async function demo(): Promise<void> {
   chapter(
     "Starting the local system (real kube-apiserver and etcd, moto, ECR stand-in, webhook bundle)",
   );
-  await step("moto_server ready", ensureMotoServer, () => "setting up moto_server");
+  await step("moto_server ready", ensureMotoServer, (ms) =>
+    progressLine("setting up moto_server", ms),
+  );
   await buildControlPlane();
   await step(
     "built the Lambda bundles",
     () => buildLambdas(join(work, "dist")),
-    () => "bundling the Lambdas",
+    (ms) => progressLine("bundling the Lambdas", ms),
   );
   const startedAt = performance.now();
   const [moto, ecr, controlPlane] = await Promise.all([
@@ -269,16 +271,20 @@ async function buildControlPlane(): Promise<void> {
           process.stdout.write(text.replace(/^(?!$)/gm, "    · "));
         },
       }),
-    () => watch.building ?? "setting up the build",
+    (ms) => watch.progress() ?? progressLine("setting up the build", ms),
   );
   if (code !== 0) throw new Error("the control plane did not build (see the lines above)");
 }
 
 /** Runs one step of the set-up, saying every few seconds what it is doing, then its own time. */
-async function step<T>(done: string, action: () => Promise<T>, doing: () => string): Promise<T> {
+async function step<T>(
+  done: string,
+  action: () => Promise<T>,
+  progress: (elapsedMs: number) => string,
+): Promise<T> {
   const stepStarted = performance.now();
   const ticker = setInterval(
-    () => say(progressLine(doing(), performance.now() - stepStarted)),
+    () => say(progress(performance.now() - stepStarted)),
     PROGRESS_EVERY_MS,
   );
   try {

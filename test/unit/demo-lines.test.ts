@@ -3,13 +3,7 @@ import { describe, expect, it } from "vitest";
 import { InputError } from "../../cli/core/inputs.ts";
 import type { Factory } from "../../cli/factory.ts";
 import { buildProgram } from "../../cli/program.ts";
-import {
-  BuildWatch,
-  duration,
-  progressLine,
-  REAL_CLUSTER_ONBOARD,
-  stepLine,
-} from "../../scripts/demo-lines.ts";
+import { BuildWatch, duration, REAL_CLUSTER_ONBOARD, stepLine } from "../../scripts/demo-lines.ts";
 
 describe("the demo's timings", () => {
   it("are each step's own, in seconds, then minutes and seconds", () => {
@@ -19,19 +13,24 @@ describe("the demo's timings", () => {
     expect(stepLine("built the Lambda bundles", 3_210)).toBe("  built the Lambda bundles (3.2 s)");
   });
 
-  it("say what the control-plane build is building while it runs, and nothing between binaries", () => {
-    const watch = new BuildWatch();
-    expect(watch.building).toBeUndefined();
+  it("say what the control-plane build is building and for how long, nothing between binaries", () => {
+    let now = 0;
+    const watch = new BuildWatch(() => now);
+    expect(watch.progress()).toBeUndefined();
     watch.observe(
       "go: fetching go1.26.8 (the golang.org/toolchain module, about 70 MB) from https://proxy.golang.org/… (first time only)\n" +
-        "building kube-apiserver from k8s.io/kubernetes/cmd/kube-apiserver with go1.26.8 (first time only; cached in /c)\n",
+        "building etcd from go.etcd.io/etcd/server/v3 with go1.26.8 (first time only; cached in /c)\n",
     );
-    expect(watch.building).toBe("building kube-apiserver (k8s.io/kubernetes/cmd/kube-apiserver)");
-    expect(progressLine(watch.building ?? "", 130_000)).toBe(
+    now = 75_000;
+    watch.observe(
+      "built etcd in 75 s\nbuilding kube-apiserver from k8s.io/kubernetes/cmd/kube-apiserver with go1.26.8 (first time only; cached in /c)\n",
+    );
+    now = 205_000;
+    expect(watch.progress()).toBe(
       "    · building kube-apiserver (k8s.io/kubernetes/cmd/kube-apiserver): 2 min 10 s so far",
     );
-    watch.observe("built kube-apiserver in 412 s\n");
-    expect(watch.building).toBeUndefined();
+    watch.observe("built kube-apiserver in 130 s\n");
+    expect(watch.progress()).toBeUndefined();
   });
 });
 
