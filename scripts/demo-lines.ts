@@ -31,13 +31,17 @@ export function progressLine(doing: string, ms: number): string {
 export class BuildWatch {
   readonly #now: () => number;
   #building: { readonly what: string; readonly since: number } | undefined;
+  /** The start of a line whose end is still to come: output arrives in chunks. */
+  #partial = "";
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
   }
 
   observe(text: string): void {
-    for (const line of text.split("\n")) {
+    const lines = (this.#partial + text).split("\n");
+    this.#partial = lines.pop() ?? "";
+    for (const line of lines) {
       const started = /^building (\S+) from (\S+)/.exec(line);
       if (started)
         this.#building = { what: `building ${started[1]} (${started[2]})`, since: this.#now() };
