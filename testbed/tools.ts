@@ -114,7 +114,9 @@ export const ensureGo = once(async (): Promise<string> => {
  */
 export function neededGoVersion(modules = CONTROL_PLANE_MODULES): string {
   const versions = readdirSync(modules).flatMap((module) => {
-    const goMod = readFileSync(join(modules, module, "go.mod"), "utf8");
+    const file = join(modules, module, "go.mod");
+    if (!existsSync(file)) return [];
+    const goMod = readFileSync(file, "utf8");
     if (/^toolchain /m.test(goMod)) return [];
     const go = /^go (\S+)$/m.exec(goMod)?.[1];
     return go ? [`go${go}`] : [];
