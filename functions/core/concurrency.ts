@@ -32,3 +32,28 @@ export function markConcurrencyFor(
   if (reserved === undefined) return DEFAULT_MARK_CONCURRENCY;
   return Math.min(DEFAULT_MARK_CONCURRENCY, maxMarkConcurrency(reserved));
 }
+
+/**
+ * Marks in flight a one-cluster invocation of the refresher (`ecr-anywhere onboard`'s check) may
+ * take: one slot, carved out of the refresher's budget, so the check and the scheduled run never
+ * exceed the budget together.
+ */
+export const CHECK_MARK_SHARE = 1;
+
+export interface MarkSplit {
+  /** Each scheduled runner's marks in flight: the inline run's, or each fan-out worker's. */
+  readonly perRunner: number;
+  /** The one-cluster check's: `CHECK_MARK_SHARE`, or 0 when the budget has no slot to spare. */
+  readonly check: number;
+}
+
+/**
+ * The refresher's budget split statically between its scheduled runners (the inline run, or the
+ * `runners` fan-out workers at most at once) and the one-cluster check. The check gets its share
+ * only when the rest still gives every runner a slot; otherwise it marks nothing (it counts stale
+ * Secrets and leaves them to the scheduled run), so the two together stay within `budget`.
+ */
+export function markSplit(budget: number, runners: number): MarkSplit {
+  const check = budget - CHECK_MARK_SHARE >= runners ? CHECK_MARK_SHARE : 0;
+  return { perRunner: Math.max(1, Math.floor((budget - check) / runners)), check };
+}

@@ -57,6 +57,7 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
       recordStore: () => untouchable<Records>("recordStore"),
       stackOutputs: () => Promise.reject(new Error("stackOutputs was called")),
       awsAccount: () => untouchable("awsAccount"),
+      refreshOneCluster: () => Promise.reject(new Error("refreshOneCluster was called")),
       webhookHealth: () => Promise.reject(new Error("webhookHealth was called")),
       recordCluster: () => {
         throw new Error("recordCluster was called");
@@ -96,6 +97,8 @@ const dryRunArgs = [
   "https://abc.lambda-url.us-east-1.on.aws/",
   "--record-key-arn",
   KEY_ARN,
+  "--allowed-registries",
+  EAST,
   "--allowed-source-cidrs",
   "203.0.113.0/24",
   "--dry-run",
@@ -278,12 +281,17 @@ describe("records name", () => {
         records: "team-a-clusters",
         recordKeyArn: KEY_ARN,
         refresherNetwork: "public",
+        allowedRegistries: [EAST],
+        refresherFunction: "ecr-anywhere-refresher",
       }),
     }));
     const withStack = dryRunArgs.filter(
       (arg, index, all) =>
         ![arg, all[index - 1]].some(
-          (item) => item === "--webhook-url" || item === "--record-key-arn",
+          (item) =>
+            item === "--webhook-url" ||
+            item === "--record-key-arn" ||
+            item === "--allowed-registries",
         ),
     );
     await expect(cli.run(...withStack)).rejects.toThrow(
@@ -308,7 +316,10 @@ describe("onboard: the address the refresher will use", () => {
   const withStack = dryRunArgs.filter(
     (arg, index, all) =>
       ![arg, all[index - 1]].some(
-        (item) => item === "--webhook-url" || item === "--record-key-arn",
+        (item) =>
+          item === "--webhook-url" ||
+          item === "--record-key-arn" ||
+          item === "--allowed-registries",
       ),
   );
   const stackIn = (refresherNetwork: "public" | "static-egress" | "vpc") => async () => ({
@@ -316,6 +327,8 @@ describe("onboard: the address the refresher will use", () => {
     records: DEFAULT_RECORDS_NAME,
     recordKeyArn: KEY_ARN,
     refresherNetwork,
+    allowedRegistries: [EAST],
+    refresherFunction: "ecr-anywhere-refresher",
   });
   const renderedServer = (stdout: string[]) =>
     (
@@ -475,7 +488,7 @@ const VALID_ONBOARD: OnboardOptions = {
   allowedSourceCidrs: ["203.0.113.0/24"],
   allowAnySource: false,
   allowPrivateSources: false,
-  aws: { stack: "EcrAnywhere" },
+  aws: { stack: "EcrAnywhere", skipRefresherCheck: false },
   rotateToken: false,
   replaceExisting: false,
   dryRun: false,
@@ -550,7 +563,7 @@ describe("onboard into a cluster", () => {
           close() {},
         }) as unknown as Records,
     }));
-    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    const args = [...dryRunArgs.filter((arg) => arg !== "--dry-run"), "--skip-refresher-check"];
     await expect(cli.run("-o", "json", ...args, "--verify-timeout", "1")).rejects.toThrow(
       /stop here/,
     );
@@ -591,7 +604,7 @@ describe("onboard and the API server's Kubernetes version", () => {
           close() {},
         }) as unknown as Records,
     }));
-    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    const args = [...dryRunArgs.filter((arg) => arg !== "--dry-run"), "--skip-refresher-check"];
     const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
       () => undefined,
       (error: unknown) => error as StepFailure,
@@ -877,6 +890,8 @@ describe("put-record", () => {
     records,
     recordKeyArn: KEY_ARN,
     refresherNetwork: "public" as const,
+    allowedRegistries: [EAST],
+    refresherFunction: "ecr-anywhere-refresher",
   });
 
   it("refuses a placeholder left in, and a stack that keeps records elsewhere, before touching the store", async () => {
