@@ -49,11 +49,17 @@ export interface MarkSplit {
 
 /**
  * The refresher's budget split statically between its scheduled runners (the inline run, or the
- * `runners` fan-out workers at most at once) and the one-cluster check. The check gets its share
- * only when the rest still gives every runner a slot; otherwise it marks nothing (it counts stale
- * Secrets and leaves them to the scheduled run), so the two together stay within `budget`.
+ * `runners` fan-out workers at most at once) and the one-cluster check, so the two together never
+ * exceed `budget`. The check takes its slot from what dividing the budget among the runners leaves
+ * over, or from the inline run's share, where that costs just the one slot; otherwise (fan-out
+ * with nothing left over) it gets none and marks nothing: it counts stale Secrets and leaves them
+ * to the scheduled run, which is due within one refresh interval anyway.
  */
 export function markSplit(budget: number, runners: number): MarkSplit {
-  const check = budget - CHECK_MARK_SHARE >= runners ? CHECK_MARK_SHARE : 0;
-  return { perRunner: Math.max(1, Math.floor((budget - check) / runners)), check };
+  const perRunner = Math.max(1, Math.floor(budget / runners));
+  if (budget - perRunner * runners >= CHECK_MARK_SHARE)
+    return { perRunner, check: CHECK_MARK_SHARE };
+  if (runners === 1 && perRunner > CHECK_MARK_SHARE)
+    return { perRunner: perRunner - CHECK_MARK_SHARE, check: CHECK_MARK_SHARE };
+  return { perRunner, check: 0 };
 }
