@@ -39,7 +39,7 @@ import { ourWebhookConfiguration, refresherObjects } from "./cluster-objects.ts"
 import { ClusterTarget } from "./onboard/apply.ts";
 import { resolveEndpoints } from "./onboard/endpoints.ts";
 import { FilesTarget } from "./onboard/files.ts";
-import { checkRefresher } from "./onboard/refresher-check.ts";
+import { refresherCheckStep } from "./onboard/refresher-check.ts";
 import type { OnboardOptions, OnboardState, OnboardTarget } from "./onboard/target.ts";
 
 export type { OnboardOptions } from "./onboard/target.ts";
@@ -424,9 +424,6 @@ function onboardSteps(
       title: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
       run: (state, progress) => target.verify(state, progress),
     },
-    {
-      title: "Verify: the deployed refresher refreshes the cluster from AWS",
-      run: (state) => checkRefresher(state, options, factory),
-    },
+    refresherCheckStep(options, factory),
   ];
 }

@@ -139,9 +139,10 @@ export interface RefresherConfig {
   /** Clusters visited at once (inline mode). */
   readonly clusterConcurrency: number;
   /**
-   * Marks in flight at once in this invocation, across all its clusters: each is a synchronous
-   * webhook call, so this is the most of the webhook's concurrency this invocation takes from
-   * the users' own writes (the stack's refresherMarkConcurrency, split among fan-out workers).
+   * Marks in flight at once in a scheduled invocation, across all its clusters: each is a
+   * synchronous webhook call, so this is the most of the webhook's concurrency this invocation
+   * takes from the users' own writes (the scheduled run's share of the stack's
+   * refresherMarkConcurrency, split among fan-out workers; `markSplit`).
    */
   readonly markConcurrency: number;
   /**

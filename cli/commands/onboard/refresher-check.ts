@@ -4,10 +4,18 @@
  * done, not at the first scheduled run. The round trip before it ran from the operator's machine.
  */
 import type { Factory } from "../../factory.ts";
-import { need, Problem } from "../../ui.ts";
+import { need, Problem, type Step } from "../../ui.ts";
 import type { OnboardOptions, OnboardState } from "./target.ts";
 
-export async function checkRefresher(
+/** Onboard's last step, after the round trip. */
+export function refresherCheckStep(options: OnboardOptions, factory: Factory): Step<OnboardState> {
+  return {
+    title: "Verify: the deployed refresher refreshes the cluster from AWS",
+    run: (state) => checkRefresher(state, options, factory),
+  };
+}
+
+async function checkRefresher(
   state: OnboardState,
   options: OnboardOptions,
   factory: Factory,
