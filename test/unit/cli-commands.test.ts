@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { resolveEndpoints } from "../../cli/commands/onboard/endpoints.ts";
 import type { OnboardOptions } from "../../cli/commands/onboard/target.ts";
 import { validateOnboard } from "../../cli/commands/onboard.ts";
 import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
@@ -511,6 +512,10 @@ describe("onboard's rules between flags", () => {
       { dryRun: true, admissionConfigFile: "a.yaml" },
       /--admission-config goes with --webhook-auth header/,
     ],
+    [
+      { aws: { stack: "X", webhookUrl: "https://w.example.com/", skipRefresherCheck: false } },
+      /--webhook-url needs --refresher-function \(the stack's RefresherFunctionName output\).*or --skip-refresher-check/,
+    ],
   ])("%j is refused", (change, message) => {
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(InputError);
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(message);
@@ -523,6 +528,86 @@ describe("onboard's rules between flags", () => {
     expect(() =>
       validateOnboard({ ...valid, dryRun: true, webhookAuth: "header", out: "dir" }),
     ).not.toThrow();
+    // Without a stack: the refresher named, skipped, or a dry run that asks nothing of it.
+    const webhookUrl = "https://w.example.com/";
+    for (const aws of [
+      { stack: "X", webhookUrl, refresherFunction: "f", skipRefresherCheck: false },
+      { stack: "X", webhookUrl, skipRefresherCheck: true },
+    ])
+      expect(() => validateOnboard({ ...valid, aws })).not.toThrow();
+    expect(() =>
+      validateOnboard({
+        ...valid,
+        dryRun: true,
+        aws: { stack: "X", webhookUrl, skipRefresherCheck: false },
+      }),
+    ).not.toThrow();
+  });
+});
+
+describe("onboard's endpoints: the allowed registries and the refresher", () => {
+  const stack = {
+    webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
+    records: DEFAULT_RECORDS_NAME,
+    recordKeyArn: KEY_ARN,
+    refresherNetwork: "public" as const,
+    allowedRegistries: [EAST] as readonly string[] | undefined,
+    refresherFunction: "EcrAnywhere-EcrAnywhereRefresher-abc" as string | undefined,
+  };
+  const factory = (outputs: typeof stack) => ({
+    records: DEFAULT_RECORDS_NAME,
+    stackOutputs: async () => outputs,
+  });
+
+  it("reads both from the stack, and refuses them as flags beside it", async () => {
+    await expect(
+      resolveEndpoints({ stack: "S", skipRefresherCheck: false }, undefined, factory(stack)),
+    ).resolves.toMatchObject({
+      allowedRegistries: [EAST],
+      refresherFunction: "EcrAnywhere-EcrAnywhereRefresher-abc",
+    });
+    await expect(
+      resolveEndpoints({ stack: "S", skipRefresherCheck: true }, undefined, factory(stack)),
+    ).resolves.toMatchObject({ refresherFunction: undefined });
+    await expect(
+      resolveEndpoints(
+        { stack: "S", allowedRegistries: [EAST], skipRefresherCheck: false },
+        undefined,
+        factory(stack),
+      ),
+    ).rejects.toThrow(/--allowed-registries goes with --webhook-url/);
+  });
+
+  it("names the output a stack deployed by an older version lacks", async () => {
+    await expect(
+      resolveEndpoints(
+        { stack: "S", skipRefresherCheck: false },
+        undefined,
+        factory({ ...stack, allowedRegistries: undefined }),
+      ),
+    ).rejects.toThrow(/stack S has no output AllowedRegistries: it was deployed by an older/);
+    await expect(
+      resolveEndpoints(
+        { stack: "S", skipRefresherCheck: false },
+        undefined,
+        factory({ ...stack, refresherFunction: undefined }),
+      ),
+    ).rejects.toThrow(/no output RefresherFunctionName: .*or pass --skip-refresher-check/);
+  });
+
+  it("with --webhook-url, requires the list: nothing else says what the tokens may pull", async () => {
+    const target = {
+      stack: "S",
+      webhookUrl: "https://w.example.com/",
+      recordKeyArn: KEY_ARN,
+      skipRefresherCheck: true,
+    };
+    await expect(resolveEndpoints(target, undefined, factory(stack))).rejects.toThrow(
+      /--webhook-url needs --allowed-registries \(the stack's AllowedRegistries output\)/,
+    );
+    await expect(
+      resolveEndpoints({ ...target, allowedRegistries: [EAST] }, undefined, factory(stack)),
+    ).resolves.toMatchObject({ allowedRegistries: [EAST], refresherFunction: undefined });
   });
 });
 
