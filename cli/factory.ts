@@ -19,6 +19,7 @@ import {
   type StackOutputs,
 } from "./adapters/aws.ts";
 import { AwsAccount } from "./adapters/aws-account.ts";
+import { invokeRefresher, type RefresherReport } from "./adapters/refresher-function.ts";
 import { UserCluster } from "./adapters/user-cluster.ts";
 import { probeHealth } from "./adapters/webhook-health.ts";
 import type { HealthProbe } from "./core/findings.ts";
@@ -108,6 +109,8 @@ export interface Factory {
     timeoutMs: number,
   ): Promise<HealthProbe>;
   recordCluster(kubeconfig: string, signal: AbortSignal): RecordCluster;
+  /** Asks the deployed refresher to refresh one cluster, and returns what it saw. */
+  refreshOneCluster(functionName: string, clusterId: string): Promise<RefresherReport>;
   confirm(question: string): Promise<boolean>;
   sleep(ms: number): Promise<void>;
 }
@@ -139,6 +142,7 @@ export const defaultFactory: MakeFactory = (globals) => {
     awsAccount: () => new AwsAccount(aws),
     webhookHealth: probeHealth,
     recordCluster: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
+    refreshOneCluster: (functionName, clusterId) => invokeRefresher(functionName, clusterId, aws),
     confirm,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   };

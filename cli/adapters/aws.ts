@@ -51,6 +51,10 @@ export interface StackOutputs {
   readonly recordKeyArn: string;
   /** Where the refresher connects from: `public` for stacks made before the output existed. */
   readonly refresherNetwork: RefresherNetworkMode;
+  /** The hosts tokens may pull from; undefined for stacks made before the output existed. */
+  readonly allowedRegistries: readonly string[] | undefined;
+  /** The refresher function's name; undefined for stacks made before the output existed. */
+  readonly refresherFunction: string | undefined;
 }
 
 function refresherNetworkOutput(
@@ -89,6 +93,8 @@ export async function readStackOutputs(
       records: get("ClusterRecords"),
       recordKeyArn: get("ClusterRecordKeyArn"),
       refresherNetwork: refresherNetworkOutput(stackName, outputs.get("RefresherNetwork")),
+      allowedRegistries: outputs.get("AllowedRegistries")?.split(",").filter(Boolean),
+      refresherFunction: outputs.get("RefresherFunctionName") || undefined,
     };
   } catch (error) {
     if (error instanceof AwsProblem) throw error;

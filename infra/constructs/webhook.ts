@@ -77,6 +77,11 @@ export class EcrAnywhereWebhook extends Construct {
   readonly tokenBroker?: EcrAnywhereTokenBroker;
   /** `role-session` only: the role the webhook assumes for clusters without a role. */
   readonly pullRole?: iam.Role;
+  /**
+   * The registry hosts tokens may pull from: `allowedRegistries`, or the stack's own registry when
+   * unset (the stack output `AllowedRegistries`, which onboard checks `--registries` against).
+   */
+  readonly allowedRegistries: readonly string[];
 
   constructor(scope: Construct, id: string, props: EcrAnywhereWebhookProps) {
     super(scope, id);
@@ -119,6 +124,7 @@ export class EcrAnywhereWebhook extends Construct {
         "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
     });
     const scoped = this.grantRegistries(props);
+    this.allowedRegistries = scoped.hosts;
     if ((props.tokenScoping ?? "federation") === "federation") {
       this.tokenBroker = new EcrAnywhereTokenBroker(this, "TokenBroker", {
         tokenTable: this.tokenTable,
@@ -181,6 +187,7 @@ export class EcrAnywhereWebhook extends Construct {
   private grantRegistries(props: EcrAnywhereWebhookProps): {
     statements: PolicyStatementJson[];
     findings: Record<string, string>;
+    hosts: string[];
   } {
     const stack = Stack.of(this);
     // With no allowed registries, tokens pull from the stack's own; a list of only public.ecr.aws
@@ -192,6 +199,7 @@ export class EcrAnywhereWebhook extends Construct {
             props.allowedRegistries,
             Token.isUnresolved(stack.region) ? undefined : stack.region,
           );
+
     const { webhook, scoped } = mintingStatements(registries, {
       pullThroughCache: props.pullThroughCache,
     });
@@ -206,7 +214,7 @@ export class EcrAnywhereWebhook extends Construct {
         "Tokens may pull any repository of an allowed registry at most; every token is minted under its cluster's session policy, which narrows this to the registries (or repositories) of its record.",
       ]),
     );
-    return { statements: scoped, findings };
+    return { statements: scoped, findings, hosts: registries.map((registry) => registry.host) };
   }
 
   /** role-session: a role only the webhook may assume, holding what tokens may ever do. */
