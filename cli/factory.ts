@@ -22,6 +22,7 @@ import { AwsAccount } from "./adapters/aws-account.ts";
 import { UserCluster } from "./adapters/user-cluster.ts";
 import { probeHealth } from "./adapters/webhook-health.ts";
 import type { HealthProbe } from "./core/findings.ts";
+import { regionChoice } from "./core/regions.ts";
 import { confirm, type OutputFormat, type Printer, printerFor } from "./ui.ts";
 
 /** The flags every command has, as the root command parsed them. */
@@ -116,6 +117,8 @@ export type MakeFactory = (globals: GlobalFlags) => Factory;
 
 /** The real adapters. */
 export const defaultFactory: MakeFactory = (globals) => {
+  const region = regionChoice(globals.region, process.env);
+  if (region.warning) process.stderr.write(`ecr-anywhere: warning: ${region.warning}\n`);
   const aws: AwsClientConfig = {
     ...(globals.region ? { region: globals.region } : {}),
     ...(globals.profile ? { profile: globals.profile } : {}),
