@@ -94,6 +94,7 @@ export interface Factory {
   awsAccount(): Pick<
     AwsAccount,
     | "callerIdentity"
+    | "location"
     | "stack"
     | "stackResources"
     | "lambdaConcurrency"
