@@ -298,10 +298,10 @@ function readKubeconfig(choice: KubeconfigChoice, env: NodeJS.ProcessEnv): KubeC
 
 /**
  * What keeps `context` (else the current-context) from being used, as client-go's
- * `clientcmd.ConfirmUsable` words it (kubectl prints these after "error: "), with the flag that
- * fixes it; undefined when it is usable.
+ * `clientcmd.ConfirmUsable` words it (kubectl prints it as "Error in configuration: …"), with the
+ * flag that fixes it; undefined when it is usable.
  */
-export function contextProblem(
+function contextProblem(
   config: KubeConfig,
   context: string | undefined,
 ): string | undefined {
