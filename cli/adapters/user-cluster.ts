@@ -301,10 +301,7 @@ function readKubeconfig(choice: KubeconfigChoice, env: NodeJS.ProcessEnv): KubeC
  * `clientcmd.ConfirmUsable` words it (kubectl prints it as "Error in configuration: …"), with the
  * flag that fixes it; undefined when it is usable.
  */
-function contextProblem(
-  config: KubeConfig,
-  context: string | undefined,
-): string | undefined {
+function contextProblem(config: KubeConfig, context: string | undefined): string | undefined {
   const available = config.contexts.map((entry) => entry.name).join(", ") || "none";
   const name = context ?? config.currentContext;
   if (!name)
