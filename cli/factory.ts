@@ -23,6 +23,7 @@ import { invokeRefresher, type RefresherReport } from "./adapters/refresher-func
 import { UserCluster } from "./adapters/user-cluster.ts";
 import { probeHealth } from "./adapters/webhook-health.ts";
 import type { HealthProbe } from "./core/findings.ts";
+import { regionChoice } from "./core/regions.ts";
 import { confirm, type OutputFormat, type Printer, printerFor } from "./ui.ts";
 
 /** The flags every command has, as the root command parsed them. */
@@ -94,6 +95,7 @@ export interface Factory {
   awsAccount(): Pick<
     AwsAccount,
     | "callerIdentity"
+    | "location"
     | "stack"
     | "stackResources"
     | "lambdaConcurrency"
@@ -119,6 +121,8 @@ export type MakeFactory = (globals: GlobalFlags) => Factory;
 
 /** The real adapters. */
 export const defaultFactory: MakeFactory = (globals) => {
+  const region = regionChoice(globals.region, process.env);
+  if (region.warning) process.stderr.write(`ecr-anywhere: warning: ${region.warning}\n`);
   const aws: AwsClientConfig = {
     ...(globals.region ? { region: globals.region } : {}),
     ...(globals.profile ? { profile: globals.profile } : {}),

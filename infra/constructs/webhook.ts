@@ -14,6 +14,7 @@ import { Construct } from "constructs";
 import { BROKER_KEY_ITEM } from "../../functions/core/broker-key.ts";
 import { ENV } from "../../functions/core/config.ts";
 import { ECR } from "../../functions/core/ecr-kind.ts";
+import { parseRegistryHost } from "../../functions/core/registries.ts";
 import type {
   EcrRegistry,
   Partition,
@@ -321,6 +322,10 @@ function validateWebhookProps(scope: Construct, props: EcrAnywhereWebhookProps):
     props.allowedRegistries === undefined || props.allowedRegistries.length > 0
       ? undefined
       : "allowedRegistries is empty, which would let tokens pull nothing: leave it unset for the stack's own registry, or list the registry hosts",
+    ...(props.allowedRegistries ?? []).map((host) => {
+      const parsed = parseRegistryHost(host);
+      return parsed.ok ? undefined : `allowedRegistries: ${parsed.problem}`;
+    }),
     ttl >= 1 && ttl <= 3600
       ? undefined
       : `recordCacheTtl must be from 1 second to 1 hour (got ${props.recordCacheTtl.toHumanString()})`,

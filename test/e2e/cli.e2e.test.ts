@@ -325,7 +325,9 @@ describe("bad input: one line, exit 2, nothing changed", () => {
   it("names an unknown context and a namespace that does not exist", async () => {
     const context = await cli(onboardArgs("--context", "nope"));
     expect(context.code).toBe(2);
-    expect(context.stderr).toMatch(/--context "nope": no such context \(have: e2e\)/);
+    expect(context.stderr).toMatch(
+      /--context "nope": context was not found for specified context: nope \(contexts: e2e\)/,
+    );
     const namespace = await cli(
       onboardArgs().map((arg) => (arg === NAMESPACES.join(",") ? "cli-apps,missing-ns" : arg)),
     );

@@ -801,7 +801,14 @@ describe("context", () => {
   });
 
   it.each([
-    [{ "ecr-anywhere:allowedRegistries": ["docker.io"] }, "allowedRegistries.0"],
+    [
+      { "ecr-anywhere:allowedRegistries": ["docker.io"] },
+      'allowedRegistries.0: "docker.io" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws, lower case, without scheme, port or path); give the hosts as a JSON list in cdk.json (["host", …]) or comma-separated with -c ecr-anywhere:allowedRegistries=host1,host2',
+    ],
+    [
+      { "ecr-anywhere:allowedRegistries": "public.ecr.aws, https://public.ecr.aws" },
+      'allowedRegistries.1: "https://public.ecr.aws" is not an ECR registry host',
+    ],
     [{ "ecr-anywhere:allowedRegistries": [] }, "an empty list would let tokens pull nothing"],
     [{ "ecr-anywhere:refreshIntervalMinutes": "often" }, "refreshIntervalMinutes"],
     [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],
