@@ -14,12 +14,13 @@ import {
   serviceAccountToken,
 } from "../../functions/core/kubeconfig.ts";
 import { type Partition, partitionProblem } from "../../functions/core/registries.ts";
+import { REFRESHER_NAMESPACE, REFRESHER_SERVICE_ACCOUNT } from "../../k8s/refresher-identity.ts";
 
 /** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
 export const FIELD_MANAGER = "ecr-anywhere";
 export const WEBHOOK_CONFIGURATION_NAME = "ecr-anywhere";
-export const REFRESHER_NAMESPACE = "ecr-anywhere";
-export const REFRESHER_SERVICE_ACCOUNT = "ecr-anywhere-refresher";
+// The refresher's identity is the k8s/ objects' own: named there once.
+export { REFRESHER_NAMESPACE, REFRESHER_SERVICE_ACCOUNT } from "../../k8s/refresher-identity.ts";
 /** The refresher renews its token after half of this (docs/contract.md), so a week survives a long outage. */
 export const REFRESHER_TOKEN_SECONDS = 7 * 24 * 3600;
 /** Marks objects the CLI created, so offboard removes only those. */
@@ -204,18 +205,6 @@ export function canonicalJson(value: unknown): string {
       ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => a.localeCompare(b)))
       : item,
   );
-}
-
-/** The refresher's own namespace, labelled so offboard knows the CLI created it. */
-export function refresherNamespaceObject(): Record<string, unknown> {
-  return {
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: {
-      name: REFRESHER_NAMESPACE,
-      labels: { "app.kubernetes.io/name": "ecr-anywhere", ...MANAGED_BY_LABEL },
-    },
-  };
 }
 
 /** A server-side apply of only the enabling label: other labels stay with their owners. */

@@ -1093,6 +1093,7 @@ describe("offboard --record-only", () => {
     const cli = harness(() => ({
       recordStore: () =>
         ({
+          readWebhookPart: async () => ({ record: undefined, deleted: false }),
           scheduleDeletion: async (id: string) => {
             scheduled = id;
             return "scheduled";

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { sha256Hex } from "../../../functions/core/auth.ts";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
-import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/templates.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
 import { InputError } from "../../core/inputs.ts";
 import { judgeServerVersion } from "../../core/kubernetes-versions.ts";

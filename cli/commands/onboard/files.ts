@@ -17,10 +17,8 @@ import {
   type WebhookRecord,
 } from "../../../functions/core/cluster-record.ts";
 import { recordTables } from "../../../functions/core/contract.ts";
-import {
-  SECRET_POLICY_MINIMUM_MINOR,
-  webhookCredentialsKubeconfig,
-} from "../../../k8s/templates.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
+import { webhookCredentialsKubeconfig } from "../../../k8s/webhook-configuration.ts";
 import {
   privateDirectory,
   reusedSecretFile,
