@@ -84,10 +84,11 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
     throw new Problem("not confirmed: nothing was changed");
   const store = factory.recordStore();
   const state: { run?: PlanRun } = {};
-  const finish = finishingCommand(factory.invocation ?? ["offboard", clusterId], {
-    context: cluster?.config.currentContext,
-    addYes: true,
-  });
+  const finish = () =>
+    finishingCommand(factory.invocation ?? ["offboard", clusterId], {
+      context: cluster?.config.currentContext,
+      addYes: true,
+    });
   try {
     const done = await factory.printer.steps(
       state,

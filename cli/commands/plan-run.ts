@@ -33,17 +33,21 @@ export class PlanRun {
     cluster: Pick<OperatorCluster, "apply" | "remove"> | undefined,
     record?: RecordAction,
   ): Promise<string> {
+    return countOutcomes(await this.stepOutcomes(step, cluster, record));
+  }
+
+  /** The same, with each change's own outcome. */
+  async stepOutcomes(
+    step: string,
+    cluster: Pick<OperatorCluster, "apply" | "remove"> | undefined,
+    record?: RecordAction,
+  ): Promise<string[]> {
     const outcomes: string[] = [];
     for (const change of this.plan.changes.filter((item) => item.step === step)) {
       outcomes.push(await this.#carryOut(change, cluster, record));
       this.#done.add(change);
     }
-    return countOutcomes(outcomes);
-  }
-
-  /** Marks a change done that a step carried out itself. */
-  markDone(change: PlannedChange): void {
-    this.#done.add(change);
+    return outcomes;
   }
 
   done(): PlannedChange[] {
@@ -71,7 +75,7 @@ export class PlanRun {
   }
 }
 
-function countOutcomes(outcomes: readonly string[]): string {
+export function countOutcomes(outcomes: readonly string[]): string {
   if (outcomes.length === 0) return "nothing to do";
   const counts = new Map<string, number>();
   for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
@@ -105,7 +109,11 @@ export class PlanInterrupted extends Problem {
  * A step's failure as the person needs it: as it is before the plan was made (nothing changed; the
  * message says what to fix) or when the input was wrong (exit 2), otherwise with what is left.
  */
-export function interruption(error: unknown, run: PlanRun | undefined, finish: string): unknown {
+export function interruption(
+  error: unknown,
+  run: PlanRun | undefined,
+  finish: () => string,
+): unknown {
   if (!(error instanceof StepFailure) || !run || error.cause instanceof InputError) return error;
-  return new PlanInterrupted(error, run, finish);
+  return new PlanInterrupted(error, run, finish());
 }

@@ -9,10 +9,19 @@ import { sha256Hex } from "../../../functions/core/auth.ts";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
 import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
+import {
+  applyChange,
+  type PlannedChange,
+  recordRef,
+  refOf,
+  summarizePlan,
+} from "../../core/cluster-plan.ts";
 import { InputError } from "../../core/inputs.ts";
 import { judgeServerVersion } from "../../core/kubernetes-versions.ts";
 import {
+  buildClusterRecord,
   type ConflictingWebhook,
+  canonicalJson,
   conflictingWebhooks,
   describeAccess,
   isHeaderModeUrl,
@@ -31,7 +40,13 @@ import {
 import type { Factory, OperatorCluster, Records } from "../../factory.ts";
 import { need, Problem, redact, type StepRecord } from "../../ui.ts";
 import { webhookConfigurationRef } from "../cluster-objects.ts";
-import type { OnboardOptions, OnboardState, OnboardTarget } from "./target.ts";
+import { PlanRun } from "../plan-run.ts";
+import {
+  ONBOARD_STEPS,
+  type OnboardOptions,
+  type OnboardState,
+  type OnboardTarget,
+} from "./target.ts";
 import { type VerifiedNamespace, verifyRoundTrip } from "./verify.ts";
 
 export class ClusterTarget implements OnboardTarget {
@@ -42,6 +57,9 @@ export class ClusterTarget implements OnboardTarget {
   #currentToken: string | undefined;
   #conflicts: ConflictingWebhook[] = [];
   #verified: VerifiedNamespace[] = [];
+  #run: PlanRun | undefined;
+  /** Whether the stored refresher kubeconfig is kept, decided by the plan. */
+  #keepKubeconfig = false;
 
   constructor(options: OnboardOptions, factory: Factory) {
     this.#options = options;
@@ -85,12 +103,99 @@ export class ClusterTarget implements OnboardTarget {
     return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}${narrowing}${untested}`;
   }
 
+  get run(): PlanRun | undefined {
+    return this.#run;
+  }
+
+  /**
+   * Reads every object the run wants and what the record holds, and decides for each: create,
+   * update, keep, or (an in-cluster ECR Anywhere webhook with --replace-existing) remove.
+   */
+  async plan(state: OnboardState): Promise<string> {
+    const cluster = need(state.cluster);
+    const wanted = need(state.wanted);
+    const planned =
+      (step: string, reason: (object: KubernetesObject) => string) =>
+      async (object: KubernetesObject) =>
+        applyChange(object, await cluster.read(object), step, reason(object));
+    const refresher = await Promise.all(
+      wanted.refresher.map(planned(ONBOARD_STEPS.refresher, refresherReason)),
+    );
+    // The old in-cluster webhook goes right before ours: beside ours it would block writes whenever
+    // it is down, and removed any earlier a failed step would leave the cluster with no webhook.
+    const replaced = [...new Set(this.#conflicts.map((item) => item.configuration))].map(
+      (name): PlannedChange => ({
+        action: "remove",
+        ref: refOf(webhookConfigurationRef(name)),
+        step: ONBOARD_STEPS.webhook,
+        reason:
+          "an in-cluster webhook for the same labels (--replace-existing), removed right before ours",
+      }),
+    );
+    const webhook = await Promise.all(
+      wanted.webhook.map(planned(ONBOARD_STEPS.webhook, webhookReason)),
+    );
+    this.#run = new PlanRun({
+      clusterId: this.#options.clusterId,
+      context: cluster.config.currentContext,
+      changes: [...refresher, this.#recordChange(state), ...replaced, ...webhook],
+    });
+    return summarizePlan(this.#run.plan);
+  }
+
+  /** The record: kept when this run would write what is stored already, else written. */
+  #recordChange(state: OnboardState): PlannedChange {
+    const ref = recordRef(this.#factory.records, this.#options.clusterId);
+    const step = ONBOARD_STEPS.record;
+    const existing = this.#existing;
+    const kept = existing?.record?.kubeconfig;
+    const server = this.#options.apiServerUrl ?? need(state.cluster).server;
+    // Decided once, here: the credentials step then keeps or mints as planned.
+    this.#keepKubeconfig = keepRefresherKubeconfig(
+      kept,
+      { server, caData: need(state.caData) },
+      Date.now(),
+    );
+    if (!existing)
+      return {
+        action: "create",
+        ref,
+        step,
+        reason: "the webhook and the refresher look the cluster up here",
+      };
+    if (existing.deleted)
+      return {
+        action: "update",
+        ref,
+        step,
+        reason: "restored: it was offboarded within its recovery window",
+      };
+    const same =
+      this.#keepKubeconfig &&
+      state.tokenKept === true &&
+      existing.kmsKeyId === need(state.endpoints).recordKeyArn &&
+      canonicalJson(
+        withRefresherState(
+          buildClusterRecord(this.#options, need(kept), [need(state.token).sha256]),
+          existing.record,
+        ),
+      ) === canonicalJson(existing.record);
+    return same
+      ? { action: "keep", ref, step, reason: "stored as this run would write it" }
+      : {
+          action: "update",
+          ref,
+          step,
+          reason: "written where it differs; the refresher's own state is kept",
+        };
+  }
+
   async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {
     const server = this.#options.apiServerUrl ?? need(state.cluster).server;
     const caData = need(state.caData);
     const kept = this.#existing?.record?.kubeconfig;
-    if (keepRefresherKubeconfig(kept, { server, caData }, Date.now()))
-      return { kubeconfig: need(kept), outcome: "kept (the refresher renews it itself)" };
+    if (this.#keepKubeconfig && kept)
+      return { kubeconfig: kept, outcome: "kept (the refresher renews it itself)" };
     const token = await need(state.cluster).requestToken(
       REFRESHER_NAMESPACE,
       REFRESHER_SERVICE_ACCOUNT,
@@ -119,27 +224,20 @@ export class ClusterTarget implements OnboardTarget {
   async putRecord(state: OnboardState, record: ClusterRecord): Promise<string> {
     const store = need(this.#store);
     const written = withRefresherState(record, this.#existing?.record);
-    const outcome = await store.write(written, need(state.endpoints).recordKeyArn, this.#existing);
-    return `record ${store.locationOf(this.#options.clusterId)} ${outcome}`;
+    const [outcome] = await need(this.#run).stepOutcomes(ONBOARD_STEPS.record, undefined, () =>
+      store.write(written, need(state.endpoints).recordKeyArn, this.#existing),
+    );
+    return `record ${store.locationOf(this.#options.clusterId)} ${outcome ?? "unchanged"}`;
   }
 
-  async putObjects(
-    state: OnboardState,
-    objects: readonly KubernetesObject[],
-    replacesWebhook: boolean,
-  ): Promise<string> {
-    const cluster = need(state.cluster);
-    const replaced: string[] = [];
-    // The old in-cluster webhook goes right before ours: beside ours it would block writes whenever
-    // it is down, and removed any earlier a failed step would leave the cluster with no webhook.
-    const conflicts = replacesWebhook ? this.#conflicts : [];
-    for (const configuration of new Set(conflicts.map((item) => item.configuration))) {
-      await cluster.remove(webhookConfigurationRef(configuration));
-      replaced.push(configuration);
-    }
-    if (replacesWebhook) this.#conflicts = [];
-    const summary = summarizeApply(await applyAll(cluster, objects));
-    return replaced.length > 0 ? `${summary}; replaced ${replaced.join(", ")}` : summary;
+  async putObjects(_state: OnboardState, part: "refresher" | "webhook"): Promise<string> {
+    const cluster = need(_state.cluster);
+    const run = need(this.#run);
+    const outcome = await run.step(ONBOARD_STEPS[part], cluster);
+    const replaced = run.plan.changes
+      .filter((change) => change.step === ONBOARD_STEPS[part] && change.action === "remove")
+      .map((change) => change.ref.name);
+    return replaced.length > 0 ? `${outcome}; replaced ${replaced.join(", ")}` : outcome;
   }
 
   async verify(state: OnboardState, progress: (text: string) => void): Promise<string> {
@@ -201,19 +299,20 @@ function reportOnboarded(
 }
 
 function changedSomething(step: { outcome: string }): boolean {
-  return /\b(created|configured|updated|restored|generated|minted|replaced|scheduled)\b/.test(
+  return /\b(created|configured|updated|restored|generated|minted|replaced|deleted)\b/.test(
     step.outcome,
   );
 }
 
-async function applyAll(cluster: OperatorCluster, objects: readonly KubernetesObject[]) {
-  const outcomes: string[] = [];
-  for (const object of objects) outcomes.push(await cluster.apply(object));
-  return outcomes;
+function refresherReason(object: KubernetesObject): string {
+  if (object.kind === "Namespace") return "where the refresher's ServiceAccount lives";
+  if (object.kind?.startsWith("ValidatingAdmissionPolicy"))
+    return "narrows the refresher's Secret writes to managed dockerconfigjson Secrets";
+  return "the refresher's least access";
 }
 
-function summarizeApply(outcomes: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-  return [...counts].map(([outcome, count]) => `${count} ${outcome}`).join(", ");
+function webhookReason(object: KubernetesObject): string {
+  return object.kind === "Namespace"
+    ? "the enabling label: the webhook handles managed Secrets here"
+    : "registers the webhook, last: once the record exists, so it never refuses a write for lack of it";
 }
