@@ -619,7 +619,8 @@ describe("onboard and the API server's Kubernetes version", () => {
     // Past the plan, the step's failure is carried by the interruption's report.
     const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
       () => undefined,
-      (error: unknown) => (error instanceof StepFailure ? error : (error as Error).cause) as StepFailure,
+      (error: unknown) =>
+        (error instanceof StepFailure ? error : (error as Error).cause) as StepFailure,
     );
     return { applied, failure };
   }
