@@ -15,10 +15,10 @@ import {
   SECRET_POLICY_MINIMUM_MINOR,
 } from "../../k8s/refresher-secret-policy.ts";
 import {
-  type ClusterPlan,
   finishingCommand,
   type ObjectRef,
   objectOf,
+  plannedChanges,
   refOf,
   summarizePlan,
 } from "../core/cluster-plan.ts";
@@ -32,7 +32,7 @@ import {
 } from "../core/onboard-plan.ts";
 import type { Factory, OperatorCluster, Records } from "../factory.ts";
 import { checked } from "../flags.ts";
-import { Problem, type Step } from "../ui.ts";
+import { need, Problem, type Step } from "../ui.ts";
 import { registeredWebhook, webhookConfigurationRef } from "./cluster-objects.ts";
 import { interruption, PlanRun } from "./plan-run.ts";
 
@@ -95,33 +95,21 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
       offboardSteps(options, factory, cluster, store),
     );
     const plan = need(state.run).plan;
-    factory.printer.result(
-      { ok: true, clusterId, plan: plan.changes.map(planned), steps: done },
-      () =>
-        [
-          "",
-          cluster
-            ? `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`
-            : `The record of cluster ${clusterId} is scheduled for deletion; the webhook refuses its token from now on.`,
-          ...undoLines(clusterId, options.recoveryDays, factory.records),
-          "",
-        ].join("\n"),
+    factory.printer.result({ ok: true, clusterId, plan: plannedChanges(plan), steps: done }, () =>
+      [
+        "",
+        cluster
+          ? `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`
+          : `The record of cluster ${clusterId} is scheduled for deletion; the webhook refuses its token from now on.`,
+        ...undoLines(clusterId, options.recoveryDays, factory.records),
+        "",
+      ].join("\n"),
     );
   } catch (error) {
     throw interruption(error, state.run, finish);
   } finally {
     store.close();
   }
-}
-
-/** A planned change as the JSON output shows it. */
-function planned(change: ClusterPlan["changes"][number]) {
-  return { action: change.action, ...change.ref, reason: change.reason };
-}
-
-function need<T>(value: T | undefined): T {
-  if (value === undefined) throw new Error("internal: offboard ran without a plan");
-  return value;
 }
 
 /** Plan first (reads only), then one step per part of the plan, in its order. */

@@ -27,7 +27,9 @@ import {
 } from "../core/inputs.ts";
 import {
   buildClusterRecord,
+  DRY_RUN_STEPS,
   enabledNamespaceLabel,
+  ONBOARD_STEPS,
   registryPartitionProblems,
   webhookUrl,
 } from "../core/onboard-plan.ts";
@@ -38,13 +40,11 @@ import { ourWebhookConfiguration, refresherObjects } from "./cluster-objects.ts"
 import { ClusterTarget } from "./onboard/apply.ts";
 import { resolveEndpoints } from "./onboard/endpoints.ts";
 import { FilesTarget } from "./onboard/files.ts";
-import {
-  DRY_RUN_STEPS,
-  ONBOARD_STEPS,
-  type OnboardOptions,
-  type OnboardState,
-  type OnboardTarget,
-  type WantedObjects,
+import type {
+  OnboardOptions,
+  OnboardState,
+  OnboardTarget,
+  WantedObjects,
 } from "./onboard/target.ts";
 import { interruption } from "./plan-run.ts";
 

@@ -72,6 +72,11 @@ export function pendingChanges(plan: ClusterPlan): PlannedChange[] {
   return plan.changes.filter((change) => change.action !== "keep");
 }
 
+/** The plan as `--output json` shows it: one entry per change, the object's ref flattened in. */
+export function plannedChanges(plan: ClusterPlan) {
+  return plan.changes.map(({ action, ref, reason }) => ({ action, ...ref, reason }));
+}
+
 /** `2 create, 5 keep`: the plan in one line. */
 export function summarizePlan(plan: ClusterPlan): string {
   if (plan.changes.length === 0) return "nothing to change";

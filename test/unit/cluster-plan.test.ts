@@ -12,6 +12,7 @@ import {
   summarizePlan,
 } from "../../cli/core/cluster-plan.ts";
 import { OFFBOARD_STEPS, planOffboard } from "../../cli/core/offboard-plan.ts";
+import { ONBOARD_STEPS, planOnboard } from "../../cli/core/onboard-plan.ts";
 import { StepFailure } from "../../cli/ui.ts";
 import { celString, refresherIdentity } from "../../k8s/refresher-identity.ts";
 import { refresherRbac } from "../../k8s/refresher-rbac.ts";
@@ -72,6 +73,41 @@ describe("a plan", () => {
     expect(applyChange(role, undefined, "s", "r").action).toBe("create");
     const narrower = { ...stored, rules: [] };
     expect(applyChange(role, narrower, "s", "r")).toMatchObject({ action: "update", object: role });
+  });
+
+  it("for onboard puts the record before the webhook, and the old webhook right before ours", () => {
+    const [namespace, account] = [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: "ecr-anywhere" } },
+      role,
+    ];
+    const webhook = webhookConfiguration({ webhookUrl: "https://h/v1/clusters/c/t" });
+    const plan = planOnboard({
+      clusterId: "c",
+      context: "ctx",
+      records: "r",
+      refresher: [
+        { wanted: namespace, existing: namespace },
+        { wanted: account, existing: undefined },
+      ],
+      webhook: [{ wanted: webhook, existing: undefined }],
+      replaced: [
+        {
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "MutatingWebhookConfiguration",
+          name: "helm",
+        },
+      ],
+      record: "deleted",
+    });
+    expect(
+      plan.changes.map((change) => `${change.action} ${change.ref.name} (${change.step})`),
+    ).toEqual([
+      `keep ecr-anywhere (${ONBOARD_STEPS.refresher})`,
+      `create ecr-anywhere-refresher-namespaces (${ONBOARD_STEPS.refresher})`,
+      `update r/c (${ONBOARD_STEPS.record})`,
+      `remove helm (${ONBOARD_STEPS.webhook})`,
+      `create ecr-anywhere (${ONBOARD_STEPS.webhook})`,
+    ]);
   });
 
   it("for offboard removes the webhook first and the record last, and plans nothing for what is gone", () => {

@@ -9,13 +9,7 @@ import { sha256Hex } from "../../../functions/core/auth.ts";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
 import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
-import {
-  applyChange,
-  type PlannedChange,
-  recordRef,
-  refOf,
-  summarizePlan,
-} from "../../core/cluster-plan.ts";
+import { plannedChanges, refOf, summarizePlan } from "../../core/cluster-plan.ts";
 import { InputError } from "../../core/inputs.ts";
 import { judgeServerVersion } from "../../core/kubernetes-versions.ts";
 import {
@@ -26,7 +20,10 @@ import {
   describeAccess,
   isHeaderModeUrl,
   keepRefresherKubeconfig,
+  ONBOARD_STEPS,
+  type OnboardFindings,
   onboardAccess,
+  planOnboard,
   REFRESHER_NAMESPACE,
   REFRESHER_SERVICE_ACCOUNT,
   REFRESHER_TOKEN_SECONDS,
@@ -41,12 +38,7 @@ import type { Factory, OperatorCluster, Records } from "../../factory.ts";
 import { need, Problem, redact, type StepRecord } from "../../ui.ts";
 import { webhookConfigurationRef } from "../cluster-objects.ts";
 import { PlanRun } from "../plan-run.ts";
-import {
-  ONBOARD_STEPS,
-  type OnboardOptions,
-  type OnboardState,
-  type OnboardTarget,
-} from "./target.ts";
+import type { OnboardOptions, OnboardState, OnboardTarget } from "./target.ts";
 import { type VerifiedNamespace, verifyRoundTrip } from "./verify.ts";
 
 export class ClusterTarget implements OnboardTarget {
@@ -107,46 +99,32 @@ export class ClusterTarget implements OnboardTarget {
     return this.#run;
   }
 
-  /**
-   * Reads every object the run wants and what the record holds, and decides for each: create,
-   * update, keep, or (an in-cluster ECR Anywhere webhook with --replace-existing) remove.
-   */
+  /** Reads every object the run wants and the record, then plans (cli/core/onboard-plan.ts). */
   async plan(state: OnboardState): Promise<string> {
     const cluster = need(state.cluster);
     const wanted = need(state.wanted);
-    const planned =
-      (step: string, reason: (object: KubernetesObject) => string) =>
-      async (object: KubernetesObject) =>
-        applyChange(object, await cluster.read(object), step, reason(object));
-    const refresher = await Promise.all(
-      wanted.refresher.map(planned(ONBOARD_STEPS.refresher, refresherReason)),
-    );
-    // The old in-cluster webhook goes right before ours: beside ours it would block writes whenever
-    // it is down, and removed any earlier a failed step would leave the cluster with no webhook.
-    const replaced = [...new Set(this.#conflicts.map((item) => item.configuration))].map(
-      (name): PlannedChange => ({
-        action: "remove",
-        ref: refOf(webhookConfigurationRef(name)),
-        step: ONBOARD_STEPS.webhook,
-        reason:
-          "an in-cluster webhook for the same labels (--replace-existing), removed right before ours",
+    const found = (objects: readonly KubernetesObject[]) =>
+      Promise.all(
+        objects.map(async (object) => ({ wanted: object, existing: await cluster.read(object) })),
+      );
+    this.#run = new PlanRun(
+      planOnboard({
+        clusterId: this.#options.clusterId,
+        context: cluster.config.currentContext,
+        records: this.#factory.records,
+        refresher: await found(wanted.refresher),
+        webhook: await found(wanted.webhook),
+        replaced: [...new Set(this.#conflicts.map((item) => item.configuration))].map((name) =>
+          refOf(webhookConfigurationRef(name)),
+        ),
+        record: this.#recordFinding(state),
       }),
     );
-    const webhook = await Promise.all(
-      wanted.webhook.map(planned(ONBOARD_STEPS.webhook, webhookReason)),
-    );
-    this.#run = new PlanRun({
-      clusterId: this.#options.clusterId,
-      context: cluster.config.currentContext,
-      changes: [...refresher, this.#recordChange(state), ...replaced, ...webhook],
-    });
     return summarizePlan(this.#run.plan);
   }
 
-  /** The record: kept when this run would write what is stored already, else written. */
-  #recordChange(state: OnboardState): PlannedChange {
-    const ref = recordRef(this.#factory.records, this.#options.clusterId);
-    const step = ONBOARD_STEPS.record;
+  /** The stored record beside what this run would write. */
+  #recordFinding(state: OnboardState): OnboardFindings["record"] {
     const existing = this.#existing;
     const kept = existing?.record?.kubeconfig;
     const server = this.#options.apiServerUrl ?? need(state.cluster).server;
@@ -156,20 +134,8 @@ export class ClusterTarget implements OnboardTarget {
       { server, caData: need(state.caData) },
       Date.now(),
     );
-    if (!existing)
-      return {
-        action: "create",
-        ref,
-        step,
-        reason: "the webhook and the refresher look the cluster up here",
-      };
-    if (existing.deleted)
-      return {
-        action: "update",
-        ref,
-        step,
-        reason: "restored: it was offboarded within its recovery window",
-      };
+    if (!existing) return "absent";
+    if (existing.deleted) return "deleted";
     const same =
       this.#keepKubeconfig &&
       state.tokenKept === true &&
@@ -180,14 +146,7 @@ export class ClusterTarget implements OnboardTarget {
           existing.record,
         ),
       ) === canonicalJson(existing.record);
-    return same
-      ? { action: "keep", ref, step, reason: "stored as this run would write it" }
-      : {
-          action: "update",
-          ref,
-          step,
-          reason: "written where it differs; the refresher's own state is kept",
-        };
+    return same ? "same" : "differs";
   }
 
   async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {
@@ -230,8 +189,8 @@ export class ClusterTarget implements OnboardTarget {
     return `record ${store.locationOf(this.#options.clusterId)} ${outcome ?? "unchanged"}`;
   }
 
-  async putObjects(_state: OnboardState, part: "refresher" | "webhook"): Promise<string> {
-    const cluster = need(_state.cluster);
+  async putObjects(state: OnboardState, part: "refresher" | "webhook"): Promise<string> {
+    const cluster = need(state.cluster);
     const run = need(this.#run);
     const outcome = await run.step(ONBOARD_STEPS[part], cluster);
     const replaced = run.plan.changes
@@ -248,7 +207,7 @@ export class ClusterTarget implements OnboardTarget {
   }
 
   async report(_state: OnboardState, done: readonly StepRecord[]): Promise<void> {
-    reportOnboarded(this.#options.clusterId, done, this.#verified, this.#factory);
+    reportOnboarded(this.#options.clusterId, done, this.#verified, this.#factory, need(this.#run));
   }
 
   close(): void {
@@ -281,9 +240,11 @@ function reportOnboarded(
   done: readonly StepRecord[],
   verified: readonly VerifiedNamespace[],
   factory: Factory,
+  run: PlanRun,
 ): void {
   const changed = done.some(changedSomething);
-  factory.printer.result({ ok: true, clusterId, changed, steps: done, verified }, () =>
+  const plan = plannedChanges(run.plan);
+  factory.printer.result({ ok: true, clusterId, changed, plan, steps: done, verified }, () =>
     [
       "",
       changed
@@ -302,17 +263,4 @@ function changedSomething(step: { outcome: string }): boolean {
   return /\b(created|configured|updated|restored|generated|minted|replaced|deleted)\b/.test(
     step.outcome,
   );
-}
-
-function refresherReason(object: KubernetesObject): string {
-  if (object.kind === "Namespace") return "where the refresher's ServiceAccount lives";
-  if (object.kind?.startsWith("ValidatingAdmissionPolicy"))
-    return "narrows the refresher's Secret writes to managed dockerconfigjson Secrets";
-  return "the refresher's least access";
-}
-
-function webhookReason(object: KubernetesObject): string {
-  return object.kind === "Namespace"
-    ? "the enabling label: the webhook handles managed Secrets here"
-    : "registers the webhook, last: once the record exists, so it never refuses a write for lack of it";
 }

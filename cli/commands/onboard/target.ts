@@ -34,32 +34,6 @@ export interface OnboardOptions extends OnboardInputs {
   readonly verifyTimeoutSeconds: number;
 }
 
-/**
- * The run's steps. The cluster's plan (cli/core/cluster-plan.ts) groups its changes by these, and
- * a dry run names them for what it does: it renders, it never applies.
- */
-export const ONBOARD_STEPS = {
-  check: "Check access, inputs and AWS before changing anything",
-  plan: "Plan: read what the cluster has, decide what to create, change or keep",
-  refresher: "Apply the refresher's namespace, ServiceAccount and RBAC",
-  credentials: "Refresher credentials (bound ServiceAccount token)",
-  record: "Webhook token and cluster record",
-  webhook: "Webhook configuration and namespace labels",
-  verify: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
-} as const;
-
-export type OnboardStep = keyof typeof ONBOARD_STEPS;
-
-export const DRY_RUN_STEPS: Record<OnboardStep, string> = {
-  check: "Check the inputs (a dry run changes nothing)",
-  plan: "Plan the files to render",
-  refresher: "Render the refresher's namespace, ServiceAccount and RBAC",
-  credentials: "Refresher credentials (a placeholder for the token)",
-  record: "Webhook token and cluster record, rendered",
-  webhook: "Render the webhook configuration and namespace labels",
-  verify: "Verify (skipped: nothing was changed)",
-};
-
 /** The objects one run wants in the cluster, by the step that puts them there. */
 export interface WantedObjects {
   readonly refresher: readonly KubernetesObject[];
