@@ -36,8 +36,8 @@ export interface RefresherRbacOptions extends RefresherIdentityOptions {
   readonly serviceAccountNamespaces?: readonly string[];
 }
 
-/** Names of the cluster-wide and per-namespace objects, for offboard to find them. */
-export const REFRESHER_OBJECT_NAMES = {
+/** Names of the cluster-wide and per-namespace objects. */
+const REFRESHER_OBJECT_NAMES = {
   namespaces: "ecr-anywhere-refresher-namespaces",
   token: "ecr-anywhere-refresher-token",
   namespaceEvents: "ecr-anywhere-refresher-namespace-events",

@@ -75,7 +75,7 @@ export class PlanRun {
   }
 }
 
-export function countOutcomes(outcomes: readonly string[]): string {
+function countOutcomes(outcomes: readonly string[]): string {
   if (outcomes.length === 0) return "nothing to do";
   const counts = new Map<string, number>();
   for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
