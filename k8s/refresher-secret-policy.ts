@@ -21,7 +21,7 @@ import {
 /** Kubernetes minor version from which ValidatingAdmissionPolicy is GA (admissionregistration/v1). */
 export const SECRET_POLICY_MINIMUM_MINOR = 30;
 
-export const SECRET_POLICY_NAME = "ecr-anywhere-refresher-secrets";
+const SECRET_POLICY_NAME = "ecr-anywhere-refresher-secrets";
 
 const ADMISSION = "admissionregistration.k8s.io/v1";
 
