@@ -325,6 +325,10 @@ describe("offboard interrupted at each step", () => {
   );
 });
 
+const NAMESPACE_LABEL_FAULT: Fault = {
+  kube: new RegExp(`^PATCH /api/v1/namespaces/${NAMESPACE}\\?`),
+};
+
 describe("onboard interrupted at each step", () => {
   // Each case starts offboarded, so the record is there, marked deleted: onboard restores it.
   it.each<[string, Fault, RegExp]>([
@@ -351,8 +355,8 @@ describe("onboard interrupted at each step", () => {
       /^ {2}left: create MutatingWebhookConfiguration ecr-anywhere; update Namespace interrupted-apps$/m,
     ],
     [
-      "the namespace label",
-      { kube: new RegExp(`^PATCH /api/v1/namespaces/${NAMESPACE}\\?`) },
+      "the namespace label (and with --output json, as data)",
+      NAMESPACE_LABEL_FAULT,
       /^ {2}left: update Namespace interrupted-apps$/m,
     ],
     [
@@ -364,17 +368,28 @@ describe("onboard interrupted at each step", () => {
     "%s: says what is left and how to finish; that command finishes it",
     async (_, fault, left) => {
       await ensureOffboarded();
+      const json = fault === NAMESPACE_LABEL_FAULT;
+      const args = onboardArgs().map((arg) => (arg === "20" ? "8" : arg));
       const failed = await withFault(fault, (env) =>
-        cli(
-          onboardArgs().map((arg) => (arg === "20" ? "8" : arg)),
-          env,
-        ),
+        cli(json ? ["-o", "json", ...args] : args, env),
       );
       expect(failed.code).toBe(1);
       expect(failed.stderr).toMatch(left);
       expect(failed.stderr).toMatch(/^ {2}done: create Namespace ecr-anywhere; /m);
       const finish = finishingCommand(failed);
-      expect(finish.slice(0, 3)).toEqual(["--context", "e2e", ...globals().slice(0, 1)]);
+      // The same command, pinned to the cluster it ran against.
+      expect(finish).toEqual(["--context", "e2e", ...(json ? ["-o", "json"] : []), ...args]);
+      if (json) {
+        // For scripts the same as data: what is done, what is left, and the command.
+        const document = JSON.parse(failed.stdout) as {
+          ok: boolean;
+          left: string[];
+          finish: string;
+        };
+        expect(document.ok).toBe(false);
+        expect(document.left).toEqual(["update Namespace interrupted-apps"]);
+        expect(document.finish).toBe(["ecr-anywhere", ...finish].join(" "));
+      }
       const finished = await cli(finish);
       expect(finished.stderr).toBe("");
       expect(finished.code).toBe(0);
