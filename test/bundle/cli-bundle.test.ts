@@ -67,6 +67,8 @@ it("renders onboard --dry-run from its own two files, with no template beside it
       "https://abc.lambda-url.us-east-1.on.aws/",
       "--record-key-arn",
       "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      "--allowed-registries",
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com",
       "--allowed-source-cidrs",
       "203.0.113.0/24",
       "--dry-run",

@@ -111,6 +111,8 @@ describe("onboard-platforms' render commands", () => {
         "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "--refresher-network",
         "static-egress",
+        "--allowed-registries",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
       ];
       const kubeconfig = join(
         dir,
