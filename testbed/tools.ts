@@ -7,7 +7,15 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+} from "node:fs";
 import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
@@ -59,9 +67,24 @@ export const ensureMotoServer = once(async (): Promise<readonly string[]> => {
   // The venv's interpreter, not its moto_server script: the script's #! names the folder it was
   // installed in, and the venv is installed beside its final place, then moved there.
   const python = join(venv, "bin", "python");
-  if (!existsSync(python)) await installMoto(venv);
+  if (!(await runsMoto(python))) {
+    // A venv left broken (its interpreter moved or upgraded away) would fail every run: replace it.
+    if (existsSync(venv)) {
+      announce(`moto_server: the cached ${tildify(venv)} does not run; installing it again`);
+      await rm(venv, { recursive: true, force: true });
+    }
+    await installMoto(venv);
+  }
   return [python, "-m", "moto.server"];
 });
+
+async function runsMoto(python: string): Promise<boolean> {
+  if (!existsSync(python)) return false;
+  return run(python, ["-c", "import moto.server"], { timeout: 60_000 }).then(
+    () => true,
+    () => false,
+  );
+}
 
 async function installMoto(venv: string): Promise<void> {
   announce(
@@ -71,7 +94,11 @@ async function installMoto(venv: string): Promise<void> {
   const partial = `${venv}.partial-${process.pid}`;
   await rm(partial, { recursive: true, force: true });
   try {
-    await run("python3", ["-m", "venv", partial]).catch((error: Error) => {
+    // The interpreter's real path, so the venv never points through a link that may go away (a
+    // PATH of links, as CI's is, or a shim folder).
+    const onPath = findOnPath("python3");
+    if (!onPath) throw new Error("python3 is not on PATH: Python 3 with its venv module is needed");
+    await run(realpathSync(onPath), ["-m", "venv", partial]).catch((error: Error) => {
       throw new Error(
         `python3 -m venv failed (Python 3 with its venv module is needed; on Debian and Ubuntu: apt install python3-venv): ${error.message}`,
       );
