@@ -8,7 +8,7 @@ import { Command, Option, type OptionValues } from "@commander-js/extra-typings"
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { apiServerRouteProblem } from "../core/api-server-route.ts";
 import { nonPublicCidrs } from "../core/cidrs.ts";
-import { finishingCommand } from "../core/cluster-plan.ts";
+import { finishingCommand, RECORD_KIND } from "../core/cluster-plan.ts";
 import {
   InputError,
   parseCidrs,
@@ -49,7 +49,7 @@ import type {
   OnboardTarget,
   WantedObjects,
 } from "./onboard/target.ts";
-import { interruption } from "./plan-run.ts";
+import { interruption, type PlanRun } from "./plan-run.ts";
 
 export type { OnboardOptions } from "./onboard/target.ts";
 
@@ -331,13 +331,24 @@ export async function runOnboard(options: OnboardOptions, factory: Factory): Pro
   } catch (error) {
     // The same command finishes the job: every step plans and applies idempotently.
     throw interruption(error, target.run, () =>
-      finishingCommand(factory.invocation ?? ["onboard", options.clusterId], {
-        context: state.cluster?.config.currentContext,
-      }),
+      finishingCommand(
+        finishingArgs(factory.invocation ?? ["onboard", options.clusterId], target.run),
+        { context: state.cluster?.config.currentContext },
+      ),
     );
   } finally {
     target.close();
   }
+}
+
+/**
+ * Once the record holds only the new token's hash, the finishing run must not rotate again: it
+ * mints a new token anyway (the webhook's old one is no longer stored), and each further rotation
+ * would refuse managed writes once more until its webhook step lands. Before that, it must.
+ */
+export function finishingArgs(args: readonly string[], run: PlanRun | undefined): readonly string[] {
+  const rotated = run?.done().some((change) => change.ref.kind === RECORD_KIND) === true;
+  return rotated ? args.filter((arg) => arg !== "--rotate-token") : args;
 }
 
 /**

@@ -63,7 +63,7 @@ export class PlanRun {
     cluster: Pick<OperatorCluster, "apply" | "remove"> | undefined,
     record: RecordAction | undefined,
   ): Promise<string> {
-    if (change.action === "keep") return "unchanged";
+    if (change.action === "keep" && !change.object) return "unchanged";
     if (change.ref.kind === RECORD_KIND) {
       if (!record) throw new Error(`internal: no record action for ${describeChange(change)}`);
       return record(change);

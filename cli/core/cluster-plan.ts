@@ -119,8 +119,11 @@ export function applyChange(
 ): PlannedChange {
   const ref = refOf(wanted);
   if (!existing) return { action: "create", ref, reason, step, object: wanted };
+  // Kept objects are applied all the same: the comparison cannot see a field an earlier run set
+  // and this one no longer wants (a dropped --ca-bundle), which only server-side apply removes; a
+  // no-op apply leaves the object, and its resourceVersion, as they are.
   if (alreadyApplied(wanted, existing))
-    return { action: "keep", ref, reason: `${reason} (already as wanted)`, step };
+    return { action: "keep", ref, reason: `${reason} (already as wanted)`, step, object: wanted };
   return { action: "update", ref, reason, step, object: wanted };
 }
 

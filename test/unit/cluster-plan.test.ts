@@ -4,11 +4,13 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
+import { finishingArgs } from "../../cli/commands/onboard.ts";
 import { PlanInterrupted, PlanRun } from "../../cli/commands/plan-run.ts";
 import {
   alreadyApplied,
   applyChange,
   finishingCommand,
+  RECORD_KIND,
   summarizePlan,
 } from "../../cli/core/cluster-plan.ts";
 import { OFFBOARD_STEPS, planOffboard } from "../../cli/core/offboard-plan.ts";
@@ -73,6 +75,41 @@ describe("a plan", () => {
     expect(applyChange(role, undefined, "s", "r").action).toBe("create");
     const narrower = { ...stored, rules: [] };
     expect(applyChange(role, narrower, "s", "r")).toMatchObject({ action: "update", object: role });
+  });
+
+  it("applies a kept object all the same: a field an earlier run set and this one dropped goes only by server-side apply", async () => {
+    const stored = {
+      ...role,
+      metadata: { ...role.metadata, annotations: { "set-by": "an earlier run, no longer wanted" } },
+    };
+    const change = applyChange(role, stored, "s", "r");
+    expect(change).toMatchObject({ action: "keep", object: role });
+    const applied: KubernetesObject[] = [];
+    const run = new PlanRun({ clusterId: "c", context: "ctx", changes: [change] });
+    const outcome = await run.step("s", {
+      apply: async (object: KubernetesObject) => {
+        applied.push(object);
+        return "configured" as const;
+      },
+      remove: () => Promise.reject(new Error("not removed")),
+    });
+    expect(applied).toEqual([role]);
+    expect(outcome).toBe("1 configured");
+  });
+
+  it("finishes an interrupted --rotate-token without rotating again once the record holds the new hash, and with it before", async () => {
+    const args = ["onboard", "c", "--rotate-token", "--registries", "r"];
+    const record = {
+      action: "update" as const,
+      ref: { apiVersion: "ecr-anywhere/v1", kind: RECORD_KIND, name: "r/c" },
+      step: ONBOARD_STEPS.record,
+      reason: "r",
+    };
+    const before = new PlanRun({ clusterId: "c", context: "ctx", changes: [record] });
+    expect(finishingArgs(args, before)).toEqual(args);
+    const after = new PlanRun({ clusterId: "c", context: "ctx", changes: [record] });
+    await after.step(ONBOARD_STEPS.record, undefined, async () => "updated");
+    expect(finishingArgs(args, after)).toEqual(["onboard", "c", "--registries", "r"]);
   });
 
   it("for onboard puts the record before the webhook, and the old webhook right before ours", () => {
