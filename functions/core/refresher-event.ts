@@ -5,7 +5,8 @@
  * - `{ "clusterId": "<id>" }`: that one cluster, answered with its report (`ecr-anywhere onboard`
  *   invokes it to prove the refresher reaches a new cluster's API server from AWS).
  *
- * Anything else is refused, so a stray or hand-made event never starts a fleet run.
+ * Anything else (`{}`, a mistyped payload) is refused, so a stray event does not start a fleet run by
+ * accident; a full run by hand sends the scheduled event's two fields (docs/operate.md).
  */
 import * as v from "valibot";
 import { isDns1123Label } from "./cluster-record.ts";
