@@ -154,10 +154,7 @@ export function refresherServiceAccountsRole(): V1ClusterRole {
 }
 
 /** Lets the refresher manage Secrets in one enabled namespace. One per namespace. */
-export function refresherNamespaceBinding(
-  identity: RefresherIdentity,
-  namespace: string,
-): V1RoleBinding {
+function refresherNamespaceBinding(identity: RefresherIdentity, namespace: string): V1RoleBinding {
   return roleBinding(
     identity,
     REFRESHER_OBJECT_NAMES.namespaceBinding,
@@ -171,7 +168,7 @@ export function refresherNamespaceBinding(
  * Lets the refresher add the managed Secret to ServiceAccounts' imagePullSecrets in one namespace
  * (only where the cluster record's ensure.serviceAccounts is used). One per namespace.
  */
-export function refresherServiceAccountsBinding(
+function refresherServiceAccountsBinding(
   identity: RefresherIdentity,
   namespace: string,
 ): V1RoleBinding {

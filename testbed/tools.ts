@@ -23,7 +23,7 @@ import { promisify } from "node:util";
 import { unzipSync } from "fflate";
 
 /** The moto the tests are run with: `moto[server]` from PyPI, pinned so every machine gets it. */
-export const MOTO_VERSION = "5.2.1";
+const MOTO_VERSION = "5.2.1";
 
 /**
  * The Go fetched when PATH has none new enough for testbed/control-plane (a unit test holds it to

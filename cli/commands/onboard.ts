@@ -346,7 +346,10 @@ export async function runOnboard(options: OnboardOptions, factory: Factory): Pro
  * mints a new token anyway (the webhook's old one is no longer stored), and each further rotation
  * would refuse managed writes once more until its webhook step lands. Before that, it must.
  */
-export function finishingArgs(args: readonly string[], run: PlanRun | undefined): readonly string[] {
+export function finishingArgs(
+  args: readonly string[],
+  run: PlanRun | undefined,
+): readonly string[] {
   const rotated = run?.done().some((change) => change.ref.kind === RECORD_KIND) === true;
   return rotated ? args.filter((arg) => arg !== "--rotate-token") : args;
 }

@@ -17,7 +17,7 @@ import type { OperatorCluster } from "../factory.ts";
 import { Problem, StepFailure } from "../ui.ts";
 
 /** How a record change is carried out: the command knows what writing or removing it means. */
-export type RecordAction = (change: PlannedChange) => Promise<string>;
+type RecordAction = (change: PlannedChange) => Promise<string>;
 
 export class PlanRun {
   readonly plan: ClusterPlan;

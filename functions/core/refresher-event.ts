@@ -26,7 +26,7 @@ const OneClusterEvent = v.strictObject({
   clusterId: v.pipe(v.string(), v.check(isDns1123Label, "a cluster id (a DNS-1123 label)")),
 });
 
-export const EXPECTED_REFRESHER_EVENTS =
+const EXPECTED_REFRESHER_EVENTS =
   'EventBridge\'s scheduled event (the full run) or {"clusterId": "<cluster-id>"} (one cluster)';
 
 export function parseRefresherEvent(event: unknown): Parsed<RefresherRequest> {

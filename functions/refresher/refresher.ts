@@ -144,7 +144,7 @@ export function scheduledRun(deps: RefresherDependencies): () => Promise<RunSumm
  * failure is logged and counted as the scheduled run's are, and answered as data (`report.ok`
  * false), so the caller can show what the refresher saw; only a refused event is an error.
  */
-export async function refreshOne(
+async function refreshOne(
   clusterId: string,
   deps: RefresherDependencies,
 ): Promise<OneClusterResult> {
