@@ -109,7 +109,8 @@ async function startTestBed(
   const webhook = await startWebhookProcess({
     // The package's webhook bundle, as the stack deploys it.
     bundle: join(options.userDir, "node_modules/ecr-anywhere/dist/webhook/index.mjs"),
-    env,
+    // A short record TTL, so rotate-token's new URL works in a second, not a minute.
+    env: { ...env, [ENV.recordTtlSeconds]: "1" },
     logFile: join(options.work, "webhook.log"),
   });
   stops.push(() => webhook.stop());
@@ -150,8 +151,10 @@ function run(
 /** `ecr-anywhere <args>` as the user runs it: the installed bin, from the user's directory. */
 async function cli(bed: TestBed, options: JourneyOptions, args: string[]): Promise<Ran> {
   const env = { ...process.env, ...bed.env, KUBECONFIG: bed.kubeconfigPath, PATH: options.path };
+  const started = performance.now();
   const ran = await run("ecr-anywhere", args, { cwd: options.userDir, env });
-  console.log(`$ ecr-anywhere ${args.join(" ")}  → exit ${ran.code}`);
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`$ ecr-anywhere ${args.join(" ")}  → exit ${ran.code} (${seconds} s)`);
   return ran;
 }
 
