@@ -166,6 +166,12 @@ export function ecrAnywhereFunction(
           .sort(),
     }),
   );
+  acknowledgeFunctionFindings(fn);
+  return { fn, logGroup };
+}
+
+/** The findings every function of the construct accepts, with why. */
+function acknowledgeFunctionFindings(fn: lambda.Function): void {
   acknowledge(fn, {
     // Both rules flag any runtime older than the newest the user's aws-cdk-lib knows, so a newer
     // aws-cdk-lib than this package was built with would fail the user's synthesis.
@@ -178,7 +184,6 @@ export function ecrAnywhereFunction(
     "Serverless-LambdaTracing":
       "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",
   });
-  return { fn, logGroup };
 }
 
 /** A VPC, its subnets and security groups, for a function that runs in one. */
