@@ -11,8 +11,8 @@
  * tables, the record key) is the repository's, as the demo's is.
  */
 import { execFile } from "node:child_process";
-import { readdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
@@ -90,7 +90,8 @@ async function startTestBed(
   stops: (() => Promise<unknown>)[],
 ): Promise<TestBed> {
   // Fast once cached; on a new machine this is the Go build of kube-apiserver and etcd.
-  await run("bash", [join(ROOT, "scripts/build-control-plane.sh")], { cwd: ROOT });
+  const built = await run("bash", [join(ROOT, "scripts/build-control-plane.sh")], { cwd: ROOT });
+  options.check(built.code === 0, `the control plane did not build:\n${built.stderr.slice(-3000)}`);
   const [moto, ecr, controlPlane] = await Promise.all([
     startMoto(),
     startEcrStandIn(),
@@ -113,7 +114,11 @@ async function startTestBed(
     env: { ...env, [ENV.recordTtlSeconds]: "1" },
     logFile: join(options.work, "webhook.log"),
   });
-  stops.push(() => webhook.stop());
+  // Its CA lives in a temporary folder of its own.
+  stops.push(
+    () => rm(dirname(webhook.caBundleFile), { recursive: true, force: true }),
+    () => webhook.stop(),
+  );
   const config = new KubeConfig();
   config.loadFromFile(controlPlane.kubeconfigPath);
   console.log(`kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url}`);
