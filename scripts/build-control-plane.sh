@@ -5,6 +5,8 @@
 # the repo, keyed by a hash of its module, so only the first build of each version is slow. A
 # module whose go.mod names a `toolchain` is built with that Go release (GOTOOLCHAIN fetches it
 # through the module proxy): older Kubernetes tags are built with the Go they were released with.
+# The Go that starts a build is the one on PATH if new enough, else one fetched and cached by
+# testbed/tools.ts (scripts/ensure-tools.ts go), so a machine without Go builds too.
 #
 #   scripts/build-control-plane.sh [minor]   prints a directory holding kube-apiserver and etcd
 #
@@ -14,6 +16,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 modules="$repo/testbed/control-plane"
 cache_root="${ECR_ANYWHERE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecr-anywhere}/control-plane"
+# The Node that `npm ci` installed (it runs TypeScript), else the machine's.
+node="$repo/node_modules/.bin/node"
+[ -x "$node" ] || node=node
 
 pinned_minors() { find "$modules" -maxdepth 1 -name 'kube-apiserver-1.*' -printf '%f\n' | sed 's/^kube-apiserver-//' | sort -V; }
 if [ "${1:-}" = "--list" ]; then pinned_minors; exit 0; fi
@@ -26,15 +31,16 @@ fi
 
 build() { # name, module dir, package, ldflags; prints the cached binary's path
   local name="$1" dir="$2" package="$3" ldflags="-s -w ${4:-}"
-  local out toolchain
+  local out toolchain go
   out="$cache_root/$(basename "$dir")-$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$ldflags") | sha256sum | cut -c1-16)"
   if [ ! -x "$out/$name" ]; then
+    go="$("$node" "$repo/scripts/ensure-tools.ts" go)"
     toolchain="$(sed -n 's/^toolchain \(go[0-9.]*\)$/\1/p' "$dir/go.mod")"
-    echo "building $name from $package with ${toolchain:-the local Go} (first time only; cached in $out)" >&2
+    echo "building $name from $package with ${toolchain:-$(GOTOOLCHAIN=local "$go" env GOVERSION)} (first time only; cached in $out)" >&2
     local started=$SECONDS
     mkdir -p "$out"
     (cd "$dir" && GOTOOLCHAIN="${toolchain:-local}" CGO_ENABLED=0 GOFLAGS=-mod=mod \
-      go build -trimpath -ldflags="$ldflags" -o "$out/$name.partial" "$package")
+      "$go" build -trimpath -ldflags="$ldflags" -o "$out/$name.partial" "$package")
     mv "$out/$name.partial" "$out/$name"
     echo "built $name in $((SECONDS - started)) s" >&2
   fi

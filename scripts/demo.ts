@@ -27,8 +27,17 @@ import { createRecordTables, localAwsEnv, testRecordKey } from "../testbed/aws-e
 import { startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
+import { ensureMotoServer } from "../testbed/tools.ts";
 import { startWebhookProcess } from "../testbed/webhook-process.ts";
 import { buildLambdas } from "./build.ts";
+import {
+  BuildWatch,
+  duration,
+  PROGRESS_EVERY_MS,
+  progressLine,
+  REAL_CLUSTER_ONBOARD,
+  stepLine,
+} from "./demo-lines.ts";
 
 const repo = join(import.meta.dirname, "..");
 const cli = join(repo, "cli/ecr-anywhere.ts");
@@ -43,7 +52,6 @@ const started = performance.now();
 const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
 const say = (text = "") => process.stdout.write(`${text}\n`);
 const chapter = (title: string) => say(`\n${bold(title)}`);
-const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
 class DemoFailure extends Error {}
 const expect = (condition: boolean, what: string) => {
   if (!condition) throw new DemoFailure(what);
@@ -89,7 +97,7 @@ process.stderr.on("error", () => undefined);
 
 try {
   await demo();
-  say(`\n${bold("Every step held.")} (${elapsed()})`);
+  say(`\n${bold("Every step held.")} (${duration(performance.now() - started)} in all)`);
   if (!noWait) await keepRunning();
 } catch (error) {
   process.stderr.write(
@@ -104,9 +112,16 @@ async function demo(): Promise<void> {
   chapter(
     "Starting the local system (real kube-apiserver and etcd, moto, ECR stand-in, webhook bundle)",
   );
+  await step("moto_server ready", ensureMotoServer, (ms) =>
+    progressLine("setting up moto_server", ms),
+  );
   await buildControlPlane();
-  await buildLambdas(join(work, "dist"));
-  say(`  built the Lambda bundles (${elapsed()})`);
+  await step(
+    "built the Lambda bundles",
+    () => buildLambdas(join(work, "dist")),
+    (ms) => progressLine("bundling the Lambdas", ms),
+  );
+  const startedAt = performance.now();
   const [moto, ecr, controlPlane] = await Promise.all([
     startMoto(),
     startEcrStandIn(),
@@ -135,7 +150,10 @@ async function demo(): Promise<void> {
     () => webhook.stop(),
   );
   say(
-    `  kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url} (${elapsed()})`,
+    stepLine(
+      `started kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url}`,
+      performance.now() - startedAt,
+    ),
   );
 
   const config = new KubeConfig();
@@ -167,9 +185,7 @@ async function demo(): Promise<void> {
     "30",
   ];
   say(`  $ ecr-anywhere ${onboardArgs.join(" ")}`);
-  say(
-    "    (against your cluster and stack: ecr-anywhere onboard <id> --registries <hosts> --namespaces <ns> --context <ctx>)",
-  );
+  say(`    (against your cluster and stack: ecr-anywhere ${REAL_CLUSTER_ONBOARD.join(" ")})`);
   expect((await runCli(onboardArgs)) === 0, "onboard exits 0 after verifying the round trip");
 
   chapter(
@@ -244,11 +260,40 @@ async function buildControlPlane(): Promise<void> {
   say(
     "  kube-apiserver and etcd from the Go module proxy (the first build takes a few minutes; cached after)",
   );
-  const code = await run("bash", [join(repo, "scripts/build-control-plane.sh")], {
-    stdout: "ignore",
-    stderr: "progress",
-  });
+  const watch = new BuildWatch();
+  const code = await step(
+    "kube-apiserver and etcd ready",
+    () =>
+      run("bash", [join(repo, "scripts/build-control-plane.sh")], {
+        stdout: "ignore",
+        stderr: (text) => {
+          watch.observe(text);
+          process.stdout.write(text.replace(/^(?!$)/gm, "    · "));
+        },
+      }),
+    (ms) => watch.progress() ?? progressLine("setting up the build", ms),
+  );
   if (code !== 0) throw new Error("the control plane did not build (see the lines above)");
+}
+
+/** Runs one step of the set-up, saying every few seconds what it is doing, then its own time. */
+async function step<T>(
+  done: string,
+  action: () => Promise<T>,
+  progress: (elapsedMs: number) => string,
+): Promise<T> {
+  const stepStarted = performance.now();
+  const ticker = setInterval(
+    () => say(progress(performance.now() - stepStarted)),
+    PROGRESS_EVERY_MS,
+  );
+  try {
+    const result = await action();
+    say(stepLine(done, performance.now() - stepStarted));
+    return result;
+  } finally {
+    clearInterval(ticker);
+  }
 }
 
 function runCli(args: string[]): Promise<number> {
@@ -347,7 +392,7 @@ function updatedAt(secret: V1Secret): number | undefined {
   return parseRfc3339(secret.metadata?.annotations?.[names.updatedAtAnnotation]);
 }
 
-type Sink = "ignore" | "indent" | "progress" | ((text: string) => void);
+type Sink = "ignore" | "indent" | ((text: string) => void);
 
 /** Runs a program, sending its output where the story wants it; resolves with the exit code. */
 function run(
@@ -364,8 +409,7 @@ function run(
       const text = chunk.toString();
       if (target === "ignore") return;
       if (typeof target === "function") return target(text);
-      const prefix = target === "progress" ? "    · " : "    ";
-      process.stdout.write(text.replace(/^(?!$)/gm, prefix));
+      process.stdout.write(text.replace(/^(?!$)/gm, "    "));
     };
     child.stdout?.on("data", sink(options.stdout));
     child.stderr?.on("data", sink(options.stderr));

@@ -1,8 +1,12 @@
-/** moto_server on a free loopback port: real AWS wire protocols for STS, DynamoDB, KMS, SQS and CloudFormation. */
+/**
+ * moto_server on a free loopback port: real AWS wire protocols for STS, DynamoDB, KMS, SQS and
+ * CloudFormation. The first start on a machine without moto installs it (testbed/tools.ts).
+ */
 import { type ChildProcess, spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { freePort, waitFor } from "./ports.ts";
+import { ensureMotoServer } from "./tools.ts";
 
 export interface MotoServer {
   readonly url: string;
@@ -15,14 +19,13 @@ export interface MotoOptions {
 }
 
 export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
+  const [program = "moto_server", ...programArgs] = await ensureMotoServer();
   const port = await freePort();
   const tlsArgs = options.tls ? ["-s", "-c", options.tls.certFile, "-k", options.tls.keyFile] : [];
   const child: ChildProcess = spawn(
-    "moto_server",
-    ["-H", "127.0.0.1", "-p", String(port), ...tlsArgs],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
+    program,
+    [...programArgs, "-H", "127.0.0.1", "-p", String(port), ...tlsArgs],
+    { stdio: ["ignore", "ignore", "pipe"] },
   );
   // A run that exits before stop() (a test run dying, the demo's terminal closing) takes it along.
   const killOnExit = () => child.kill("SIGKILL");
