@@ -19,9 +19,11 @@ import {
   type StackOutputs,
 } from "./adapters/aws.ts";
 import { AwsAccount } from "./adapters/aws-account.ts";
+import { invokeRefresher, type RefresherReport } from "./adapters/refresher-function.ts";
 import { UserCluster } from "./adapters/user-cluster.ts";
 import { probeHealth } from "./adapters/webhook-health.ts";
 import type { HealthProbe } from "./core/findings.ts";
+import { regionChoice } from "./core/regions.ts";
 import { confirm, type OutputFormat, type Printer, printerFor } from "./ui.ts";
 
 /** The flags every command has, as the root command parsed them. */
@@ -93,6 +95,7 @@ export interface Factory {
   awsAccount(): Pick<
     AwsAccount,
     | "callerIdentity"
+    | "location"
     | "stack"
     | "stackResources"
     | "lambdaConcurrency"
@@ -108,6 +111,8 @@ export interface Factory {
     timeoutMs: number,
   ): Promise<HealthProbe>;
   recordCluster(kubeconfig: string, signal: AbortSignal): RecordCluster;
+  /** Asks the deployed refresher to refresh one cluster, and returns what it saw. */
+  refreshOneCluster(functionName: string, clusterId: string): Promise<RefresherReport>;
   confirm(question: string): Promise<boolean>;
   sleep(ms: number): Promise<void>;
 }
@@ -116,6 +121,8 @@ export type MakeFactory = (globals: GlobalFlags) => Factory;
 
 /** The real adapters. */
 export const defaultFactory: MakeFactory = (globals) => {
+  const region = regionChoice(globals.region, process.env);
+  if (region.warning) process.stderr.write(`ecr-anywhere: warning: ${region.warning}\n`);
   const aws: AwsClientConfig = {
     ...(globals.region ? { region: globals.region } : {}),
     ...(globals.profile ? { profile: globals.profile } : {}),
@@ -139,6 +146,7 @@ export const defaultFactory: MakeFactory = (globals) => {
     awsAccount: () => new AwsAccount(aws),
     webhookHealth: probeHealth,
     recordCluster: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
+    refreshOneCluster: (functionName, clusterId) => invokeRefresher(functionName, clusterId, aws),
     confirm,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   };

@@ -13,6 +13,7 @@ import { newPutRecordCommand } from "./commands/put-record.ts";
 import { newRotateTokenCommand } from "./commands/rotate-token.ts";
 import { newStatusCommand } from "./commands/status.ts";
 import { parseRecordsName } from "./core/inputs.ts";
+import { parseRegion } from "./core/regions.ts";
 import { defaultFactory, type MakeFactory } from "./factory.ts";
 import { checked } from "./flags.ts";
 
@@ -51,7 +52,8 @@ export function buildProgram(makeFactory: MakeFactory = defaultFactory) {
     )
     .option(
       "--region <region>",
-      "AWS region of the stack (default: AWS_REGION, then the profile's)",
+      "AWS region of the stack, e.g. us-east-1 (default: AWS_REGION, then the profile's)",
+      checked(parseRegion),
     )
     .option("--profile <name>", "AWS named profile (default: AWS_PROFILE, then default)");
   const factory = () => makeFactory(program.opts());

@@ -4,7 +4,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as v from "valibot";
 import { isRecordsName } from "../functions/core/contract.ts";
 import { REFRESHER_NETWORK_MODES } from "../functions/core/network.ts";
-import { isEcrHost } from "../functions/core/registries.ts";
+import { isEcrHost, parseRegistryHost } from "../functions/core/registries.ts";
 import { TOKEN_SCOPING_MODES } from "../functions/core/token-scoping.ts";
 import { parseWith } from "../functions/core/validation.ts";
 import type { RefresherNetworkProps } from "./constructs/network.ts";
@@ -44,7 +44,17 @@ const ContextSchema = v.strictObject({
   // An empty list is not "unset": it would deploy a webhook whose tokens pull nothing.
   allowedRegistries: v.optional(
     v.pipe(
-      list(v.pipe(v.string(), v.check(isEcrHost, "an ECR registry host"))),
+      list(
+        v.pipe(
+          v.string(),
+          // A registry host is no secret: the message shows what was refused, and the two forms.
+          v.check(
+            isEcrHost,
+            (issue) =>
+              `${registryHostProblem(String(issue.input))}; give the hosts as a JSON list in cdk.json (["host", …]) or comma-separated with -c ${CONTEXT_PREFIX}allowedRegistries=host1,host2`,
+          ),
+        ),
+      ),
       v.check(
         (hosts) => hosts.length > 0,
         "an empty list would let tokens pull nothing: leave it unset for this stack's own registry, or list the registry hosts",
@@ -81,6 +91,11 @@ const ContextSchema = v.strictObject({
     v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name")),
   ),
 });
+
+function registryHostProblem(host: string): string {
+  const parsed = parseRegistryHost(host);
+  return parsed.ok ? `${JSON.stringify(host)} is not an ECR registry host` : parsed.problem;
+}
 
 /** Reads every `ecr-anywhere:*` context value; unknown keys are errors, so typos do not pass silently. */
 export function propsFromContext(context: Readonly<Record<string, unknown>>): {

@@ -121,6 +121,8 @@ export class EcrAnywhere extends Construct {
   readonly refresherWorker?: lambda.Function;
   readonly fanoutQueue?: sqs.Queue;
   readonly functionUrl: lambda.FunctionUrl;
+  /** The registry hosts tokens may pull from: `allowedRegistries`, or the stack's own registry. */
+  readonly allowedRegistries: readonly string[];
   readonly alarmTopic: sns.ITopic;
   /** Seals the refresher's kubeconfigs (client-side), and encrypts the shared token table. */
   readonly recordKey: kms.Key;
@@ -203,6 +205,7 @@ export class EcrAnywhere extends Construct {
     });
     this.webhook = webhook.function;
     this.functionUrl = webhook.functionUrl;
+    this.allowedRegistries = webhook.allowedRegistries;
     this.tokenTable = webhook.tokenTable;
     this.refresher = refresher.function;
     this.refresherWorker = refresher.worker;

@@ -10,7 +10,8 @@ export interface EcrAnywhereStackProps extends StackProps {
 
 /**
  * The `EcrAnywhere` construct in a stack of its own, with the outputs the CLI reads (`--stack`):
- * the webhook URL, the alarm topic, the records name and the record key.
+ * the webhook URL, the alarm topic, the records name, the record key, the allowed registries and
+ * the refresher.
  */
 export class EcrAnywhereStack extends Stack {
   readonly ecrAnywhere: EcrAnywhere;
@@ -24,7 +25,8 @@ export class EcrAnywhereStack extends Stack {
 
 /**
  * The outputs the CLI reads (`--stack`): `onboard`, `put-record`, `status` and `doctor` find the
- * webhook URL, the records name, the record key and the refresher's network here. A stack of
+ * webhook URL, the records name, the record key, the allowed registries, the refresher's function
+ * and network here. A stack of
  * your own that holds the construct adds them with this, exactly as `EcrAnywhereStack` does.
  */
 export function addEcrAnywhereOutputs(stack: Stack, ecrAnywhere: EcrAnywhere): void {
@@ -44,6 +46,16 @@ export function addEcrAnywhereOutputs(stack: Stack, ecrAnywhere: EcrAnywhere): v
   new CfnOutput(stack, "ClusterRecordKeyArn", {
     description: "KMS key that seals the refresher's kubeconfigs in cluster records",
     value: ecrAnywhere.recordKey.keyArn,
+  });
+  new CfnOutput(stack, "AllowedRegistries", {
+    description:
+      "Comma-separated registry hosts the stack's tokens may pull from (onboard refuses --registries outside them)",
+    value: Fn.join(",", [...ecrAnywhere.allowedRegistries]),
+  });
+  new CfnOutput(stack, "RefresherFunctionName", {
+    description:
+      'The refresher function: onboard invokes it with {"clusterId": "<id>"} to prove it reaches the cluster\'s API server',
+    value: ecrAnywhere.refresher.functionName,
   });
   new CfnOutput(stack, "RefresherNetwork", {
     description:

@@ -26,6 +26,7 @@ import { parseRfc3339 } from "../functions/core/time.ts";
 import { createRecordTables, localAwsEnv, testRecordKey } from "../testbed/aws-env.ts";
 import { startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { SCHEDULED_EVENT, startLambdaStandIn } from "../testbed/lambda-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { ensureMotoServer } from "../testbed/tools.ts";
 import { startWebhookProcess } from "../testbed/webhook-process.ts";
@@ -43,6 +44,7 @@ const repo = join(import.meta.dirname, "..");
 const cli = join(repo, "cli/ecr-anywhere.ts");
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+const REFRESHER = "ecr-anywhere-refresher";
 /** Short-lived stand-in tokens, so "time moving forward" takes seconds: stale after half of this. */
 const TOKEN_SECONDS = 40;
 const names = contractNames();
@@ -149,9 +151,15 @@ async function demo(): Promise<void> {
     () => rm(dirname(webhook.caBundleFile), { recursive: true, force: true }),
     () => webhook.stop(),
   );
+  // The deployed refresher, as Lambda would invoke it: its bundle, with the refresher's settings.
+  const lambda = await startLambdaStandIn({
+    [REFRESHER]: { bundle: join(work, "dist/refresher/index.mjs"), env: { ...env } },
+  });
+  stops.push(() => lambda.stop());
+  env.AWS_ENDPOINT_URL_LAMBDA = lambda.url;
   say(
     stepLine(
-      `started kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url}`,
+      `started kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url}, Lambda ${lambda.url}`,
       performance.now() - startedAt,
     ),
   );
@@ -174,6 +182,11 @@ async function demo(): Promise<void> {
     webhook.url,
     "--record-key-arn",
     keyArn,
+    // What the stack's outputs AllowedRegistries and RefresherFunctionName say.
+    "--allowed-registries",
+    `${EAST},${WEST}`,
+    "--refresher-function",
+    REFRESHER,
     "--ca-bundle",
     webhook.caBundleFile,
     "--kubeconfig",
@@ -186,7 +199,10 @@ async function demo(): Promise<void> {
   ];
   say(`  $ ecr-anywhere ${onboardArgs.join(" ")}`);
   say(`    (against your cluster and stack: ecr-anywhere ${REAL_CLUSTER_ONBOARD.join(" ")})`);
-  expect((await runCli(onboardArgs)) === 0, "onboard exits 0 after verifying the round trip");
+  expect(
+    (await runCli(onboardArgs)) === 0,
+    "onboard exits 0 after verifying the round trip and the refresher's own refresh of the cluster",
+  );
 
   chapter(
     "2. The original ECR Anywhere quick start: a labelled namespace and a managed Secret holding FAKE",
@@ -307,7 +323,7 @@ function runCli(args: string[]): Promise<number> {
 /** One scheduled refresher invocation, from its bundle in a fresh process; returns its metrics. */
 async function runRefresher(): Promise<Record<string, number>> {
   const events = join(work, "refresher-events.json");
-  await writeFile(events, "[{}]");
+  await writeFile(events, JSON.stringify([SCHEDULED_EVENT]));
   let output = "";
   const code = await run(
     process.execPath,

@@ -33,7 +33,7 @@ const { handler } = (await import(pathToFileURL(bundlePath).href)) as {
   handler: (event: unknown, context: unknown) => Promise<unknown>;
 };
 const importMs = performance.now() - started;
-const invocations: { result?: unknown; error?: string; ms: number }[] = [];
+const invocations: { result?: unknown; error?: string; errorType?: string; ms: number }[] = [];
 for (const event of events) {
   const invokeStarted = performance.now();
   try {
@@ -41,9 +41,10 @@ for (const event of events) {
     const ms = performance.now() - invokeStarted;
     invocations.push(quiet ? { ms } : { result, ms });
   } catch (error) {
-    // What Lambda reports for a failed invocation: the error's message.
+    // What Lambda reports for a failed invocation: the error's message and type.
     invocations.push({
       error: error instanceof Error ? error.message : String(error),
+      errorType: error instanceof Error ? error.name : "Error",
       ms: performance.now() - invokeStarted,
     });
   }

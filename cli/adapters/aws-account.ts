@@ -19,7 +19,7 @@ import {
 import { KMSClient, ListAliasesCommand } from "@aws-sdk/client-kms";
 import { GetAccountSettingsCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
-import { type AwsClientConfig, awsMessage } from "./aws.ts";
+import { type AwsClientConfig, awsLocation, awsMessage } from "./aws.ts";
 
 /** A read that failed, with the SDK's message. */
 export interface Failed {
@@ -91,6 +91,16 @@ export class AwsAccount {
       return await attempt(() => use(client));
     } finally {
       client.destroy();
+    }
+  }
+
+  /** The region (and profile) every call here goes to, for messages: no call is made. */
+  async location(): Promise<string> {
+    const sts = new STSClient(this.#aws);
+    try {
+      return await awsLocation(sts, this.#aws);
+    } finally {
+      sts.destroy();
     }
   }
 

@@ -31,6 +31,7 @@ import {
 } from "../../functions/core/cluster-record.ts";
 import { recordTables } from "../../functions/core/contract.ts";
 import { isRefresherNetworkMode, type RefresherNetworkMode } from "../../functions/core/network.ts";
+import { DEPLOY_COMMAND } from "../core/findings.ts";
 import { canonicalJson } from "../core/onboard-plan.ts";
 
 /** A problem found in AWS: the command exits 1. */
@@ -51,6 +52,10 @@ export interface StackOutputs {
   readonly recordKeyArn: string;
   /** Where the refresher connects from: `public` for stacks made before the output existed. */
   readonly refresherNetwork: RefresherNetworkMode;
+  /** The hosts tokens may pull from; undefined for stacks made before the output existed. */
+  readonly allowedRegistries: readonly string[] | undefined;
+  /** The refresher function's name; undefined for stacks made before the output existed. */
+  readonly refresherFunction: string | undefined;
 }
 
 function refresherNetworkOutput(
@@ -66,6 +71,19 @@ function refresherNetworkOutput(
   return value;
 }
 
+/**
+ * The region (and profile) a client looks in, as a message names it: `us-east-1`, `eu-west-1,
+ * profile prod`. Asks the client's own region chain, so AWS_REGION and a profile's region count.
+ */
+export async function awsLocation(
+  client: { readonly config: { region(): Promise<string> } },
+  aws: AwsClientConfig,
+): Promise<string> {
+  const region = await client.config.region().catch(() => "no region");
+  const profile = aws.profile ?? process.env.AWS_PROFILE;
+  return profile ? `${region}, profile ${profile}` : region;
+}
+
 export async function readStackOutputs(
   stackName: string,
   aws: AwsClientConfig = {},
@@ -76,24 +94,30 @@ export async function readStackOutputs(
     const outputs = new Map(
       (Stacks?.[0]?.Outputs ?? []).map((output) => [output.OutputKey, output.OutputValue]),
     );
-    const get = (key: string) => {
-      const value = outputs.get(key);
-      if (!value)
-        throw new AwsProblem(
-          `stack ${stackName} has no output ${key}: is it an ecr-anywhere stack, fully deployed?`,
-        );
-      return value;
-    };
+    const missing = ["WebhookUrl", "ClusterRecords", "ClusterRecordKeyArn"].filter(
+      (key) => !outputs.get(key),
+    );
+    if (missing.length > 0)
+      throw new AwsProblem(
+        `stack ${stackName} in ${await awsLocation(client, aws)} has no output ${missing.join(", ")}: is it an ecr-anywhere stack, fully deployed? (${DEPLOY_COMMAND})`,
+      );
     return {
-      webhookUrl: get("WebhookUrl"),
-      records: get("ClusterRecords"),
-      recordKeyArn: get("ClusterRecordKeyArn"),
+      webhookUrl: outputs.get("WebhookUrl") ?? "",
+      records: outputs.get("ClusterRecords") ?? "",
+      recordKeyArn: outputs.get("ClusterRecordKeyArn") ?? "",
       refresherNetwork: refresherNetworkOutput(stackName, outputs.get("RefresherNetwork")),
+      allowedRegistries: outputs.get("AllowedRegistries")?.split(",").filter(Boolean),
+      refresherFunction: outputs.get("RefresherFunctionName") || undefined,
     };
   } catch (error) {
     if (error instanceof AwsProblem) throw error;
+    const where = await awsLocation(client, aws);
+    // CloudFormation says a missing stack with a ValidationError.
+    const reason = /does not exist/.test((error as Error).message)
+      ? "it does not exist there"
+      : awsMessage(error);
     throw new AwsProblem(
-      `cannot read the outputs of stack ${stackName}: ${awsMessage(error)} (deploy it with npm run deploy, pass --stack, or give --webhook-url and --record-key-arn)`,
+      `cannot read the outputs of stack ${stackName} in ${where}: ${reason} (deploy it with ${DEPLOY_COMMAND}; or pass --stack and --region of the stack you deployed; or give --webhook-url and --record-key-arn)`,
     );
   } finally {
     client.destroy();
@@ -136,12 +160,19 @@ export class RecordStore {
   readonly #kms: KMSClient;
   readonly #seal: KubeconfigSeal;
   readonly #tables: { readonly webhook: string; readonly refresher: string };
+  readonly #aws: AwsClientConfig;
 
   constructor(records: string, aws: AwsClientConfig = {}) {
+    this.#aws = aws;
     this.#tables = recordTables(records);
     this.#dynamodb = new DynamoDBClient(aws);
     this.#kms = new KMSClient(aws);
     this.#seal = new KubeconfigSeal(this.#kms, undefined);
+  }
+
+  /** The region (and profile) the tables are looked for in, for messages. */
+  #where(): Promise<string> {
+    return awsLocation(this.#dynamodb, this.#aws);
   }
 
   /** Where a cluster's record is, for messages. */
@@ -158,7 +189,9 @@ export class RecordStore {
         if (Table?.TableStatus !== "ACTIVE")
           problems.push(`DynamoDB table ${table} is ${Table?.TableStatus ?? "not active"}`);
       } catch (error) {
-        problems.push(`DynamoDB table ${table} (cluster records): ${awsMessage(error)}`);
+        problems.push(
+          `DynamoDB table ${table} (cluster records) in ${await this.#where()}: ${awsMessage(error)}`,
+        );
       }
     }
     if (keyArn) {
@@ -315,7 +348,7 @@ export class RecordStore {
       return (await scanLiveClusterIds(this.#dynamodb, this.#tables.refresher)).sort();
     } catch (error) {
       throw new AwsProblem(
-        `list cluster records in ${this.#tables.refresher}: ${awsMessage(error)}`,
+        `list cluster records in ${this.#tables.refresher} (${await this.#where()}): ${awsMessage(error)}`,
       );
     }
   }

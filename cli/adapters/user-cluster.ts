@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import {
   AdmissionregistrationV1Api,
   ApiException,
@@ -61,32 +61,16 @@ export class UserCluster {
     this.#version = makeNoRedirectClient(config, VersionApi);
   }
 
-  /** Loads the kubeconfig as kubectl would; a missing file or unknown context is bad input. */
+  /**
+   * Loads the kubeconfig as kubectl would (`--kubeconfig`, else every file `KUBECONFIG` lists that
+   * exists, else `~/.kube/config`), and checks the chosen context as kubectl does before its first
+   * call: each problem is bad input, worded in kubectl's (client-go's) own words.
+   */
   static load(choice: KubeconfigChoice, env: NodeJS.ProcessEnv = process.env): UserCluster {
-    const config = new KubeConfig();
-    const files = choice.kubeconfig
-      ? [choice.kubeconfig]
-      : (env.KUBECONFIG?.split(":").filter(Boolean) ?? [join(homedir(), ".kube", "config")]);
-    const missing = files.filter((file) => !existsSync(file));
-    if (missing.length === files.length)
-      throw new InputError(
-        `no kubeconfig found (${files.join(", ")}): pass --kubeconfig or set KUBECONFIG`,
-      );
-    try {
-      if (choice.kubeconfig) config.loadFromFile(choice.kubeconfig);
-      else config.loadFromDefault();
-    } catch (error) {
-      throw new InputError(`kubeconfig could not be read: ${(error as Error).message}`);
-    }
-    if (choice.context) {
-      if (!config.getContextObject(choice.context))
-        throw new InputError(
-          `--context ${JSON.stringify(choice.context)}: no such context (have: ${config.contexts.map((context) => context.name).join(", ") || "none"})`,
-        );
-      config.setCurrentContext(choice.context);
-    }
-    if (!config.getCurrentCluster())
-      throw new InputError("the kubeconfig has no current context: pass --context");
+    const config = readKubeconfig(choice, env);
+    const problem = contextProblem(config, choice.context);
+    if (problem) throw new InputError(problem);
+    if (choice.context) config.setCurrentContext(choice.context);
     return new UserCluster(config);
   }
 
@@ -277,6 +261,69 @@ export class UserCluster {
       throw new KubernetesError(action, error);
     }
   }
+}
+
+/**
+ * The kubeconfig files, merged as kubectl merges them: missing files in `KUBECONFIG` are skipped,
+ * the first file to set current-context wins. A file that does not parse is named.
+ */
+function readKubeconfig(choice: KubeconfigChoice, env: NodeJS.ProcessEnv): KubeConfig {
+  const files = choice.kubeconfig
+    ? [choice.kubeconfig]
+    : (env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [join(homedir(), ".kube", "config")]);
+  const present = files.filter((file) => existsSync(file));
+  // kubectl's words for an empty configuration, with the flags that give this CLI one.
+  if (present.length === 0)
+    throw new InputError(
+      `invalid configuration: no configuration has been provided (no kubeconfig at ${files.join(", ")}): pass --kubeconfig or set KUBECONFIG`,
+    );
+  const config = new KubeConfig();
+  for (const file of present) {
+    const next = new KubeConfig();
+    try {
+      next.loadFromFile(file);
+    } catch (error) {
+      throw new InputError(`kubeconfig ${file} could not be read: ${(error as Error).message}`);
+    }
+    if (!config.currentContext && next.currentContext) config.currentContext = next.currentContext;
+    // The first file to name a cluster, user or context wins, as in kubectl.
+    for (const cluster of next.clusters)
+      if (!config.getCluster(cluster.name)) config.addCluster(cluster);
+    for (const user of next.users) if (!config.getUser(user.name)) config.addUser(user);
+    for (const context of next.contexts)
+      if (!config.getContextObject(context.name)) config.addContext(context);
+  }
+  return config;
+}
+
+/**
+ * What keeps `context` (else the current-context) from being used, as client-go's
+ * `clientcmd.ConfirmUsable` words it (kubectl prints it as "Error in configuration: …"), with the
+ * flag that fixes it; undefined when it is usable.
+ */
+function contextProblem(config: KubeConfig, context: string | undefined): string | undefined {
+  const available = config.contexts.map((entry) => entry.name).join(", ") || "none";
+  const name = context ?? config.currentContext;
+  if (!name)
+    return `no context chosen: the kubeconfig sets no current-context; pass --context (contexts: ${available})`;
+  const chosen = config.getContextObject(name);
+  if (!chosen) {
+    const fix = context
+      ? `--context ${JSON.stringify(context)}: `
+      : "the kubeconfig's current-context: ";
+    return `${fix}context was not found for specified context: ${name} (contexts: ${available}); pass --context with one of them`;
+  }
+  const problems = [
+    ...(config.getCluster(chosen.cluster)
+      ? []
+      : [
+          `cluster ${JSON.stringify(chosen.cluster)} was not found for context ${JSON.stringify(name)}`,
+        ]),
+    ...(chosen.user === undefined || config.getUser(chosen.user)
+      ? []
+      : [`user ${JSON.stringify(chosen.user)} was not found for context ${JSON.stringify(name)}`]),
+  ];
+  return problems.length > 0 ? `invalid configuration: ${problems.join(", ")}` : undefined;
 }
 
 export function describeObject(object: KubernetesObject): string {

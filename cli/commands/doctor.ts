@@ -9,6 +9,7 @@ import { recordTables } from "../../functions/core/contract.ts";
 import { failed } from "../adapters/aws-account.ts";
 import {
   alarmsFinding,
+  DEPLOY_COMMAND,
   type Finding,
   healthFinding,
   passed,
@@ -45,10 +46,18 @@ export async function runDoctor(options: DoctorOptions, factory: Factory): Promi
   const findings: Finding[] = [];
   const stack = await account.stack(options.stack);
   const check = `stack ${options.stack}`;
-  const redeploy =
-    "deploy it (docs/deploy.md), or pass --stack and --region of the stack you deployed";
+  const redeploy = `deploy it with ${DEPLOY_COMMAND}, or pass --stack and --region of the stack you deployed`;
   if (failed(stack) || stack === undefined) {
-    findings.push(problem(check, failed(stack) ? stack.failed : "does not exist", redeploy));
+    const where = await account.location();
+    findings.push(
+      problem(
+        check,
+        failed(stack)
+          ? `cannot read it in ${where}: ${stack.failed}`
+          : `does not exist in ${where}`,
+        redeploy,
+      ),
+    );
     return printFindings(factory, findings);
   }
   const webhookUrl = stack.outputs.WebhookUrl;

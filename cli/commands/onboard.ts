@@ -12,6 +12,7 @@ import {
   InputError,
   parseCidrs,
   parseClusterId,
+  parseFunctionName,
   parseHostPath,
   parseHttpsUrl,
   parseNamespaces,
@@ -27,6 +28,7 @@ import {
 import {
   buildClusterRecord,
   enabledNamespaceLabel,
+  registriesOutsideStack,
   registryPartitionProblems,
   webhookUrl,
 } from "../core/onboard-plan.ts";
@@ -37,6 +39,7 @@ import { ourWebhookConfiguration, refresherObjects } from "./cluster-objects.ts"
 import { ClusterTarget } from "./onboard/apply.ts";
 import { resolveEndpoints } from "./onboard/endpoints.ts";
 import { FilesTarget } from "./onboard/files.ts";
+import { refresherCheckStep } from "./onboard/refresher-check.ts";
 import type { OnboardOptions, OnboardState, OnboardTarget } from "./onboard/target.ts";
 
 export type { OnboardOptions } from "./onboard/target.ts";
@@ -124,6 +127,16 @@ function targetFlags<A extends any[], O extends OptionValues>(command: Command<A
         "--refresher-network <mode>",
         "with --webhook-url: the stack's RefresherNetwork output (public, static-egress or vpc), which decides the API server addresses the refresher can reach; read from the stack otherwise",
       ).argParser(checked(parseRefresherNetwork)),
+    )
+    .option(
+      "--allowed-registries <hosts>",
+      "with --webhook-url: the stack's AllowedRegistries output, which every --registries host must lie within; read from the stack otherwise",
+      checked(parseRegistries),
+    )
+    .option(
+      "--refresher-function <name>",
+      "with --webhook-url: the stack's RefresherFunctionName output (or the function's ARN), which onboard asks to refresh the cluster; read from the stack otherwise",
+      checked(parseFunctionName),
     );
 }
 
@@ -186,6 +199,11 @@ function runFlags<A extends any[], O extends OptionValues>(command: Command<A, O
       "with --dry-run: reuse the webhook token in this file, or make one and keep it there (0600), so renders are reproducible",
     )
     .option(
+      "--skip-refresher-check",
+      "do not ask the deployed refresher to refresh the cluster at the end (for a role that may not lambda:InvokeFunction it); its first scheduled run is then the first proof it reaches the API server",
+      false,
+    )
+    .option(
       "--verify-timeout <seconds>",
       "how long to wait for the round trip",
       checked(parseSeconds),
@@ -228,6 +246,9 @@ export function completeOnboard(
       webhookUrl: flags.webhookUrl,
       recordKeyArn: flags.recordKeyArn,
       refresherNetwork: flags.refresherNetwork,
+      allowedRegistries: flags.allowedRegistries,
+      refresherFunction: flags.refresherFunction,
+      skipRefresherCheck: flags.skipRefresherCheck,
     },
     caBundleFile: flags.caBundle,
     apiServerUrl: flags.apiServerUrl,
@@ -263,6 +284,15 @@ export function validateOnboard(options: OnboardOptions): void {
   if (options.webhookAuth === "url" && !options.allowedSourceCidrs && !options.allowAnySource)
     throw new InputError(
       "--allowed-source-cidrs is needed with a token in the webhook URL: kube-apiserver shows that URL, token included, to users whose writes fail in transit, and pinned to your control plane's egress addresses a leaked token is useless elsewhere (GKE: the cluster's NAT/egress IPs; AKS: az aks show --query networkProfile.loadBalancerProfile.effectiveOutboundIPs). Or use --webhook-auth header (API servers you configure), or --allow-any-source to accept the exposure",
+    );
+  if (
+    options.aws.webhookUrl &&
+    !options.dryRun &&
+    !options.aws.refresherFunction &&
+    !options.aws.skipRefresherCheck
+  )
+    throw new InputError(
+      "--webhook-url needs --refresher-function (the stack's RefresherFunctionName output), which onboard asks to refresh the cluster, or --skip-refresher-check",
     );
   if (options.out && !options.dryRun) throw new InputError("--out goes with --dry-run");
   if (options.tokenFile && !options.dryRun)
@@ -302,6 +332,11 @@ function checkAgainstStack(state: OnboardState, options: OnboardOptions, factory
   const endpoints = need(state.endpoints);
   const outside = registryPartitionProblems(options.registries, endpoints.recordKeyArn);
   if (outside.length > 0) throw new InputError(`--registries: ${outside.join("; ")}`);
+  const ungranted = registriesOutsideStack(options, endpoints.allowedRegistries);
+  if (ungranted.length > 0)
+    throw new InputError(
+      `${ungranted.join("; ")}: its tokens could never pull from there. Add the registry to the stack's allowedRegistries and deploy, or leave it out`,
+    );
   const problem = apiServerRouteProblem({
     kubeconfigServer: need(state.cluster).server,
     apiServerUrl: options.apiServerUrl,
@@ -389,5 +424,6 @@ function onboardSteps(
       title: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
       run: (state, progress) => target.verify(state, progress),
     },
+    refresherCheckStep(options, factory),
   ];
 }

@@ -21,6 +21,13 @@ export function problem(check: string, detail: string, fix: string): Finding {
   return { check, ok: false, detail, fix };
 }
 
+/**
+ * How a package user deploys or redeploys the stack: the CDK CLI in the deploy app that
+ * docs/deploy.md has them make (a clone's `npm run deploy` exists nowhere else).
+ */
+export const DEPLOY_COMMAND = "npx cdk deploy in your deploy app (docs/deploy.md)";
+const REDEPLOY = `redeploy the stack: ${DEPLOY_COMMAND}`;
+
 /** `cdk deploy` refuses a bootstrap older than this (aws-cdk-lib's DefaultStackSynthesizer). */
 export const MIN_BOOTSTRAP_VERSION = 6;
 
@@ -36,7 +43,7 @@ export interface BootstrapFacts {
 
 export function bootstrapFinding(facts: BootstrapFacts): Finding {
   const check = "CDK bootstrap";
-  const fix = `cdk bootstrap aws://${facts.account}/${facts.region}`;
+  const fix = `npx cdk bootstrap aws://${facts.account}/${facts.region} in your deploy app (docs/deploy.md)`;
   if (facts.stack === undefined)
     return problem(
       check,
@@ -199,8 +206,7 @@ function healthBody(body: string): HealthBody | undefined {
  */
 export function healthFinding(form: "path" | "header", probe: HealthProbe): Finding {
   const check = `webhook health (${form} form)`;
-  const deployFix =
-    "check the stack's WebhookUrl output and that the deployed webhook has a health path (ecr-anywhere 0.1.0 or later): redeploy with cdk deploy";
+  const deployFix = `check the stack's WebhookUrl output and that the deployed webhook has a health path (ecr-anywhere 0.1.0 or later): ${REDEPLOY}`;
   if ("failed" in probe)
     return problem(check, `cannot reach the function URL: ${probe.failed}`, deployFix);
   const body = healthBody(probe.body);
@@ -241,7 +247,7 @@ export function alarmsFinding(
     return problem(
       check,
       `no alarms named ${stackName}-<logical id>-<suffix> in CloudWatch`,
-      "check --stack and --region; redeploy the stack with cdk deploy",
+      `check --stack and --region; ${REDEPLOY}`,
     );
   const firing = states.filter((alarm) => alarm.state === "ALARM").map((alarm) => alarm.name);
   if (firing.length > 0)
@@ -263,18 +269,13 @@ export function tokenTableFinding(
 ): Finding {
   const check = "shared token table";
   if (table === undefined)
-    return problem(
-      check,
-      "the stack has no token table (a WebhookTokenStore table)",
-      "redeploy the stack with cdk deploy",
-    );
-  if (state === undefined)
-    return problem(check, `${table} does not exist`, "redeploy the stack with cdk deploy");
+    return problem(check, "the stack has no token table (a WebhookTokenStore table)", REDEPLOY);
+  if (state === undefined) return problem(check, `${table} does not exist`, REDEPLOY);
   if (state.status !== "ACTIVE" || !state.encrypted)
     return problem(
       check,
       `${table} is ${state.status}${state.encrypted ? "" : ", not encrypted with the stack's key"}`,
-      "wait for ACTIVE, or redeploy the stack with cdk deploy",
+      `wait for ACTIVE, or ${REDEPLOY}`,
     );
   return passed(check, `${table} ACTIVE, encrypted with the stack's key`);
 }

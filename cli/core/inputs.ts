@@ -93,6 +93,19 @@ export function parseRepositories(value: string): string[] {
   );
 }
 
+/** A Lambda function's name, or its ARN (optionally with a version or alias), as Invoke takes it. */
+export function parseFunctionName(value: string): string {
+  if (
+    !/^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$/.test(
+      value,
+    )
+  )
+    throw new InputError(
+      `${JSON.stringify(value)}: expected a Lambda function name or ARN, such as the stack's RefresherFunctionName output`,
+    );
+  return value;
+}
+
 export function parseRoleArn(value: string): string {
   if (!isRoleArn(value))
     throw new InputError(

@@ -8,12 +8,18 @@ import { stringify } from "yaml";
 import { parseWebhookCaller } from "../../functions/core/auth.ts";
 import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
 import { type ContractNames, NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
+import { ECR } from "../../functions/core/ecr-kind.ts";
 import {
   kubeconfigTarget,
   needsRenewal,
   serviceAccountToken,
 } from "../../functions/core/kubeconfig.ts";
-import { type Partition, partitionProblem } from "../../functions/core/registries.ts";
+import {
+  type EcrRegistry,
+  type Partition,
+  parseEcrHost,
+  partitionProblem,
+} from "../../functions/core/registries.ts";
 
 /** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
 export const FIELD_MANAGER = "ecr-anywhere";
@@ -195,6 +201,45 @@ export function registryPartitionProblems(
     | undefined;
   if (!partition) return [];
   return registries.flatMap((host) => partitionProblem(host, partition) ?? []);
+}
+
+/**
+ * Why `--registries` and `--repositories` are not all within the stack's `allowedRegistries`: the
+ * stack grants pulls per registry, as every repository of its account and region
+ * (`arn:<partition>:ecr:<region>:<account>:repository/*`, functions/core/ecr-kind.ts), and ECR
+ * Public only when listed. So exactly as its IAM does: a FIPS or dual-stack host is within its
+ * ordinary host's grant, and a repository ARN within its registry's. No wildcards: the stack's
+ * list names hosts. Tokens for anything outside could never pull it.
+ */
+export function registriesOutsideStack(
+  inputs: Pick<OnboardInputs, "registries" | "repositories">,
+  allowedRegistries: readonly string[],
+): string[] {
+  const granted = new Set(
+    allowedRegistries.flatMap((host) => {
+      const registry = parseEcrHost(host);
+      return registry ? [grantKey(registry)] : [];
+    }),
+  );
+  const stack = `the stack's allowedRegistries (${allowedRegistries.join(", ")})`;
+  const hosts = inputs.registries.flatMap((host) => {
+    const registry = parseEcrHost(host);
+    return registry && !granted.has(grantKey(registry))
+      ? [`--registries: ${host} is outside ${stack}`]
+      : [];
+  });
+  const repositories = (inputs.repositories ?? []).flatMap((arn) => {
+    const [, partition, , region, accountId] = arn.split(":");
+    return granted.has(`${ECR.id}|${partition}|${region}|${accountId}`)
+      ? []
+      : [`--repositories: ${arn} is in a registry outside ${stack}`];
+  });
+  return [...hosts, ...repositories];
+}
+
+/** What the stack's IAM grants a registry by: its kind, partition, region and account. */
+function grantKey(registry: EcrRegistry): string {
+  return `${registry.kind}|${registry.partition}|${registry.region}|${registry.accountId}`;
 }
 
 /** Key-order-independent JSON, to tell whether a record write would change anything. */

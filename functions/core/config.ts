@@ -33,6 +33,7 @@ export const ENV = {
   refreshBeforeSeconds: "ECR_ANYWHERE_REFRESH_BEFORE_SECONDS",
   clusterConcurrency: "ECR_ANYWHERE_CLUSTER_CONCURRENCY",
   markConcurrency: "ECR_ANYWHERE_MARK_CONCURRENCY",
+  checkMarkConcurrency: "ECR_ANYWHERE_CHECK_MARK_CONCURRENCY",
   markAttempts: "ECR_ANYWHERE_MARK_ATTEMPTS",
   clusterDeadlineSeconds: "ECR_ANYWHERE_CLUSTER_DEADLINE_SECONDS",
   refreshMode: "ECR_ANYWHERE_REFRESH_MODE",
@@ -105,6 +106,11 @@ const refresherEnvSchema = () =>
     [ENV.refreshBeforeSeconds]: positiveInteger(6 * 3600, 11 * 3600),
     [ENV.clusterConcurrency]: positiveInteger(5, 50),
     [ENV.markConcurrency]: positiveInteger(10, 500),
+    // 0: the one-cluster check marks nothing (the stack's budget had no slot to spare for it).
+    [ENV.checkMarkConcurrency]: v.optional(
+      v.pipe(v.string(), v.regex(/^\d+$/, "a whole number"), v.transform(Number), v.maxValue(500)),
+      "1",
+    ),
     [ENV.markAttempts]: positiveInteger(4, 10),
     [ENV.clusterDeadlineSeconds]: positiveInteger(120, 900),
     [ENV.refreshMode]: v.optional(v.picklist(["inline", "fanout"]), "inline"),
@@ -133,11 +139,18 @@ export interface RefresherConfig {
   /** Clusters visited at once (inline mode). */
   readonly clusterConcurrency: number;
   /**
-   * Marks in flight at once in this invocation, across all its clusters: each is a synchronous
-   * webhook call, so this is the most of the webhook's concurrency this invocation takes from
-   * the users' own writes (the stack's refresherMarkConcurrency, split among fan-out workers).
+   * Marks in flight at once in a scheduled invocation, across all its clusters: each is a
+   * synchronous webhook call, so this is the most of the webhook's concurrency this invocation
+   * takes from the users' own writes (the scheduled run's share of the stack's
+   * refresherMarkConcurrency, split among fan-out workers; `markSplit`).
    */
   readonly markConcurrency: number;
+  /**
+   * Marks in flight in a one-cluster invocation (`{"clusterId": ...}`, onboard's check): the
+   * stack's static share of the budget beside the scheduled run's (functions/core/concurrency.ts,
+   * `markSplit`); 0 marks nothing.
+   */
+  readonly checkMarkConcurrency: number;
   /** Tries of a mark that failed for a transient reason (a throttled webhook or ECR). */
   readonly markAttempts: number;
   /** The most one cluster may take; well inside the Lambda timeout. */
@@ -163,6 +176,7 @@ export function refresherConfigFromEnv(
     refreshBeforeMs: settings[ENV.refreshBeforeSeconds] * 1000,
     clusterConcurrency: settings[ENV.clusterConcurrency],
     markConcurrency: settings[ENV.markConcurrency],
+    checkMarkConcurrency: settings[ENV.checkMarkConcurrency],
     markAttempts: settings[ENV.markAttempts],
     clusterDeadlineMs: settings[ENV.clusterDeadlineSeconds] * 1000,
     mode: settings[ENV.refreshMode],

@@ -4,7 +4,12 @@
  * kind, on the principal that mints its tokens. Pure.
  */
 
-import { type EcrRegistry, parseEcrHost, REGISTRY_KINDS, type RegistryKind } from "./registries.ts";
+import {
+  type EcrRegistry,
+  parseRegistryHost,
+  REGISTRY_KINDS,
+  type RegistryKind,
+} from "./registries.ts";
 import { type Partition, type PolicyStatementJson, partitionOf } from "./registry-kind.ts";
 
 /**
@@ -17,9 +22,9 @@ export function parseAllowedRegistries(
   kinds: readonly RegistryKind[] = REGISTRY_KINDS,
 ): EcrRegistry[] {
   const registries = hosts.map((host) => {
-    const registry = parseEcrHost(host, kinds);
-    if (!registry) throw new Error(`allowedRegistries: "${host}" is not an ECR registry host`);
-    return registry;
+    const parsed = parseRegistryHost(host, kinds);
+    if (!parsed.ok) throw new Error(`allowedRegistries: ${parsed.problem}`);
+    return parsed.registry;
   });
   if (stackRegion === undefined) return registries;
   for (const kind of kinds) {

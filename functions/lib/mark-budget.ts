@@ -73,6 +73,11 @@ export class ClusterShare {
     });
   }
 
+  /** How long one of its marks may hold a slot. */
+  get slotMs(): number {
+    return this.#budget.slotMs;
+  }
+
   /** The cluster is done: its share goes back to the others. */
   leave(): void {
     this.#budget.leave(this);

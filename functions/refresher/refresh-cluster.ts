@@ -54,9 +54,11 @@ export interface RefreshClusterDependencies {
   readonly clusterApi: (kubeconfig: string, signal: AbortSignal) => ClusterApi;
   /**
    * Shared by every cluster of an invocation: `config.markConcurrency` marks at once, each cluster
-   * at most its fair share, and no mark holding its slot past the webhook's timeout.
+   * at most its fair share, and no mark holding its slot past the webhook's timeout. Undefined: this
+   * invocation has no share of the budget (a one-cluster check beside a budget with no slot to
+   * spare), so stale Secrets are counted and left to the scheduled run.
    */
-  readonly markBudget: MarkBudget;
+  readonly markBudget: MarkBudget | undefined;
   /** For the backoff's jitter; tests pin it. */
   readonly random?: () => number;
   /**
@@ -183,6 +185,14 @@ async function markStaleSecrets(
   const stale = secrets.filter((secret) =>
     isStale(secretTimes(secret.annotations, deps.config.names), nowMs, deps.config.refreshBeforeMs),
   );
+  if (deps.markBudget === undefined)
+    return {
+      secretsStale: stale.length,
+      secretsRefreshed: 0,
+      refreshFailures: 0,
+      minRemainingSeconds: leastRemainingSeconds(secrets, deps.config, nowMs),
+      markRetries: 0,
+    };
   const marked = toRfc3339(nowMs);
   let markRetries = 0;
   // One budget for the whole invocation: marks of every cluster share the webhook's capacity, this
@@ -225,8 +235,7 @@ async function markOne(
   try {
     const after = await markWithRetries(
       () => share.run((slot) => annotate(api, secret, marked, deps, slot)),
-      deps,
-      signal,
+      { deps, signal, slotMs: share.slotMs },
       onRetry,
     );
     const afterMs = secretTimes(after.annotations, names).expiresAtMs;
@@ -300,14 +309,17 @@ class MarkTimedOut extends Error {
 
 async function markWithRetries(
   attempt: () => Promise<ManagedSecret | typeof SLOT_EXPIRED>,
-  deps: RefreshClusterDependencies,
-  signal: AbortSignal,
+  {
+    deps,
+    signal,
+    slotMs,
+  }: { deps: RefreshClusterDependencies; signal: AbortSignal; slotMs: number },
   onRetry: () => void,
 ): Promise<ManagedSecret> {
   for (let tries = 0; ; tries++) {
     try {
       const answer = await attempt();
-      if (answer === SLOT_EXPIRED) throw new MarkTimedOut(deps.markBudget.slotMs);
+      if (answer === SLOT_EXPIRED) throw new MarkTimedOut(slotMs);
       return answer;
     } catch (error) {
       const transient =

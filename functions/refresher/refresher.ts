@@ -1,8 +1,10 @@
 /**
- * The scheduled refresher. Inline mode visits every registered cluster in this invocation with
- * bounded concurrency; fan-out mode sends one SQS message per cluster to the worker
- * (worker.ts). Either way one cluster's failure never stops the others, and the invocation fails
- * at the end if any cluster failed, so the Errors alarm fires and the metrics say which.
+ * The refresher. Its scheduled run (EventBridge's event) visits every registered cluster: inline
+ * mode in this invocation with bounded concurrency; fan-out mode sends one SQS message per cluster
+ * to the worker (worker.ts). Either way one cluster's failure never stops the others, and the
+ * invocation fails at the end if any cluster failed, so the Errors alarm fires and the metrics say
+ * which. A one-cluster event (`{"clusterId": ...}`, onboard's check) refreshes that cluster here,
+ * in either mode, and answers with its report: a failed cluster is data, not an error.
  */
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -20,6 +22,7 @@ import { ClusterApi } from "../adapters/kubernetes.ts";
 import { redactWebhookTokens } from "../core/auth.ts";
 import { isDns1123Label } from "../core/cluster-record.ts";
 import { refresherConfigFromEnv } from "../core/config.ts";
+import { parseRefresherEvent } from "../core/refresher-event.ts";
 import { MARK_SLOT_MS, MarkBudget } from "../lib/mark-budget.ts";
 import { count, createTelemetry, MetricUnit, type Telemetry } from "../telemetry.ts";
 import {
@@ -37,6 +40,11 @@ export interface RefresherDependencies extends RefreshClusterDependencies {
   readonly readRecord: (clusterId: string, signal: AbortSignal) => Promise<StoredClusterRecord>;
   /** Fan-out mode: one message per cluster. */
   readonly enqueue: (clusterIds: readonly string[]) => Promise<void>;
+  /**
+   * The one-cluster check's own budget (`config.checkMarkConcurrency`), apart from the scheduled
+   * run's `markBudget`: the stack splits the refresher's budget between them statically.
+   */
+  readonly checkMarkBudget: MarkBudget | undefined;
 }
 
 export interface RunSummary {
@@ -44,6 +52,12 @@ export interface RunSummary {
   readonly clusters: number;
   readonly failed: readonly string[];
   readonly reports: readonly ClusterReport[];
+}
+
+/** The answer to a one-cluster event: the cluster's report, its problems redacted. */
+export interface OneClusterResult {
+  readonly mode: "one-cluster";
+  readonly report: ClusterReport;
 }
 
 export function createRefresherFromEnv(env: Readonly<Record<string, string | undefined>>) {
@@ -68,6 +82,10 @@ export function refresherDependenciesFromEnv(
     clusterApi: (kubeconfig, signal) => new ClusterApi(kubeconfig, signal),
     // One environment runs one invocation at a time, so this is the invocation's budget.
     markBudget: new MarkBudget({ total: config.markConcurrency, slotMs: MARK_SLOT_MS }),
+    checkMarkBudget:
+      config.checkMarkConcurrency > 0
+        ? new MarkBudget({ total: config.checkMarkConcurrency, slotMs: MARK_SLOT_MS })
+        : undefined,
     listRecords: (signal) => records.list(signal),
     listClusterIds: (signal) => records.listIds(signal),
     readRecord: (clusterId, signal) => records.read(clusterId, signal),
@@ -97,12 +115,56 @@ export function refresherDependenciesFromEnv(
   };
 }
 
-export function createRefresher(deps: RefresherDependencies): () => Promise<RunSummary> {
+export function createRefresher(
+  deps: RefresherDependencies,
+): (event: unknown) => Promise<RunSummary | OneClusterResult> {
+  return async (event) => {
+    const request = parseRefresherEvent(event);
+    if (!request.ok) {
+      deps.telemetry.logger.error("refresher event refused", { error: request.error });
+      throw new Error(`refresher event refused: ${request.error}`);
+    }
+    if (request.value.kind === "one-cluster") return refreshOne(request.value.clusterId, deps);
+    return scheduledRun(deps)();
+  };
+}
+
+/** The scheduled run, over every cluster: inline, or fanned out. */
+export function scheduledRun(deps: RefresherDependencies): () => Promise<RunSummary> {
   return async () => {
     const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
     if (deps.config.mode === "fanout") return fanOut(deps, signal);
 
     return finish(deps, await refreshInline(deps, signal));
+  };
+}
+
+/**
+ * One cluster, in this invocation whatever the mode, within the check's share of the budget. Its
+ * failure is logged and counted as the scheduled run's are, and answered as data (`report.ok`
+ * false), so the caller can show what the refresher saw; only a refused event is an error.
+ */
+export async function refreshOne(
+  clusterId: string,
+  deps: RefresherDependencies,
+): Promise<OneClusterResult> {
+  const checkDeps = { ...deps, markBudget: deps.checkMarkBudget };
+  let report: ClusterReport;
+  try {
+    const stored = await deps.readRecord(
+      clusterId,
+      AbortSignal.timeout(deps.config.clusterDeadlineMs),
+    );
+    report = await refreshAndReport(stored, checkDeps);
+  } catch (error) {
+    const problem = `cannot read the cluster record: ${error instanceof Error ? error.message : String(error)}`;
+    deps.telemetry.logger.error("cluster record unreadable", { clusterId, error: problem });
+    publishInvalidRecord(deps);
+    report = failedReport(clusterId, [problem]);
+  }
+  return {
+    mode: "one-cluster",
+    report: { ...report, problems: report.problems.map(redactWebhookTokens) },
   };
 }
 

@@ -14,6 +14,7 @@ import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { markSplit } from "../../functions/core/concurrency.ts";
 import { ENV } from "../../functions/core/config.ts";
 import { KUBECONFIG_PURPOSE } from "../../functions/core/envelope.ts";
 import {
@@ -98,32 +99,40 @@ export class EcrAnywhereRefresher extends Construct {
       [ENV.refreshBeforeSeconds]: String(props.refreshBefore.toSeconds()),
       [ENV.clusterConcurrency]: String(CLUSTER_CONCURRENCY),
       [ENV.clusterDeadlineSeconds]: String(CLUSTER_DEADLINE.toSeconds()),
-      [ENV.markConcurrency]: String(props.markBudget),
       ...instanceEnvironment(props.metricsInstance),
     };
+    // The budget split statically: the scheduled run (inline) or its workers (fan-out, up to
+    // fanoutConcurrency at once) beside one-cluster checks, which the refresher runs itself.
+    const split = markSplit(
+      props.markBudget,
+      props.mode === "fanout" ? fanoutConcurrencyOf(props) : 1,
+    );
     const { fn, logGroup } = ecrAnywhereFunction(this, {
       name: "refresher",
       memorySize: props.memorySize,
       entry: "functions/refresher/handler.ts",
       deadLetterQueue: this.deadLetters,
-      description: "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster",
+      description:
+        "ecr-anywhere refresher: marks managed Secrets close to expiry in every cluster, or in the one a check names",
       timeout: REFRESHER_TIMEOUT,
       logRetention: props.logRetention,
-      environment,
+      environment: {
+        ...environment,
+        [ENV.markConcurrency]: String(split.perRunner),
+        [ENV.checkMarkConcurrency]: String(split.check),
+      },
       placement: props.placement,
     });
     this.function = fn;
     this.logGroups.push(logGroup);
-    // Fan-out: the scheduled run only lists ids; the worker reads, opens and writes back.
-    this.grantClusterRecords(this.function, props.mode === "fanout" ? "list" : "refresh");
+    // Fan-out too: the scheduled run only lists ids, but a one-cluster check reads, opens and
+    // writes back like the worker.
+    this.grantClusterRecords(this.function);
     if (props.mode === "fanout") {
       const concurrency = fanoutConcurrencyOf(props);
       // Up to fanoutConcurrency workers run at once: each gets its part of the budget.
       const fanout = this.fanOut(
-        {
-          ...environment,
-          [ENV.markConcurrency]: String(Math.max(1, Math.floor(props.markBudget / concurrency))),
-        },
+        { ...environment, [ENV.markConcurrency]: String(split.perRunner) },
         props,
         concurrency,
       );
@@ -139,22 +148,18 @@ export class EcrAnywhereRefresher extends Construct {
   }
 
   /**
-   * Its own table only: `list` is the fan-out producer's keys-only Scan; `refresh` also reads items,
-   * writes back its renewed kubeconfig and state (UpdateItem, which the code always conditions on
-   * the revision it read), and uses the record key only with the kubeconfig's encryption context.
+   * Its own table only: reads items (Scan lists them), writes back its renewed kubeconfig and
+   * state (UpdateItem, which the code always conditions on the revision it read), and uses the
+   * record key only with the kubeconfig's encryption context.
    */
-  private grantClusterRecords(fn: lambda.Function, reach: "list" | "refresh"): void {
+  private grantClusterRecords(fn: lambda.Function): void {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "RefresherClusterRecords",
-        actions:
-          reach === "list"
-            ? ["dynamodb:Scan"]
-            : ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"],
+        actions: ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"],
         resources: [this.recordTable.tableArn],
       }),
     );
-    if (reach === "list") return;
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "OpenAndSealKubeconfigs",
@@ -213,7 +218,7 @@ export class EcrAnywhereRefresher extends Construct {
         maxConcurrency: Math.max(2, concurrency),
       }),
     );
-    this.grantClusterRecords(worker, "refresh");
+    this.grantClusterRecords(worker);
     queue.grantSendMessages(this.function);
     this.function.addEnvironment(ENV.refreshMode, "fanout");
     this.function.addEnvironment(ENV.fanoutQueueUrl, queue.queueUrl);

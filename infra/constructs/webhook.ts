@@ -14,6 +14,7 @@ import { Construct } from "constructs";
 import { BROKER_KEY_ITEM } from "../../functions/core/broker-key.ts";
 import { ENV } from "../../functions/core/config.ts";
 import { ECR } from "../../functions/core/ecr-kind.ts";
+import { parseRegistryHost } from "../../functions/core/registries.ts";
 import type {
   EcrRegistry,
   Partition,
@@ -77,6 +78,11 @@ export class EcrAnywhereWebhook extends Construct {
   readonly tokenBroker?: EcrAnywhereTokenBroker;
   /** `role-session` only: the role the webhook assumes for clusters without a role. */
   readonly pullRole?: iam.Role;
+  /**
+   * The registry hosts tokens may pull from: `allowedRegistries`, or the stack's own registry when
+   * unset (the stack output `AllowedRegistries`, which onboard checks `--registries` against).
+   */
+  readonly allowedRegistries: readonly string[];
 
   constructor(scope: Construct, id: string, props: EcrAnywhereWebhookProps) {
     super(scope, id);
@@ -119,6 +125,7 @@ export class EcrAnywhereWebhook extends Construct {
         "The webhook is invoked synchronously through its function URL; the API server gets every failure as the answer.",
     });
     const scoped = this.grantRegistries(props);
+    this.allowedRegistries = scoped.hosts;
     if ((props.tokenScoping ?? "federation") === "federation") {
       this.tokenBroker = new EcrAnywhereTokenBroker(this, "TokenBroker", {
         tokenTable: this.tokenTable,
@@ -181,6 +188,7 @@ export class EcrAnywhereWebhook extends Construct {
   private grantRegistries(props: EcrAnywhereWebhookProps): {
     statements: PolicyStatementJson[];
     findings: Record<string, string>;
+    hosts: string[];
   } {
     const stack = Stack.of(this);
     // With no allowed registries, tokens pull from the stack's own; a list of only public.ecr.aws
@@ -192,6 +200,7 @@ export class EcrAnywhereWebhook extends Construct {
             props.allowedRegistries,
             Token.isUnresolved(stack.region) ? undefined : stack.region,
           );
+
     const { webhook, scoped } = mintingStatements(registries, {
       pullThroughCache: props.pullThroughCache,
     });
@@ -206,7 +215,7 @@ export class EcrAnywhereWebhook extends Construct {
         "Tokens may pull any repository of an allowed registry at most; every token is minted under its cluster's session policy, which narrows this to the registries (or repositories) of its record.",
       ]),
     );
-    return { statements: scoped, findings };
+    return { statements: scoped, findings, hosts: registries.map((registry) => registry.host) };
   }
 
   /** role-session: a role only the webhook may assume, holding what tokens may ever do. */
@@ -313,6 +322,10 @@ function validateWebhookProps(scope: Construct, props: EcrAnywhereWebhookProps):
     props.allowedRegistries === undefined || props.allowedRegistries.length > 0
       ? undefined
       : "allowedRegistries is empty, which would let tokens pull nothing: leave it unset for the stack's own registry, or list the registry hosts",
+    ...(props.allowedRegistries ?? []).map((host) => {
+      const parsed = parseRegistryHost(host);
+      return parsed.ok ? undefined : `allowedRegistries: ${parsed.problem}`;
+    }),
     ttl >= 1 && ttl <= 3600
       ? undefined
       : `recordCacheTtl must be from 1 second to 1 hour (got ${props.recordCacheTtl.toHumanString()})`,

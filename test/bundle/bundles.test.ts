@@ -4,6 +4,7 @@ import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
@@ -21,6 +22,7 @@ import {
   recordTablesEnv,
 } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
+import { SCHEDULED_EVENT, startLambdaStandIn } from "../../testbed/lambda-stand-in.ts";
 import { freePort } from "../../testbed/ports.ts";
 import {
   admissionReview,
@@ -97,11 +99,74 @@ it("the refresher bundle loads the Kubernetes client and reports an unreachable 
   );
   const { report, output } = await invokeAlone(
     "refresher",
-    [{}],
+    [SCHEDULED_EVENT],
     recordTablesEnv("bundle-refresher"),
   );
   expect(report.invocations[0].error).toMatch(/^refresh failed for 1 cluster\(s\): bundle-down;/);
   expect(output).toContain("ECONNREFUSED");
+});
+
+it("the Lambda stand-in invokes the refresher bundle as Lambda does: a one-cluster answer, or an Unhandled function error", async () => {
+  const closed = await freePort();
+  await putClusterRecord(
+    motoUrl,
+    {
+      clusterId: "bundle-one",
+      kubeconfig: kubeconfigFor(`https://127.0.0.1:${closed}`),
+      webhookTokenSha256: [cluster.sha256],
+      registries: ["123456789012.dkr.ecr.us-east-1.amazonaws.com"],
+    },
+    { records: "bundle-one" },
+  );
+  const env = localAwsEnv({ records: motoUrl, sts: motoUrl, ecr: ecr.url });
+  const lambda = await startLambdaStandIn({
+    "ecr-anywhere-refresher": {
+      bundle: join(workDir, "dist/refresher/index.mjs"),
+      env: { ...env, ...recordTablesEnv("bundle-one") },
+    },
+  });
+  const client = new LambdaClient({
+    endpoint: lambda.url,
+    region: "us-east-1",
+    credentials: { accessKeyId: "AKIAEXAMPLE", secretAccessKey: "x" },
+  });
+  const invoke = async (FunctionName: string, event: unknown) => {
+    const answer = await client.send(
+      new InvokeCommand({ FunctionName, Payload: new TextEncoder().encode(JSON.stringify(event)) }),
+    );
+    return {
+      functionError: answer.FunctionError,
+      body: JSON.parse(new TextDecoder().decode(answer.Payload)),
+    };
+  };
+  try {
+    const one = await invoke("ecr-anywhere-refresher", { clusterId: "bundle-one" });
+    expect(one.functionError).toBeUndefined();
+    expect(one.body).toMatchObject({
+      mode: "one-cluster",
+      report: { clusterId: "bundle-one", ok: false },
+    });
+    expect(one.body.report.problems.join("\n")).toContain("ECONNREFUSED");
+    // By ARN too, and a refused event is the handler's error, as Lambda reports one.
+    const refused = await invoke(
+      "arn:aws:lambda:us-east-1:123456789012:function:ecr-anywhere-refresher",
+      { everything: true },
+    );
+    expect(refused.functionError).toBe("Unhandled");
+    expect(refused.body).toEqual({
+      errorType: "Error",
+      errorMessage: expect.stringMatching(/^refresher event refused: expected EventBridge/),
+      trace: [],
+    });
+    await expect(invoke("no-such-function", {})).rejects.toThrow(/Function not found/);
+    expect(lambda.invocations.map((call) => call.event)).toEqual([
+      { clusterId: "bundle-one" },
+      { everything: true },
+    ]);
+  } finally {
+    client.destroy();
+    await lambda.stop();
+  }
 });
 
 it("the webhook bundle runs from an empty directory with no node_modules and answers an admission", async () => {

@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { RecordStore } from "../../cli/adapters/aws.ts";
 import { sha256Hex } from "../../functions/core/auth.ts";
+import { ENV } from "../../functions/core/config.ts";
+import { buildLambdas } from "../../scripts/build.ts";
 import {
   ensureRecordTables,
   localAwsEnv,
@@ -29,6 +31,7 @@ import {
   recordTablesEnv,
 } from "../../testbed/aws-env.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
+import { type LambdaStandIn, startLambdaStandIn } from "../../testbed/lambda-stand-in.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { decodeDockerConfig } from "../support/admission.ts";
 import { DYNAMODB_INTERNAL_ERROR, startFaultProxy } from "../support/fault-server.ts";
@@ -43,12 +46,15 @@ const cliPath = inject("cliPath");
 const CLUSTER = "cli-e2e";
 const NAMESPACES = ["cli-apps", "cli-team"];
 const RECORDS = "cli-e2e";
+/** The deployed refresher, as the Lambda stand-in serves it from its built bundle. */
+const REFRESHER = "ecr-anywhere-refresher";
 
 let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let work: string;
 let adminPath: string;
 let caFile: string;
 let keyArn: string;
+let lambda: LambdaStandIn;
 
 interface CliResult {
   code: number;
@@ -59,7 +65,12 @@ interface CliResult {
 async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [cliPath, ...args], {
-      env: { ...process.env, AWS_ENDPOINT_URL_KMS: motoUrl, ...env },
+      env: {
+        ...process.env,
+        AWS_ENDPOINT_URL_KMS: motoUrl,
+        AWS_ENDPOINT_URL_LAMBDA: lambda.url,
+        ...env,
+      },
       timeout: 120_000,
     });
     return { code: 0, stdout, stderr };
@@ -81,6 +92,10 @@ function onboardArgs(...extra: string[]): string[] {
     harness.server.url,
     "--record-key-arn",
     keyArn,
+    "--allowed-registries",
+    `${EAST},${WEST}`,
+    "--refresher-function",
+    REFRESHER,
     "--ca-bundle",
     caFile,
     "--records",
@@ -120,6 +135,22 @@ async function storedRecord(clusterId = CLUSTER) {
   };
 }
 
+/** `args` with the value after `flag` replaced. */
+function withFlag(args: string[], flag: string, value: string): string[] {
+  return args.map((arg, index) => (args[index - 1] === flag ? value : arg));
+}
+
+/** Whether the cluster holds the refresher's namespace: the first object onboard applies. */
+async function refresherNamespaceExists(): Promise<boolean> {
+  return harness.core.readNamespace({ name: "ecr-anywhere" }).then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof ApiException && error.code === 404) return false;
+      throw error;
+    },
+  );
+}
+
 function tokenOf(url: string | undefined): string {
   return url?.split("/").at(-1) ?? "";
 }
@@ -156,6 +187,14 @@ beforeAll(async () => {
   );
   for (const name of NAMESPACES)
     await harness.core.createNamespace({ body: { metadata: { name } } });
+  // The deployed refresher: its built bundle, run by the Lambda stand-in with the stack's settings.
+  await buildLambdas(join(work, "dist"));
+  lambda = await startLambdaStandIn({
+    [REFRESHER]: {
+      bundle: join(work, "dist/refresher/index.mjs"),
+      env: { ...env, ...recordTablesEnv(RECORDS), [ENV.recordKeyArn]: keyArn },
+    },
+  });
 });
 
 afterAll(async () => {
@@ -172,6 +211,7 @@ afterAll(async () => {
     .deleteMutatingWebhookConfiguration({ name: "ecr-anywhere" })
     .catch(() => undefined);
   await harness?.stop();
+  await lambda?.stop();
 });
 
 describe("bad input: one line, exit 2, nothing changed", () => {
@@ -248,10 +288,47 @@ describe("bad input: one line, exit 2, nothing changed", () => {
     expect(privateUrl.stderr).toMatch(/--api-server-url: 10\.1\.2\.3:6443 is a private address/);
   });
 
+  it("refuses a registry outside the stack's allowedRegistries before anything changes", async () => {
+    const refused = await cli(withFlag(onboardArgs(), "--allowed-registries", EAST));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `--registries: ${WEST.replaceAll(".", "\\.")} is outside the stack's allowedRegistries \\(${EAST.replaceAll(".", "\\.")}\\): its tokens could never pull from there`,
+      ),
+    );
+    const repositories = await cli(
+      withFlag(
+        onboardArgs("--repositories", "arn:aws:ecr:ap-south-1:123456789012:repository/team/*"),
+        "--allowed-registries",
+        `${EAST},${WEST}`,
+      ),
+    );
+    expect(repositories.code).toBe(2);
+    expect(repositories.stderr).toMatch(
+      /--repositories: arn:aws:ecr:ap-south-1:123456789012:repository\/team\/\* is in a registry outside/,
+    );
+    // Nothing in the cluster, nothing in the record store, and the refresher never asked.
+    expect(await refresherNamespaceExists()).toBe(false);
+    expect(await webhookConfiguration()).toBeUndefined();
+    expect(await storedRecord()).toBeUndefined();
+    expect(lambda.invocations).toEqual([]);
+    // Without the stack, the list is a flag, and required.
+    const unlisted = await cli(
+      onboardArgs().filter(
+        (arg, index, all) =>
+          arg !== "--allowed-registries" && all[index - 1] !== "--allowed-registries",
+      ),
+    );
+    expect(unlisted.code).toBe(2);
+    expect(unlisted.stderr).toMatch(/--webhook-url needs --allowed-registries/);
+  });
+
   it("names an unknown context and a namespace that does not exist", async () => {
     const context = await cli(onboardArgs("--context", "nope"));
     expect(context.code).toBe(2);
-    expect(context.stderr).toMatch(/--context "nope": no such context \(have: e2e\)/);
+    expect(context.stderr).toMatch(
+      /--context "nope": context was not found for specified context: nope \(contexts: e2e\)/,
+    );
     const namespace = await cli(
       onboardArgs().map((arg) => (arg === NAMESPACES.join(",") ? "cli-apps,missing-ns" : arg)),
     );
@@ -396,6 +473,48 @@ describe("onboard", () => {
     expect(await readClusterRecordItems(motoUrl, CLUSTER, { records: RECORDS })).toEqual(stored);
     const text = await cli(onboardArgs());
     expect(text.stdout).toMatch(/Cluster cli-e2e was already onboarded: nothing changed/);
+  });
+
+  it("asks the deployed refresher to refresh the cluster, and fails when it cannot reach the API server", async () => {
+    const before = lambda.invocations.length;
+    const ok = await cli(onboardArgs("--output", "json"));
+    expect(ok.code).toBe(0);
+    const steps = (JSON.parse(ok.stdout) as { steps: { title: string; outcome: string }[] }).steps;
+    expect(steps.at(-1)).toMatchObject({
+      title: "Verify: the deployed refresher refreshes the cluster from AWS",
+      outcome: expect.stringMatching(
+        /^it reached https:\/\/127\.0\.0\.1:\d+: \d+ managed Secret\(s\), 0 stale, 0 refreshed$/,
+      ),
+    });
+    expect(lambda.invocations.slice(before)).toEqual([
+      { functionName: REFRESHER, event: { clusterId: CLUSTER } },
+    ]);
+    // The record names an address the operator does not use, and the refresher cannot reach:
+    // the round trip from here passes, the refresher's check fails the command.
+    const closed = `https://127.0.0.1:${await freePort()}`;
+    const failed = await cli(onboardArgs("--api-server-url", closed));
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      new RegExp(
+        `the deployed refresher \\(${REFRESHER}\\) could not refresh cluster ${CLUSTER} at ${closed}: .*ECONNREFUSED.*see docs/network\\.md`,
+      ),
+    );
+    expect(failed.stderr).toMatch(/already done: .*Verify: a dry-run managed Secret/);
+    expect((await storedRecord())?.kubeconfig).toContain(`server: ${closed}`);
+    // Skipped, the same run succeeds without asking the refresher.
+    const asked = lambda.invocations.length;
+    const skipped = await cli(
+      onboardArgs("--api-server-url", closed, "--skip-refresher-check", "--output", "json"),
+    );
+    expect(skipped.code).toBe(0);
+    expect(
+      (JSON.parse(skipped.stdout) as { steps: { outcome: string }[] }).steps.at(-1)?.outcome,
+    ).toBe("skipped (--skip-refresher-check)");
+    expect(lambda.invocations.length).toBe(asked);
+    // Back to the address the refresher reaches: proven again.
+    expect((await cli(onboardArgs())).code).toBe(0);
+    expect((await storedRecord())?.kubeconfig).toContain(`server: ${server}`);
+    expect(lambda.invocations.length).toBe(asked + 1);
   });
 
   it("--dry-run writes files that apply cleanly, and touches neither the cluster nor the record store", async () => {

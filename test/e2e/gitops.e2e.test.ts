@@ -156,6 +156,8 @@ describe("onboard --dry-run --out, applied in the documented order", () => {
       caFile,
       "--record-key-arn",
       await testRecordKey(inject("motoUrl")),
+      "--allowed-registries",
+      `${EAST},${WEST}`,
       "--kubeconfig",
       adminPath,
       "--allowed-source-cidrs",

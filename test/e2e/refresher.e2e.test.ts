@@ -21,10 +21,7 @@ import { ClusterApi, KubernetesError, METADATA_ONLY } from "../../functions/adap
 import { readOpenFailures } from "../../functions/core/cluster-record.ts";
 import { serviceAccountToken } from "../../functions/core/kubeconfig.ts";
 import { parseRfc3339 } from "../../functions/core/time.ts";
-import {
-  createRefresher,
-  refresherDependenciesFromEnv,
-} from "../../functions/refresher/refresher.ts";
+import { refresherDependenciesFromEnv, scheduledRun } from "../../functions/refresher/refresher.ts";
 import { createWorker } from "../../functions/refresher/worker.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
 import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
@@ -100,7 +97,7 @@ function refresher(records: string, mode: Record<string, string> = {}) {
     },
     { now: clock, telemetry },
   );
-  return { deps, run: createRefresher(deps) };
+  return { deps, run: scheduledRun(deps) };
 }
 
 /** The Events about one object, as `kubectl describe` would find them. */

@@ -111,6 +111,15 @@ describe("validation in the constructor", () => {
       /Alone\/W: allowedRegistries is empty, which would let tokens pull nothing/,
     ],
     [
+      "an allowed registry that is not an ECR host, shown with the forms accepted",
+      (stack) =>
+        new EcrAnywhereWebhook(stack, "W", {
+          ...webhookProps(stack),
+          allowedRegistries: ["docker.io"],
+        }),
+      /allowedRegistries: "docker\.io" is not an ECR registry host \(expected <account>\.dkr\.ecr\.<region>\.amazonaws\.com or public\.ecr\.aws/,
+    ],
+    [
       "a reserved concurrency of zero",
       (stack) =>
         new EcrAnywhereWebhook(stack, "W", {

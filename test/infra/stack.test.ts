@@ -93,10 +93,12 @@ describe("functions", () => {
       Timeout: 600,
       DeadLetterConfig: { TargetArn: Match.anyValue() },
       Environment: {
-        // Its own default, not derived from a reservation there is none of.
+        // Its own default of 10, not derived from a reservation there is none of: 9 for the
+        // scheduled run, 1 for one-cluster checks.
         Variables: Match.objectLike({
           ECR_ANYWHERE_REFRESH_BEFORE_SECONDS: "21600",
-          ECR_ANYWHERE_MARK_CONCURRENCY: "10",
+          ECR_ANYWHERE_MARK_CONCURRENCY: "9",
+          ECR_ANYWHERE_CHECK_MARK_CONCURRENCY: "1",
         }),
       },
     });
@@ -108,20 +110,25 @@ describe("functions", () => {
       Object.values(t.findResources("AWS::Lambda::Function")).find(
         (fn) => (fn as { Properties: { Timeout: number } }).Properties.Timeout === 10,
       ) as { Properties: { ReservedConcurrentExecutions?: number } };
+    // The refresher's budget, as the scheduled run's share + the one-cluster check's.
     const marksOf = (t: Template) =>
       Object.values(t.findResources("AWS::Lambda::Function"))
         .map(
           (fn) =>
             (fn as { Properties: { Environment?: { Variables?: Record<string, string> } } })
-              .Properties.Environment?.Variables?.ECR_ANYWHERE_MARK_CONCURRENCY,
+              .Properties.Environment?.Variables,
         )
-        .find((value) => value !== undefined);
+        .filter((variables) => variables?.ECR_ANYWHERE_MARK_CONCURRENCY !== undefined)
+        .map(
+          (variables) =>
+            `${variables?.ECR_ANYWHERE_MARK_CONCURRENCY}+${variables?.ECR_ANYWHERE_CHECK_MARK_CONCURRENCY}`,
+        )[0];
     const reserved = synthesize({ webhookReservedConcurrency: 50 });
     expect(webhookOf(reserved).Properties.ReservedConcurrentExecutions).toBe(50);
-    expect(marksOf(reserved)).toBe("10");
+    expect(marksOf(reserved)).toBe("9+1");
     // A small reservation lowers the default to half of it; an explicit setting is kept.
-    expect(marksOf(synthesize({ webhookReservedConcurrency: 8 }))).toBe("4");
-    expect(marksOf(synthesize({ refresherMarkConcurrency: 40 }))).toBe("40");
+    expect(marksOf(synthesize({ webhookReservedConcurrency: 8 }))).toBe("3+1");
+    expect(marksOf(synthesize({ refresherMarkConcurrency: 40 }))).toBe("39+1");
     expect(() =>
       synthesize({ webhookReservedConcurrency: 20, refresherMarkConcurrency: 11 }),
     ).toThrow(
@@ -150,6 +157,16 @@ describe("functions", () => {
     template.hasOutput("AlarmTopicArn", {});
     template.hasOutput("ClusterRecords", { Value: "ecr-anywhere-clusters" });
   });
+
+  it("gives the CLI the allowed registries and the refresher to check with", () => {
+    template.hasOutput("AllowedRegistries", { Value: `${EAST},${WEST}` });
+    template.hasOutput("RefresherFunctionName", {
+      Value: { Ref: Match.stringLikeRegexp("^EcrAnywhereRefresher") },
+    });
+    // Unset: the stack's own registry, in whatever account and region it is deployed to.
+    const own = JSON.stringify(synthesize().toJSON().Outputs.AllowedRegistries.Value);
+    expect(own).toContain('{"Ref":"AWS::AccountId"},".dkr.ecr.",{"Ref":"AWS::Region"}');
+  }, 120_000);
 });
 
 describe("least-privilege IAM", () => {
@@ -728,9 +745,23 @@ describe("fan-out mode", () => {
     expect(workerActions).toEqual(
       expect.arrayContaining(["dynamodb:GetItem", "dynamodb:UpdateItem", "kms:Decrypt"]),
     );
-    // The scheduled function only lists ids: no item reads, no writes, no key.
+    // 40 marks over 20 workers leave none over: one-cluster checks mark nothing.
+    fanout.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("refresher: marks"),
+      Environment: {
+        Variables: Match.objectLike({ ECR_ANYWHERE_CHECK_MARK_CONCURRENCY: "0" }),
+      },
+    });
+    // The scheduled function lists ids; a one-cluster check reads, opens and writes back one
+    // cluster's record, as the worker does.
     const producer = statementsOf(fanout, "Refresher").flatMap(actions);
-    expect(producer.filter((action) => /^(dynamodb|kms):/.test(action))).toEqual(["dynamodb:Scan"]);
+    expect(producer.filter((action) => /^(dynamodb|kms):/.test(action)).sort()).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:Scan",
+      "dynamodb:UpdateItem",
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]);
     expect(statementsOf(fanout, "Refresher").flatMap(actions)).toContain("sqs:SendMessage");
     expect(Object.keys(fanout.findResources("AWS::CloudWatch::Alarm"))).toHaveLength(13);
   });
@@ -770,7 +801,14 @@ describe("context", () => {
   });
 
   it.each([
-    [{ "ecr-anywhere:allowedRegistries": ["docker.io"] }, "allowedRegistries.0"],
+    [
+      { "ecr-anywhere:allowedRegistries": ["docker.io"] },
+      'allowedRegistries.0: "docker.io" is not an ECR registry host (expected <account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws, lower case, without scheme, port or path); give the hosts as a JSON list in cdk.json (["host", …]) or comma-separated with -c ecr-anywhere:allowedRegistries=host1,host2',
+    ],
+    [
+      { "ecr-anywhere:allowedRegistries": "public.ecr.aws, https://public.ecr.aws" },
+      'allowedRegistries.1: "https://public.ecr.aws" is not an ECR registry host',
+    ],
     [{ "ecr-anywhere:allowedRegistries": [] }, "an empty list would let tokens pull nothing"],
     [{ "ecr-anywhere:refreshIntervalMinutes": "often" }, "refreshIntervalMinutes"],
     [{ "ecr-anywhere:alarmEmail": "not-an-email" }, "alarmEmail"],

@@ -86,10 +86,10 @@ describe("stack outputs", () => {
 
   it("names a missing stack and a stack without the outputs", async () => {
     await expect(readStackOutputs("Nowhere")).rejects.toThrow(
-      /cannot read the outputs of stack Nowhere: .*pass --stack, or give --webhook-url/,
+      "cannot read the outputs of stack Nowhere in us-east-1: it does not exist there (deploy it with npx cdk deploy in your deploy app (docs/deploy.md); or pass --stack and --region of the stack you deployed; or give --webhook-url and --record-key-arn)",
     );
     await expect(readStackOutputs("NotOurs")).rejects.toThrow(
-      /stack NotOurs has no output ClusterRecords/,
+      /stack NotOurs in us-east-1 has no output ClusterRecords.*\(npx cdk deploy in your deploy app/,
     );
   });
 });
@@ -200,15 +200,21 @@ describe("record store", () => {
     const elsewhere = new RecordStore("no-such-records");
     expect(await elsewhere.problems(undefined)).toEqual([
       expect.stringMatching(
-        /^DynamoDB table no-such-records-webhook \(cluster records\): ResourceNotFoundException/,
+        /^DynamoDB table no-such-records-webhook \(cluster records\) in us-east-1: ResourceNotFoundException/,
       ),
       expect.stringMatching(/^DynamoDB table no-such-records-refresher/),
     ]);
+    // The region it looked in is named: --region's, else AWS_REGION's.
+    await expect(
+      new RecordStore("no-such-records", { region: "eu-west-3" }).clusterIds(),
+    ).rejects.toThrow(
+      /^list cluster records in no-such-records-refresher \(eu-west-3\): ResourceNotFoundException/,
+    );
     process.env.AWS_ENDPOINT_URL_DYNAMODB = `http://127.0.0.1:${await freePort()}`;
     process.env.AWS_MAX_ATTEMPTS = "1";
     const down = new RecordStore(RECORDS);
     expect((await down.problems(undefined))[0]).toMatch(
-      /^DynamoDB table cli-aws-test-webhook \(cluster records\): .*ECONNREFUSED/,
+      /^DynamoDB table cli-aws-test-webhook \(cluster records\) in us-east-1: .*ECONNREFUSED/,
     );
     await expect(down.read("x")).rejects.toThrow(AwsProblem);
     process.env.AWS_ENDPOINT_URL_DYNAMODB = motoUrl;

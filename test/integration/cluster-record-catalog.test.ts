@@ -20,6 +20,7 @@ import {
   recordTablesEnv,
   testRecordKey,
 } from "../../testbed/aws-env.ts";
+import { SCHEDULED_EVENT } from "../../testbed/lambda-stand-in.ts";
 import { freePort } from "../../testbed/ports.ts";
 import { newWebhookToken } from "../support/admission.ts";
 import { captureOutput } from "../support/output.ts";
@@ -179,7 +180,7 @@ describe("a refresher run over many clusters", () => {
     const output = captureOutput();
     let failure: Error | undefined;
     try {
-      await createRefresher(deps)().catch((error: Error) => {
+      await createRefresher(deps)(SCHEDULED_EVENT).catch((error: Error) => {
         failure = error;
       });
     } finally {

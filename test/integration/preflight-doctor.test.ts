@@ -260,7 +260,8 @@ describe("doctor", () => {
       expect.objectContaining({
         check: "stack Nowhere",
         ok: false,
-        fix: expect.stringContaining("docs/deploy.md"),
+        detail: "does not exist in us-east-1",
+        fix: "deploy it with npx cdk deploy in your deploy app (docs/deploy.md), or pass --stack and --region of the stack you deployed",
       }),
     ]);
   });
@@ -342,7 +343,7 @@ describe("preflight", () => {
     expect(old.code).toBe(1);
     expect(finding(old.json.findings, "CDK bootstrap")).toMatchObject({
       ok: false,
-      fix: "cdk bootstrap aws://123456789012/eu-west-1",
+      fix: "npx cdk bootstrap aws://123456789012/eu-west-1 in your deploy app (docs/deploy.md)",
     });
     const none = await cli(["--region", "ap-south-1", "preflight"]);
     expect(finding(none.json.findings, "CDK bootstrap")?.detail).toBe(

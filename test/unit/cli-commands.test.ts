@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { resolveEndpoints } from "../../cli/commands/onboard/endpoints.ts";
 import type { OnboardOptions } from "../../cli/commands/onboard/target.ts";
 import { validateOnboard } from "../../cli/commands/onboard.ts";
 import { InputError, parseCidrs } from "../../cli/core/inputs.ts";
@@ -57,6 +58,7 @@ function harness(overrides: (globals: GlobalFlags) => Partial<Factory> = () => (
       recordStore: () => untouchable<Records>("recordStore"),
       stackOutputs: () => Promise.reject(new Error("stackOutputs was called")),
       awsAccount: () => untouchable("awsAccount"),
+      refreshOneCluster: () => Promise.reject(new Error("refreshOneCluster was called")),
       webhookHealth: () => Promise.reject(new Error("webhookHealth was called")),
       recordCluster: () => {
         throw new Error("recordCluster was called");
@@ -96,6 +98,8 @@ const dryRunArgs = [
   "https://abc.lambda-url.us-east-1.on.aws/",
   "--record-key-arn",
   KEY_ARN,
+  "--allowed-registries",
+  EAST,
   "--allowed-source-cidrs",
   "203.0.113.0/24",
   "--dry-run",
@@ -278,12 +282,17 @@ describe("records name", () => {
         records: "team-a-clusters",
         recordKeyArn: KEY_ARN,
         refresherNetwork: "public",
+        allowedRegistries: [EAST],
+        refresherFunction: "ecr-anywhere-refresher",
       }),
     }));
     const withStack = dryRunArgs.filter(
       (arg, index, all) =>
         ![arg, all[index - 1]].some(
-          (item) => item === "--webhook-url" || item === "--record-key-arn",
+          (item) =>
+            item === "--webhook-url" ||
+            item === "--record-key-arn" ||
+            item === "--allowed-registries",
         ),
     );
     await expect(cli.run(...withStack)).rejects.toThrow(
@@ -308,7 +317,10 @@ describe("onboard: the address the refresher will use", () => {
   const withStack = dryRunArgs.filter(
     (arg, index, all) =>
       ![arg, all[index - 1]].some(
-        (item) => item === "--webhook-url" || item === "--record-key-arn",
+        (item) =>
+          item === "--webhook-url" ||
+          item === "--record-key-arn" ||
+          item === "--allowed-registries",
       ),
   );
   const stackIn = (refresherNetwork: "public" | "static-egress" | "vpc") => async () => ({
@@ -316,6 +328,8 @@ describe("onboard: the address the refresher will use", () => {
     records: DEFAULT_RECORDS_NAME,
     recordKeyArn: KEY_ARN,
     refresherNetwork,
+    allowedRegistries: [EAST],
+    refresherFunction: "ecr-anywhere-refresher",
   });
   const renderedServer = (stdout: string[]) =>
     (
@@ -475,7 +489,7 @@ const VALID_ONBOARD: OnboardOptions = {
   allowedSourceCidrs: ["203.0.113.0/24"],
   allowAnySource: false,
   allowPrivateSources: false,
-  aws: { stack: "EcrAnywhere" },
+  aws: { stack: "EcrAnywhere", skipRefresherCheck: false },
   rotateToken: false,
   replaceExisting: false,
   dryRun: false,
@@ -498,6 +512,10 @@ describe("onboard's rules between flags", () => {
       { dryRun: true, admissionConfigFile: "a.yaml" },
       /--admission-config goes with --webhook-auth header/,
     ],
+    [
+      { aws: { stack: "X", webhookUrl: "https://w.example.com/", skipRefresherCheck: false } },
+      /--webhook-url needs --refresher-function \(the stack's RefresherFunctionName output\).*or --skip-refresher-check/,
+    ],
   ])("%j is refused", (change, message) => {
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(InputError);
     expect(() => validateOnboard({ ...valid, ...change })).toThrow(message);
@@ -510,6 +528,86 @@ describe("onboard's rules between flags", () => {
     expect(() =>
       validateOnboard({ ...valid, dryRun: true, webhookAuth: "header", out: "dir" }),
     ).not.toThrow();
+    // Without a stack: the refresher named, skipped, or a dry run that asks nothing of it.
+    const webhookUrl = "https://w.example.com/";
+    for (const aws of [
+      { stack: "X", webhookUrl, refresherFunction: "f", skipRefresherCheck: false },
+      { stack: "X", webhookUrl, skipRefresherCheck: true },
+    ])
+      expect(() => validateOnboard({ ...valid, aws })).not.toThrow();
+    expect(() =>
+      validateOnboard({
+        ...valid,
+        dryRun: true,
+        aws: { stack: "X", webhookUrl, skipRefresherCheck: false },
+      }),
+    ).not.toThrow();
+  });
+});
+
+describe("onboard's endpoints: the allowed registries and the refresher", () => {
+  const stack = {
+    webhookUrl: "https://abc.lambda-url.us-east-1.on.aws/",
+    records: DEFAULT_RECORDS_NAME,
+    recordKeyArn: KEY_ARN,
+    refresherNetwork: "public" as const,
+    allowedRegistries: [EAST] as readonly string[] | undefined,
+    refresherFunction: "EcrAnywhere-EcrAnywhereRefresher-abc" as string | undefined,
+  };
+  const factory = (outputs: typeof stack) => ({
+    records: DEFAULT_RECORDS_NAME,
+    stackOutputs: async () => outputs,
+  });
+
+  it("reads both from the stack, and refuses them as flags beside it", async () => {
+    await expect(
+      resolveEndpoints({ stack: "S", skipRefresherCheck: false }, undefined, factory(stack)),
+    ).resolves.toMatchObject({
+      allowedRegistries: [EAST],
+      refresherFunction: "EcrAnywhere-EcrAnywhereRefresher-abc",
+    });
+    await expect(
+      resolveEndpoints({ stack: "S", skipRefresherCheck: true }, undefined, factory(stack)),
+    ).resolves.toMatchObject({ refresherFunction: undefined });
+    await expect(
+      resolveEndpoints(
+        { stack: "S", allowedRegistries: [EAST], skipRefresherCheck: false },
+        undefined,
+        factory(stack),
+      ),
+    ).rejects.toThrow(/--allowed-registries goes with --webhook-url/);
+  });
+
+  it("names the output a stack deployed by an older version lacks", async () => {
+    await expect(
+      resolveEndpoints(
+        { stack: "S", skipRefresherCheck: false },
+        undefined,
+        factory({ ...stack, allowedRegistries: undefined }),
+      ),
+    ).rejects.toThrow(/stack S has no output AllowedRegistries: it was deployed by an older/);
+    await expect(
+      resolveEndpoints(
+        { stack: "S", skipRefresherCheck: false },
+        undefined,
+        factory({ ...stack, refresherFunction: undefined }),
+      ),
+    ).rejects.toThrow(/no output RefresherFunctionName: .*or pass --skip-refresher-check/);
+  });
+
+  it("with --webhook-url, requires the list: nothing else says what the tokens may pull", async () => {
+    const target = {
+      stack: "S",
+      webhookUrl: "https://w.example.com/",
+      recordKeyArn: KEY_ARN,
+      skipRefresherCheck: true,
+    };
+    await expect(resolveEndpoints(target, undefined, factory(stack))).rejects.toThrow(
+      /--webhook-url needs --allowed-registries \(the stack's AllowedRegistries output\)/,
+    );
+    await expect(
+      resolveEndpoints({ ...target, allowedRegistries: [EAST] }, undefined, factory(stack)),
+    ).resolves.toMatchObject({ allowedRegistries: [EAST], refresherFunction: undefined });
   });
 });
 
@@ -550,7 +648,7 @@ describe("onboard into a cluster", () => {
           close() {},
         }) as unknown as Records,
     }));
-    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    const args = [...dryRunArgs.filter((arg) => arg !== "--dry-run"), "--skip-refresher-check"];
     await expect(cli.run("-o", "json", ...args, "--verify-timeout", "1")).rejects.toThrow(
       /stop here/,
     );
@@ -591,7 +689,7 @@ describe("onboard and the API server's Kubernetes version", () => {
           close() {},
         }) as unknown as Records,
     }));
-    const args = dryRunArgs.filter((arg) => arg !== "--dry-run");
+    const args = [...dryRunArgs.filter((arg) => arg !== "--dry-run"), "--skip-refresher-check"];
     const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
       () => undefined,
       (error: unknown) => error as StepFailure,
@@ -877,6 +975,8 @@ describe("put-record", () => {
     records,
     recordKeyArn: KEY_ARN,
     refresherNetwork: "public" as const,
+    allowedRegistries: [EAST],
+    refresherFunction: "ecr-anywhere-refresher",
   });
 
   it("refuses a placeholder left in, and a stack that keeps records elsewhere, before touching the store", async () => {

@@ -20,6 +20,7 @@ import {
   keepRefresherKubeconfig,
   onboardAccess,
   refresherKubeconfig,
+  registriesOutsideStack,
   registryPartitionProblems,
   tokenInWebhookUrl,
   webhookTokenFrom,
@@ -226,6 +227,62 @@ describe("partitions", () => {
     expect(
       registryPartitionProblems([china], "arn:aws-cn:kms:cn-north-1:123456789012:key/k"),
     ).toEqual([]);
+  });
+});
+
+describe("the stack's allowedRegistries", () => {
+  const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+  const allowed = [EAST, "public.ecr.aws"];
+
+  it("refuses a host outside them, naming it and the stack's list", () => {
+    expect(registriesOutsideStack({ registries: [EAST, WEST] }, allowed)).toEqual([
+      `--registries: ${WEST} is outside the stack's allowedRegistries (${EAST}, public.ecr.aws)`,
+    ]);
+    expect(registriesOutsideStack({ registries: [WEST] }, [EAST])).toHaveLength(1);
+    // Another account in the same region is another registry.
+    expect(
+      registriesOutsideStack({ registries: ["210987654321.dkr.ecr.us-east-1.amazonaws.com"] }, [
+        EAST,
+      ]),
+    ).toHaveLength(1);
+  });
+
+  it("grants as the stack's IAM does: by account and region, so FIPS and dual-stack hosts are within their ordinary host", () => {
+    expect(
+      registriesOutsideStack(
+        {
+          registries: [
+            EAST,
+            "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+            "123456789012.dkr-ecr.us-east-1.on.aws",
+            "public.ecr.aws",
+          ],
+        },
+        allowed,
+      ),
+    ).toEqual([]);
+    // ECR Public only when listed.
+    expect(registriesOutsideStack({ registries: ["public.ecr.aws"] }, [EAST])).toHaveLength(1);
+  });
+
+  it("refuses repository ARNs in a registry outside them", () => {
+    const inside = "arn:aws:ecr:us-east-1:123456789012:repository/team-a/*";
+    const outside = "arn:aws:ecr:eu-west-1:123456789012:repository/team-a/*";
+    expect(
+      registriesOutsideStack({ registries: [EAST], repositories: [inside, outside] }, allowed),
+    ).toEqual([
+      `--repositories: ${outside} is in a registry outside the stack's allowedRegistries (${EAST}, public.ecr.aws)`,
+    ]);
+    // Another partition's ARN names another registry, whatever the account and region.
+    expect(
+      registriesOutsideStack(
+        {
+          registries: [EAST],
+          repositories: ["arn:aws-us-gov:ecr:us-east-1:123456789012:repository/x"],
+        },
+        allowed,
+      ),
+    ).toHaveLength(1);
   });
 });
 

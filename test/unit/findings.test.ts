@@ -22,7 +22,7 @@ describe("CDK bootstrap", () => {
     expect(bootstrap("UPDATE_COMPLETE", "6").ok).toBe(true);
     expect(bootstrap("CREATE_COMPLETE", "5")).toMatchObject({
       ok: false,
-      fix: "cdk bootstrap aws://123456789012/eu-west-1",
+      fix: "npx cdk bootstrap aws://123456789012/eu-west-1 in your deploy app (docs/deploy.md)",
     });
     expect(bootstrap("ROLLBACK_COMPLETE", "28").fix).toMatch(/must be deleted first/);
     expect(bootstrap("UPDATE_IN_PROGRESS", "28").ok).toBe(false);

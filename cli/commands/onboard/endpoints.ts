@@ -10,6 +10,12 @@ export interface AwsTarget {
   readonly recordKeyArn?: string | undefined;
   /** `--refresher-network`: the stack's mode where the stack is not read (`--webhook-url`). */
   readonly refresherNetwork?: RefresherNetworkMode | undefined;
+  /** `--allowed-registries`: the stack's list where the stack is not read (`--webhook-url`). */
+  readonly allowedRegistries?: readonly string[] | undefined;
+  /** `--refresher-function`: the refresher to check with, where the stack is not read. */
+  readonly refresherFunction?: string | undefined;
+  /** `--skip-refresher-check`: no refresher function is needed. */
+  readonly skipRefresherCheck: boolean;
 }
 
 export interface Endpoints {
@@ -20,6 +26,10 @@ export interface Endpoints {
   readonly caPem: string | undefined;
   /** Where the refresher connects to the API server from: decides which addresses it can reach. */
   readonly refresherNetwork: RefresherNetworkMode;
+  /** The stack's `allowedRegistries`: every `--registries` host must lie within them. */
+  readonly allowedRegistries: readonly string[];
+  /** The deployed refresher onboard asks to refresh the cluster; undefined with the check skipped. */
+  readonly refresherFunction: string | undefined;
 }
 
 /**
@@ -39,6 +49,12 @@ export async function resolveEndpoints(
       throw new InputError(
         "--webhook-url needs --record-key-arn (the stack's ClusterRecordKeyArn)",
       );
+    // Without the stack nothing else says what its tokens may pull: a guess would let a host
+    // outside it onboard cleanly and fail at the first image pull.
+    if (!target.allowedRegistries)
+      throw new InputError(
+        "--webhook-url needs --allowed-registries (the stack's AllowedRegistries output), so --registries can be checked against what its tokens may pull",
+      );
     return {
       webhookBase: target.webhookUrl,
       records,
@@ -46,6 +62,8 @@ export async function resolveEndpoints(
       caPem,
       // Without the stack, the safe assumption: Lambda's own network, public addresses only.
       refresherNetwork: target.refresherNetwork ?? "public",
+      allowedRegistries: target.allowedRegistries,
+      refresherFunction: target.skipRefresherCheck ? undefined : target.refresherFunction,
     };
   }
   const outputs = await factory.stackOutputs(target.stack);
@@ -57,13 +75,32 @@ export async function resolveEndpoints(
     throw new InputError(
       `--refresher-network ${target.refresherNetwork}: stack ${target.stack} runs its refresher in network ${outputs.refresherNetwork}; leave the flag out when the stack is read`,
     );
+  for (const [flag, value] of [
+    ["--allowed-registries", target.allowedRegistries],
+    ["--refresher-function", target.refresherFunction],
+  ] as const)
+    if (value)
+      throw new InputError(`${flag} goes with --webhook-url: with --stack the stack's outputs say`);
   return {
     webhookBase: outputs.webhookUrl,
     records,
     recordKeyArn: target.recordKeyArn ?? outputs.recordKeyArn,
     caPem,
     refresherNetwork: outputs.refresherNetwork,
+    allowedRegistries: stackOutput(target.stack, "AllowedRegistries", outputs.allowedRegistries),
+    refresherFunction: target.skipRefresherCheck
+      ? undefined
+      : stackOutput(target.stack, "RefresherFunctionName", outputs.refresherFunction),
   };
+}
+
+/** An output stacks deployed by an older ecr-anywhere lack: deploying it again adds it. */
+function stackOutput<T>(stack: string, output: string, value: T | undefined): T {
+  if (value === undefined)
+    throw new InputError(
+      `stack ${stack} has no output ${output}: it was deployed by an older ecr-anywhere; deploy it again with this version${output === "RefresherFunctionName" ? ", or pass --skip-refresher-check" : ""}`,
+    );
+  return value;
 }
 
 async function readCaBundle(file: string): Promise<string> {
