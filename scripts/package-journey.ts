@@ -2,12 +2,14 @@
  * The user's journey with the installed package (`npm run test:package`, after the deploy app):
  * the `ecr-anywhere` from the tarball, installed alone, onboards a cluster on the test bed's real
  * kube-apiserver as `npm run demo` does from sources, with moto, the ECR stand-in, and the
- * package's own webhook bundle behind the local function-URL server. Then `status`,
- * `rotate-token`, and `offboard`; and a second cluster the GitOps way: `onboard --dry-run --out`,
- * the files applied, `put-record`, and `offboard`. Each job's exit code and its effect are
- * checked: the webhook fills a managed Secret, and after offboard the cluster is as it was.
+ * package's own webhook bundle behind the local function-URL server, and its refresher bundle
+ * behind the Lambda stand-in (onboard's refresher check invokes it). A registry outside the
+ * stack's allowedRegistries is refused first, changing nothing. Then `status`, `rotate-token`,
+ * and `offboard`; and a second cluster the GitOps way: `onboard --dry-run --out`, the files
+ * applied, `put-record`, and `offboard`. Each job's exit code and its effect are checked: the
+ * webhook fills a managed Secret, and after offboard the cluster is as it was.
  *
- * Only the CLI and the webhook bundle under test come from the package; the test bed (processes,
+ * Only the CLI and the bundles under test come from the package; the test bed (processes,
  * tables, the record key) is the repository's, as the demo's is.
  */
 import { execFile } from "node:child_process";
@@ -29,12 +31,16 @@ import { contractNames, DOCKER_CONFIG_JSON_KEY } from "../functions/core/contrac
 import { createRecordTables, localAwsEnv, testRecordKey } from "../testbed/aws-env.ts";
 import { startControlPlane } from "../testbed/control-plane.ts";
 import { startEcrStandIn } from "../testbed/ecr-stand-in.ts";
+import { startLambdaStandIn } from "../testbed/lambda-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { waitFor } from "../testbed/ports.ts";
 import { startWebhookProcess } from "../testbed/webhook-process.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+/** A registry outside the stack's allowedRegistries (EAST alone here). */
+const WEST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+const REFRESHER_FUNCTION = "ecr-anywhere-refresher";
 const names = contractNames();
 
 export interface JourneyOptions {
@@ -65,6 +71,8 @@ interface TestBed {
   readonly objects: KubernetesObjectApi;
   readonly admission: AdmissionregistrationV1Api;
   readonly rbac: RbacAuthorizationV1Api;
+  /** How many times the deployed refresher (the Lambda stand-in) was invoked. */
+  readonly refresherInvocations: () => number;
 }
 
 export async function packageJourney(options: JourneyOptions): Promise<void> {
@@ -119,6 +127,15 @@ async function startTestBed(
     () => rm(dirname(webhook.caBundleFile), { recursive: true, force: true }),
     () => webhook.stop(),
   );
+  // The deployed refresher, as Lambda would invoke it: the package's bundle, with its settings.
+  const lambda = await startLambdaStandIn({
+    [REFRESHER_FUNCTION]: {
+      bundle: join(options.userDir, "node_modules/ecr-anywhere/dist/refresher/index.mjs"),
+      env: { ...env },
+    },
+  });
+  stops.push(() => lambda.stop());
+  env.AWS_ENDPOINT_URL_LAMBDA = lambda.url;
   const config = new KubeConfig();
   config.loadFromFile(controlPlane.kubeconfigPath);
   console.log(`kube-apiserver ${controlPlane.server}, webhook ${webhook.url}, moto ${moto.url}`);
@@ -132,6 +149,7 @@ async function startTestBed(
     objects: KubernetesObjectApi.makeApiClient(config),
     admission: config.makeApiClient(AdmissionregistrationV1Api),
     rbac: config.makeApiClient(RbacAuthorizationV1Api),
+    refresherInvocations: () => lambda.invocations.length,
   };
 }
 
@@ -184,6 +202,11 @@ function onboardArgs(bed: TestBed, clusterId: string, namespace: string): string
     bed.webhookUrl,
     "--record-key-arn",
     bed.keyArn,
+    // What the stack's outputs AllowedRegistries and RefresherFunctionName say.
+    "--allowed-registries",
+    EAST,
+    "--refresher-function",
+    REFRESHER_FUNCTION,
     "--ca-bundle",
     bed.caBundleFile,
     // The API server calls from loopback here; for a real cluster, its egress addresses.
@@ -199,7 +222,21 @@ async function directJourney(bed: TestBed, options: JourneyOptions): Promise<voi
   const clusterId = "journey";
   await bed.core.createNamespace({ body: { metadata: { name: "apps" } } });
   const before = await clusterState(bed);
+  const outside = onboardArgs(bed, clusterId, "apps").map((arg) => (arg === EAST ? WEST : arg));
+  // Only --registries changes: the stack's allowedRegistries stay EAST.
+  outside[outside.indexOf("--allowed-registries") + 1] = EAST;
+  const refused = await cli(bed, options, outside);
+  check(
+    refused.code === 2 && refused.stderr.includes(WEST),
+    `onboard with a registry outside allowedRegistries exited ${refused.code}: ${refused.stderr.slice(0, 600)}`,
+  );
+  check((await clusterState(bed)) === before, "a refused onboard changed the cluster");
+  const invoked = bed.refresherInvocations();
   await mustCli(bed, options, onboardArgs(bed, clusterId, "apps"));
+  check(
+    bed.refresherInvocations() > invoked,
+    "onboard did not ask the deployed refresher to refresh the cluster",
+  );
   check(
     filledFor(await managedSecret(bed, "apps", "ecr-pull"), EAST),
     "after onboard, the webhook did not fill a managed Secret with credentials for the registry",
