@@ -5,6 +5,7 @@
  * stack trace only with ECR_ANYWHERE_DEBUG=1.
  */
 import { CommanderError } from "@commander-js/extra-typings";
+import { PlanInterrupted } from "./commands/plan-run.ts";
 import { buildProgram } from "./program.ts";
 import { describeFailure, EXIT_USAGE, exitCodeFor } from "./ui.ts";
 
@@ -18,7 +19,13 @@ try {
   } else {
     const json = program.opts().output === "json";
     const message = describeFailure(error);
-    if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: message }, null, 2)}\n`);
+    // An interrupted plan also as data: what a script (or a fleet run) needs to finish the job.
+    const plan =
+      error instanceof PlanInterrupted
+        ? { done: error.done, left: error.left, finish: error.finish }
+        : {};
+    if (json)
+      process.stdout.write(`${JSON.stringify({ ok: false, error: message, ...plan }, null, 2)}\n`);
     process.stderr.write(`ecr-anywhere: ${message}\n`);
     if (process.env.ECR_ANYWHERE_DEBUG === "1") console.error(error);
     process.exitCode = exitCodeFor(error);

@@ -87,6 +87,11 @@ export interface Factory {
    */
   readonly localTestBed: boolean;
   readonly printer: Printer;
+  /**
+   * The arguments the command was given (after the program's name), for the command that finishes
+   * an interrupted run; commands fall back to their own name and operands without it.
+   */
+  readonly invocation?: readonly string[] | undefined;
   /** The operator's cluster; loading it checks the kubeconfig and context (exit 2 when wrong). */
   operatorCluster(): OperatorCluster;
   recordStore(): Records;
@@ -137,6 +142,8 @@ export const defaultFactory: MakeFactory = (globals) => {
     names: contractNames(labelPrefix),
     localTestBed: process.env[ENV.allowLocalApiServers] === "true",
     printer: printerFor(globals.output, process),
+    // The entry point parses process.argv: what the user typed is exactly this.
+    invocation: process.argv.slice(2),
     operatorCluster: () => {
       cluster ??= UserCluster.load({ kubeconfig: globals.kubeconfig, context: globals.context });
       return cluster;

@@ -32,7 +32,7 @@ import { loopbackServerTls } from "../functions/local/tls.ts";
 import { type ClusterReport, refreshCluster } from "../functions/refresher/refresh-cluster.ts";
 import { refresherDependenciesFromEnv, refreshInline } from "../functions/refresher/refresher.ts";
 import { createTelemetry } from "../functions/telemetry.ts";
-import { webhookConfiguration } from "../k8s/templates.ts";
+import { webhookConfiguration } from "../k8s/webhook-configuration.ts";
 import { startFaultProxy } from "../test/support/fault-server.ts";
 import { createTokenTable, localAwsEnv, putClusterRecord } from "../testbed/aws-env.ts";
 import { startClusterStandIn } from "../testbed/cluster-stand-in.ts";
@@ -372,7 +372,7 @@ async function startRealClusters(
         registries: [EAST],
       });
       await config.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-        body: await webhookConfiguration({
+        body: webhookConfiguration({
           webhookUrl: `${webhookUrl}/v1/clusters/${id}/${token}`,
           caPem: webhookCaPem,
           labelPrefix: PREFIX,

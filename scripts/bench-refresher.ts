@@ -10,7 +10,7 @@ import { ClusterApi } from "../functions/adapters/kubernetes.ts";
 import { refresherConfigFromEnv } from "../functions/core/config.ts";
 import { MARK_SLOT_MS, MarkBudget } from "../functions/lib/mark-budget.ts";
 import { refreshCluster } from "../functions/refresher/refresh-cluster.ts";
-import { refresherRbac } from "../k8s/templates.ts";
+import { refresherRbac } from "../k8s/refresher-rbac.ts";
 import { names, startWebhookHarness } from "../test/e2e/webhook-harness.ts";
 import { kubeconfig, startControlPlane } from "../testbed/control-plane.ts";
 import { startMoto } from "../testbed/moto.ts";
@@ -43,7 +43,7 @@ export async function benchRefresher(): Promise<string[]> {
       token: harness.token,
       probeNamespace: "probe",
     });
-    for (const object of await refresherRbac({ namespaces: SIZES.map((size) => `bench-${size}`) }))
+    for (const object of refresherRbac({ namespaces: SIZES.map((size) => `bench-${size}`) }))
       await objects.create(object as never);
     const token = await core.createNamespacedServiceAccountToken({
       namespace: "ecr-anywhere",

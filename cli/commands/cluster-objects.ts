@@ -4,12 +4,13 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
-import { refresherRbac, refresherSecretPolicy, webhookConfiguration } from "../../k8s/templates.ts";
+import { refresherNamespace, refresherRbac } from "../../k8s/refresher-rbac.ts";
+import { refresherSecretPolicy } from "../../k8s/refresher-secret-policy.ts";
+import { webhookConfiguration } from "../../k8s/webhook-configuration.ts";
 import {
   isHeaderModeUrl,
   MANAGED_BY_LABEL,
   type OnboardInputs,
-  refresherNamespaceObject,
   tokenInWebhookUrl,
   WEBHOOK_CONFIGURATION_NAME,
   type WebhookConfigurationView,
@@ -58,26 +59,25 @@ export async function registeredWebhook(
  * The refresher's namespace, ServiceAccount and RBAC, and, where the API server has it (1.30+),
  * the ValidatingAdmissionPolicy that narrows its Secret writes to managed ones.
  */
-export async function refresherObjects(
+export function refresherObjects(
   options: OnboardInputs & {
     readonly labelPrefix?: string | undefined;
     readonly secretPolicy: boolean;
   },
-): Promise<KubernetesObject[]> {
+): KubernetesObject[] {
   const labelPrefix = options.labelPrefix ?? DEFAULT_LABEL_PREFIX;
-  const rbac = await refresherRbac({
+  const rbac = refresherRbac({
     namespaces: options.namespaces,
     serviceAccountNamespaces: options.serviceAccounts ? options.namespaces : [],
     labelPrefix,
   });
-  const policy = options.secretPolicy ? await refresherSecretPolicy({ labelPrefix }) : [];
-  return [refresherNamespaceObject(), ...rbac, ...policy].map((object) =>
-    withManagedBy(object),
-  ) as KubernetesObject[];
+  const policy = options.secretPolicy ? refresherSecretPolicy({ labelPrefix }) : [];
+  return [refresherNamespace(), ...rbac, ...policy].map(withManagedBy);
 }
 
-function withManagedBy(object: Record<string, unknown>): Record<string, unknown> {
-  const metadata = object.metadata as { labels?: Record<string, string> };
+/** The same object, labelled as the CLI's (offboard removes only what carries the label). */
+function withManagedBy<T extends KubernetesObject>(object: T): T {
+  const metadata = object.metadata ?? {};
   return {
     ...object,
     metadata: { ...metadata, labels: { ...metadata.labels, ...MANAGED_BY_LABEL } },
@@ -85,19 +85,14 @@ function withManagedBy(object: Record<string, unknown>): Record<string, unknown>
 }
 
 /** The whole configuration, every time: a partial server-side apply would drop the fields it omits. */
-export async function ourWebhookConfiguration(
+export function ourWebhookConfiguration(
   url: string,
   caPem: string | undefined,
   labelPrefix: string,
-): Promise<KubernetesObject> {
+): KubernetesObject {
   return withManagedBy(
-    await webhookConfiguration({
-      name: WEBHOOK_CONFIGURATION_NAME,
-      webhookUrl: url,
-      ...(caPem ? { caPem } : {}),
-      labelPrefix,
-    }),
-  ) as KubernetesObject;
+    webhookConfiguration({ name: WEBHOOK_CONFIGURATION_NAME, webhookUrl: url, caPem, labelPrefix }),
+  );
 }
 
 export function webhookConfigurationRef(name: string): KubernetesObject {

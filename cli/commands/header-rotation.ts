@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import type { WebhookRecord } from "../../functions/core/cluster-record.ts";
 import { NAMESPACE_ENABLED_VALUE } from "../../functions/core/contract.ts";
-import { webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
+import { webhookCredentialsKubeconfig } from "../../k8s/webhook-configuration.ts";
 import { privateDirectory, writePrivateFile } from "../adapters/private-files.ts";
 import { CREDENTIALS_FILE } from "../core/gitops-layout.ts";
 import { InputError } from "../core/inputs.ts";

@@ -1,29 +1,40 @@
 /**
- * `ecr-anywhere offboard`: removes what onboard added, in the order that never blocks a write:
- * the webhook first, then labels and RBAC, then the record (both items marked deleted, so the id is
- * unknown at once; DynamoDB removes them when the recovery window ends, and onboard restores them
- * before that). The users' Secrets stay as they are.
+ * `ecr-anywhere offboard`: removes what onboard added. It reads what is there, plans the removal
+ * (cli/core/offboard-plan.ts: the webhook first, then labels and RBAC, then the record, both items
+ * marked deleted, so the id is unknown at once; DynamoDB removes them when the recovery window
+ * ends, and onboard restores them before that), then acts on the plan. What is gone already is not
+ * planned, so an interrupted run is finished by running it again; its failure says what is left
+ * and the command. The users' Secrets stay as they are.
  */
 import { Command } from "@commander-js/extra-typings";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { NAMESPACE_ENABLED_VALUE, recordTables } from "../../functions/core/contract.ts";
+import { refresherRbac, refresherServiceAccountsRole } from "../../k8s/refresher-rbac.ts";
 import {
-  refresherRbac,
   refresherSecretPolicy,
-  refresherServiceAccountsRole,
   SECRET_POLICY_MINIMUM_MINOR,
-} from "../../k8s/templates.ts";
+} from "../../k8s/refresher-secret-policy.ts";
+import {
+  finishingCommand,
+  type ObjectRef,
+  objectOf,
+  plannedChanges,
+  refOf,
+  summarizePlan,
+} from "../core/cluster-plan.ts";
 import { parseClusterId, parseRecoveryDays } from "../core/inputs.ts";
+import { OFFBOARD_STEPS, type OffboardFindings, planOffboard } from "../core/offboard-plan.ts";
 import {
   FIELD_MANAGER,
   MANAGED_BY_LABEL,
   REFRESHER_NAMESPACE,
   WEBHOOK_CONFIGURATION_NAME,
 } from "../core/onboard-plan.ts";
-import type { Factory, OperatorCluster } from "../factory.ts";
+import type { Factory, OperatorCluster, Records } from "../factory.ts";
 import { checked } from "../flags.ts";
-import { Problem, type Step } from "../ui.ts";
+import { need, Problem, type Step } from "../ui.ts";
 import { registeredWebhook, webhookConfigurationRef } from "./cluster-objects.ts";
+import { interruption, PlanRun } from "./plan-run.ts";
 
 export interface OffboardOptions {
   readonly clusterId: string;
@@ -63,7 +74,7 @@ export function newOffboardCommand(factory: () => Factory) {
 }
 
 export async function runOffboard(options: OffboardOptions, factory: Factory): Promise<void> {
-  const { clusterId, recoveryDays } = options;
+  const { clusterId } = options;
   // A cluster that is gone has no kubeconfig to load: only its record is touched.
   const cluster = options.recordOnly ? undefined : factory.operatorCluster();
   const question = cluster
@@ -72,54 +83,179 @@ export async function runOffboard(options: OffboardOptions, factory: Factory): P
   if (!options.yes && !(await factory.confirm(question)))
     throw new Problem("not confirmed: nothing was changed");
   const store = factory.recordStore();
-  const steps: Step<undefined>[] = [
-    ...(cluster ? clusterSteps(cluster, clusterId, factory) : []),
-    {
-      title: `Schedule the cluster record for deletion (${recoveryDays}-day recovery window)`,
-      run: () => store.scheduleDeletion(clusterId, recoveryDays),
-    },
-  ];
+  const state: { run?: PlanRun } = {};
+  const finish = () =>
+    finishingCommand(factory.invocation ?? ["offboard", clusterId], {
+      context: cluster?.config.currentContext,
+      addYes: true,
+    });
   try {
-    const done = await factory.printer.steps(undefined, steps);
-    factory.printer.result({ ok: true, clusterId, steps: done }, () =>
+    const done = await factory.printer.steps(
+      state,
+      offboardSteps(options, factory, cluster, store),
+    );
+    const plan = need(state.run).plan;
+    factory.printer.result({ ok: true, clusterId, plan: plannedChanges(plan), steps: done }, () =>
       [
         "",
         cluster
           ? `Cluster ${clusterId} is offboarded. Managed Secrets were left as they are: they keep their current credentials until expires_at, and nothing refreshes them any more.`
           : `The record of cluster ${clusterId} is scheduled for deletion; the webhook refuses its token from now on.`,
-        ...undoLines(clusterId, recoveryDays, factory.records),
+        ...undoLines(clusterId, options.recoveryDays, factory.records),
         "",
       ].join("\n"),
     );
+  } catch (error) {
+    throw interruption(error, state.run, finish);
   } finally {
     store.close();
   }
 }
 
-/** What offboarding removes from the cluster, in the order that never blocks a write. */
-function clusterSteps(
+/** Plan first (reads only), then one step per part of the plan, in its order. */
+function offboardSteps(
+  options: OffboardOptions,
+  factory: Factory,
+  cluster: OperatorCluster | undefined,
+  store: Records,
+): Step<{ run?: PlanRun }>[] {
+  const { clusterId, recoveryDays } = options;
+  return [
+    {
+      title: "Plan: read what ecr-anywhere has in the cluster and the record store",
+      run: async (state) => {
+        const plan = planOffboard(await offboardFindings(options, factory, cluster, store));
+        state.run = new PlanRun(plan);
+        return summarizePlan(plan);
+      },
+    },
+    ...(cluster
+      ? [
+          {
+            title: OFFBOARD_STEPS.webhook,
+            run: (state: { run?: PlanRun }) =>
+              need(state.run).step(OFFBOARD_STEPS.webhook, cluster),
+          },
+          {
+            title: OFFBOARD_STEPS.labels,
+            run: async (state: { run?: PlanRun }) =>
+              labelsOutcome(
+                await need(state.run).step(OFFBOARD_STEPS.labels, cluster),
+                await cluster.namespacesWith(enabledSelector(factory)),
+              ),
+          },
+          {
+            title: OFFBOARD_STEPS.refresher,
+            run: (state: { run?: PlanRun }) =>
+              need(state.run).step(OFFBOARD_STEPS.refresher, cluster),
+          },
+        ]
+      : []),
+    {
+      title: OFFBOARD_STEPS.record(recoveryDays),
+      run: (state) =>
+        need(state.run).step(OFFBOARD_STEPS.record(recoveryDays), cluster, () =>
+          store.scheduleDeletion(clusterId, recoveryDays),
+        ),
+    },
+  ];
+}
+
+function enabledSelector(factory: Factory): string {
+  return `${factory.names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`;
+}
+
+/** A label another field manager also set stays: say where, rather than claim it removed. */
+function labelsOutcome(outcome: string, still: readonly string[]): string {
+  return still.length > 0
+    ? `${outcome}; kept on ${still.join(", ")} (set by another field manager than ${FIELD_MANAGER})`
+    : outcome;
+}
+
+/** Everything offboard may remove, read (never changed) from the cluster and the store. */
+async function offboardFindings(
+  options: OffboardOptions,
+  factory: Factory,
+  cluster: OperatorCluster | undefined,
+  store: Records,
+): Promise<OffboardFindings> {
+  const webhookPart = await store.readWebhookPart(options.clusterId);
+  return {
+    clusterId: options.clusterId,
+    records: factory.records,
+    recoveryDays: options.recoveryDays,
+    cluster: cluster ? await clusterFindings(cluster, options.clusterId, factory) : undefined,
+    record: !webhookPart ? "absent" : webhookPart.deleted ? "deleted" : "live",
+  };
+}
+
+async function clusterFindings(
   cluster: OperatorCluster,
   clusterId: string,
   factory: Factory,
-): Step<undefined>[] {
-  return [
-    {
-      title: "Remove the webhook configuration",
-      run: async () => {
-        // Refuses when the configuration here belongs to another cluster id.
-        await registeredWebhook(cluster, clusterId);
-        return cluster.remove(webhookConfigurationRef(WEBHOOK_CONFIGURATION_NAME));
-      },
-    },
-    {
-      title: "Remove the namespace labels ecr-anywhere set",
-      run: () => removeNamespaceLabels(cluster, factory),
-    },
-    {
-      title: "Remove the refresher's RBAC, ServiceAccount and namespace",
-      run: () => removeRefresher(cluster, factory.labelPrefix),
-    },
+): Promise<NonNullable<OffboardFindings["cluster"]>> {
+  // Refuses when the configuration here belongs to another cluster id: a wrong --context.
+  const webhook = await registeredWebhook(cluster, clusterId);
+  const labelled = await cluster.namespacesWith(enabledSelector(factory));
+  const namespace = await cluster.read<KubernetesObject>(objectOf(REFRESHER_NAMESPACE_REF));
+  const ours =
+    namespace?.metadata?.labels?.["app.kubernetes.io/managed-by"] ===
+    MANAGED_BY_LABEL["app.kubernetes.io/managed-by"];
+  return {
+    context: cluster.config.currentContext,
+    webhookConfiguration: webhook
+      ? refOf(webhookConfigurationRef(WEBHOOK_CONFIGURATION_NAME))
+      : undefined,
+    labelledNamespaces: labelled.map((name) => ({ apiVersion: "v1", kind: "Namespace", name })),
+    refresherObjects: await existingRefresherObjects(cluster, factory.labelPrefix),
+    refresherNamespace: ours
+      ? {
+          ref: REFRESHER_NAMESPACE_REF,
+          terminating: Boolean(namespace?.metadata?.deletionTimestamp),
+        }
+      : undefined,
+  };
+}
+
+const REFRESHER_NAMESPACE_REF: ObjectRef = {
+  apiVersion: "v1",
+  kind: "Namespace",
+  name: REFRESHER_NAMESPACE,
+};
+
+/**
+ * The refresher's objects still in the cluster, bindings before what they bind: every RoleBinding
+ * onboard labelled (one per enabled namespace, wherever they are), then its fixed objects.
+ */
+async function existingRefresherObjects(
+  cluster: OperatorCluster,
+  labelPrefix: string,
+): Promise<ObjectRef[]> {
+  const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
+  // Below 1.30 the API server does not serve the policy's kind: there is nothing of it to remove.
+  const { major, minor } = await cluster.serverVersion();
+  const policy =
+    major > 1 || minor >= SECRET_POLICY_MINIMUM_MINOR ? refresherSecretPolicy({ labelPrefix }) : [];
+  const fixed = [
+    ...refresherRbac({ namespaces: [], labelPrefix }),
+    refresherServiceAccountsRole(),
+    ...policy,
+  ].reverse();
+  const candidates: ObjectRef[] = [
+    ...bindings.map((binding) => ({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      ...binding,
+    })),
+    ...fixed.map(refOf),
   ];
+  const unique = [...new Map(candidates.map((ref) => [describeRefKey(ref), ref])).values()];
+  const present = await Promise.all(unique.map((ref) => cluster.read(objectOf(ref))));
+  return unique.filter((_, index) => present[index] !== undefined);
+}
+
+function describeRefKey(ref: ObjectRef): string {
+  return `${ref.apiVersion}/${ref.kind}/${ref.namespace ?? ""}/${ref.name}`;
 }
 
 /** How to undo the offboarding within the recovery window: onboard again, or clear the marks. */
@@ -133,51 +269,4 @@ export function undoLines(clusterId: string, recoveryDays: number, records: stri
     unmark(tables.refresher),
     unmark(tables.webhook),
   ];
-}
-
-async function removeNamespaceLabels(cluster: OperatorCluster, factory: Factory): Promise<string> {
-  const enabled = `${factory.names.namespaceLabel}=${NAMESPACE_ENABLED_VALUE}`;
-  const labelled = await cluster.namespacesWith(enabled);
-  // Applying the namespace without the label drops only what this field manager owns.
-  for (const namespace of labelled)
-    await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
-  const still = await cluster.namespacesWith(enabled);
-  return still.length > 0
-    ? `${labelled.length - still.length} removed; kept on ${still.join(", ")} (set by another field manager than ${FIELD_MANAGER})`
-    : `${labelled.length} removed`;
-}
-
-async function removeRefresher(cluster: OperatorCluster, labelPrefix: string): Promise<string> {
-  const bindings = await cluster.roleBindingsWith("app.kubernetes.io/name=ecr-anywhere");
-  // Below 1.30 the API server does not serve the policy's kind: there is nothing of it to remove.
-  const { major, minor } = await cluster.serverVersion();
-  const policy =
-    major > 1 || minor >= SECRET_POLICY_MINIMUM_MINOR
-      ? await refresherSecretPolicy({ labelPrefix })
-      : [];
-  const rbac = [
-    ...(await refresherRbac({ namespaces: [], labelPrefix })),
-    ...(await refresherServiceAccountsRole({ labelPrefix })),
-    ...policy,
-  ] as KubernetesObject[];
-  const objects: KubernetesObject[] = [
-    ...bindings.map((binding) => ({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: binding,
-    })),
-    ...rbac.reverse(),
-  ];
-  let deleted = 0;
-  for (const object of objects) if ((await cluster.remove(object)) === "deleted") deleted++;
-  const namespace = await cluster.read<KubernetesObject>({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: REFRESHER_NAMESPACE },
-  });
-  const ours =
-    namespace?.metadata?.labels?.["app.kubernetes.io/managed-by"] ===
-    MANAGED_BY_LABEL["app.kubernetes.io/managed-by"];
-  if (ours && (await cluster.remove(namespace as KubernetesObject)) === "deleted") deleted++;
-  return `${deleted} deleted`;
 }

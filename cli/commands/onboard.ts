@@ -8,6 +8,7 @@ import { Command, Option, type OptionValues } from "@commander-js/extra-typings"
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { apiServerRouteProblem } from "../core/api-server-route.ts";
 import { nonPublicCidrs } from "../core/cidrs.ts";
+import { finishingCommand } from "../core/cluster-plan.ts";
 import {
   InputError,
   parseCidrs,
@@ -27,7 +28,9 @@ import {
 } from "../core/inputs.ts";
 import {
   buildClusterRecord,
+  DRY_RUN_STEPS,
   enabledNamespaceLabel,
+  ONBOARD_STEPS,
   registriesOutsideStack,
   registryPartitionProblems,
   webhookUrl,
@@ -40,7 +43,13 @@ import { ClusterTarget } from "./onboard/apply.ts";
 import { resolveEndpoints } from "./onboard/endpoints.ts";
 import { FilesTarget } from "./onboard/files.ts";
 import { refresherCheckStep } from "./onboard/refresher-check.ts";
-import type { OnboardOptions, OnboardState, OnboardTarget } from "./onboard/target.ts";
+import type {
+  OnboardOptions,
+  OnboardState,
+  OnboardTarget,
+  WantedObjects,
+} from "./onboard/target.ts";
+import { interruption } from "./plan-run.ts";
 
 export type { OnboardOptions } from "./onboard/target.ts";
 
@@ -311,7 +320,7 @@ export async function runOnboard(options: OnboardOptions, factory: Factory): Pro
   const target: OnboardTarget = options.dryRun
     ? new FilesTarget(options, factory.printer)
     : new ClusterTarget(options, factory);
-  const state: OnboardState = { manifests: [] };
+  const state: OnboardState = {};
   try {
     const done = await factory.printer.steps(
       state,
@@ -319,6 +328,13 @@ export async function runOnboard(options: OnboardOptions, factory: Factory): Pro
       options.dryRun,
     );
     await target.report(state, done);
+  } catch (error) {
+    // The same command finishes the job: every step plans and applies idempotently.
+    throw interruption(error, target.run, () =>
+      finishingCommand(factory.invocation ?? ["onboard", options.clusterId], {
+        context: state.cluster?.config.currentContext,
+      }),
+    );
   } finally {
     target.close();
   }
@@ -346,23 +362,16 @@ function checkAgainstStack(state: OnboardState, options: OnboardOptions, factory
   if (problem) throw new InputError(problem);
 }
 
-/** The run, the same for every target: each step plans one thing and hands it to the target. */
+/** The run, the same for every target: plan what the cluster gets, then hand each part to the target. */
 function onboardSteps(
   options: OnboardOptions,
   factory: Factory,
   target: OnboardTarget,
 ): Step<OnboardState>[] {
-  const put = async (
-    state: OnboardState,
-    objects: readonly KubernetesObject[],
-    replacesWebhook = false,
-  ) => {
-    state.manifests.push(...objects);
-    return target.putObjects(state, objects, replacesWebhook);
-  };
+  const titles = options.dryRun ? DRY_RUN_STEPS : ONBOARD_STEPS;
   return [
     {
-      title: "Check access, inputs and AWS before changing anything",
+      title: titles.check,
       run: async (state) => {
         // Local input first (exit 2 without a network call), then the cluster, then AWS.
         state.cluster = factory.operatorCluster();
@@ -373,19 +382,19 @@ function onboardSteps(
       },
     },
     {
-      title: "Apply the refresher's namespace, ServiceAccount and RBAC",
-      run: async (state) =>
-        put(
-          state,
-          await refresherObjects({
-            ...options,
-            labelPrefix: factory.labelPrefix,
-            secretPolicy: state.secretPolicy === true,
-          }),
-        ),
+      title: titles.plan,
+      run: async (state) => {
+        const { token, kept } = target.webhookToken(state);
+        redact(token.token);
+        state.token = token;
+        state.tokenKept = kept;
+        state.wanted = wantedObjects(options, factory, state);
+        return target.plan(state);
+      },
     },
+    { title: titles.refresher, run: (state) => target.putObjects(state, "refresher") },
     {
-      title: "Refresher credentials (bound ServiceAccount token)",
+      title: titles.credentials,
       run: async (state) => {
         const { kubeconfig, outcome } = await target.refresherKubeconfig(state);
         state.kubeconfig = kubeconfig;
@@ -393,37 +402,40 @@ function onboardSteps(
       },
     },
     {
-      title: "Webhook token and cluster record",
+      title: titles.record,
       run: async (state) => {
-        const { token, kept } = target.webhookToken(state);
-        redact(token.token);
-        state.token = token;
+        const token = need(state.token);
         state.record = buildClusterRecord(options, need(state.kubeconfig), [token.sha256]);
         const outcome = await target.putRecord(state, state.record);
-        return `token ${kept ? "kept" : "generated (256 bits)"}; ${outcome}`;
+        return `token ${state.tokenKept ? "kept" : "generated (256 bits)"}; ${outcome}`;
       },
     },
-    {
-      title: "Webhook configuration and namespace labels",
-      run: async (state) => {
-        const tokenInUrl = options.webhookAuth === "url" ? need(state.token).token : undefined;
-        const url = webhookUrl(need(state.endpoints).webhookBase, options.clusterId, tokenInUrl);
-        return put(
-          state,
-          [
-            await ourWebhookConfiguration(url, need(state.endpoints).caPem, factory.labelPrefix),
-            ...(options.namespaces.map((namespace) =>
-              enabledNamespaceLabel(namespace, factory.names),
-            ) as KubernetesObject[]),
-          ],
-          true,
-        );
-      },
-    },
-    {
-      title: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
-      run: (state, progress) => target.verify(state, progress),
-    },
-    refresherCheckStep(options, factory),
+    { title: titles.webhook, run: (state) => target.putObjects(state, "webhook") },
+    { title: titles.verify, run: (state, progress) => target.verify(state, progress) },
+    refresherCheckStep(options, factory, titles.refresherCheck),
   ];
+}
+
+/** Every object this run puts in the cluster: the refresher's, then the webhook and the labels. */
+function wantedObjects(
+  options: OnboardOptions,
+  factory: Factory,
+  state: OnboardState,
+): WantedObjects {
+  const endpoints = need(state.endpoints);
+  const tokenInUrl = options.webhookAuth === "url" ? need(state.token).token : undefined;
+  const url = webhookUrl(endpoints.webhookBase, options.clusterId, tokenInUrl);
+  return {
+    refresher: refresherObjects({
+      ...options,
+      labelPrefix: factory.labelPrefix,
+      secretPolicy: state.secretPolicy === true,
+    }),
+    webhook: [
+      ourWebhookConfiguration(url, endpoints.caPem, factory.labelPrefix),
+      ...(options.namespaces.map((namespace) =>
+        enabledNamespaceLabel(namespace, factory.names),
+      ) as KubernetesObject[]),
+    ],
+  };
 }

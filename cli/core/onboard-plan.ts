@@ -4,6 +4,7 @@
  * needs, and webhooks it must not sit beside. Pure: the commands do the I/O.
  */
 import { createHash } from "node:crypto";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { parseWebhookCaller } from "../../functions/core/auth.ts";
 import { type ClusterRecord, parseClusterRecord } from "../../functions/core/cluster-record.ts";
@@ -20,12 +21,20 @@ import {
   parseEcrHost,
   partitionProblem,
 } from "../../functions/core/registries.ts";
+import { REFRESHER_NAMESPACE, REFRESHER_SERVICE_ACCOUNT } from "../../k8s/refresher-identity.ts";
+import {
+  applyChange,
+  type ClusterPlan,
+  type ObjectRef,
+  type PlannedChange,
+  recordRef,
+} from "./cluster-plan.ts";
 
 /** Server-side apply field manager: `kubectl get --show-managed-fields` shows what the CLI owns. */
 export const FIELD_MANAGER = "ecr-anywhere";
 export const WEBHOOK_CONFIGURATION_NAME = "ecr-anywhere";
-export const REFRESHER_NAMESPACE = "ecr-anywhere";
-export const REFRESHER_SERVICE_ACCOUNT = "ecr-anywhere-refresher";
+// The refresher's identity is the k8s/ objects' own: named there once.
+export { REFRESHER_NAMESPACE, REFRESHER_SERVICE_ACCOUNT } from "../../k8s/refresher-identity.ts";
 /** The refresher renews its token after half of this (docs/contract.md), so a week survives a long outage. */
 export const REFRESHER_TOKEN_SECONDS = 7 * 24 * 3600;
 /** Marks objects the CLI created, so offboard removes only those. */
@@ -251,18 +260,6 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
-/** The refresher's own namespace, labelled so offboard knows the CLI created it. */
-export function refresherNamespaceObject(): Record<string, unknown> {
-  return {
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: {
-      name: REFRESHER_NAMESPACE,
-      labels: { "app.kubernetes.io/name": "ecr-anywhere", ...MANAGED_BY_LABEL },
-    },
-  };
-}
-
 /** A server-side apply of only the enabling label: other labels stay with their owners. */
 export function enabledNamespaceLabel(
   namespace: string,
@@ -396,4 +393,123 @@ export function conflictingWebhooks(
             service: `${webhook.clientConfig.service?.namespace}/${webhook.clientConfig.service?.name}`,
           })),
   );
+}
+
+/**
+ * The run's steps. The cluster's plan (cli/core/cluster-plan.ts) groups its changes by these, and
+ * a dry run names them for what it does: it renders, it never applies.
+ */
+export const ONBOARD_STEPS = {
+  check: "Check access, inputs and AWS before changing anything",
+  plan: "Plan: read what the cluster has, decide what to create, change or keep",
+  refresher: "Apply the refresher's namespace, ServiceAccount and RBAC",
+  credentials: "Refresher credentials (bound ServiceAccount token)",
+  record: "Webhook token and cluster record",
+  webhook: "Webhook configuration and namespace labels",
+  verify: "Verify: a dry-run managed Secret through the API server, and the refresher's access",
+  refresherCheck: "Verify: the deployed refresher refreshes the cluster from AWS",
+} as const;
+
+export type OnboardStep = keyof typeof ONBOARD_STEPS;
+
+export const DRY_RUN_STEPS: Record<OnboardStep, string> = {
+  check: "Check the inputs (a dry run changes nothing)",
+  plan: "Plan the files to render",
+  refresher: "Render the refresher's namespace, ServiceAccount and RBAC",
+  credentials: "Refresher credentials (a placeholder for the token)",
+  record: "Webhook token and cluster record, rendered",
+  webhook: "Render the webhook configuration and namespace labels",
+  verify: "Verify (skipped: nothing was changed)",
+  refresherCheck: "Refresher check (skipped: nothing was changed)",
+};
+
+/** A wanted object beside what the cluster holds under its name. */
+export interface FoundObject {
+  readonly wanted: KubernetesObject;
+  readonly existing: KubernetesObject | undefined;
+}
+
+/** What onboard read before it plans: the objects, the webhooks it replaces, the record. */
+export interface OnboardFindings {
+  readonly clusterId: string;
+  readonly context: string;
+  readonly records: string;
+  readonly refresher: readonly FoundObject[];
+  /** Our webhook configuration first, then the namespace labels. */
+  readonly webhook: readonly FoundObject[];
+  /** In-cluster webhooks for the same labels that `--replace-existing` removes. */
+  readonly replaced: readonly ObjectRef[];
+  /** The stored record: none, offboarded, as this run would write it, or different. */
+  readonly record: "absent" | "deleted" | "same" | "differs";
+}
+
+/**
+ * What onboard changes, in order: the refresher's objects, the record, then the old in-cluster
+ * webhook right before ours (beside ours it would block writes whenever it is down; removed any
+ * earlier, a failed step would leave the cluster with no webhook), our webhook and the labels.
+ */
+export function planOnboard(found: OnboardFindings): ClusterPlan {
+  const refresher = found.refresher.map(({ wanted, existing }) =>
+    applyChange(wanted, existing, ONBOARD_STEPS.refresher, refresherReason(wanted)),
+  );
+  const replaced = found.replaced.map(
+    (ref): PlannedChange => ({
+      action: "remove",
+      ref,
+      step: ONBOARD_STEPS.webhook,
+      reason:
+        "an in-cluster webhook for the same labels (--replace-existing), removed right before ours",
+    }),
+  );
+  const webhook = found.webhook.map(({ wanted, existing }) =>
+    applyChange(wanted, existing, ONBOARD_STEPS.webhook, webhookReason(wanted)),
+  );
+  return {
+    clusterId: found.clusterId,
+    context: found.context,
+    changes: [...refresher, recordChange(found), ...replaced, ...webhook],
+  };
+}
+
+function recordChange(found: OnboardFindings): PlannedChange {
+  const ref = recordRef(found.records, found.clusterId);
+  const step = ONBOARD_STEPS.record;
+  switch (found.record) {
+    case "absent":
+      return {
+        action: "create",
+        ref,
+        step,
+        reason: "the webhook and the refresher look the cluster up here",
+      };
+    case "deleted":
+      return {
+        action: "update",
+        ref,
+        step,
+        reason: "restored: it was offboarded within its recovery window",
+      };
+    case "same":
+      return { action: "keep", ref, step, reason: "stored as this run would write it" };
+    case "differs":
+      return {
+        action: "update",
+        ref,
+        step,
+        reason: "written where it differs; the refresher's own state is kept",
+      };
+  }
+}
+
+function refresherReason(object: KubernetesObject): string {
+  if (object.kind === "Namespace") return "where the refresher's ServiceAccount lives";
+  if (object.kind?.startsWith("ValidatingAdmissionPolicy"))
+    return "narrows the refresher's Secret writes to managed dockerconfigjson Secrets";
+  return "the refresher's least access";
+}
+
+function webhookReason(object: KubernetesObject): string {
+  return object.kind === "Namespace"
+    ? "the enabling label: the webhook handles managed Secrets here"
+    : "registers the webhook, last: once the record exists, so it never refuses a write for lack of it";
 }

@@ -9,7 +9,7 @@
 
 /**
  * A mark's slot: kube-apiserver gives the webhook `timeoutSeconds: 10`
- * (k8s/mutating-webhook-configuration.yaml), plus a margin for the PATCH around that call.
+ * (k8s/webhook-configuration.ts), plus a margin for the PATCH around that call.
  */
 export const MARK_SLOT_MS = 15_000;
 

@@ -408,10 +408,16 @@ describe("onboard", () => {
       expect(failed.stderr).toMatch(
         /Webhook token and cluster record failed: write cluster record cli-e2e \(tables cli-e2e-webhook, cli-e2e-refresher\): InternalServerError/,
       );
+      // What is done, what is left (the old webhook too: it goes right before ours), and how to finish.
       expect(failed.stderr).toMatch(
-        /already done: .*Apply the refresher's namespace, ServiceAccount and RBAC/,
+        /^ {2}done: create Namespace ecr-anywhere; create ServiceAccount ecr-anywhere\/ecr-anywhere-refresher; /m,
       );
-      expect(failed.stderr).toMatch(/re-run the same command to resume/);
+      expect(failed.stderr).toMatch(
+        /^ {2}left: create ClusterRecord cli-e2e\/cli-e2e; remove MutatingWebhookConfiguration ecr-anywhere-helm; create MutatingWebhookConfiguration ecr-anywhere; update Namespace cli-apps; update Namespace cli-team$/m,
+      );
+      expect(failed.stderr).toMatch(
+        /^ {2}to finish, run: ecr-anywhere --context e2e onboard cli-e2e .* --replace-existing$/m,
+      );
       expect(proxy.faults).toBeGreaterThan(0);
       // Nothing that would block writes was left behind: no webhook configuration yet.
       expect(await webhookConfiguration()).toBeUndefined();

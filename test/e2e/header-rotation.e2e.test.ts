@@ -21,7 +21,10 @@ import {
   DEFAULT_RECORDS_NAME,
   recordTables,
 } from "../../functions/core/contract.ts";
-import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
+import {
+  webhookConfiguration,
+  webhookCredentialsKubeconfig,
+} from "../../k8s/webhook-configuration.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { waitFor } from "../../testbed/ports.ts";
 import { startWebhookHarness } from "./webhook-harness.ts";
@@ -64,7 +67,7 @@ async function startPlane(): Promise<string> {
     body: { metadata: { name: NAMESPACE, labels: { [names.namespaceLabel]: "enabled" } } },
   });
   await config.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-    body: await webhookConfiguration({
+    body: webhookConfiguration({
       name: "ecr-anywhere",
       labelPrefix: DEFAULT_LABEL_PREFIX,
       webhookUrl: `${harness.server.url}/v1/clusters/${CLUSTER}`,

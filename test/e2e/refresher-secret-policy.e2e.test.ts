@@ -16,11 +16,11 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { contractNames } from "../../functions/core/contract.ts";
+import { refresherRbac } from "../../k8s/refresher-rbac.ts";
 import {
-  refresherRbac,
   refresherSecretPolicy,
   SECRET_POLICY_MINIMUM_MINOR,
-} from "../../k8s/templates.ts";
+} from "../../k8s/refresher-secret-policy.ts";
 import { kubeconfig } from "../../testbed/control-plane.ts";
 
 const adminKubeconfig = inject("adminKubeconfig");
@@ -49,19 +49,18 @@ function clients(text: string) {
 /** Objects this file created outside its namespace, removed again so other suites find the API server as it was. */
 const createdOutside: KubernetesObject[] = [];
 
-async function create(objects: readonly Record<string, unknown>[]): Promise<void> {
+async function create(objects: readonly KubernetesObject[]): Promise<void> {
   for (const object of objects) {
     const created = await admin.objects
-      .create(object as KubernetesObject)
+      .create(object)
       .then(() => true)
       .catch((error: unknown) => {
         if (!(error instanceof ApiException && error.code === 409)) throw error;
         return false;
       });
-    // Cluster-wide objects, and the Role and RoleBinding the templates put in `default` (fixed
-    // names another suite's refresher creates too), are removed again after this file.
-    const namespace = (object.metadata as { namespace?: string } | undefined)?.namespace;
-    if (created && namespace !== NAMESPACE) createdOutside.push(object as KubernetesObject);
+    // Cluster-wide objects, and the Role and RoleBinding k8s/ puts in `default` (fixed names
+    // another suite's refresher creates too), are removed again after this file.
+    if (created && object.metadata?.namespace !== NAMESPACE) createdOutside.push(object);
   }
 }
 
@@ -103,7 +102,7 @@ beforeAll(async () => {
   admin = clients(adminKubeconfig);
   await admin.core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(() => {});
   // No ClusterRoleBinding: its fixed name binds another suite's refresher.
-  const rbac = await refresherRbac({
+  const rbac = refresherRbac({
     namespaces: [NAMESPACE],
     labelPrefix: LABEL_PREFIX,
     serviceAccount: SERVICE_ACCOUNT,
@@ -135,7 +134,7 @@ describe("the refresher's token", () => {
     "with the policy, can create and mark only managed dockerconfigjson Secrets",
     async () => {
       await create(
-        await refresherSecretPolicy({
+        refresherSecretPolicy({
           labelPrefix: LABEL_PREFIX,
           serviceAccount: SERVICE_ACCOUNT,
           refresherNamespace: NAMESPACE,

@@ -24,7 +24,8 @@ import { parseRfc3339 } from "../../functions/core/time.ts";
 import { refresherDependenciesFromEnv, scheduledRun } from "../../functions/refresher/refresher.ts";
 import { createWorker } from "../../functions/refresher/worker.ts";
 import { createTelemetry } from "../../functions/telemetry.ts";
-import { refresherRbac, webhookConfiguration } from "../../k8s/templates.ts";
+import { refresherRbac } from "../../k8s/refresher-rbac.ts";
+import { webhookConfiguration } from "../../k8s/webhook-configuration.ts";
 import {
   putClusterRecord,
   readClusterRecordItems,
@@ -180,7 +181,7 @@ beforeAll(async () => {
     token: harness.token,
     probeNamespace: "team-a",
   });
-  for (const object of await refresherRbac({
+  for (const object of refresherRbac({
     namespaces: ["team-a", "team-b", "late", "bulk"],
     serviceAccountNamespaces: ["team-a"],
   })) {
@@ -474,7 +475,7 @@ describe("a refresh run", () => {
         },
       },
     });
-    for (const object of await refresherRbac({ namespaces: ["leaky"] }))
+    for (const object of refresherRbac({ namespaces: ["leaky"] }))
       if ((object.metadata as { namespace?: string } | undefined)?.namespace === "leaky")
         await harness.objects.create(object as never);
     await admin.createNamespacedSecret({
@@ -488,7 +489,7 @@ describe("a refresh run", () => {
       },
     });
     await harness.admission.createMutatingWebhookConfiguration({
-      body: await webhookConfiguration({
+      body: webhookConfiguration({
         name: "leak-refresher",
         labelPrefix: leakPrefix,
         webhookUrl: `https://127.0.0.1:${closed}/v1/clusters/leaky/${leaked}`,

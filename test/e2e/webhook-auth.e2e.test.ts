@@ -20,7 +20,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { mergeAdmissionConfiguration } from "../../cli/core/admission-config.ts";
 import { contractNames, DEFAULT_LABEL_PREFIX } from "../../functions/core/contract.ts";
-import { webhookConfiguration, webhookCredentialsKubeconfig } from "../../k8s/templates.ts";
+import {
+  webhookConfiguration,
+  webhookCredentialsKubeconfig,
+} from "../../k8s/webhook-configuration.ts";
 import { type ControlPlane, startControlPlane } from "../../testbed/control-plane.ts";
 import { freePort, waitFor } from "../../testbed/ports.ts";
 import { retireNamespace, startWebhookHarness } from "./webhook-harness.ts";
@@ -106,7 +109,7 @@ async function enable(cluster: Cluster, name: string, labelPrefix: string, webho
     body: { metadata: { name, labels: { [names.namespaceLabel]: "enabled" } } },
   });
   await cluster.admission.createMutatingWebhookConfiguration({
-    body: await webhookConfiguration({ name, labelPrefix, webhookUrl, caPem: harness.caPem }),
+    body: webhookConfiguration({ name, labelPrefix, webhookUrl, caPem: harness.caPem }),
   });
   return {
     names,

@@ -21,7 +21,7 @@ import { LambdaPool } from "../../functions/local/lambda-pool.ts";
 import { loopbackServerTls } from "../../functions/local/tls.ts";
 import type { FunctionUrlEvent } from "../../functions/webhook/http.ts";
 import { createWebhookFromEnv } from "../../functions/webhook/webhook.ts";
-import { webhookConfiguration } from "../../k8s/templates.ts";
+import { webhookConfiguration } from "../../k8s/webhook-configuration.ts";
 import { localAwsEnv, putClusterRecord } from "../../testbed/aws-env.ts";
 import { type EcrStandIn, startEcrStandIn } from "../../testbed/ecr-stand-in.ts";
 import { waitFor } from "../../testbed/ports.ts";
@@ -114,7 +114,7 @@ export async function startWebhookHarness(
     },
     async register({ name, clusterId: id, token: urlToken, labelPrefix, probeNamespace }) {
       await admission.createMutatingWebhookConfiguration({
-        body: await webhookConfiguration({
+        body: webhookConfiguration({
           name,
           labelPrefix,
           webhookUrl: `${server.url}/v1/clusters/${id}/${urlToken}`,

@@ -175,6 +175,26 @@ describe("onboard --dry-run", () => {
     expect(kubeconfig.users[0]?.user.token).toBe("REPLACE-WITH-REFRESHER-TOKEN");
   });
 
+  it("never says Apply: its steps are named for what it does", async () => {
+    const titles: string[] = [];
+    const cli = harness((flags) => {
+      const printer = printerFor(flags.output, { stdout: { write: () => true } });
+      return {
+        operatorCluster: dryRunCluster,
+        printer: {
+          ...printer,
+          steps: (context, steps, quiet) => {
+            titles.push(...steps.map((step) => step.title));
+            return printer.steps(context, steps, quiet);
+          },
+        },
+      };
+    });
+    await cli.run(...dryRunArgs);
+    expect(titles).toContain("Render the refresher's namespace, ServiceAccount and RBAC");
+    expect(titles.filter((title) => /\bapply/i.test(title))).toEqual([]);
+  });
+
   it("splits the objects by file: partial Namespaces, the refresher's RBAC, the webhook last", async () => {
     const cli = harness(() => ({ operatorCluster: dryRunCluster }));
     await cli.run("-o", "json", ...dryRunArgs);
@@ -624,8 +644,10 @@ describe("onboard into a cluster", () => {
     const cli = harness(() => ({
       operatorCluster: () =>
         ({
+          config: { currentContext: "c" },
           server: "https://api.example.com:6443",
           caData: () => CA_DATA,
+          read: async () => undefined,
           deniedAccess: async () => [],
           serverVersion: async () => ({ major: 1, minor: 36 }),
           missingNamespaces: async () => [],
@@ -665,8 +687,10 @@ describe("onboard and the API server's Kubernetes version", () => {
     const cli = harness(() => ({
       operatorCluster: () =>
         ({
+          config: { currentContext: "c" },
           server: "https://api.example.com:6443",
           caData: () => CA_DATA,
+          read: async () => undefined,
           deniedAccess: async () => [],
           serverVersion: async () => version,
           missingNamespaces: async () => [],
@@ -690,9 +714,11 @@ describe("onboard and the API server's Kubernetes version", () => {
         }) as unknown as Records,
     }));
     const args = [...dryRunArgs.filter((arg) => arg !== "--dry-run"), "--skip-refresher-check"];
+    // Past the plan, the step's failure is carried by the interruption's report.
     const failure = await cli.run("-o", "json", ...args, "--verify-timeout", "1").then(
       () => undefined,
-      (error: unknown) => error as StepFailure,
+      (error: unknown) =>
+        (error instanceof StepFailure ? error : (error as Error).cause) as StepFailure,
     );
     return { applied, failure };
   }
@@ -1193,6 +1219,7 @@ describe("offboard --record-only", () => {
     const cli = harness(() => ({
       recordStore: () =>
         ({
+          readWebhookPart: async () => ({ record: undefined, deleted: false }),
           scheduleDeletion: async (id: string) => {
             scheduled = id;
             return "scheduled";

@@ -9,7 +9,7 @@ import {
   OLDEST_TESTED,
   TESTED_MINORS,
 } from "../../cli/core/kubernetes-versions.ts";
-import { SECRET_POLICY_MINIMUM_MINOR } from "../../k8s/templates.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../k8s/refresher-secret-policy.ts";
 
 describe("the supported and tested Kubernetes versions", () => {
   it("needs 1.22 (server-side apply GA) and tests 1.32 to 1.36", () => {

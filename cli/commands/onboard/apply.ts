@@ -7,17 +7,23 @@ import { randomBytes } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { sha256Hex } from "../../../functions/core/auth.ts";
 import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
-import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/templates.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
 import { AwsProblem, type StoredRecord } from "../../adapters/aws.ts";
+import { plannedChanges, refOf, summarizePlan } from "../../core/cluster-plan.ts";
 import { InputError } from "../../core/inputs.ts";
 import { judgeServerVersion } from "../../core/kubernetes-versions.ts";
 import {
+  buildClusterRecord,
   type ConflictingWebhook,
+  canonicalJson,
   conflictingWebhooks,
   describeAccess,
   isHeaderModeUrl,
   keepRefresherKubeconfig,
+  ONBOARD_STEPS,
+  type OnboardFindings,
   onboardAccess,
+  planOnboard,
   REFRESHER_NAMESPACE,
   REFRESHER_SERVICE_ACCOUNT,
   REFRESHER_TOKEN_SECONDS,
@@ -31,6 +37,7 @@ import {
 import type { Factory, OperatorCluster, Records } from "../../factory.ts";
 import { need, Problem, redact, type StepRecord } from "../../ui.ts";
 import { webhookConfigurationRef } from "../cluster-objects.ts";
+import { PlanRun } from "../plan-run.ts";
 import type { OnboardOptions, OnboardState, OnboardTarget } from "./target.ts";
 import { type VerifiedNamespace, verifyRoundTrip } from "./verify.ts";
 
@@ -42,6 +49,9 @@ export class ClusterTarget implements OnboardTarget {
   #currentToken: string | undefined;
   #conflicts: ConflictingWebhook[] = [];
   #verified: VerifiedNamespace[] = [];
+  #run: PlanRun | undefined;
+  /** Whether the stored refresher kubeconfig is kept, decided by the plan. */
+  #keepKubeconfig = false;
 
   constructor(options: OnboardOptions, factory: Factory) {
     this.#options = options;
@@ -85,12 +95,66 @@ export class ClusterTarget implements OnboardTarget {
     return `permissions present, ${options.namespaces.length} namespace(s) found, record store and key reachable${this.#existing?.record ? ", record exists" : ""}${narrowing}${untested}`;
   }
 
+  get run(): PlanRun | undefined {
+    return this.#run;
+  }
+
+  /** Reads every object the run wants and the record, then plans (cli/core/onboard-plan.ts). */
+  async plan(state: OnboardState): Promise<string> {
+    const cluster = need(state.cluster);
+    const wanted = need(state.wanted);
+    const found = (objects: readonly KubernetesObject[]) =>
+      Promise.all(
+        objects.map(async (object) => ({ wanted: object, existing: await cluster.read(object) })),
+      );
+    this.#run = new PlanRun(
+      planOnboard({
+        clusterId: this.#options.clusterId,
+        context: cluster.config.currentContext,
+        records: this.#factory.records,
+        refresher: await found(wanted.refresher),
+        webhook: await found(wanted.webhook),
+        replaced: [...new Set(this.#conflicts.map((item) => item.configuration))].map((name) =>
+          refOf(webhookConfigurationRef(name)),
+        ),
+        record: this.#recordFinding(state),
+      }),
+    );
+    return summarizePlan(this.#run.plan);
+  }
+
+  /** The stored record beside what this run would write. */
+  #recordFinding(state: OnboardState): OnboardFindings["record"] {
+    const existing = this.#existing;
+    const kept = existing?.record?.kubeconfig;
+    const server = this.#options.apiServerUrl ?? need(state.cluster).server;
+    // Decided once, here: the credentials step then keeps or mints as planned.
+    this.#keepKubeconfig = keepRefresherKubeconfig(
+      kept,
+      { server, caData: need(state.caData) },
+      Date.now(),
+    );
+    if (!existing) return "absent";
+    if (existing.deleted) return "deleted";
+    const same =
+      this.#keepKubeconfig &&
+      state.tokenKept === true &&
+      existing.kmsKeyId === need(state.endpoints).recordKeyArn &&
+      canonicalJson(
+        withRefresherState(
+          buildClusterRecord(this.#options, need(kept), [need(state.token).sha256]),
+          existing.record,
+        ),
+      ) === canonicalJson(existing.record);
+    return same ? "same" : "differs";
+  }
+
   async refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }> {
     const server = this.#options.apiServerUrl ?? need(state.cluster).server;
     const caData = need(state.caData);
     const kept = this.#existing?.record?.kubeconfig;
-    if (keepRefresherKubeconfig(kept, { server, caData }, Date.now()))
-      return { kubeconfig: need(kept), outcome: "kept (the refresher renews it itself)" };
+    if (this.#keepKubeconfig && kept)
+      return { kubeconfig: kept, outcome: "kept (the refresher renews it itself)" };
     const token = await need(state.cluster).requestToken(
       REFRESHER_NAMESPACE,
       REFRESHER_SERVICE_ACCOUNT,
@@ -119,27 +183,20 @@ export class ClusterTarget implements OnboardTarget {
   async putRecord(state: OnboardState, record: ClusterRecord): Promise<string> {
     const store = need(this.#store);
     const written = withRefresherState(record, this.#existing?.record);
-    const outcome = await store.write(written, need(state.endpoints).recordKeyArn, this.#existing);
-    return `record ${store.locationOf(this.#options.clusterId)} ${outcome}`;
+    const [outcome] = await need(this.#run).stepOutcomes(ONBOARD_STEPS.record, undefined, () =>
+      store.write(written, need(state.endpoints).recordKeyArn, this.#existing),
+    );
+    return `record ${store.locationOf(this.#options.clusterId)} ${outcome ?? "unchanged"}`;
   }
 
-  async putObjects(
-    state: OnboardState,
-    objects: readonly KubernetesObject[],
-    replacesWebhook: boolean,
-  ): Promise<string> {
+  async putObjects(state: OnboardState, part: "refresher" | "webhook"): Promise<string> {
     const cluster = need(state.cluster);
-    const replaced: string[] = [];
-    // The old in-cluster webhook goes right before ours: beside ours it would block writes whenever
-    // it is down, and removed any earlier a failed step would leave the cluster with no webhook.
-    const conflicts = replacesWebhook ? this.#conflicts : [];
-    for (const configuration of new Set(conflicts.map((item) => item.configuration))) {
-      await cluster.remove(webhookConfigurationRef(configuration));
-      replaced.push(configuration);
-    }
-    if (replacesWebhook) this.#conflicts = [];
-    const summary = summarizeApply(await applyAll(cluster, objects));
-    return replaced.length > 0 ? `${summary}; replaced ${replaced.join(", ")}` : summary;
+    const run = need(this.#run);
+    const outcome = await run.step(ONBOARD_STEPS[part], cluster);
+    const replaced = run.plan.changes
+      .filter((change) => change.step === ONBOARD_STEPS[part] && change.action === "remove")
+      .map((change) => change.ref.name);
+    return replaced.length > 0 ? `${outcome}; replaced ${replaced.join(", ")}` : outcome;
   }
 
   async verify(state: OnboardState, progress: (text: string) => void): Promise<string> {
@@ -150,7 +207,7 @@ export class ClusterTarget implements OnboardTarget {
   }
 
   async report(_state: OnboardState, done: readonly StepRecord[]): Promise<void> {
-    reportOnboarded(this.#options.clusterId, done, this.#verified, this.#factory);
+    reportOnboarded(this.#options.clusterId, done, this.#verified, this.#factory, need(this.#run));
   }
 
   close(): void {
@@ -183,9 +240,11 @@ function reportOnboarded(
   done: readonly StepRecord[],
   verified: readonly VerifiedNamespace[],
   factory: Factory,
+  run: PlanRun,
 ): void {
   const changed = done.some(changedSomething);
-  factory.printer.result({ ok: true, clusterId, changed, steps: done, verified }, () =>
+  const plan = plannedChanges(run.plan);
+  factory.printer.result({ ok: true, clusterId, changed, plan, steps: done, verified }, () =>
     [
       "",
       changed
@@ -201,19 +260,7 @@ function reportOnboarded(
 }
 
 function changedSomething(step: { outcome: string }): boolean {
-  return /\b(created|configured|updated|restored|generated|minted|replaced|scheduled)\b/.test(
+  return /\b(created|configured|updated|restored|generated|minted|replaced|deleted)\b/.test(
     step.outcome,
   );
-}
-
-async function applyAll(cluster: OperatorCluster, objects: readonly KubernetesObject[]) {
-  const outcomes: string[] = [];
-  for (const object of objects) outcomes.push(await cluster.apply(object));
-  return outcomes;
-}
-
-function summarizeApply(outcomes: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-  return [...counts].map(([outcome, count]) => `${count} ${outcome}`).join(", ");
 }

@@ -17,10 +17,8 @@ import {
   type WebhookRecord,
 } from "../../../functions/core/cluster-record.ts";
 import { recordTables } from "../../../functions/core/contract.ts";
-import {
-  SECRET_POLICY_MINIMUM_MINOR,
-  webhookCredentialsKubeconfig,
-} from "../../../k8s/templates.ts";
+import { SECRET_POLICY_MINIMUM_MINOR } from "../../../k8s/refresher-secret-policy.ts";
+import { webhookCredentialsKubeconfig } from "../../../k8s/webhook-configuration.ts";
 import {
   privateDirectory,
   reusedSecretFile,
@@ -139,18 +137,22 @@ export class FilesTarget implements OnboardTarget {
     return "rendered";
   }
 
-  async putObjects(
-    _state: OnboardState,
-    objects: readonly KubernetesObject[],
-    replacesWebhook: boolean,
-  ): Promise<string> {
-    if (!replacesWebhook) {
-      this.#rbac.push(...objects);
+  async plan(state: OnboardState): Promise<string> {
+    const wanted = need(state.wanted);
+    return `${wanted.refresher.length + wanted.webhook.length} objects to render; the cluster is not read`;
+  }
+
+  async putObjects(state: OnboardState, part: "refresher" | "webhook"): Promise<string> {
+    const wanted = need(state.wanted);
+    if (part === "refresher") {
+      this.#rbac.push(...wanted.refresher);
       return `rendered into ${RBAC_FILE}`;
     }
     // The webhook configuration and the labels are planned together but applied far apart.
-    this.#webhook = objects.filter((object) => object.kind === "MutatingWebhookConfiguration");
-    this.#namespaces = objects.filter((object) => object.kind === "Namespace");
+    this.#webhook = wanted.webhook.filter(
+      (object) => object.kind === "MutatingWebhookConfiguration",
+    );
+    this.#namespaces = wanted.webhook.filter((object) => object.kind === "Namespace");
     return `rendered into ${WEBHOOK_FILE} and ${NAMESPACES_FILE}`;
   }
 

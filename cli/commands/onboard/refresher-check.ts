@@ -8,9 +8,13 @@ import { need, Problem, type Step } from "../../ui.ts";
 import type { OnboardOptions, OnboardState } from "./target.ts";
 
 /** Onboard's last step, after the round trip. */
-export function refresherCheckStep(options: OnboardOptions, factory: Factory): Step<OnboardState> {
+export function refresherCheckStep(
+  options: OnboardOptions,
+  factory: Factory,
+  title: string,
+): Step<OnboardState> {
   return {
-    title: "Verify: the deployed refresher refreshes the cluster from AWS",
+    title,
     run: (state) => checkRefresher(state, options, factory),
   };
 }

@@ -8,6 +8,7 @@ import type { ClusterRecord } from "../../../functions/core/cluster-record.ts";
 import type { OnboardInputs, WebhookToken } from "../../core/onboard-plan.ts";
 import type { OperatorCluster } from "../../factory.ts";
 import type { StepRecord } from "../../ui.ts";
+import type { PlanRun } from "../plan-run.ts";
 import type { AwsTarget, Endpoints } from "./endpoints.ts";
 
 export interface OnboardOptions extends OnboardInputs {
@@ -33,6 +34,13 @@ export interface OnboardOptions extends OnboardInputs {
   readonly verifyTimeoutSeconds: number;
 }
 
+/** The objects one run wants in the cluster, by the step that puts them there. */
+export interface WantedObjects {
+  readonly refresher: readonly KubernetesObject[];
+  /** Our webhook configuration first, then the namespace labels. */
+  readonly webhook: readonly KubernetesObject[];
+}
+
 /** What the run found and decided so far; each step adds to it. */
 export interface OnboardState {
   cluster?: OperatorCluster;
@@ -43,28 +51,30 @@ export interface OnboardState {
   /** The refresher's kubeconfig for the record. */
   kubeconfig?: string;
   token?: WebhookToken;
+  /** The token was kept (from the cluster's configuration or `--token-file`), not made anew. */
+  tokenKept?: boolean;
   record?: ClusterRecord;
-  /** Every object the run put (or would put) in the cluster, in order. */
-  readonly manifests: KubernetesObject[];
+  /** What the run puts (or would put) in the cluster, decided in the plan step. */
+  wanted?: WantedObjects;
 }
 
 export interface OnboardTarget {
   /** What this target must check before anything changes; a short outcome. */
   check(state: OnboardState): Promise<string>;
+  /** Decides what changes (the cluster) or what is rendered (files); a short outcome. */
+  plan(state: OnboardState): Promise<string>;
+  /** The plan being carried out, when there is one: what an interrupted run says is left. */
+  readonly run?: PlanRun | undefined;
   /** The refresher's kubeconfig for the record, and how it was obtained. */
   refresherKubeconfig(state: OnboardState): Promise<{ kubeconfig: string; outcome: string }>;
   /** The webhook token: kept from the cluster's configuration, or new. */
   webhookToken(state: OnboardState): { token: WebhookToken; kept: boolean };
   putRecord(state: OnboardState, record: ClusterRecord): Promise<string>;
   /**
-   * Objects for the cluster, in order. With `replacesWebhook` they hold our webhook configuration
+   * One part of the wanted objects, in order. The webhook part holds our webhook configuration
    * (first), and conflicting in-cluster webhooks are replaced just before it, never earlier.
    */
-  putObjects(
-    state: OnboardState,
-    objects: readonly KubernetesObject[],
-    replacesWebhook: boolean,
-  ): Promise<string>;
+  putObjects(state: OnboardState, part: "refresher" | "webhook"): Promise<string>;
   verify(state: OnboardState, progress: (text: string) => void): Promise<string>;
   /** The run's result, printed once every step is done. */
   report(state: OnboardState, done: readonly StepRecord[]): Promise<void>;
