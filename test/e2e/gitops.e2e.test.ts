@@ -119,7 +119,8 @@ describe("a managed Secret applied from Git", () => {
 
 describe("onboard --dry-run --out, applied in the documented order", () => {
   const CLUSTER = "gitops-render";
-  const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
+  /** The built CLI, as the package ships it (test/e2e/global-setup.ts). */
+  const cliPath = inject("cliPath");
   let work: string;
   let rendered: string;
   const applied: KubernetesObject[] = [];

@@ -32,7 +32,8 @@ import { startWebhookHarness } from "./webhook-harness.ts";
 const CLUSTER = "header-rotation";
 const NAMESPACE = "header-apps";
 const names = contractNames(DEFAULT_LABEL_PREFIX);
-const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
+/** The built CLI, as the package ships it (test/e2e/global-setup.ts). */
+const cliPath = inject("cliPath");
 
 let harness: Awaited<ReturnType<typeof startWebhookHarness>>;
 let plane: ControlPlane | undefined;

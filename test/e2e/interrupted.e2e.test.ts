@@ -29,7 +29,8 @@ const motoUrl = inject("motoUrl");
 const server = inject("kubeServer");
 const caPem = inject("kubeCaPem");
 const adminKubeconfig = inject("adminKubeconfig");
-const cliPath = join(import.meta.dirname, "../../cli/ecr-anywhere.ts");
+/** The built CLI, as the package ships it (test/e2e/global-setup.ts). */
+const cliPath = inject("cliPath");
 const CLUSTER = "interrupted-e2e";
 const NAMESPACE = "interrupted-apps";
 const RECORDS = "interrupted-e2e";
