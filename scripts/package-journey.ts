@@ -12,7 +12,6 @@
  * Only the CLI and the bundles under test come from the package; the test bed (processes,
  * tables, the record key) is the repository's, as the demo's is.
  */
-import { execFile } from "node:child_process";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
@@ -35,6 +34,7 @@ import { startLambdaStandIn } from "../testbed/lambda-stand-in.ts";
 import { startMoto } from "../testbed/moto.ts";
 import { waitFor } from "../testbed/ports.ts";
 import { startWebhookProcess } from "../testbed/webhook-process.ts";
+import { type Ran, run } from "./run-command.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -52,12 +52,6 @@ export interface JourneyOptions {
   readonly work: string;
   readonly check: (condition: boolean, message: string) => void;
   readonly step: <T>(name: string, work: () => Promise<T>) => Promise<T>;
-}
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 /** What the test bed gives the journey: the cluster's clients and the stand-ins' settings. */
@@ -151,24 +145,6 @@ async function startTestBed(
     rbac: config.makeApiClient(RbacAuthorizationV1Api),
     refresherInvocations: () => lambda.invocations.length,
   };
-}
-
-function run(
-  command: string,
-  args: readonly string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv },
-): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      { cwd: options.cwd, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
 }
 
 /** `ecr-anywhere <args>` as the user runs it: the installed bin, from the user's directory. */

@@ -23,7 +23,6 @@
  *    same the GitOps way (`onboard --dry-run --out`, `put-record`).
  * Prints how long each step took. Exit 1 on any failure.
  */
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -32,6 +31,7 @@ import { isDeepStrictEqual } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
 import { oldestNode } from "./build.ts";
 import { packageJourney } from "./package-journey.ts";
+import { type Ran, run } from "./run-command.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const NEWEST = process.argv.includes("--newest");
@@ -65,30 +65,6 @@ async function step<T>(name: string, work: () => Promise<T>): Promise<T> {
   const result = await work();
   timings.push([name, (performance.now() - started) / 1000]);
   return result;
-}
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(
-  command: string,
-  args: readonly string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv },
-): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      { cwd: options.cwd, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
 }
 
 async function mustRun(
