@@ -9,7 +9,12 @@
  * so no name is ever spliced into YAML text.
  */
 import type { RbacV1Subject } from "@kubernetes/client-node";
-import { contractNames, DEFAULT_LABEL_PREFIX } from "../functions/core/contract.ts";
+import { isDns1123Label } from "../functions/core/cluster-record.ts";
+import {
+  contractNames,
+  DEFAULT_LABEL_PREFIX,
+  isDns1123Subdomain,
+} from "../functions/core/contract.ts";
 
 export const REFRESHER_NAMESPACE = "ecr-anywhere";
 export const REFRESHER_SERVICE_ACCOUNT = "ecr-anywhere-refresher";
@@ -32,10 +37,6 @@ export interface RefresherIdentity {
   readonly labelPrefix: string;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN =
-  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /** The options with their defaults, each name checked (a bad one throws: it is a caller's bug). */
 export function refresherIdentity(options: RefresherIdentityOptions = {}): RefresherIdentity {
   const identity = {
@@ -44,7 +45,7 @@ export function refresherIdentity(options: RefresherIdentityOptions = {}): Refre
     labelPrefix: contractNames(options.labelPrefix ?? DEFAULT_LABEL_PREFIX).labelPrefix,
   };
   checkNamespaceName(identity.refresherNamespace);
-  if (!DNS_SUBDOMAIN.test(identity.serviceAccount))
+  if (!isDns1123Subdomain(identity.serviceAccount))
     throw new Error(
       `ServiceAccount name ${JSON.stringify(identity.serviceAccount)} is not a DNS subdomain`,
     );
@@ -52,7 +53,7 @@ export function refresherIdentity(options: RefresherIdentityOptions = {}): Refre
 }
 
 export function checkNamespaceName(name: string): string {
-  if (!DNS_LABEL.test(name))
+  if (!isDns1123Label(name))
     throw new Error(`namespace name ${JSON.stringify(name)} is not a DNS-1123 label`);
   return name;
 }

@@ -15,6 +15,7 @@ import {
   SECRET_POLICY_MINIMUM_MINOR,
 } from "../../k8s/refresher-secret-policy.ts";
 import {
+  describeRef,
   finishingCommand,
   type ObjectRef,
   objectOf,
@@ -249,13 +250,9 @@ async function existingRefresherObjects(
     })),
     ...fixed.map(refOf),
   ];
-  const unique = [...new Map(candidates.map((ref) => [describeRefKey(ref), ref])).values()];
+  const unique = [...new Map(candidates.map((ref) => [describeRef(ref), ref])).values()];
   const present = await Promise.all(unique.map((ref) => cluster.read(objectOf(ref))));
   return unique.filter((_, index) => present[index] !== undefined);
-}
-
-function describeRefKey(ref: ObjectRef): string {
-  return `${ref.apiVersion}/${ref.kind}/${ref.namespace ?? ""}/${ref.name}`;
 }
 
 /** How to undo the offboarding within the recovery window: onboard again, or clear the marks. */

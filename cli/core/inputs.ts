@@ -7,7 +7,7 @@ import {
   isEcrRepositoryArn,
   isRoleArn,
 } from "../../functions/core/cluster-record.ts";
-import { isRecordsName } from "../../functions/core/contract.ts";
+import { isDns1123Subdomain, isRecordsName } from "../../functions/core/contract.ts";
 import {
   isRefresherNetworkMode,
   REFRESHER_NETWORK_MODES,
@@ -21,9 +21,6 @@ import { cidrProblem } from "./cidrs.ts";
 export class InputError extends Error {
   override readonly name = "InputError";
 }
-
-const DNS_1123_SUBDOMAIN =
-  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A comma-separated list: trimmed, empty items dropped, duplicates removed, order kept. */
 export function csv(value: string): string[] {
@@ -72,7 +69,7 @@ export function parseNamespaces(value: string): string[] {
 }
 
 export function parseServiceAccounts(value: string): string[] {
-  return each(value, (item) => DNS_1123_SUBDOMAIN.test(item), "ServiceAccount names");
+  return each(value, isDns1123Subdomain, "ServiceAccount names");
 }
 
 /** The API server's egress addresses as exact CIDRs (which ranges a webhook can see: onboard's rules). */
@@ -115,7 +112,7 @@ export function parseRoleArn(value: string): string {
 }
 
 export function parseSecretName(value: string): string {
-  if (!DNS_1123_SUBDOMAIN.test(value))
+  if (!isDns1123Subdomain(value))
     throw new InputError(`${JSON.stringify(value)}: expected a Secret name (DNS-1123 subdomain)`);
   return value;
 }

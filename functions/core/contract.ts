@@ -46,8 +46,13 @@ export const MANAGED_VALUE = "true";
 const DNS_SUBDOMAIN =
   /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/** A DNS-1123 subdomain: a label prefix, a ServiceAccount or a Secret name. */
+export function isDns1123Subdomain(value: string): boolean {
+  return DNS_SUBDOMAIN.test(value);
+}
+
 export function contractNames(prefix: string = DEFAULT_LABEL_PREFIX): ContractNames {
-  if (!DNS_SUBDOMAIN.test(prefix)) {
+  if (!isDns1123Subdomain(prefix)) {
     throw new Error(
       `label prefix "${prefix}" is not a DNS subdomain (for example ${DEFAULT_LABEL_PREFIX})`,
     );

@@ -125,18 +125,15 @@ export function createRefresher(
       throw new Error(`refresher event refused: ${request.error}`);
     }
     if (request.value.kind === "one-cluster") return refreshOne(request.value.clusterId, deps);
-    return scheduledRun(deps)();
+    return scheduledRun(deps);
   };
 }
 
 /** The scheduled run, over every cluster: inline, or fanned out. */
-export function scheduledRun(deps: RefresherDependencies): () => Promise<RunSummary> {
-  return async () => {
-    const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
-    if (deps.config.mode === "fanout") return fanOut(deps, signal);
-
-    return finish(deps, await refreshInline(deps, signal));
-  };
+export async function scheduledRun(deps: RefresherDependencies): Promise<RunSummary> {
+  const signal = AbortSignal.timeout(deps.config.clusterDeadlineMs);
+  if (deps.config.mode === "fanout") return fanOut(deps, signal);
+  return finish(deps, await refreshInline(deps, signal));
 }
 
 /**

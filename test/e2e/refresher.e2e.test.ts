@@ -98,7 +98,7 @@ function refresher(records: string, mode: Record<string, string> = {}) {
     },
     { now: clock, telemetry },
   );
-  return { deps, run: scheduledRun(deps) };
+  return { deps, run: () => scheduledRun(deps) };
 }
 
 /** The Events about one object, as `kubectl describe` would find them. */
